@@ -1,0 +1,1 @@
+"""Vigil control plane: tenant API, operator API, agent API and the arq worker."""

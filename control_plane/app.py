@@ -1,0 +1,101 @@
+"""The one app factory: ``create_app(settings)``. No side effects at import."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from litestar import Litestar, Router
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from redis.asyncio import Redis
+
+from control_plane.auth import operator_guard, provide_org
+from control_plane.cache_control import cache_control_middleware
+from control_plane.db.pool import make_pool
+from control_plane.domain.targets.routes import TargetController
+from control_plane.errors import exception_handlers
+from control_plane.health import healthz, readyz
+from control_plane.security.sealing import Sealer
+from control_plane.settings import Settings, get_settings
+from control_plane.state import Resources
+
+API_VERSION = "0.1.0"
+
+
+def _lifespan(settings: Settings) -> Any:
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        pool = make_pool(settings.database)
+        await pool.open(wait=False)
+        redis = Redis.from_url(settings.redis.url, decode_responses=False)
+        app.state.resources = Resources(
+            settings=settings,
+            db=pool,
+            redis=redis,
+            sealer=Sealer(settings.security.sealing_keys, settings.security.primary_key_id),
+        )
+        try:
+            yield
+        finally:
+            await redis.aclose()
+            await pool.close()
+
+    return lifespan
+
+
+def tenant_router() -> Router:
+    return Router(
+        path="/api/v1",
+        route_handlers=[TargetController],
+        dependencies={"org": Provide(provide_org)},
+        security=[{"bearer": []}],
+    )
+
+
+def operator_router() -> Router:
+    return Router(
+        path="/operator",
+        route_handlers=[],
+        guards=[operator_guard],
+        security=[{"operator": []}],
+        tags=["operator"],
+    )
+
+
+def openapi_config() -> OpenAPIConfig:
+    from litestar.openapi.spec import Components, SecurityScheme
+
+    return OpenAPIConfig(
+        title="Vigil API",
+        version=API_VERSION,
+        path="/api",
+        render_plugins=[],
+        components=Components(
+            security_schemes={
+                "bearer": SecurityScheme(
+                    type="http", scheme="bearer", description="API token (vgl_…) of an org"
+                ),
+                "operator": SecurityScheme(
+                    type="http", scheme="bearer", description="VIGIL_OPERATOR_ADMIN_TOKEN"
+                ),
+                "agent": SecurityScheme(
+                    type="http", scheme="bearer", description="agent token (sm_agent_…)"
+                ),
+            }
+        ),
+    )
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or get_settings()
+    return Litestar(
+        route_handlers=[healthz, readyz, tenant_router(), operator_router()],
+        lifespan=[_lifespan(settings)],
+        exception_handlers=exception_handlers(),
+        middleware=[cache_control_middleware],
+        openapi_config=openapi_config(),
+        logging_config=None,
+        debug=False,
+    )

@@ -1,0 +1,139 @@
+"""``vigil``: the control plane's command line.
+
+vigil migrate                  apply pending migrations
+vigil serve [--host H --port P --workers N]
+vigil org create NAME          prints the new org id
+vigil token create --org ID [--name NAME]   prints the token once
+vigil dev                      the whole local system (what `make dev` runs)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import uuid
+from collections.abc import Callable, Sequence
+
+import psycopg
+
+from control_plane.db.migrate import migrate
+from control_plane.logs import configure_logging
+from control_plane.settings import SettingsError, get_settings, settings_from_env
+
+
+def _cmd_migrate(_: argparse.Namespace) -> int:
+    settings = get_settings()
+    applied = migrate(settings.database.url)
+    print(f"applied {len(applied)} migration(s)" if applied else "schema is up to date")
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    settings = get_settings()
+    uvicorn.run(
+        "control_plane.asgi:app",
+        host=args.host or settings.api.host,
+        port=args.port or settings.api.port,
+        workers=args.workers,
+        log_config=None,
+        access_log=False,
+        proxy_headers=True,
+    )
+    return 0
+
+
+async def _org_create(name: str) -> uuid.UUID:
+    from control_plane.domain.orgs.service import create_org
+
+    async with await psycopg.AsyncConnection.connect(
+        get_settings().database.url, autocommit=True
+    ) as conn:
+        return await create_org(conn, name)
+
+
+async def _token_create(org: uuid.UUID, name: str) -> str:
+    from control_plane.domain.orgs.service import create_token
+
+    settings = get_settings()
+    async with await psycopg.AsyncConnection.connect(
+        settings.database.url, autocommit=True
+    ) as conn:
+        return (await create_token(conn, settings.security.token_key, org, name)).token
+
+
+def _cmd_org_create(args: argparse.Namespace) -> int:
+    print(asyncio.run(_org_create(args.name)))
+    return 0
+
+
+def _cmd_token_create(args: argparse.Namespace) -> int:
+    try:
+        org = uuid.UUID(args.org)
+    except ValueError:
+        print(f"error: --org {args.org!r} is not an org id", file=sys.stderr)
+        return 2
+    try:
+        token = asyncio.run(_token_create(org, args.name))
+    except LookupError:
+        print(f"error: org {org} does not exist", file=sys.stderr)
+        return 1
+    print(token)
+    return 0
+
+
+def _cmd_dev(args: argparse.Namespace) -> int:
+    from control_plane.devstack import run_dev
+
+    return int(run_dev(args))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="vigil", description="Vigil control plane")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("migrate", help="apply pending migrations").set_defaults(fn=_cmd_migrate)
+
+    serve = sub.add_parser("serve", help="run the HTTP API")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.set_defaults(fn=_cmd_serve)
+
+    org = sub.add_parser("org", help="manage orgs").add_subparsers(dest="org_cmd", required=True)
+    oc = org.add_parser("create", help="create an org and print its id")
+    oc.add_argument("name")
+    oc.set_defaults(fn=_cmd_org_create)
+
+    tok = sub.add_parser("token", help="manage API tokens").add_subparsers(
+        dest="tok_cmd", required=True
+    )
+    tc = tok.add_parser("create", help="create an API token for an org; printed once")
+    tc.add_argument("--org", required=True)
+    tc.add_argument("--name", default="cli")
+    tc.set_defaults(fn=_cmd_token_create)
+
+    dev = sub.add_parser("dev", help="run the whole system locally (what `make dev` runs)")
+    dev.add_argument("--port", type=int, default=0, help="API port (default: 8000 or a free one)")
+    dev.set_defaults(fn=_cmd_dev)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    configure_logging()
+    fn: Callable[[argparse.Namespace], int] = args.fn
+    try:
+        return fn(args)
+    except SettingsError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+__all__ = ["build_parser", "main", "settings_from_env"]

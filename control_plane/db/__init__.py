@@ -1,0 +1,1 @@
+"""PostgreSQL access: pool, named SQL, migrations, error translation."""

@@ -1,0 +1,18 @@
+-- name: api_token_by_prefix
+-- A live API token and its org; ``stale`` says last_used_at is worth refreshing.
+SELECT t.id, t.org_id, t.hash, o.min_check_interval_secs,
+       (t.last_used_at IS NULL OR t.last_used_at < now() - interval '60 seconds') AS stale
+FROM api_tokens t JOIN orgs o ON o.id = t.org_id
+WHERE t.prefix = %(prefix)s AND t.revoked_at IS NULL;
+
+-- name: touch_api_token
+UPDATE api_tokens SET last_used_at = now() WHERE id = %(id)s;
+
+-- name: agent_by_prefix
+-- A live agent whose region still exists and is enabled.
+SELECT a.id, a.region_id, a.name, a.hash
+FROM agents a JOIN regions r ON r.id = a.region_id
+WHERE a.prefix = %(prefix)s AND a.revoked_at IS NULL;
+
+-- name: touch_agent
+UPDATE agents SET last_seen_at = now() WHERE id = %(id)s;

@@ -1,0 +1,50 @@
+"""Orgs and their API tokens (CLI and tests; no tenant route creates orgs)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg import AsyncConnection
+
+from control_plane.db.sql import Queries
+from control_plane.ids import new_id
+from control_plane.security import tokens
+
+Q = Queries("orgs")
+
+
+@dataclass(frozen=True, slots=True)
+class NewToken:
+    id: uuid.UUID
+    org_id: uuid.UUID
+    token: str  # shown once
+
+
+async def create_org(conn: AsyncConnection[Any], name: str) -> uuid.UUID:
+    org_id = new_id()
+    await conn.execute(Q.insert_org, {"id": org_id, "name": name})
+    return org_id
+
+
+async def create_token(
+    conn: AsyncConnection[Any], token_key: bytes, org_id: uuid.UUID, name: str = "default"
+) -> NewToken:
+    issued = tokens.issue(token_key, tokens.API_TOKEN_PREFIX)
+    token_id = new_id()
+    row = await (
+        await conn.execute(
+            Q.insert_token,
+            {
+                "id": token_id,
+                "org_id": org_id,
+                "name": name,
+                "prefix": issued.prefix,
+                "hash": issued.hash,
+            },
+        )
+    ).fetchone()
+    if row is None:
+        raise LookupError(f"org {org_id} does not exist")
+    return NewToken(token_id, org_id, issued.token)

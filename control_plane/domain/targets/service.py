@@ -1,0 +1,312 @@
+"""Targets: the service owns transactions; routes parse and authorise, the SQL holds no logic."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from msgspec import UNSET
+from psycopg import AsyncConnection
+from psycopg.types.json import Jsonb
+
+from control_plane.auth import OrgContext
+from control_plane.db.sql import Queries
+from control_plane.errors import ApiError, not_found
+from control_plane.ids import new_id
+from control_plane.security.sealing import Sealer
+from shared.checks import KIND_DEFAULT_INTERVAL, CheckSpec, check_kind
+
+from . import validation as v
+from .codec import redacted_check, seal_check
+from .schemas import AlertBinding, RegionCount, RegionPolicy, Target, TargetCreate, TargetUpdate
+
+Q = Queries("targets")
+DEFAULT_REGION = "default"
+
+
+def target_not_found() -> ApiError:
+    return not_found("TARGET_NOT_FOUND", "target")
+
+
+def _policy_to_json(policy: RegionPolicy) -> Any:
+    return msgspec.to_builtins(policy)
+
+
+def _policy_from_json(raw: Any) -> RegionPolicy:
+    return RegionCount(count=int(raw["count"])) if isinstance(raw, dict) else str(raw)
+
+
+def row_to_target(row: dict[str, Any]) -> Target:
+    return Target(
+        id=row["id"],
+        name=row["name"],
+        check=redacted_check(row["spec"], row["secrets"]),
+        interval=row["interval_secs"],
+        enabled=row["enabled"],
+        tags=list(row["tags"]),
+        alerts=[AlertBinding(channel_id=str(c)) for c in row["alert_ids"]],
+        alert_confirmations=row["alert_confirmations"],
+        notify_recovery=row["notify_recovery"],
+        renotify_interval_secs=row["renotify_interval_secs"],
+        region_policy=_policy_from_json(row["region_policy"]),
+        regions=list(row["regions"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        write_source=row["write_source"],
+    )
+
+
+@dataclass(slots=True)
+class _Fields:
+    """The full set of mutable fields, as stored, after a create or a merged PATCH."""
+
+    name: str
+    kind: str
+    spec: dict[str, Any]
+    secrets: dict[str, str]
+    interval: int
+    enabled: bool
+    tags: list[str]
+    alert_confirmations: int
+    notify_recovery: bool
+    renotify_interval_secs: int
+    region_policy: RegionPolicy
+
+    def params(self, org_id: uuid.UUID, target_id: uuid.UUID, write_source: str) -> dict[str, Any]:
+        return {
+            "id": target_id,
+            "org_id": org_id,
+            "name": self.name,
+            "kind": self.kind,
+            "spec": Jsonb(self.spec),
+            "secrets": Jsonb(self.secrets),
+            "interval_secs": self.interval,
+            "enabled": self.enabled,
+            "tags": self.tags,
+            "alert_confirmations": self.alert_confirmations,
+            "notify_recovery": self.notify_recovery,
+            "renotify_interval_secs": self.renotify_interval_secs,
+            "region_policy": Jsonb(_policy_to_json(self.region_policy)),
+            "write_source": write_source,
+        }
+
+
+async def _check_channels(
+    conn: AsyncConnection[Any], org_id: uuid.UUID, bindings: list[AlertBinding]
+) -> list[str]:
+    ids = v.alert_channel_ids(bindings)
+    if ids:
+        rows = await (
+            await conn.execute(Q.org_channels_among, {"org_id": org_id, "ids": ids})
+        ).fetchall()
+        owned = {str(r["id"]) for r in rows}
+        for i, cid in enumerate(ids):
+            if cid not in owned:
+                raise ApiError(
+                    400,
+                    "INVALID_ALERT_CONFIG",
+                    f"notification channel {cid} does not exist",
+                    f"/alerts/{i}/channel_id",
+                )
+    return ids
+
+
+async def _set_alerts(conn: AsyncConnection[Any], target_id: uuid.UUID, ids: list[str]) -> None:
+    await conn.execute(Q.replace_target_alerts_delete, {"target_id": target_id})
+    if ids:
+        await conn.execute(Q.insert_target_alerts, {"target_id": target_id, "channel_ids": ids})
+
+
+async def _set_regions(conn: AsyncConnection[Any], target_id: uuid.UUID, ids: list[str]) -> None:
+    await conn.execute(Q.replace_target_regions_delete, {"target_id": target_id})
+    if ids:
+        await conn.execute(Q.insert_target_regions, {"target_id": target_id, "region_ids": ids})
+
+
+async def _fetch(conn: AsyncConnection[Any], org_id: uuid.UUID, target_id: uuid.UUID) -> Target:
+    row = await (await conn.execute(Q.get_target, {"org_id": org_id, "id": target_id})).fetchone()
+    if row is None:
+        raise target_not_found()
+    return row_to_target(row)
+
+
+class TargetService:
+    def __init__(self, conn: AsyncConnection[Any], sealer: Sealer, org: OrgContext) -> None:
+        self.conn = conn
+        self.sealer = sealer
+        self.org = org
+
+    async def create(self, data: TargetCreate, write_source: str) -> Target:
+        v.check(data.check)
+        spec = data.check
+        interval = (
+            data.interval
+            if data.interval is not None
+            else KIND_DEFAULT_INTERVAL.get(check_kind(spec), 60)
+        )
+        v.interval(interval, spec, self.org.min_interval_secs)
+        v.region_policy_shape(data.region_policy)
+        v.alert_fields(data.alert_confirmations, data.renotify_interval_secs)
+        target_id = new_id()
+        public, sealed = seal_check(self.sealer, self.org.org_id, target_id, spec)
+        fields = _Fields(
+            name=v.name(data.name),
+            kind=check_kind(spec),
+            spec=public,
+            secrets=sealed,
+            interval=interval,
+            enabled=data.enabled,
+            tags=v.tags(data.tags),
+            alert_confirmations=data.alert_confirmations,
+            notify_recovery=data.notify_recovery,
+            renotify_interval_secs=data.renotify_interval_secs,
+            region_policy=data.region_policy,
+        )
+        async with self.conn.transaction():
+            channel_ids = await _check_channels(self.conn, self.org.org_id, data.alerts)
+            regions = await self._default_regions()
+            v.region_policy_fits(data.region_policy, len(regions), "/region_policy")
+            await self.conn.execute(
+                Q.insert_target, fields.params(self.org.org_id, target_id, write_source)
+            )
+            await _set_alerts(self.conn, target_id, channel_ids)
+            await _set_regions(self.conn, target_id, regions)
+            return await _fetch(self.conn, self.org.org_id, target_id)
+
+    async def _default_regions(self) -> list[str]:
+        rows = await (
+            await self.conn.execute(Q.enabled_regions_among, {"ids": [DEFAULT_REGION]})
+        ).fetchall()
+        return [r["id"] for r in rows]
+
+    async def get(self, target_id: uuid.UUID) -> Target:
+        return await _fetch(self.conn, self.org.org_id, target_id)
+
+    async def list_page(
+        self, *, limit: int, offset: int, tag: str | None, enabled: bool | None, q: str | None
+    ) -> tuple[list[Target], int]:
+        pattern = None
+        if q:
+            escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            pattern = f"%{escaped}%"
+        params = {
+            "org_id": self.org.org_id,
+            "tag": tag,
+            "enabled": enabled,
+            "q": pattern,
+            "limit": limit,
+            "offset": offset,
+        }
+        rows = await (await self.conn.execute(Q.list_targets, params)).fetchall()
+        total_row = await (await self.conn.execute(Q.count_targets, params)).fetchone()
+        return [row_to_target(r) for r in rows], int(total_row["total"] if total_row else 0)
+
+    async def update(self, target_id: uuid.UUID, data: TargetUpdate, write_source: str) -> Target:
+        org_id = self.org.org_id
+        async with self.conn.transaction():
+            locked = await (
+                await self.conn.execute(Q.lock_target, {"org_id": org_id, "id": target_id})
+            ).fetchone()
+            if locked is None:
+                raise target_not_found()
+            row = await (
+                await self.conn.execute(Q.get_target, {"org_id": org_id, "id": target_id})
+            ).fetchone()
+            assert row is not None
+            fields = self._merge(row, data, target_id)
+            v.region_policy_fits(fields.region_policy, len(row["regions"]), "/region_policy")
+            await self.conn.execute(Q.update_target, fields.params(org_id, target_id, write_source))
+            if data.alerts is not UNSET:
+                await _set_alerts(
+                    self.conn, target_id, await _check_channels(self.conn, org_id, data.alerts)
+                )
+            return await _fetch(self.conn, org_id, target_id)
+
+    def _merge(self, row: dict[str, Any], data: TargetUpdate, target_id: uuid.UUID) -> _Fields:
+        spec: CheckSpec
+        if data.check is not UNSET:
+            v.check(data.check)
+            spec = data.check
+            public, sealed = seal_check(self.sealer, self.org.org_id, target_id, spec)
+        else:
+            public, sealed = row["spec"], row["secrets"]
+            spec = redacted_check(public, sealed)
+        interval = row["interval_secs"] if data.interval is UNSET else data.interval
+        if data.interval is not UNSET or data.check is not UNSET:
+            v.interval(interval, spec, self.org.min_interval_secs)
+        policy = (
+            _policy_from_json(row["region_policy"])
+            if data.region_policy is UNSET
+            else data.region_policy
+        )
+        v.region_policy_shape(policy)
+        confirmations = (
+            row["alert_confirmations"]
+            if data.alert_confirmations is UNSET
+            else data.alert_confirmations
+        )
+        renotify = (
+            row["renotify_interval_secs"]
+            if data.renotify_interval_secs is UNSET
+            else data.renotify_interval_secs
+        )
+        v.alert_fields(confirmations, renotify)
+        return _Fields(
+            name=row["name"] if data.name is UNSET else v.name(data.name),
+            kind=check_kind(spec),
+            spec=public,
+            secrets=sealed,
+            interval=interval,
+            enabled=row["enabled"] if data.enabled is UNSET else data.enabled,
+            tags=list(row["tags"]) if data.tags is UNSET else v.tags(data.tags),
+            alert_confirmations=confirmations,
+            notify_recovery=(
+                row["notify_recovery"] if data.notify_recovery is UNSET else data.notify_recovery
+            ),
+            renotify_interval_secs=renotify,
+            region_policy=policy,
+        )
+
+    async def delete(self, target_id: uuid.UUID) -> None:
+        row = await (
+            await self.conn.execute(Q.delete_target, {"org_id": self.org.org_id, "id": target_id})
+        ).fetchone()
+        if row is None:
+            raise target_not_found()
+
+    async def get_regions(self, target_id: uuid.UUID) -> list[str]:
+        return (await self.get(target_id)).regions
+
+    async def set_regions(self, target_id: uuid.UUID, region_ids: list[str]) -> list[str]:
+        wanted: list[str] = []
+        for rid in region_ids:
+            if rid not in wanted:
+                wanted.append(rid)
+        if not wanted:
+            raise ApiError(400, "INVALID_REGIONS", "a target needs at least one region", "/regions")
+        org_id = self.org.org_id
+        async with self.conn.transaction():
+            if (
+                await (
+                    await self.conn.execute(Q.lock_target, {"org_id": org_id, "id": target_id})
+                ).fetchone()
+            ) is None:
+                raise target_not_found()
+            rows = await (
+                await self.conn.execute(Q.enabled_regions_among, {"ids": wanted})
+            ).fetchall()
+            known = {r["id"] for r in rows}
+            for i, rid in enumerate(wanted):
+                if rid not in known:
+                    raise ApiError(
+                        400,
+                        "UNKNOWN_REGION",
+                        f"region '{rid}' does not exist or is disabled",
+                        f"/regions/{i}",
+                    )
+            current = await _fetch(self.conn, org_id, target_id)
+            v.region_policy_fits(current.region_policy, len(wanted), "/regions")
+            await _set_regions(self.conn, target_id, wanted)
+            return sorted(wanted)

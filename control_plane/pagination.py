@@ -1,0 +1,29 @@
+"""The pagination envelope ``{items, total, limit, offset}`` and its query parameters."""
+
+from __future__ import annotations
+
+from typing import Generic, TypeVar
+
+import msgspec
+
+from control_plane.errors import ApiError
+
+T = TypeVar("T")
+
+
+class Page(msgspec.Struct, Generic[T]):
+    items: list[T]
+    total: int
+    limit: int
+    offset: int
+
+
+def page_params(limit: int | None, offset: int | None, default: int, cap: int) -> tuple[int, int]:
+    """Validate ``limit``/``offset``; ``limit`` is silently capped at ``cap``."""
+    lim = default if limit is None else limit
+    off = 0 if offset is None else offset
+    if lim < 1:
+        raise ApiError(400, "INVALID_QUERY_PARAM", "limit must be at least 1", "/limit")
+    if off < 0:
+        raise ApiError(400, "INVALID_QUERY_PARAM", "offset must not be negative", "/offset")
+    return min(lim, cap), off

@@ -1,0 +1,130 @@
+"""Configuration from the environment, grouped by concern.
+
+Nothing is read at import time: ``get_settings()`` builds the object on first use and caches it;
+tests build their own ``Settings`` and pass it to the app factory.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+
+class SettingsError(RuntimeError):
+    """A configuration value is missing or malformed."""
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseSettings:
+    url: str
+    pool_min: int = 2
+    pool_max: int = 20
+
+
+@dataclass(frozen=True, slots=True)
+class RedisSettings:
+    url: str
+    prefix: str = "vigil:"
+
+
+@dataclass(frozen=True, slots=True)
+class SecuritySettings:
+    # HMAC key for API/agent/share token hashes.
+    token_key: bytes
+    # Sealing keys at rest: key id -> 32-byte AES key; ``primary_key_id`` seals new values.
+    sealing_keys: dict[str, bytes]
+    primary_key_id: str
+    # Static bearer secret for /operator; None disables the surface (404).
+    operator_admin_token: str | None = None
+    allow_private_targets: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ApiSettings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # Org floor on check interval when the org row does not override it.
+    default_min_interval_secs: int = 10
+    log_level: str = "info"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    database: DatabaseSettings
+    redis: RedisSettings
+    security: SecuritySettings
+    api: ApiSettings = field(default_factory=ApiSettings)
+
+
+def _b64key(raw: str, name: str) -> bytes:
+    try:
+        key = base64.b64decode(raw, validate=True)
+    except ValueError as exc:
+        raise SettingsError(f"{name}: not valid base64") from exc
+    if len(key) != 32:
+        raise SettingsError(f"{name}: key must decode to 32 bytes, got {len(key)}")
+    return key
+
+
+def parse_sealing_keys(raw: str) -> dict[str, bytes]:
+    """``kid1:BASE64,kid2:BASE64`` -> {kid: key}. The first one listed is primary by default."""
+    keys: dict[str, bytes] = {}
+    for part in filter(None, (p.strip() for p in raw.split(","))):
+        kid, sep, b64 = part.partition(":")
+        if not sep or not kid:
+            raise SettingsError("VIGIL_SECRET_KEYS: expected 'kid:base64key[,kid:base64key…]'")
+        keys[kid] = _b64key(b64, f"VIGIL_SECRET_KEYS[{kid}]")
+    if not keys:
+        raise SettingsError("VIGIL_SECRET_KEYS: at least one key is required")
+    return keys
+
+
+def _bool(raw: str | None, default: bool = False) -> bool:
+    if raw is None or raw == "":
+        return default
+    return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def settings_from_env(env: dict[str, str] | None = None) -> Settings:
+    e = dict(os.environ if env is None else env)
+
+    def need(name: str) -> str:
+        value = e.get(name)
+        if not value:
+            raise SettingsError(f"{name} is not set (run `make dev` for a local stack)")
+        return value
+
+    keys = parse_sealing_keys(need("VIGIL_SECRET_KEYS"))
+    primary = e.get("VIGIL_SECRET_PRIMARY") or next(iter(keys))
+    if primary not in keys:
+        raise SettingsError(f"VIGIL_SECRET_PRIMARY={primary!r} is not among VIGIL_SECRET_KEYS")
+    return Settings(
+        database=DatabaseSettings(
+            url=need("VIGIL_DATABASE_URL"),
+            pool_min=int(e.get("VIGIL_DB_POOL_MIN", "2")),
+            pool_max=int(e.get("VIGIL_DB_POOL_MAX", "20")),
+        ),
+        redis=RedisSettings(
+            url=need("VIGIL_REDIS_URL"), prefix=e.get("VIGIL_REDIS_PREFIX", "vigil:")
+        ),
+        security=SecuritySettings(
+            token_key=_b64key(need("VIGIL_TOKEN_KEY"), "VIGIL_TOKEN_KEY"),
+            sealing_keys=keys,
+            primary_key_id=primary,
+            operator_admin_token=e.get("VIGIL_OPERATOR_ADMIN_TOKEN") or None,
+            allow_private_targets=_bool(e.get("VIGIL_ALLOW_PRIVATE_TARGETS")),
+        ),
+        api=ApiSettings(
+            host=e.get("VIGIL_HOST", "127.0.0.1"),
+            port=int(e.get("VIGIL_PORT", "8000")),
+            default_min_interval_secs=int(e.get("VIGIL_MIN_INTERVAL_SECS", "10")),
+            log_level=e.get("VIGIL_LOG_LEVEL", "info"),
+        ),
+    )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return settings_from_env()

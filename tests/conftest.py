@@ -1,0 +1,126 @@
+"""Fixtures: a real stack per session, a fresh database per test, and personas.
+
+Personas: ``owner`` (org A's API client), ``outsider`` (org B's API client), ``operator`` (the
+instance admin) and ``anon`` (no credentials).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from control_plane.app import create_app
+from control_plane.domain.orgs.service import create_org, create_token
+from control_plane.settings import Settings
+from tests.stack import OPERATOR_TOKEN, TOKEN_KEY, Stack, test_settings
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    s = Stack.start()
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+@pytest.fixture
+def db_url(stack: Stack) -> Iterator[str]:
+    url = stack.clone()
+    try:
+        yield url
+    finally:
+        stack.drop(url)
+
+
+@pytest.fixture
+def settings(db_url: str, stack: Stack) -> Settings:
+    return test_settings(db_url, stack.redis_url)
+
+
+@pytest.fixture
+def app(settings: Settings) -> Litestar:
+    return create_app(settings)
+
+
+@pytest.fixture
+async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    async with AsyncTestClient(app=app) as c:
+        yield c
+
+
+@dataclass
+class Persona:
+    """An API caller: a client plus the headers that authenticate it."""
+
+    client: AsyncTestClient[Litestar]
+    headers: dict[str, str]
+    org_id: Any = None
+
+    async def request(self, method: str, path: str, **kw: Any) -> Any:
+        headers = {**self.headers, **kw.pop("headers", {})}
+        return await self.client.request(method, path, headers=headers, **kw)
+
+    async def get(self, path: str, **kw: Any) -> Any:
+        return await self.request("GET", path, **kw)
+
+    async def post(self, path: str, **kw: Any) -> Any:
+        return await self.request("POST", path, **kw)
+
+    async def patch(self, path: str, **kw: Any) -> Any:
+        return await self.request("PATCH", path, **kw)
+
+    async def put(self, path: str, **kw: Any) -> Any:
+        return await self.request("PUT", path, **kw)
+
+    async def delete(self, path: str, **kw: Any) -> Any:
+        return await self.request("DELETE", path, **kw)
+
+
+async def make_org(db_url: str, name: str) -> tuple[Any, str]:
+    async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as conn:
+        org_id = await create_org(conn, name)
+        token = await create_token(conn, TOKEN_KEY, org_id, "tests")
+    return org_id, token.token
+
+
+@pytest.fixture
+async def owner(client: AsyncTestClient[Litestar], db_url: str) -> Persona:
+    org_id, token = await make_org(db_url, "Acme")
+    return Persona(client, {"Authorization": f"Bearer {token}"}, org_id)
+
+
+@pytest.fixture
+async def outsider(client: AsyncTestClient[Litestar], db_url: str) -> Persona:
+    org_id, token = await make_org(db_url, "Umbrella")
+    return Persona(client, {"Authorization": f"Bearer {token}"}, org_id)
+
+
+@pytest.fixture
+def operator(client: AsyncTestClient[Litestar]) -> Persona:
+    return Persona(client, {"Authorization": f"Bearer {OPERATOR_TOKEN}"})
+
+
+@pytest.fixture
+def anon(client: AsyncTestClient[Litestar]) -> Persona:
+    return Persona(client, {})
+
+
+def assert_error(resp: Any, status: int, code: str, field: str | None = None) -> dict[str, Any]:
+    """The response is the one error envelope with this status, code and (if given) field."""
+    assert resp.status_code == status, (resp.status_code, resp.text)
+    body = resp.json()
+    assert set(body) == {"error"}, body
+    err = body["error"]
+    assert set(err) == {"code", "message", "field", "details", "trace_id"}, err
+    assert err["code"] == code, err
+    assert err["message"], err
+    if field is not None:
+        assert err["field"] == field, err
+    return err
