@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import structlog
 from litestar import Request, get
 
 from control_plane.auth import resources
 from control_plane.errors import ApiError
 
 READY_TIMEOUT_S = 2.0
+log = structlog.get_logger("vigil.health")
 
 
 @get("/healthz", operation_id="healthz", tags=["health"], cache_control=None)
@@ -34,14 +36,23 @@ async def _pg(request: Request[Any, Any, Any]) -> None:
 
 @get("/readyz", operation_id="readyz", tags=["health"])
 async def readyz(request: Request[Any, Any, Any]) -> dict[str, Any]:
-    """Readiness: pings PostgreSQL and Redis; 503 ``DEPENDENCY_DOWN`` if either is unreachable."""
+    """Readiness: pings PostgreSQL and Redis; 503 ``DEPENDENCY_DOWN`` if either is unreachable.
+
+    The answer names which dependency is down; the reason (addresses, driver messages) only goes
+    to the log, since this endpoint is unauthenticated.
+    """
     res = resources(request)
     results = await asyncio.gather(
         _probe("postgres", _pg(request)), _probe("redis", res.redis.ping())
     )
+    checks = {name: "ok" if err is None else "down" for name, err in results}
     failed = {name: err for name, err in results if err is not None}
     if failed:
+        log.warning("dependency_down", **failed)
         raise ApiError(
-            503, "DEPENDENCY_DOWN", f"unreachable: {', '.join(sorted(failed))}", details=failed
+            503,
+            "DEPENDENCY_DOWN",
+            f"unreachable: {', '.join(sorted(failed))}",
+            details={"checks": checks},
         )
-    return {"status": "ok", "checks": {name: "ok" for name, _ in results}}
+    return {"status": "ok", "checks": checks}
