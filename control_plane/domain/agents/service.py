@@ -1,0 +1,121 @@
+"""Agents: registration (token issued once), listing, rename, revocation and removal.
+
+What is stored is exactly what ``control_plane.auth.provide_agent`` checks: the token's lookup
+prefix (``tokens.lookup_prefix``) and its keyed hash (``tokens.token_hash`` under the deployment's
+token key); a revoked agent's row no longer matches.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+import uuid
+from typing import Any
+
+import msgspec
+from psycopg import AsyncConnection
+from psycopg import errors as pg
+
+from control_plane.db.sql import Queries
+from control_plane.domain.regions.service import is_region_id
+from control_plane.errors import ApiError, not_found
+from control_plane.ids import new_id
+from control_plane.security import tokens
+
+from .schemas import Agent, AgentCreate, AgentUpdate, NewAgent
+
+Q = Queries("agents")
+MAX_NAME = 100
+
+
+def agent_not_found() -> ApiError:
+    return not_found("AGENT_NOT_FOUND", "agent")
+
+
+def _unknown_region(region_id: str) -> ApiError:
+    return ApiError(422, "UNKNOWN_REGION", f"region '{region_id}' does not exist", "/region")
+
+
+def _name(value: str) -> str:
+    cleaned = value.strip()
+    if not 1 <= len(cleaned) <= MAX_NAME or any(unicodedata.category(c) == "Cc" for c in cleaned):
+        raise ApiError(
+            400,
+            "INVALID_NAME",
+            f"name must be 1 to {MAX_NAME} characters, no control characters",
+            "/name",
+        )
+    return cleaned
+
+
+def _agent(row: dict[str, Any]) -> Agent:
+    return Agent(
+        id=row["id"],
+        name=row["name"],
+        region=row["region_id"],
+        created_at=row["created_at"],
+        last_seen_at=row["last_seen_at"],
+        revoked_at=row["revoked_at"],
+        token_prefix=row["prefix"],
+    )
+
+
+class AgentService:
+    def __init__(self, conn: AsyncConnection[Any], token_key: bytes) -> None:
+        self.conn = conn
+        self.token_key = token_key
+
+    async def create(self, data: AgentCreate) -> NewAgent:
+        name = _name(data.name)
+        if not is_region_id(data.region):
+            raise _unknown_region(data.region)
+        issued = tokens.issue(self.token_key, tokens.AGENT_TOKEN_PREFIX)
+        params = {
+            "id": new_id(),
+            "region_id": data.region,
+            "name": name,
+            "prefix": issued.prefix,
+            "hash": issued.hash,
+        }
+        try:
+            row = await (await self.conn.execute(Q.insert_agent, params)).fetchone()
+        except pg.ForeignKeyViolation:
+            raise _unknown_region(data.region) from None
+        assert row is not None
+        return NewAgent(**msgspec.structs.asdict(_agent(row)), token=issued.token)
+
+    async def get(self, agent_id: uuid.UUID) -> Agent:
+        row = await (await self.conn.execute(Q.get_agent, {"id": agent_id})).fetchone()
+        if row is None:
+            raise agent_not_found()
+        return _agent(row)
+
+    async def list_page(
+        self, *, limit: int, offset: int, region: str | None
+    ) -> tuple[list[Agent], int]:
+        if region is not None and not is_region_id(region):
+            raise ApiError(400, "INVALID_QUERY_PARAM", "region is not a region id", "/region")
+        params = {"limit": limit, "offset": offset, "region": region}
+        rows = await (await self.conn.execute(Q.list_agents, params)).fetchall()
+        total = await (await self.conn.execute(Q.count_agents, params)).fetchone()
+        return [_agent(r) for r in rows], int(total["total"] if total else 0)
+
+    async def update(self, agent_id: uuid.UUID, data: AgentUpdate) -> Agent:
+        if isinstance(data.name, str):
+            params = {"id": agent_id, "name": _name(data.name)}
+            row = await (await self.conn.execute(Q.rename_agent, params)).fetchone()
+            if row is None:
+                raise agent_not_found()
+            return _agent(row)
+        return await self.get(agent_id)
+
+    async def revoke(self, agent_id: uuid.UUID) -> Agent:
+        """Its token stops authenticating with the next request; the row stays for the record."""
+        row = await (await self.conn.execute(Q.revoke_agent, {"id": agent_id})).fetchone()
+        if row is None:
+            raise agent_not_found()
+        return _agent(row)
+
+    async def delete(self, agent_id: uuid.UUID) -> None:
+        row = await (await self.conn.execute(Q.delete_agent, {"id": agent_id})).fetchone()
+        if row is None:
+            raise agent_not_found()
