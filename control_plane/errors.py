@@ -8,21 +8,26 @@ A client mistake is never a 500.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
 import structlog
 from litestar import Request, Response
 from litestar.exceptions import (
+    ClientException,
     HTTPException,
     MethodNotAllowedException,
     NotAuthorizedException,
     NotFoundException,
     PermissionDeniedException,
+    SerializationException,
     ValidationException,
 )
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from litestar.utils.scope.state import ScopeState
 
+from control_plane.cache_control import cache_control_for
 from shared.validation import SpecError
 
 log = structlog.get_logger("vigil.errors")
@@ -94,6 +99,11 @@ def error_response(
     headers: dict[str, str] | None = None,
 ) -> Response[ErrorEnvelope]:
     body = ErrorEnvelope(ErrorBody(code, message, field, details, _trace_id(request)))
+    headers = dict(headers or {})
+    path = request.scope.get("path", "")
+    if path.startswith("/api/v1/"):
+        # Errors raised before routing (404/405) never reach the Cache-Control middleware.
+        headers["Cache-Control"] = cache_control_for(request.scope.get("method", "GET"), path)
     return Response(body, status_code=status, headers=headers, media_type="application/json")
 
 
@@ -107,14 +117,21 @@ def msgspec_path_to_pointer(path: str) -> str:
     for m in _PATH_PART.finditer(path):
         name, index = m.group(1), m.group(2)
         if name is not None:
-            parts.append(name.replace("~", "~0").replace("/", "~1"))
+            parts.append(_escape(name))
         elif index is not None:
             parts.append(index)
     return "/" + "/".join(parts) if parts else ""
 
 
-def decode_error_to_api(message: str, malformed: bool = False) -> ApiError:
-    """Map a msgspec decode/validation message to the envelope's code and field."""
+def decode_error_to_api(
+    message: str, malformed: bool = False, field_codes: Mapping[str, str] | None = None
+) -> ApiError:
+    """Map a msgspec decode/validation message to the envelope's code and field.
+
+    Unknown and missing fields are always ``UNKNOWN_FIELD`` / ``MISSING_FIELD``; any other wrong
+    type or value takes the code ``field_codes`` gives its pointer (or the nearest parent's), else
+    ``VALIDATION_ERROR``.
+    """
     if malformed:
         return ApiError(400, "INVALID_JSON", f"request body is not valid JSON: {message}")
     field = None
@@ -125,26 +142,92 @@ def decode_error_to_api(message: str, malformed: bool = False) -> ApiError:
     unknown = re.match(r"Object contains unknown field `([^`]+)`", message)
     if unknown:
         name = unknown.group(1)
-        field = f"{field or ''}/{name}"
+        field = f"{field or ''}/{_escape(name)}"
         return ApiError(400, "UNKNOWN_FIELD", f"unknown field '{name}'", field)
     missing = re.match(r"Object missing required field `([^`]+)`", message)
     if missing:
         name = missing.group(1)
-        field = f"{field or ''}/{name}"
+        field = f"{field or ''}/{_escape(name)}"
         return ApiError(400, "MISSING_FIELD", f"required field '{name}' is missing", field)
-    return ApiError(400, "VALIDATION_ERROR", message, field)
+    return ApiError(400, field_code(field, field_codes), message, field)
+
+
+def field_code(field: str | None, field_codes: Mapping[str, str] | None) -> str:
+    """The code of the closest pointer in ``field_codes`` that is ``field`` or a parent of it."""
+    pointer = field or ""
+    while pointer and field_codes:
+        if pointer in field_codes:
+            return field_codes[pointer]
+        pointer = pointer.rpartition("/")[0]
+    return "VALIDATION_ERROR"
+
+
+def _escape(name: str) -> str:
+    return name.replace("~", "~0").replace("/", "~1")
+
+
+def find_nul(value: Any, pointer: str = "") -> str | None:
+    """The JSON pointer of the first string (value or key) holding a NUL, which no text column
+    can store."""
+    if isinstance(value, str):
+        return pointer if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            here = f"{pointer}/{_escape(str(key))}"
+            if "\x00" in str(key):
+                return here
+            found = find_nul(item, here)
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            found = find_nul(item, f"{pointer}/{i}")
+            if found is not None:
+                return found
+    return None
 
 
 def decode_body(body: bytes, type_: type[Any]) -> Any:
-    """Decode a JSON request body into ``type_`` or raise the envelope's 400."""
+    """Decode a JSON request body into ``type_`` strictly (no "60" -> 60) or raise the 400.
+
+    ``type_`` may declare ``__field_codes__`` (pointer -> code) to name the code of a wrong type
+    or value under a pointer; see ``decode_error_to_api``.
+    """
+    codes: Mapping[str, str] = getattr(type_, "__field_codes__", None) or {}
     if not body.strip():
         raise ApiError(400, "INVALID_JSON", "request body is empty; a JSON object is required")
     try:
-        return msgspec.json.decode(body, type=type_, strict=True)
-    except msgspec.ValidationError as exc:
-        raise decode_error_to_api(str(exc)) from None
-    except msgspec.DecodeError as exc:
+        raw = msgspec.json.decode(body)
+    except msgspec.ValidationError as exc:  # e.g. a number out of range
+        raise decode_error_to_api(str(exc), field_codes=codes) from None
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise decode_error_to_api(str(exc), malformed=True) from None
+    nul = find_nul(raw)
+    if nul is not None:
+        raise ApiError(
+            400, field_code(nul, codes), "strings must not contain NUL characters", nul or None
+        )
+    try:
+        return msgspec.convert(raw, type_, strict=True)
+    except msgspec.ValidationError as exc:
+        raise decode_error_to_api(str(exc), field_codes=codes) from None
+
+
+def _strict_body_error(request: Request[Any, Any, Any]) -> ApiError | None:
+    """Litestar's own body decoding is lenient and drops nested paths from its messages; decode
+    the already-read body strictly against the handler's ``data`` type to name the exact field."""
+    handler = request.scope.get("route_handler")
+    data_field = getattr(handler, "parsed_data_field", None)
+    body = ScopeState.from_scope(request.scope).body
+    if data_field is None or not isinstance(body, bytes):
+        return None
+    try:
+        decode_body(body, data_field.annotation)
+    except ApiError as err:
+        return err
+    except Exception:  # an annotation msgspec cannot convert to: keep Litestar's answer
+        return None
+    return None
 
 
 def _handle_api_error(request: Request[Any, Any, Any], exc: ApiError) -> Response[ErrorEnvelope]:
@@ -167,8 +250,12 @@ def _handle_validation(
             continue
         message = str(item.get("message", ""))
         source = item.get("source")
+        source = str(getattr(source, "value", source)) if source is not None else None
         key = item.get("key")
         if source == "body" or key == "data":
+            strict = _strict_body_error(request)
+            if strict is not None:
+                return _handle_api_error(request, strict)
             malformed = "malformed" in message.lower() or "JSON is malformed" in message
             err = decode_error_to_api(message, malformed)
             if err.field is None and isinstance(key, str) and key and key != "data":
@@ -181,6 +268,9 @@ def _handle_validation(
                 text = f"missing required {source} parameter '{key}'"
             pointer = f"/{key}" if key else None
             return error_response(request, 400, code, text, pointer)
+    strict = _strict_body_error(request)
+    if strict is not None:
+        return _handle_api_error(request, strict)
     detail = exc.detail or "invalid request"
     if "JSON" in detail or "decode" in detail.lower():
         return error_response(request, 400, "INVALID_JSON", "request body is not valid JSON")
@@ -201,7 +291,11 @@ def _handle_http(request: Request[Any, Any, Any], exc: HTTPException) -> Respons
         )
     if isinstance(exc, PermissionDeniedException):
         return error_response(request, 403, "FORBIDDEN", str(exc.detail))
-    if status == 400 and "JSON is malformed" in str(exc.detail):
+    body_unreadable = isinstance(exc, ClientException) and isinstance(
+        exc.__cause__, SerializationException | UnicodeDecodeError
+    )
+    if body_unreadable or (status == 400 and "JSON is malformed" in str(exc.detail)):
+        # Litestar could not decode the body at all (malformed JSON, truncated, not UTF-8).
         return error_response(
             request, 400, "INVALID_JSON", f"request body is not valid JSON: {exc.detail}"
         )
@@ -215,7 +309,22 @@ def _handle_http(request: Request[Any, Any, Any], exc: HTTPException) -> Respons
     return error_response(request, status, code[:64], str(exc.detail), headers=exc.headers)
 
 
+def _is_utf8(body: Any) -> bool:
+    if not isinstance(body, bytes):
+        return True
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def _handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorEnvelope]:
+    if isinstance(exc, UnicodeDecodeError) and not _is_utf8(
+        ScopeState.from_scope(request.scope).body
+    ):
+        # Litestar decodes the body before the handler and lets this one escape.
+        return error_response(request, 400, "INVALID_JSON", "request body is not valid UTF-8")
     log.exception("unhandled_error", path=request.url.path, error=repr(exc))
     return error_response(request, HTTP_500_INTERNAL_SERVER_ERROR, "INTERNAL", "internal error")
 

@@ -9,6 +9,8 @@ import msgspec
 from control_plane.errors import ApiError
 
 T = TypeVar("T")
+# OFFSET is a bigint in PostgreSQL; anything larger is a client mistake, not a 500.
+MAX_OFFSET = 2**63 - 1
 
 
 class Page(msgspec.Struct, Generic[T]):
@@ -24,6 +26,8 @@ def page_params(limit: int | None, offset: int | None, default: int, cap: int) -
     off = 0 if offset is None else offset
     if lim < 1:
         raise ApiError(400, "INVALID_QUERY_PARAM", "limit must be at least 1", "/limit")
-    if off < 0:
-        raise ApiError(400, "INVALID_QUERY_PARAM", "offset must not be negative", "/offset")
+    if not 0 <= off <= MAX_OFFSET:
+        raise ApiError(
+            400, "INVALID_QUERY_PARAM", f"offset must be between 0 and {MAX_OFFSET}", "/offset"
+        )
     return min(lim, cap), off

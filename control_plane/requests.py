@@ -30,6 +30,20 @@ def write_source(request: Request[Any, Any, Any]) -> str:
     return "api"
 
 
+def query_text(value: str | None, name: str, max_len: int = 200) -> str | None:
+    """A free-text query parameter: no NUL (no text column can hold one), bounded length."""
+    if value is None:
+        return None
+    if "\x00" in value or len(value) > max_len:
+        raise ApiError(
+            400,
+            "INVALID_QUERY_PARAM",
+            f"{name} must be at most {max_len} characters with no NUL",
+            f"/{name}",
+        )
+    return value
+
+
 def path_uuid(value: str, not_found: ApiError) -> uuid.UUID:
     """A malformed id names no resource: answer the resource's 404, not a 400."""
     parsed = parse_uuid(value)

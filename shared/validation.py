@@ -43,6 +43,7 @@ class SpecError(Exception):
 _LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 MAX_REDIRECTS = 20
+MAX_URL_LEN = 2048
 
 
 def is_valid_hostname(host: str) -> bool:
@@ -55,6 +56,13 @@ def is_valid_hostname(host: str) -> bool:
         pass
     labels = host.rstrip(".").split(".")
     return all(_LABEL.match(label) for label in labels)
+
+
+def _is_ipv6(text: str) -> bool:
+    try:
+        return isinstance(ipaddress.ip_address(text), ipaddress.IPv6Address)
+    except ValueError:
+        return False
 
 
 def find_redaction_sentinel(value: Any, pointer: str = "") -> str | None:
@@ -119,9 +127,13 @@ def _validate_status(expected: ExpectedStatus) -> None:
 
 
 def _validate_url(url: str) -> None:
-    if not url or any(c.isspace() or ord(c) < 32 for c in url):
+    if not url or any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
         raise SpecError(
             "INVALID_URL_FORMAT", "url must be non-empty and contain no whitespace", "/url"
+        )
+    if len(url) > MAX_URL_LEN:
+        raise SpecError(
+            "INVALID_URL_FORMAT", f"url is longer than {MAX_URL_LEN} characters", "/url"
         )
     try:
         parts = urlsplit(url)
@@ -188,10 +200,13 @@ def _validate_http(spec: HttpCheck) -> None:
 
 
 def _validate_tcp(spec: TcpCheck) -> None:
-    host = spec.host.strip()
-    if not host:
+    if not spec.host.strip():
         raise SpecError("INVALID_TCP_HOST", "tcp host must not be empty", "/host")
-    if not is_valid_hostname(host.strip("[]")):
+    if spec.host.startswith("[") and spec.host.endswith("]"):
+        valid = _is_ipv6(spec.host[1:-1])  # brackets only ever wrap an IPv6 literal
+    else:
+        valid = is_valid_hostname(spec.host)
+    if not valid:
         raise SpecError(
             "INVALID_TCP_HOST", f"tcp host '{spec.host}' is not a valid hostname or IP", "/host"
         )

@@ -16,6 +16,11 @@ SET name = %(name)s, kind = %(kind)s, spec = %(spec)s, secrets = %(secrets)s,
     write_source = %(write_source)s, updated_at = now()
 WHERE org_id = %(org_id)s AND id = %(id)s;
 
+-- name: touch_target
+-- A write to a part of the target (its regions) restamps who wrote it and when.
+UPDATE targets SET write_source = %(write_source)s, updated_at = now()
+WHERE org_id = %(org_id)s AND id = %(id)s;
+
 -- name: get_target
 -- One target of the org with its regions and alert bindings.
 SELECT * FROM target_details t WHERE t.org_id = %(org_id)s AND t.id = %(id)s;

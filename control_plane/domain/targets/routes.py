@@ -11,7 +11,7 @@ from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from control_plane.auth import OrgContext, resources
 from control_plane.pagination import Page, page_params
-from control_plane.requests import path_uuid, strict_body, write_source
+from control_plane.requests import path_uuid, query_text, strict_body, write_source
 
 from .schemas import Target, TargetCreate, TargetRegions, TargetUpdate
 from .service import TargetService, target_not_found
@@ -47,7 +47,7 @@ class TargetController(Controller):
         request: Request[Any, Any, Any],
         org: NamedDependency[OrgContext],
         limit: int | None = Parameter(default=None, description="page size (default 50, max 1000)"),
-        offset: int | None = Parameter(default=None, ge=None),
+        offset: int | None = Parameter(default=None, description="rows to skip (default 0)"),
         tag: str | None = Parameter(default=None, description="only targets carrying this tag"),
         enabled: FromQuery[bool | None] = None,
         q: str | None = Parameter(default=None, description="substring of name, url or host"),
@@ -57,7 +57,11 @@ class TargetController(Controller):
         res = resources(request)
         async with res.db.connection() as conn:
             items, total = await TargetService(conn, res.sealer, org).list_page(
-                limit=lim, offset=off, tag=tag, enabled=enabled, q=q
+                limit=lim,
+                offset=off,
+                tag=query_text(tag, "tag"),
+                enabled=enabled,
+                q=query_text(q, "q"),
             )
         return Page(items=items, total=total, limit=lim, offset=off)
 
@@ -134,5 +138,7 @@ class TargetController(Controller):
         body = await strict_body(request, TargetRegions)
         res = resources(request)
         async with res.db.connection() as conn:
-            regions = await TargetService(conn, res.sealer, org).set_regions(tid, body.regions)
+            regions = await TargetService(conn, res.sealer, org).set_regions(
+                tid, body.regions, write_source(request)
+            )
         return TargetRegions(regions=regions)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 import msgspec
 from msgspec import UNSET, UnsetType
@@ -26,7 +26,28 @@ class AlertBinding(msgspec.Struct, forbid_unknown_fields=True):
     channel_id: str
 
 
+# A wrong type or value under one of these pointers answers with the field's own code
+# (unknown and missing fields stay UNKNOWN_FIELD / MISSING_FIELD); see errors.decode_body.
+FIELD_CODES: dict[str, str] = {
+    "/name": "INVALID_NAME",
+    "/interval": "INVALID_INTERVAL",
+    "/tags": "INVALID_TAG",
+    "/alerts": "INVALID_ALERT_CONFIG",
+    "/alert_confirmations": "INVALID_ALERT_CONFIG",
+    "/renotify_interval_secs": "INVALID_ALERT_CONFIG",
+    "/region_policy": "INVALID_REGION_POLICY",
+    "/check/url": "INVALID_URL_FORMAT",
+    "/check/host": "INVALID_TCP_HOST",
+    "/check/port": "INVALID_TCP_PORT",
+    "/check/timeout": "INVALID_TIMEOUT",
+    "/check/expected_status": "INVALID_STATUS_RANGE",
+    "/check/headers": "INVALID_HEADER",
+}
+
+
 class TargetCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    __field_codes__: ClassVar[dict[str, str]] = FIELD_CODES
+
     name: str
     check: CheckSpec
     # Seconds between ticks; defaults by kind (60 for http/tcp, 86400 for tls_cert/domain_expiry).
@@ -38,12 +59,14 @@ class TargetCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     notify_recovery: bool = True
     renotify_interval_secs: int = 3600
     region_policy: RegionPolicy = "majority"
-    # Read-only and decided server-side; accepted and ignored so GET bodies can be re-sent.
-    write_source: str | UnsetType | None = UNSET
+    # Read-only and decided server-side from the request: any value sent here is ignored.
+    write_source: Any = UNSET
 
 
 class TargetUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """PATCH body: every field optional; omit ``check`` to keep the stored credentials."""
+
+    __field_codes__: ClassVar[dict[str, str]] = FIELD_CODES
 
     name: str | UnsetType = UNSET
     check: CheckSpec | UnsetType = UNSET
@@ -55,7 +78,7 @@ class TargetUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     notify_recovery: bool | UnsetType = UNSET
     renotify_interval_secs: int | UnsetType = UNSET
     region_policy: RegionPolicy | UnsetType = UNSET
-    write_source: str | UnsetType | None = UNSET
+    write_source: Any = UNSET
 
 
 class Target(msgspec.Struct, kw_only=True):

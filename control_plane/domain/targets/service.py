@@ -279,7 +279,9 @@ class TargetService:
     async def get_regions(self, target_id: uuid.UUID) -> list[str]:
         return (await self.get(target_id)).regions
 
-    async def set_regions(self, target_id: uuid.UUID, region_ids: list[str]) -> list[str]:
+    async def set_regions(
+        self, target_id: uuid.UUID, region_ids: list[str], write_source: str
+    ) -> list[str]:
         wanted: list[str] = []
         for rid in region_ids:
             if rid not in wanted:
@@ -309,4 +311,7 @@ class TargetService:
             current = await _fetch(self.conn, org_id, target_id)
             v.region_policy_fits(current.region_policy, len(wanted), "/regions")
             await _set_regions(self.conn, target_id, wanted)
+            await self.conn.execute(
+                Q.touch_target, {"org_id": org_id, "id": target_id, "write_source": write_source}
+            )
             return sorted(wanted)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from control_plane.errors import ApiError
 from control_plane.ids import parse_uuid
@@ -32,10 +33,16 @@ def check(spec: CheckSpec) -> None:
         raise ApiError.from_spec(err, "/check") from None
 
 
+def _has_control(value: str) -> bool:
+    return any(unicodedata.category(c) == "Cc" for c in value)
+
+
 def name(value: str) -> str:
     cleaned = value.strip()
-    if not 1 <= len(cleaned) <= 200:
-        raise ApiError(400, "INVALID_NAME", "name must be 1 to 200 characters", "/name")
+    if not 1 <= len(cleaned) <= 200 or _has_control(cleaned):
+        raise ApiError(
+            400, "INVALID_NAME", "name must be 1 to 200 characters, no control characters", "/name"
+        )
     return cleaned
 
 
@@ -70,7 +77,7 @@ def interval(value: int, spec: CheckSpec, org_min: int) -> None:
 def tags(values: list[str]) -> list[str]:
     out: list[str] = []
     for i, tag in enumerate(values):
-        if not (1 <= len(tag) <= MAX_TAG_LEN and _TAG.match(tag)):
+        if not (1 <= len(tag) <= MAX_TAG_LEN and _TAG.match(tag)) or _has_control(tag):
             raise ApiError(
                 400,
                 "INVALID_TAG",
