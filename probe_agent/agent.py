@@ -1,0 +1,186 @@
+"""The agent: lease due checks, run them, publish the results; stop cleanly when asked.
+
+Three loops share one event loop: leasing (as many slots as there are free check slots,
+long-polling when nothing is due), the batcher (results to ingest by count or age) and the
+spool drain. Leased work keeps running while the control plane is unreachable; its results
+wait in the spool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from typing import Any
+from wsgiref.simple_server import WSGIServer
+
+import structlog
+
+from probe_agent.backoff import Backoff
+from probe_agent.batcher import Batcher
+from probe_agent.checks import RUNNERS
+from probe_agent.checks.base import CheckRunner
+from probe_agent.client import (
+    AgentRevokedError,
+    ControlPlaneClient,
+    ControlPlaneUnavailableError,
+    RequestRejectedError,
+)
+from probe_agent.config import AgentConfig
+from probe_agent.metrics import AgentMetrics
+from probe_agent.publisher import Publisher
+from probe_agent.runner import CheckExecutor
+from probe_agent.spool import Spool, SpoolLockedError
+
+log = structlog.get_logger("vigil.agent")
+
+# An empty lease answer that came back faster than this is followed by a pause, so a control
+# plane that does not hold the long poll cannot turn the lease loop into a busy loop.
+MIN_EMPTY_POLL_S = 1.0
+# At shutdown, how long delivering the last batches may take before they are spooled instead.
+FLUSH_DEADLINE_S = 15.0
+
+
+class AgentStartupError(Exception):
+    """The agent cannot start: its spool directory or metrics port is unusable."""
+
+
+class Agent:
+    def __init__(
+        self,
+        config: AgentConfig,
+        *,
+        metrics: AgentMetrics | None = None,
+        runners: Mapping[str, CheckRunner[Any]] = RUNNERS,
+    ) -> None:
+        self.config = config
+        self.metrics = metrics or AgentMetrics()
+        self._runners = runners
+        self._stop = asyncio.Event()
+
+    def request_stop(self) -> None:
+        """Stop leasing, finish (or after the grace period cancel) running checks, flush, exit."""
+        if not self._stop.is_set():
+            log.info("agent_stop_requested")
+        self._stop.set()
+
+    async def run(self) -> int:
+        """Run until stopped (returns 0) or the token is refused / a loop fails (returns 1).
+
+        Raises ``AgentStartupError`` when the spool or the metrics port cannot be opened.
+        """
+        cfg = self.config
+        try:
+            spool = Spool(
+                cfg.spool_dir, cfg.spool_max_bytes, on_drop=self.metrics.spool_dropped.inc
+            )
+        except (SpoolLockedError, OSError) as exc:
+            raise AgentStartupError(f"cannot open the spool {cfg.spool_dir}: {exc}") from exc
+        self.metrics.track_spool(lambda: spool.size_bytes)
+        metrics_server: WSGIServer | None = None
+        try:
+            if cfg.metrics_port is not None:
+                try:
+                    metrics_server, _ = self.metrics.serve(cfg.metrics_host, cfg.metrics_port)
+                except OSError as exc:
+                    where = f"{cfg.metrics_host}:{cfg.metrics_port}"
+                    raise AgentStartupError(f"cannot serve metrics on {where}: {exc}") from exc
+                log.info("metrics_serving", host=cfg.metrics_host, port=cfg.metrics_port)
+            async with ControlPlaneClient(cfg.control_plane, cfg.token) as client:
+                return await self._serve(client, spool)
+        finally:
+            spool.close()
+            if metrics_server is not None:
+                await asyncio.to_thread(metrics_server.shutdown)
+                metrics_server.server_close()
+
+    async def _serve(self, client: ControlPlaneClient, spool: Spool) -> int:
+        cfg = self.config
+        publisher = Publisher(client, spool, self.metrics, chunk_size=cfg.batch_size)
+        batcher = Batcher(
+            publisher.publish, max_size=cfg.batch_size, max_age=cfg.batch_age_ms / 1000
+        )
+        executor = CheckExecutor(cfg.concurrency, batcher.add, self.metrics, self._runners)
+        log.info(
+            "agent_started",
+            control_plane=cfg.control_plane,
+            concurrency=cfg.concurrency,
+            spooled=spool.pending,
+        )
+        leasing = asyncio.create_task(self._lease_loop(client, executor), name="lease")
+        batching = asyncio.create_task(batcher.run(), name="batch")
+        draining = asyncio.create_task(publisher.run(), name="drain")
+        stopping = asyncio.create_task(self._stop.wait(), name="stop")
+        done, _ = await asyncio.wait(
+            {leasing, batching, draining, stopping}, return_when=asyncio.FIRST_COMPLETED
+        )
+        exit_code = 0
+        for task in done - {stopping}:
+            exit_code = max(exit_code, _failure_code(task))
+
+        # Shutdown: no new leases, no more retries; running checks get the grace period.
+        for task in (stopping, leasing, draining):
+            task.cancel()
+        await asyncio.gather(leasing, draining, stopping, return_exceptions=True)
+        publisher.begin_shutdown()
+        cancelled = await executor.shutdown(cfg.shutdown_grace_s)
+        batcher.close()
+        try:
+            # Past the deadline the send in flight is cut short; its batch goes to the spool.
+            await asyncio.wait_for(batching, FLUSH_DEADLINE_S)
+        except TimeoutError:
+            log.warning("flush_deadline_passed", deadline_s=FLUSH_DEADLINE_S)
+        except AgentRevokedError:
+            exit_code = 1
+        except Exception:
+            log.exception("batcher_failed")
+            exit_code = 1
+        publisher.keep(batcher.take_all())
+        log.info(
+            "agent_stopped",
+            exit_code=exit_code,
+            cancelled_checks=cancelled,
+            spooled=spool.pending,
+        )
+        return exit_code
+
+    async def _lease_loop(self, client: ControlPlaneClient, executor: CheckExecutor) -> None:
+        backoff = Backoff()
+        while True:
+            await executor.wait_for_free_slot()
+            asked_at = time.monotonic()
+            try:
+                batch = await client.lease(executor.free_slots, self.config.lease_wait_ms)
+            except (ControlPlaneUnavailableError, RequestRejectedError) as exc:
+                rejected = isinstance(exc, RequestRejectedError)
+                self.metrics.lease_errors.labels(
+                    reason="rejected" if rejected else "unavailable"
+                ).inc()
+                delay = backoff.next_delay()
+                level = log.error if rejected else log.warning
+                level("lease_failed", error=str(exc), retry_in_s=round(delay, 2))
+                await asyncio.sleep(delay)
+                continue
+            if backoff.failures:
+                log.info("lease_resumed")
+            backoff.reset()
+            for lease in batch.leases:
+                executor.submit(lease)
+            for unreadable in batch.unreadable:
+                executor.answer_unreadable(unreadable)
+            if not batch.leases and not batch.unreadable:
+                pause = MIN_EMPTY_POLL_S - (time.monotonic() - asked_at)
+                if pause > 0:
+                    await asyncio.sleep(pause)
+
+
+def _failure_code(task: asyncio.Task[Any]) -> int:
+    """Exit code for a loop that ended on its own (they only end by failing)."""
+    if task.cancelled():
+        return 1
+    exc = task.exception()
+    if isinstance(exc, AgentRevokedError):
+        log.error("agent_token_refused", error=str(exc))
+    else:
+        log.error("agent_loop_failed", loop=task.get_name(), error=repr(exc))
+    return 1

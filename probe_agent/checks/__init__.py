@@ -1,0 +1,47 @@
+"""Check runners, one small module per kind, registered under the kind's wire tag.
+
+Adding a kind is a new module plus one line in ``RUNNERS``; a test fails when a kind of the wire
+union (``shared.checks.CheckSpec``) has no runner here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+import structlog
+
+from probe_agent.checks.base import Attempt, CheckRunner
+from probe_agent.checks.http import HttpRunner
+from probe_agent.checks.tcp import TcpRunner
+from shared.checks import check_kind
+from shared.protocol import CheckResult, Lease
+
+log = structlog.get_logger("vigil.agent.checks")
+
+RUNNERS: Mapping[str, CheckRunner[Any]] = {
+    "http": HttpRunner(),
+    "tcp": TcpRunner(),
+}
+
+# How long past its own timeout a runner may take before the agent gives up on it.
+DEADLINE_SLACK_S = 5.0
+
+
+async def run_lease(lease: Lease, runners: Mapping[str, CheckRunner[Any]] = RUNNERS) -> CheckResult:
+    """Run a leased check. Always returns a result: a probe failure is status ``error``."""
+    kind = check_kind(lease.check)
+    runner = runners.get(kind)
+    attempt = Attempt(lease)
+    if runner is None:
+        return attempt.probe_error(f"this agent cannot run '{kind}' checks")
+    try:
+        async with asyncio.timeout(lease.check.timeout / 1000 + DEADLINE_SLACK_S):
+            return await runner.run(lease.check, lease)
+    except TimeoutError:
+        log.error("check_overran", kind=kind, target_id=lease.target_id)
+        return attempt.probe_error(f"the {kind} runner overran the check's timeout")
+    except Exception as exc:
+        log.exception("check_crashed", kind=kind, target_id=lease.target_id)
+        return attempt.probe_error(f"internal error in the {kind} runner: {type(exc).__name__}")

@@ -1,0 +1,121 @@
+"""What every check runner shares: the runner interface and how a result is put together."""
+
+from __future__ import annotations
+
+import errno
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol, TypeVar
+
+from shared.protocol import AgentStatus, CheckResult, Lease, Timings
+
+SpecT_contra = TypeVar("SpecT_contra", contravariant=True)
+
+# Stable machine codes a runner puts in ``CheckResult.error_code``.
+TIMEOUT = "TIMEOUT"
+DNS_FAILURE = "DNS_FAILURE"
+CONNECTION_REFUSED = "CONNECTION_REFUSED"
+CONNECTION_FAILED = "CONNECTION_FAILED"
+CONNECTION_RESET = "CONNECTION_RESET"
+TLS_ERROR = "TLS_ERROR"
+INVALID_RESPONSE = "INVALID_RESPONSE"
+UNEXPECTED_STATUS = "UNEXPECTED_STATUS"
+BODY_MISMATCH = "BODY_MISMATCH"
+TOO_MANY_REDIRECTS = "TOO_MANY_REDIRECTS"
+RATE_LIMITED = "RATE_LIMITED"
+PROBE_ERROR = "PROBE_ERROR"
+
+
+class CheckRunner(Protocol[SpecT_contra]):
+    """Runs one kind of check. ``run`` never raises for a failing target: that is a result."""
+
+    async def run(self, check: SpecT_contra, lease: Lease) -> CheckResult: ...
+
+
+def is_refused(err: OSError) -> bool:
+    return isinstance(err, ConnectionRefusedError) or err.errno == errno.ECONNREFUSED
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def ms_between(start: float | None, end: float | None) -> float | None:
+    """Milliseconds between two ``time.perf_counter()`` readings, None if either is missing."""
+    if start is None or end is None:
+        return None
+    return round(max(0.0, end - start) * 1000, 3)
+
+
+@dataclass
+class Attempt:
+    """One run of a leased check: when it started, and how to turn an outcome into a result."""
+
+    lease: Lease
+    started_at: datetime = field(default_factory=utcnow)
+    started: float = field(default_factory=time.perf_counter)
+
+    def elapsed_ms(self) -> float:
+        return round((time.perf_counter() - self.started) * 1000, 3)
+
+    def finish(
+        self,
+        status: AgentStatus,
+        *,
+        timings: Timings | None = None,
+        status_code: int | None = None,
+        error: str | None = None,
+        error_code: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> CheckResult:
+        """A result whose ``latency_ms`` is the total time (``timings.total_ms``)."""
+        timings = timings or Timings()
+        if timings.total_ms is None:
+            timings.total_ms = self.elapsed_ms()
+        return CheckResult(
+            lease_id=self.lease.lease_id,
+            target_id=self.lease.target_id,
+            scheduled_at=self.lease.scheduled_at,
+            started_at=self.started_at,
+            finished_at=utcnow(),
+            status=status,
+            latency_ms=timings.total_ms,
+            status_code=status_code,
+            error=error,
+            error_code=error_code,
+            timings=timings,
+            details=details or {},
+        )
+
+    def probe_error(self, message: str) -> CheckResult:
+        """The probe could not run the check at all: status ``error``, no latency."""
+        return probe_error(
+            self.lease.lease_id,
+            self.lease.target_id,
+            self.lease.scheduled_at,
+            message,
+            started_at=self.started_at,
+        )
+
+
+def probe_error(
+    lease_id: str,
+    target_id: str,
+    scheduled_at: datetime,
+    message: str,
+    *,
+    started_at: datetime | None = None,
+) -> CheckResult:
+    """A result for a slot this agent could not check (bad spec, unknown kind, internal bug)."""
+    now = utcnow()
+    return CheckResult(
+        lease_id=lease_id,
+        target_id=target_id,
+        scheduled_at=scheduled_at,
+        started_at=started_at or now,
+        finished_at=now,
+        status="error",
+        error=message,
+        error_code=PROBE_ERROR,
+    )

@@ -1,0 +1,69 @@
+"""The agent's Prometheus metrics, on a registry of its own (served on ``/metrics`` if asked)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from threading import Thread
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+_DURATION_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+class AgentMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self.checks = Counter(
+            "vigil_agent_checks_total",
+            "Checks run, by kind and result status.",
+            ["kind", "status"],
+            registry=self.registry,
+        )
+        self.check_duration = Histogram(
+            "vigil_agent_check_duration_seconds",
+            "Wall time of one check, by kind.",
+            ["kind"],
+            buckets=_DURATION_BUCKETS,
+            registry=self.registry,
+        )
+        self.spool_bytes = Gauge(
+            "vigil_agent_spool_bytes",
+            "Bytes of results waiting on disk for the control plane.",
+            registry=self.registry,
+        )
+        self.spool_dropped = Counter(
+            "vigil_agent_spool_dropped_total",
+            "Results lost from the spool: oldest segments past the bound, unreadable lines.",
+            registry=self.registry,
+        )
+        self.inflight = Gauge(
+            "vigil_agent_inflight",
+            "Checks running right now.",
+            registry=self.registry,
+        )
+        self.ingest_errors = Counter(
+            "vigil_agent_ingest_errors_total",
+            "Failed ingest calls: 'unavailable' (retried or spooled), 'rejected' (batch dropped), "
+            "'revoked' (token refused).",
+            ["reason"],
+            registry=self.registry,
+        )
+
+        self.lease_errors = Counter(
+            "vigil_agent_lease_errors_total",
+            "Failed lease calls: 'unavailable' (retried with backoff), 'rejected' (4xx).",
+            ["reason"],
+            registry=self.registry,
+        )
+
+    def observe_check(self, kind: str, status: str, seconds: float) -> None:
+        self.checks.labels(kind=kind, status=status).inc()
+        self.check_duration.labels(kind=kind).observe(seconds)
+
+    def track_spool(self, size_bytes: Callable[[], float]) -> None:
+        self.spool_bytes.set_function(size_bytes)
+
+    def serve(self, host: str, port: int) -> tuple[WSGIServer, Thread]:
+        """Serve ``/metrics`` from a background thread; ``server.shutdown()`` stops it."""
+        return start_http_server(port, addr=host, registry=self.registry)

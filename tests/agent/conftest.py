@@ -1,0 +1,118 @@
+"""A real HTTP(S) target server on 127.0.0.1 that records every request the agent sends."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from tests.agent.helpers import self_signed_server_context
+
+
+@dataclass
+class Received:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    peer: tuple[str, int]
+
+
+class Target:
+    """Routes: /ok, /status/{code}[?retry_after=…], /echo, /redirect/{n}, /slow, /big."""
+
+    def __init__(self) -> None:
+        self.received: list[Received] = []
+        self.release = asyncio.Event()
+        self.server: TestServer | None = None
+
+    def url(self, path: str) -> str:
+        assert self.server is not None
+        return str(self.server.make_url(path))
+
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[self._record])
+        app.router.add_route("*", "/ok", self._ok)
+        app.router.add_route("*", "/echo", self._ok)
+        app.router.add_get("/status/{code}", self._status)
+        app.router.add_get("/redirect/{n}", self._redirect)
+        app.router.add_get("/slow", self._slow)
+        app.router.add_get("/big", self._big)
+        return app
+
+    @web.middleware
+    async def _record(
+        self,
+        request: web.Request,
+        handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+    ) -> web.StreamResponse:
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        self.received.append(
+            Received(
+                method=request.method,
+                path=request.path,
+                headers=dict(request.headers),
+                body=await request.read(),
+                peer=(peer[0], peer[1]) if peer else ("", 0),
+            )
+        )
+        return await handler(request)
+
+    async def _ok(self, request: web.Request) -> web.Response:
+        return web.Response(text="hello from the target: all systems operational")
+
+    async def _status(self, request: web.Request) -> web.Response:
+        headers = {}
+        if "retry_after" in request.query:
+            headers["Retry-After"] = request.query["retry_after"]
+        return web.Response(status=int(request.match_info["code"]), headers=headers, text="x")
+
+    async def _redirect(self, request: web.Request) -> web.Response:
+        n = int(request.match_info["n"])
+        if n == 0:
+            return web.Response(text="landed")
+        raise web.HTTPFound(f"/redirect/{n - 1}")
+
+    async def _slow(self, request: web.Request) -> web.Response:
+        await self.release.wait()
+        return web.Response(text="too late")
+
+    async def _big(self, request: web.Request) -> web.Response:
+        return web.Response(body=b"a" * 4096 + b"NEEDLE")
+
+
+async def _serve(target: Target, ssl_context: object = None) -> TestServer:
+    server = TestServer(target.app(), host="127.0.0.1")
+    if ssl_context is None:
+        await server.start_server()
+    else:
+        await server.start_server(ssl=ssl_context)
+    target.server = server
+    return server
+
+
+@pytest.fixture
+async def target() -> AsyncIterator[Target]:
+    t = Target()
+    server = await _serve(t)
+    try:
+        yield t
+    finally:
+        t.release.set()
+        await server.close()
+
+
+@pytest.fixture
+async def tls_target(tmp_path: Path) -> AsyncIterator[Target]:
+    t = Target()
+    server = await _serve(t, self_signed_server_context(tmp_path))
+    try:
+        yield t
+    finally:
+        t.release.set()
+        await server.close()
