@@ -6,17 +6,36 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from arq.connections import ArqRedis
 from litestar import Litestar, Router
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from redis.asyncio import Redis
 
-from control_plane.auth import operator_guard, provide_org
+from control_plane.agent_api.routes import AgentController
+from control_plane.auth import (
+    agent_guard,
+    authenticated_agent,
+    authenticated_org,
+    operator_guard,
+    org_guard,
+)
 from control_plane.cache_control import cache_control_middleware
 from control_plane.db.pool import make_pool
+from control_plane.domain.agents.routes import OperatorAgentController
+from control_plane.domain.incidents.routes import IncidentController
+from control_plane.domain.regions.routes import OperatorRegionController, RegionCatalogController
+from control_plane.domain.results.routes import TargetResultsController
 from control_plane.domain.targets.routes import TargetController
 from control_plane.errors import exception_handlers
 from control_plane.health import healthz, readyz
+from control_plane.monitoring.metrics import MonitoringMetrics, refresher
+from control_plane.observability import (
+    OPENAPI_PATH,
+    EnvelopeJsonRenderPlugin,
+    instrument,
+    openapi_router,
+)
 from control_plane.security.sealing import Sealer
 from control_plane.settings import Settings, get_settings
 from control_plane.state import Resources
@@ -35,11 +54,16 @@ def _lifespan(settings: Settings) -> Any:
             db=pool,
             redis=redis,
             sealer=Sealer(settings.security.sealing_keys, settings.security.primary_key_id),
+            queue=ArqRedis.from_url(settings.redis.url),
         )
+        app.state.monitoring = MonitoringMetrics(app.state.metrics)
         try:
-            yield
+            async with refresher(app.state.monitoring, pool):
+                yield
         finally:
             await redis.aclose()
+            if app.state.resources.queue is not None:
+                await app.state.resources.queue.aclose()
             await pool.close()
 
     return lifespan
@@ -48,8 +72,14 @@ def _lifespan(settings: Settings) -> Any:
 def tenant_router() -> Router:
     return Router(
         path="/api/v1",
-        route_handlers=[TargetController],
-        dependencies={"org": Provide(provide_org)},
+        route_handlers=[
+            TargetController,
+            TargetResultsController,
+            IncidentController,
+            RegionCatalogController,
+        ],
+        guards=[org_guard],
+        dependencies={"org": Provide(authenticated_org, sync_to_thread=False)},
         security=[{"bearer": []}],
     )
 
@@ -57,10 +87,20 @@ def tenant_router() -> Router:
 def operator_router() -> Router:
     return Router(
         path="/operator",
-        route_handlers=[],
+        route_handlers=[OperatorRegionController, OperatorAgentController],
         guards=[operator_guard],
         security=[{"operator": []}],
         tags=["operator"],
+    )
+
+
+def agent_router() -> Router:
+    return Router(
+        path="/api/agent",
+        route_handlers=[AgentController],
+        guards=[agent_guard],
+        dependencies={"agent": Provide(authenticated_agent, sync_to_thread=False)},
+        security=[{"agent": []}],
     )
 
 
@@ -70,8 +110,9 @@ def openapi_config() -> OpenAPIConfig:
     return OpenAPIConfig(
         title="Vigil API",
         version=API_VERSION,
-        path="/api",
-        render_plugins=[],
+        path=OPENAPI_PATH,
+        render_plugins=[EnvelopeJsonRenderPlugin()],
+        openapi_router=openapi_router(OPENAPI_PATH),
         components=Components(
             security_schemes={
                 "bearer": SecurityScheme(
@@ -90,8 +131,8 @@ def openapi_config() -> OpenAPIConfig:
 
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or get_settings()
-    return Litestar(
-        route_handlers=[healthz, readyz, tenant_router(), operator_router()],
+    app = Litestar(
+        route_handlers=[healthz, readyz, tenant_router(), operator_router(), agent_router()],
         lifespan=[_lifespan(settings)],
         exception_handlers=exception_handlers(),
         middleware=[cache_control_middleware],
@@ -99,3 +140,4 @@ def create_app(settings: Settings | None = None) -> Litestar:
         logging_config=None,
         debug=False,
     )
+    return instrument(app)

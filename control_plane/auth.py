@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
+from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
@@ -92,6 +93,7 @@ async def provide_agent(request: ASGIConnection[Any, Any, Any, Any]) -> AgentCon
             raise _unauthorized("missing or invalid agent token")
         await conn.execute(Q.touch_agent, {"id": row["id"]})
     structlog.contextvars.bind_contextvars(agent_id=str(row["id"]), region=row["region_id"])
+    request.scope["state"].update(agent_id=str(row["id"]), region=row["region_id"])
     return AgentContext(agent_id=row["id"], region_id=row["region_id"], name=row["name"])
 
 
@@ -106,3 +108,27 @@ def operator_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteH
         value.strip().encode(), expected.encode()
     ):
         raise _unauthorized("missing or invalid operator token")
+
+
+# Guards run before Litestar reads a body, dependencies after: authenticating in a guard makes a
+# bad token 401 whatever the body holds. The dependency then hands the context to the handler.
+_ORG_KEY = "vigil_org"
+_AGENT_KEY = "vigil_agent"
+
+
+async def org_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    connection.scope["state"][_ORG_KEY] = await provide_org(connection)
+
+
+def authenticated_org(request: Request[Any, Any, Any]) -> OrgContext:
+    org: OrgContext = request.scope["state"][_ORG_KEY]
+    return org
+
+
+async def agent_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    connection.scope["state"][_AGENT_KEY] = await provide_agent(connection)
+
+
+def authenticated_agent(request: Request[Any, Any, Any]) -> AgentContext:
+    agent: AgentContext = request.scope["state"][_AGENT_KEY]
+    return agent

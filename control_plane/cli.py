@@ -4,6 +4,7 @@ vigil migrate                  apply pending migrations
 vigil serve [--host H --port P --workers N]
 vigil org create NAME          prints the new org id
 vigil token create --org ID [--name NAME]   prints the token once
+vigil worker                   the background worker (evaluation, sweeps)
 vigil dev                      the whole local system (what `make dev` runs)
 """
 
@@ -84,6 +85,12 @@ def _cmd_token_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_worker(_: argparse.Namespace) -> int:
+    from control_plane.worker.main import run_worker
+
+    return run_worker(get_settings())
+
+
 def _cmd_dev(args: argparse.Namespace) -> int:
     from control_plane.devstack import run_dev
 
@@ -101,6 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int)
     serve.add_argument("--workers", type=int, default=1)
     serve.set_defaults(fn=_cmd_serve)
+
+    sub.add_parser("worker", help="run the background worker (arq)").set_defaults(
+        fn=_cmd_worker
+    )
 
     org = sub.add_parser("org", help="manage orgs").add_subparsers(dest="org_cmd", required=True)
     oc = org.add_parser("create", help="create an org and print its id")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from arq.connections import ArqRedis
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
@@ -19,3 +20,5 @@ class Resources:
     db: AsyncConnectionPool[AsyncConnection[Any]]
     redis: Redis
     sealer: Sealer
+    # The arq queue (evaluation and delivery jobs); None only in tools that never enqueue.
+    queue: ArqRedis | None = None

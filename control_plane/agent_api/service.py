@@ -1,0 +1,273 @@
+"""Lease and ingest: the control plane's half of the agent protocol (see ARCHITECTURE.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import msgspec
+import structlog
+from psycopg.types.json import Jsonb
+
+from control_plane.auth import AgentContext
+from control_plane.db.sql import Queries
+from control_plane.domain.targets.codec import open_check
+from control_plane.errors import ApiError
+from control_plane.monitoring.jobs import enqueue_evaluation
+from control_plane.monitoring.lease_ids import LeaseClaim, LeaseSigner
+from control_plane.monitoring.metrics import MonitoringMetrics
+from control_plane.security.sealing import SecretUnavailable
+from control_plane.state import Resources
+from shared.protocol import (
+    MAX_INGEST_BATCH,
+    MAX_LEASE_BATCH,
+    MAX_WAIT_MS,
+    CheckResult,
+    IngestRequest,
+    IngestResponse,
+    Lease,
+    LeaseRequest,
+    LeaseResponse,
+    RejectedResult,
+)
+
+Q = Queries("monitoring")
+log = structlog.get_logger("vigil.agent_api")
+
+# Seconds a lease outlives the check's own timeout (network, queueing, ingest latency).
+LEASE_GRACE_SECS = 10
+# Clock skew tolerated between an agent's timestamps and the lease window.
+CLOCK_SKEW = timedelta(seconds=30)
+# Longest sleep between two looks at the schedule while long-polling.
+POLL_STEP_SECS = 0.5
+
+
+def validate_lease_request(req: LeaseRequest) -> None:
+    if not 1 <= req.max <= MAX_LEASE_BATCH:
+        raise ApiError(400, "VALIDATION_ERROR", f"max must be 1..{MAX_LEASE_BATCH}", "/max")
+    if not 0 <= req.wait_ms <= MAX_WAIT_MS:
+        raise ApiError(400, "VALIDATION_ERROR", f"wait_ms must be 0..{MAX_WAIT_MS}", "/wait_ms")
+
+
+@dataclass(slots=True)
+class AgentProtocol:
+    res: Resources
+    agent: AgentContext
+    metrics: MonitoringMetrics | None = None
+
+    @property
+    def signer(self) -> LeaseSigner:
+        return LeaseSigner(self.res.settings.security.token_key)
+
+    async def lease(self, req: LeaseRequest) -> LeaseResponse:
+        validate_lease_request(req)
+        deadline = time.monotonic() + req.wait_ms / 1000
+        while True:
+            leases, server_time, next_at = await self._lease_once(req.max)
+            remaining = deadline - time.monotonic()
+            if leases or remaining <= 0:
+                if self.metrics and leases:
+                    self.metrics.leases.labels(region=self.agent.region_id).inc(len(leases))
+                return LeaseResponse(leases=leases, server_time=server_time)
+            step = POLL_STEP_SECS
+            if next_at is not None:
+                step = min(step, max(0.01, (next_at - server_time).total_seconds()))
+            await asyncio.sleep(min(step, remaining))
+
+    async def _lease_once(self, max_n: int) -> tuple[list[Lease], datetime, datetime | None]:
+        params = {
+            "region_id": self.agent.region_id,
+            "agent_id": self.agent.agent_id,
+            "max": max_n,
+            "grace_secs": LEASE_GRACE_SECS,
+        }
+        async with self.res.db.connection() as conn:
+            rows = await (await conn.execute(Q.lease_due, params)).fetchall()
+            leases: list[Lease] = []
+            for row in rows:
+                lease = await self._to_lease(conn, row)
+                if lease is not None:
+                    leases.append(lease)
+            if rows:
+                return leases, rows[0]["server_time"], None
+            nxt = await (await conn.execute(Q.next_due_in_region, params)).fetchone()
+        now = nxt["now"] if nxt else datetime.now(UTC)
+        return leases, now, nxt["next_at"] if nxt else None
+
+    async def _to_lease(self, conn: Any, row: dict[str, Any]) -> Lease | None:
+        try:
+            spec = open_check(
+                self.res.sealer, row["org_id"], row["target_id"], row["spec"], row["secrets"]
+            )
+        except SecretUnavailable as exc:
+            # Fail closed: never hand an agent a spec without its credentials.
+            log.warning("secret_unavailable", target_id=str(row["target_id"]), error=str(exc))
+            await conn.execute(
+                Q.record_unavailable,
+                {
+                    "target_id": row["target_id"],
+                    "region_id": row["region_id"],
+                    "scheduled_at": row["scheduled_at"],
+                    "org_id": row["org_id"],
+                    "interval_secs": row["interval_secs"],
+                    "error": "a credential of this check cannot be decrypted with the keys "
+                    "configured",
+                    "error_code": "SECRET_UNAVAILABLE",
+                },
+            )
+            return None
+        claim = LeaseClaim(
+            target_id=row["target_id"],
+            agent_id=self.agent.agent_id,
+            region_id=row["region_id"],
+            scheduled_at=row["scheduled_at"],
+            expires_at=row["expires_at"],
+        )
+        return Lease(
+            lease_id=self.signer.issue(claim),
+            target_id=str(row["target_id"]),
+            region=row["region_id"],
+            scheduled_at=row["scheduled_at"],
+            expires_at=row["expires_at"],
+            interval_secs=row["interval_secs"],
+            check=spec,
+            org_id=str(row["org_id"]),
+        )
+
+    async def ingest(self, req: IngestRequest) -> IngestResponse:
+        if len(req.results) > MAX_INGEST_BATCH:
+            raise ApiError(
+                413,
+                "BATCH_TOO_LARGE",
+                f"at most {MAX_INGEST_BATCH} results per batch, got {len(req.results)}",
+                "/results",
+            )
+        rejected: list[RejectedResult] = []
+        accepted_rows: list[tuple[int, CheckResult]] = []
+        seen: set[tuple[str, datetime]] = set()
+        duplicates = 0
+        signer = self.signer
+        for idx, result in enumerate(req.results):
+            problem = _check_row(signer.verify(result.lease_id), result, self.agent)
+            if problem:
+                rejected.append(RejectedResult(index=idx, code=problem[0], message=problem[1]))
+                continue
+            key = (result.target_id, result.scheduled_at)
+            if key in seen:
+                duplicates += 1
+                continue
+            seen.add(key)
+            accepted_rows.append((idx, result))
+        stored = 0
+        stored_idx_all: set[int] = set()
+        if accepted_rows:
+            params = _ingest_params(accepted_rows)
+            params["region_id"] = self.agent.region_id
+            params["agent_id"] = self.agent.agent_id
+            async with self.res.db.connection() as conn:
+                row = await (await conn.execute(Q.ingest_results, params, binary=True)).fetchone()
+            assert row is not None
+            valid, stored_idx = set(row["valid_idx"]), set(row["stored_idx"])
+            for idx, _ in accepted_rows:
+                if idx not in valid:
+                    rejected.append(
+                        RejectedResult(
+                            index=idx,
+                            code="TARGET_NOT_IN_REGION",
+                            message=f"target is not probed from region {self.agent.region_id}",
+                        )
+                    )
+                elif idx not in stored_idx:
+                    duplicates += 1
+            stored = len(stored_idx)
+            stored_idx_all = stored_idx
+            if row["marked"]:
+                await enqueue_evaluation(self.res, [str(t) for t in row["marked"]])
+        rejected.sort(key=lambda r: r.index)
+        if self.metrics:
+            self._count(req.results, stored_idx_all, duplicates, rejected)
+        if rejected:
+            log.info("ingest_rejected", count=len(rejected), first=rejected[0].code)
+        return IngestResponse(accepted=stored, duplicates=duplicates, rejected=rejected)
+
+    def _count(
+        self,
+        results: list[CheckResult],
+        stored: set[int],
+        duplicates: int,
+        rejected: list[RejectedResult],
+    ) -> None:
+        assert self.metrics is not None
+        region = self.agent.region_id
+        by_status: dict[str, int] = {}
+        for idx in stored:
+            by_status[results[idx].status] = by_status.get(results[idx].status, 0) + 1
+        for status, n in by_status.items():
+            self.metrics.results.labels(region=region, status=status).inc(n)
+        if duplicates:
+            self.metrics.duplicates.labels(region=region).inc(duplicates)
+        for r in rejected:
+            self.metrics.rejected.labels(region=region, code=r.code).inc()
+
+
+def _check_row(
+    claim: LeaseClaim | None, result: CheckResult, agent: AgentContext
+) -> tuple[str, str] | None:
+    """Why a row cannot be accepted under its lease, or None when it can."""
+    if claim is None or claim.agent_id != agent.agent_id or claim.region_id != agent.region_id:
+        return "UNKNOWN_LEASE", "lease_id was not issued to this agent"
+    try:
+        target_matches = uuid.UUID(result.target_id) == claim.target_id
+    except ValueError:
+        target_matches = False
+    if not target_matches or _aware(result.scheduled_at) != claim.scheduled_at:
+        return "LEASE_MISMATCH", "target_id/scheduled_at differ from the leased slot"
+    started, finished = _aware(result.started_at), _aware(result.finished_at)
+    if finished < started:
+        return "OUTSIDE_LEASE_WINDOW", "finished_at is before started_at"
+    if started < claim.scheduled_at - CLOCK_SKEW or finished > claim.expires_at + CLOCK_SKEW:
+        return (
+            "OUTSIDE_LEASE_WINDOW",
+            f"the check must run between {claim.scheduled_at.isoformat()} and "
+            f"{claim.expires_at.isoformat()}",
+        )
+    return None
+
+
+def _aware(t: datetime) -> datetime:
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+_JSON = msgspec.json.Encoder()
+
+
+def _ingest_params(rows: list[tuple[int, CheckResult]]) -> dict[str, Any]:
+    cols: dict[str, list[Any]] = {
+        k: []
+        for k in (
+            "idx target_id scheduled_at status started_at finished_at latency_ms status_code "
+            "error error_code dns_ms connect_ms tls_ms ttfb_ms details"
+        ).split()
+    }
+    for idx, r in rows:
+        t = r.timings
+        cols["idx"].append(idx)
+        cols["target_id"].append(r.target_id)
+        cols["scheduled_at"].append(_aware(r.scheduled_at))
+        cols["status"].append(r.status)
+        cols["started_at"].append(_aware(r.started_at))
+        cols["finished_at"].append(_aware(r.finished_at))
+        cols["latency_ms"].append(r.latency_ms)
+        cols["status_code"].append(r.status_code)
+        cols["error"].append(r.error[:2000] if r.error else r.error)
+        cols["error_code"].append(r.error_code)
+        cols["dns_ms"].append(t.dns_ms)
+        cols["connect_ms"].append(t.connect_ms)
+        cols["tls_ms"].append(t.tls_ms)
+        cols["ttfb_ms"].append(t.ttfb_ms)
+        cols["details"].append(Jsonb(r.details) if r.details else None)
+    return cols

@@ -1,0 +1,66 @@
+"""/api/v1/targets/{id}/results and /uptime."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from litestar import Controller, Request, get
+from litestar.di import NamedDependency
+from litestar.params import FromPath, Parameter, QueryParameter
+
+from control_plane.auth import OrgContext, resources
+from control_plane.domain.targets.service import target_not_found
+from control_plane.pagination import Page, page_params
+from control_plane.requests import path_uuid
+from control_plane.timerange import time_range
+
+from .schemas import CheckResultOut, Uptime
+from .service import results_page, uptime
+
+RESULTS_DEFAULT, RESULTS_CAP = 1000, 10_000
+
+
+class TargetResultsController(Controller):
+    path = "/targets/{target_id:str}"
+    tags = ["results"]
+
+    @get("/results", operation_id="listTargetResults")
+    async def results(
+        self,
+        request: Request[Any, Any, Any],
+        org: NamedDependency[OrgContext],
+        target_id: FromPath[str],
+        from_: Annotated[datetime | None, QueryParameter(name="from")] = None,
+        to: datetime | None = Parameter(default=None),
+        region: str | None = Parameter(default=None, description="only this region's results"),
+        limit: int | None = Parameter(default=None, description="default 1000, max 10000"),
+        offset: int | None = Parameter(default=None),
+    ) -> Page[CheckResultOut]:
+        """Check results in [from, to) (default the last 24 h), newest first."""
+        tid = path_uuid(target_id, target_not_found())
+        start, end = time_range(from_, to)
+        lim, off = page_params(limit, offset, RESULTS_DEFAULT, RESULTS_CAP)
+        res = resources(request)
+        async with res.db.connection() as conn:
+            items, total = await results_page(
+                conn, org.org_id, tid, start=start, end=end, region=region, limit=lim, offset=off
+            )
+        return Page(items=items, total=total, limit=lim, offset=off)
+
+    @get("/uptime", operation_id="getTargetUptime")
+    async def uptime(
+        self,
+        request: Request[Any, Any, Any],
+        org: NamedDependency[OrgContext],
+        target_id: FromPath[str],
+        from_: Annotated[datetime | None, QueryParameter(name="from")] = None,
+        to: datetime | None = Parameter(default=None),
+        region: str | None = Parameter(default=None, description="only this region's results"),
+    ) -> Uptime:
+        """Result counts by status and the uptime percentage over [from, to)."""
+        tid = path_uuid(target_id, target_not_found())
+        start, end = time_range(from_, to)
+        res = resources(request)
+        async with res.db.connection() as conn:
+            return await uptime(conn, org.org_id, tid, start=start, end=end, region=region)

@@ -1,0 +1,45 @@
+"""What the results and uptime reads return."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+
+class PhaseTimings(msgspec.Struct, kw_only=True):
+    dns_ms: float | None
+    connect_ms: float | None
+    tls_ms: float | None
+    ttfb_ms: float | None
+    total_ms: float | None
+
+
+class CheckResultOut(msgspec.Struct, kw_only=True):
+    target_id: uuid.UUID
+    region: str
+    # The slot this result is for (server clock); results are ordered by it.
+    timestamp: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    status: str
+    latency_ms: float | None
+    status_code: int | None
+    error: str | None
+    error_code: str | None
+    timings: PhaseTimings
+    details: dict[str, Any]
+
+
+class Uptime(msgspec.Struct, kw_only=True):
+    # Results that say something about the target; ``missed`` slots are counted apart.
+    total: int
+    up: int
+    down: int
+    degraded: int
+    error: int
+    missed: int
+    # (up + degraded) / total, as a percentage; null when there is no result in the range.
+    uptime_pct: float | None

@@ -1,0 +1,1 @@
+"""The arq worker: incident evaluation and the periodic sweeps (``vigil worker``)."""
