@@ -19,6 +19,12 @@ dev: $(STAMP)
 test: $(STAMP)
 	$(BIN)/pytest
 
+# `make bench` runs every scenario; `make bench SCENARIO=agent` (or a comma list) runs some.
+# Knobs are BENCH_* environment variables (bench/config.py); reports land in bench/results/.
+SCENARIO ?=
+bench: $(STAMP)
+	$(BIN)/python -m bench $(if $(SCENARIO),--scenario $(SCENARIO))
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

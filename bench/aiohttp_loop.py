@@ -1,0 +1,88 @@
+"""The ceiling of our stack: a bare asyncio/aiohttp loop doing the agent's checks, a fresh
+connection each, with nothing else (no leases, no results, no timings).
+
+    python -m bench.aiohttp_loop http|https|tcp TARGET CONCURRENCY SECONDS
+
+TARGET is a URL (http, https) or host:port (tcp). Prints one JSON line: checks completed, failed
+and the process's own CPU seconds over the measured window (after a short warm-up).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import ssl
+import sys
+import time
+
+import aiohttp
+
+WARMUP_S = 0.5
+
+
+async def _http_checks(
+    session: aiohttp.ClientSession, url: str, tls: ssl.SSLContext | bool
+) -> bool:
+    async with session.get(url, ssl=tls) as resp:
+        await resp.read()
+        return resp.status == 200
+
+
+async def _tcp_check(host: str, port: int) -> bool:
+    loop = asyncio.get_running_loop()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setblocking(False)
+        await loop.sock_connect(sock, (host, port))
+        return True
+    finally:
+        sock.close()
+
+
+async def main(kind: str, target: str, concurrency: int, seconds: float) -> dict[str, float]:
+    tls: ssl.SSLContext | bool = False
+    if kind == "https":
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        tls = ctx
+    host, _, port = target.rpartition(":")
+    # force_close: every request opens (and closes) its own connection.
+    connector = aiohttp.TCPConnector(force_close=True, limit=0)
+    counts = {"done": 0, "failed": 0}
+    start = time.monotonic()
+    measure_from = start + WARMUP_S
+    stop_at = measure_from + seconds
+    marks: dict[str, float] = {}
+
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def worker() -> None:
+            while (now := time.monotonic()) < stop_at:
+                if now >= measure_from and "cpu0" not in marks:
+                    marks["cpu0"], marks["t0"] = time.process_time(), now
+                try:
+                    if kind == "tcp":
+                        ok = await _tcp_check(host, int(port))
+                    else:
+                        ok = await _http_checks(session, target, tls)
+                except (aiohttp.ClientError, OSError, TimeoutError):
+                    ok = False
+                if time.monotonic() >= measure_from and "cpu0" in marks:
+                    counts["done" if ok else "failed"] += 1
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    cpu1, t1 = time.process_time(), time.monotonic()
+    return {
+        "done": counts["done"],
+        "failed": counts["failed"],
+        "seconds": round(t1 - marks["t0"], 3),
+        "cpu_s": round(cpu1 - marks["cpu0"], 3),
+    }
+
+
+if __name__ == "__main__":
+    kind_arg, target_arg, conc_arg, secs_arg = sys.argv[1:5]
+    out = asyncio.run(main(kind_arg, target_arg, int(conc_arg), float(secs_arg)))
+    print(json.dumps(out))

@@ -1,0 +1,47 @@
+"""The benchmark's knobs: ``BENCH_*`` environment variables, small defaults that fit one
+``make bench`` in under 15 minutes on a 2-core machine."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "")
+    return int(raw) if raw.strip() else default
+
+
+def _float(name: str, default: float) -> float:
+    raw = os.environ.get(name, "")
+    return float(raw) if raw.strip() else default
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    # Runs per figure (median and min/max are taken over them).
+    runs: int = field(default_factory=lambda: max(3, _int("BENCH_RUNS", 3)))
+    # agent: targets per variant at a 10 s interval (offered checks/s = targets / 10), the
+    # measuring window of each run, and the concurrency of the agent, aiohttp loop and wrk.
+    agent_targets: int = field(default_factory=lambda: _int("BENCH_AGENT_TARGETS", 10_000))
+    agent_window_s: float = field(default_factory=lambda: _float("BENCH_AGENT_WINDOW_S", 6.0))
+    concurrency: int = field(default_factory=lambda: _int("BENCH_CONCURRENCY", 100))
+    agent_variants: tuple[str, ...] = field(
+        default_factory=lambda: tuple(
+            v.strip()
+            for v in os.environ.get("BENCH_AGENT_VARIANTS", "http,tcp,https").split(",")
+            if v.strip()
+        )
+    )
+    # system: targets at a 60 s interval and the length of each measured window.
+    system_targets: int = field(default_factory=lambda: _int("BENCH_SYSTEM_TARGETS", 10_000))
+    system_window_s: float = field(default_factory=lambda: _float("BENCH_SYSTEM_WINDOW_S", 20.0))
+    system_warmup_s: float = field(default_factory=lambda: _float("BENCH_SYSTEM_WARMUP_S", 15.0))
+    # ingest: leased slots posted per run (in batches of 1,000) and parallel posts.
+    ingest_rows: int = field(default_factory=lambda: _int("BENCH_INGEST_ROWS", 10_000))
+    ingest_concurrency: int = field(default_factory=lambda: _int("BENCH_INGEST_CONCURRENCY", 4))
+    # reads: requests per endpoint per run, and concurrent clients.
+    reads_requests: int = field(default_factory=lambda: _int("BENCH_READS_REQUESTS", 200))
+    reads_clients: int = field(default_factory=lambda: _int("BENCH_READS_CLIENTS", 4))
+    # PostgreSQL with fsync off (faster, not what a deployment runs).
+    pg_fast: bool = field(default_factory=lambda: os.environ.get("BENCH_PG_FAST", "") == "1")

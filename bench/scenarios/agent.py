@@ -1,0 +1,243 @@
+"""Agent throughput: the real ``vigil-agent`` (one process, fed by the real control plane:
+lease → run → ingest) against loopback nginx, a fresh connection per check; in the same run the
+ceiling (a bare aiohttp loop, ``bench.aiohttp_loop``) and the peer (blackbox_exporter's
+``/probe`` driven by ``wrk``). HTTP, TCP and HTTPS.
+
+Each variant has its own region, agent and ``BENCH_AGENT_TARGETS`` targets at a 10 s interval.
+No worker runs, so slots the agent cannot keep up with stay due (never ``missed``): the agent
+always has work when it is slower than what is offered. A run of a variant: start the agent,
+let it warm up, measure a window (checks counted from the ``results`` table by ``finished_at``,
+CPU from /proc), stop it; then the aiohttp loop and blackbox for the same window. Runs are
+interleaved across variants and tools so machine noise hits them alike.
+
+"Per core" is checks per CPU second of the process doing the checks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from datetime import UTC, datetime
+
+import psycopg
+
+from bench.config import BenchConfig
+from bench.peers import Blackbox, Nginx, wrk
+from bench.proc import cpu_between, sample, spread
+from bench.report import Outcome
+from bench.stack import Vigil
+from shared.checks import CheckSpec, HttpCheck, TcpCheck
+
+INTERVAL = 10
+WARMUP_S = 3.0
+
+COUNT_DONE = """
+SELECT count(*) FILTER (WHERE status = 'up') AS up, count(*) AS total
+FROM results
+WHERE region_id = %(region)s AND finished_at >= %(t0)s AND finished_at < %(t1)s
+"""
+
+
+def _spec(variant: str, nginx: Nginx) -> CheckSpec:
+    if variant == "tcp":
+        return TcpCheck(host="127.0.0.1", port=nginx.tcp_port)
+    return HttpCheck(url=nginx.url(variant), verify_tls=False)
+
+
+def _aiohttp_target(variant: str, nginx: Nginx) -> str:
+    return f"127.0.0.1:{nginx.tcp_port}" if variant == "tcp" else nginx.url(variant)
+
+
+async def _count(db_url: str, region: str, t0: datetime, t1: datetime) -> tuple[int, int]:
+    async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as conn:
+        cur = await conn.execute(COUNT_DONE, {"region": region, "t0": t0, "t1": t1})
+        row = await cur.fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
+async def _agent_run(vigil: Vigil, variant: str, token: str, cfg: BenchConfig) -> dict[str, float]:
+    name = f"agent-{variant}"
+    vigil.start_agent(token, name, ["--concurrency", str(cfg.concurrency)])
+    try:
+        await asyncio.sleep(WARMUP_S)
+        vigil.procs.check()
+        pids = vigil.pids("api", name)
+        a, t0 = sample(pids), datetime.now(UTC)
+        await asyncio.sleep(cfg.agent_window_s)
+        b, t1 = sample(pids), datetime.now(UTC)
+    finally:
+        vigil.procs.stop(name)  # flushes the results it holds
+    up, total = await _count(vigil.db_url, f"bench-{variant}", t0, t1)
+    secs = (t1 - t0).total_seconds()
+    cpu = cpu_between(a, b)
+    return {
+        "checks_per_s": up / secs,
+        "not_up": total - up,
+        "cpu_agent": cpu[name],
+        "cpu_api": cpu["api"],
+        "cpu_postgres": cpu.get("postgres", 0.0),
+        "cpu_redis": cpu.get("redis", 0.0),
+        "per_cpu_s": up / cpu[name] if cpu[name] else 0.0,
+        "pipeline_cpu_ms_per_check": 1000 * sum(cpu.values()) / up if up else 0.0,
+    }
+
+
+async def _aiohttp_run(variant: str, nginx: Nginx, cfg: BenchConfig) -> dict[str, float]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bench.aiohttp_loop",
+        variant,
+        _aiohttp_target(variant, nginx),
+        str(cfg.concurrency),
+        str(cfg.agent_window_s),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"aiohttp loop failed ({proc.returncode})")
+    r = json.loads(out)
+    return {
+        "checks_per_s": r["done"] / r["seconds"],
+        "not_up": r["failed"],
+        "cpu": r["cpu_s"],
+        "per_cpu_s": r["done"] / r["cpu_s"] if r["cpu_s"] else 0.0,
+    }
+
+
+async def _blackbox_run(
+    variant: str, nginx: Nginx, blackbox: Blackbox, cfg: BenchConfig
+) -> dict[str, float]:
+    url = blackbox.probe_url(variant, nginx)
+    pids = {"blackbox": blackbox.procs.pid("blackbox")}
+    a = sample(pids)
+    run = await asyncio.to_thread(wrk, url, cfg.concurrency, cfg.agent_window_s)
+    b = sample(pids)
+    cpu = cpu_between(a, b)["blackbox"]
+    return {
+        "checks_per_s": run.requests / run.seconds,
+        "not_up": run.errors,
+        "cpu": cpu,
+        "per_cpu_s": run.requests / cpu if cpu else 0.0,
+    }
+
+
+async def run(vigil: Vigil, nginx: Nginx, blackbox: Blackbox, cfg: BenchConfig) -> Outcome:
+    out = Outcome(
+        "agent",
+        params={
+            "targets per variant": cfg.agent_targets,
+            "interval_s": INTERVAL,
+            "offered checks/s": f"{cfg.agent_targets / INTERVAL:.0f} plus the backlog that "
+            "builds while the agent is stopped between runs",
+            "window_s": cfg.agent_window_s,
+            "concurrency (agent, aiohttp, wrk)": cfg.concurrency,
+            "runs": cfg.runs,
+        },
+    )
+    vigil.start_api()
+    org_id, _ = await vigil.org()
+    tokens: dict[str, str] = {}
+    for variant in cfg.agent_variants:
+        region = f"bench-{variant}"
+        tokens[variant] = await vigil.agent_token(region, f"bench-{variant}")
+        await vigil.bulk_targets(
+            org_id,
+            [_spec(variant, nginx)] * cfg.agent_targets,
+            region=region,
+            interval=INTERVAL,
+        )
+        if not blackbox.probe_succeeds(variant, nginx):
+            out.notes.append(f"blackbox's {variant} probe did not succeed: its figures are off")
+    runs: dict[str, dict[str, list[dict[str, float]]]] = {
+        v: {"agent": [], "aiohttp": [], "blackbox": []} for v in cfg.agent_variants
+    }
+    for i in range(cfg.runs):
+        for variant in cfg.agent_variants:
+            started = time.monotonic()
+            r = runs[variant]
+            r["agent"].append(await _agent_run(vigil, variant, tokens[variant], cfg))
+            r["aiohttp"].append(await _aiohttp_run(variant, nginx, cfg))
+            r["blackbox"].append(await _blackbox_run(variant, nginx, blackbox, cfg))
+            print(
+                f"bench: agent {variant} run {i + 1}/{cfg.runs}: "
+                + ", ".join(
+                    f"{tool} {r[tool][-1]['checks_per_s']:.0f}/s "
+                    f"({r[tool][-1]['per_cpu_s']:.0f}/cpu-s)"
+                    for tool in ("agent", "aiohttp", "blackbox")
+                )
+                + f" [{time.monotonic() - started:.0f} s]",
+                flush=True,
+            )
+    for variant, r in runs.items():
+        _figures(out, variant, r, cfg)
+    out.notes.append(
+        "agent checks are those with status 'up' whose finished_at falls in the window; "
+        "aiohttp and blackbox count completed 2xx checks/probes. Per core = checks per CPU "
+        "second of the checking process (agent; aiohttp loop; blackbox_exporter, whose CPU "
+        "includes its /probe HTTP server). blackbox_exporter runs with its default GOMAXPROCS."
+    )
+    return out
+
+
+def _col(rows: list[dict[str, float]], key: str) -> list[float]:
+    return [row[key] for row in rows]
+
+
+def _figures(out: Outcome, v: str, r: dict[str, list[dict[str, float]]], cfg: BenchConfig) -> None:
+    agent, ceiling, peer = r["agent"], r["aiohttp"], r["blackbox"]
+    offered = cfg.agent_targets / INTERVAL
+    out.add(
+        f"{v}: agent checks/s (offered ≥ {offered:.0f}/s)", _col(agent, "checks_per_s"), "checks/s"
+    )
+    out.add(f"{v}: agent checks per CPU-second", _col(agent, "per_cpu_s"), "checks/cpu-s")
+    out.add(
+        f"{v}: agent CPU per check",
+        [1000 / x if x else 0.0 for x in _col(agent, "per_cpu_s")],
+        "ms",
+    )
+    out.add(
+        f"{v}: whole pipeline CPU per check (agent+api+postgres+redis)",
+        _col(agent, "pipeline_cpu_ms_per_check"),
+        "ms",
+    )
+    out.add(f"{v}: aiohttp loop checks/s", _col(ceiling, "checks_per_s"), "checks/s")
+    out.add(f"{v}: aiohttp loop checks per CPU-second", _col(ceiling, "per_cpu_s"), "checks/cpu-s")
+    out.add(f"{v}: blackbox probes/s", _col(peer, "checks_per_s"), "probes/s")
+    out.add(f"{v}: blackbox probes per CPU-second", _col(peer, "per_cpu_s"), "probes/cpu-s")
+    # Ratios per run (interleaved runs share the machine's state), then their spread.
+    vs_ceiling = [
+        a["per_cpu_s"] / c["per_cpu_s"]
+        for a, c in zip(agent, ceiling, strict=True)
+        if c["per_cpu_s"]
+    ]
+    vs_peer = [
+        a["per_cpu_s"] / p["per_cpu_s"] for a, p in zip(agent, peer, strict=True) if p["per_cpu_s"]
+    ]
+    fresh_http = v == "http"
+    out.add(
+        f"{v}: agent / aiohttp per core",
+        vs_ceiling,
+        "x",
+        target="≥ 0.8x" if fresh_http else None,
+        meets=(lambda x: x >= 0.8) if fresh_http else None,
+    )
+    out.add(
+        f"{v}: agent / blackbox per core",
+        vs_peer,
+        "x",
+        target="≥ 1.2x" if fresh_http else None,
+        meets=(lambda x: x >= 1.2) if fresh_http else None,
+    )
+    failures = sum(a["not_up"] for a in agent) + sum(c["not_up"] for c in ceiling)
+    failures += sum(p["not_up"] for p in peer)
+    if failures:
+        out.notes.append(f"{v}: {failures:.0f} checks did not come back up/2xx over all runs")
+    for tool, rows in (("agent", agent), ("aiohttp", ceiling), ("blackbox", peer)):
+        key = "cpu_agent" if tool == "agent" else "cpu"
+        out.cpu_s[f"{v}: {tool}"] = spread(_col(rows, key))
+    out.cpu_s[f"{v}: api (during agent runs)"] = spread(_col(agent, "cpu_api"))
+    out.cpu_s[f"{v}: postgres (during agent runs)"] = spread(_col(agent, "cpu_postgres"))

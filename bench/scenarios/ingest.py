@@ -1,0 +1,196 @@
+"""Ingest: results per second that ``/api/agent/ingest`` stores in batches of 1,000, against a
+raw ``COPY`` of the same rows into the same ``results`` table of the same PostgreSQL.
+
+A run: make every slot of ``BENCH_INGEST_ROWS`` targets due (at one time per run), lease them
+all through ``/api/agent/lease`` (timed too), encode one result per lease in batches of 1,000
+(before the clock starts), post them ``BENCH_INGEST_CONCURRENCY`` at a time. Then the stored
+rows are read back with ``COPY … TO STDOUT``, deleted, and written again with ``COPY … FROM
+STDIN``: the database's raw rate for exactly those rows. No worker runs (evaluation jobs wait in
+Redis), so the API and PostgreSQL have the machine to themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiohttp
+import msgspec
+import psycopg
+
+from bench.config import BenchConfig
+from bench.proc import cpu_between, sample, spread
+from bench.report import Outcome
+from bench.stack import Vigil
+from shared.checks import HttpCheck
+from shared.protocol import MAX_INGEST_BATCH, MAX_LEASE_BATCH
+
+BATCH = MAX_INGEST_BATCH
+COLS = (
+    "target_id, region_id, scheduled_at, org_id, agent_id, status, started_at, finished_at, "
+    "latency_ms, status_code, error, error_code, dns_ms, connect_ms, tls_ms, ttfb_ms, details, "
+    "received_at"
+)
+MAKE_DUE = """
+UPDATE schedules SET next_due_at = %(at)s, leased_by = NULL, lease_expires_at = NULL
+WHERE region_id = 'default'
+"""
+
+
+async def _lease_all(session: aiohttp.ClientSession, url: str, want: int) -> list[dict[str, Any]]:
+    leases: list[dict[str, Any]] = []
+    while len(leases) < want:
+        body = {"max": min(MAX_LEASE_BATCH, want - len(leases)), "wait_ms": 0}
+        async with session.post(url + "/api/agent/lease", json=body) as resp:
+            got = msgspec.json.decode(await resp.read())
+            if resp.status != 200:
+                raise RuntimeError(f"lease: {resp.status} {got}")
+        if not got["leases"]:
+            break
+        leases.extend(got["leases"])
+    return leases
+
+
+def _bodies(leases: list[dict[str, Any]]) -> list[bytes]:
+    now = datetime.now(UTC)
+    started, finished = now.isoformat(), (now + timedelta(milliseconds=12)).isoformat()
+    results = [
+        {
+            "lease_id": lease["lease_id"],
+            "target_id": lease["target_id"],
+            "scheduled_at": lease["scheduled_at"],
+            "started_at": started,
+            "finished_at": finished,
+            "status": "up",
+            "latency_ms": 12.0,
+            "status_code": 200,
+            "timings": {"connect_ms": 0.3, "ttfb_ms": 10.5, "total_ms": 12.0},
+        }
+        for lease in leases
+    ]
+    return [
+        msgspec.json.encode({"results": results[i : i + BATCH]})
+        for i in range(0, len(results), BATCH)
+    ]
+
+
+async def _post_all(
+    session: aiohttp.ClientSession, url: str, bodies: list[bytes], concurrency: int
+) -> tuple[int, int]:
+    queue = list(reversed(bodies))
+    totals = {"accepted": 0, "rejected": 0}
+
+    async def poster() -> None:
+        while queue:
+            body = queue.pop()
+            async with session.post(
+                url + "/api/agent/ingest",
+                data=body,
+                headers={"Content-Type": "application/json"},
+            ) as resp:
+                got = msgspec.json.decode(await resp.read())
+                if resp.status != 200:
+                    raise RuntimeError(f"ingest: {resp.status} {got}")
+            totals["accepted"] += got["accepted"]
+            totals["rejected"] += len(got["rejected"])
+
+    await asyncio.gather(*(poster() for _ in range(concurrency)))
+    return totals["accepted"], totals["rejected"]
+
+
+async def _copy_rate(db_url: str, slot: datetime) -> tuple[int, float]:
+    """Read the run's rows out with COPY, delete them, COPY them back in; (rows, seconds)."""
+    async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as conn:
+        data = bytearray()
+        query = f"COPY (SELECT {COLS} FROM results WHERE scheduled_at = %s) TO STDOUT"
+        async with conn.cursor() as cur, cur.copy(query, (slot,)) as copy:
+            async for chunk in copy:
+                data += chunk
+        deleted = (
+            await conn.execute("DELETE FROM results WHERE scheduled_at = %s", (slot,))
+        ).rowcount
+        started = time.perf_counter()
+        async with (
+            conn.transaction(),
+            conn.cursor() as cur,
+            cur.copy(f"COPY results ({COLS}) FROM STDIN") as copy,
+        ):
+            await copy.write(bytes(data))
+        return deleted, time.perf_counter() - started
+
+
+async def run(vigil: Vigil, cfg: BenchConfig) -> Outcome:
+    n = cfg.ingest_rows
+    out = Outcome(
+        "ingest",
+        params={
+            "results per run": n,
+            "batch": BATCH,
+            "parallel posts": cfg.ingest_concurrency,
+            "runs": cfg.runs,
+        },
+    )
+    vigil.start_api()
+    org_id, _ = await vigil.org()
+    token = await vigil.agent_token("default", "ingest")
+    # Never probed: no agent runs here; the bench leases the slots itself.
+    await vigil.bulk_targets(org_id, [HttpCheck(url="http://127.0.0.1:9/")] * n, interval=60)
+    pids = vigil.pids("api")
+    ingest_rate, copy_rate, lease_rate, ratio = [], [], [], []
+    cpu_api, cpu_pg, stored = [], [], []
+    headers = {"Authorization": f"Bearer {token}"}
+    async with aiohttp.ClientSession(headers=headers) as session:
+        for i in range(cfg.runs):
+            slot = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10 * (i + 1))
+            async with await psycopg.AsyncConnection.connect(vigil.db_url, autocommit=True) as c:
+                await c.execute(MAKE_DUE, {"at": slot})
+            t = time.perf_counter()
+            leases = await _lease_all(session, vigil.base_url, n)
+            lease_rate.append(len(leases) / (time.perf_counter() - t))
+            bodies = _bodies(leases)
+            a = sample(pids)
+            t = time.perf_counter()
+            accepted, rejected = await _post_all(
+                session, vigil.base_url, bodies, cfg.ingest_concurrency
+            )
+            secs = time.perf_counter() - t
+            cpu = cpu_between(a, sample(pids))
+            if rejected or accepted != len(leases):
+                out.notes.append(f"run {i + 1}: {accepted} stored, {rejected} rejected")
+            ingest_rate.append(accepted / secs)
+            stored.append(max(accepted, 1))
+            cpu_api.append(cpu["api"])
+            cpu_pg.append(cpu.get("postgres", 0.0))
+            rows, copy_secs = await _copy_rate(vigil.db_url, slot)
+            copy_rate.append(rows / copy_secs)
+            ratio.append(ingest_rate[-1] / copy_rate[-1])
+            print(
+                f"bench: ingest run {i + 1}/{cfg.runs}: {ingest_rate[-1]:,.0f} results/s "
+                f"(COPY {copy_rate[-1]:,.0f} rows/s, lease {lease_rate[-1]:,.0f} slots/s)",
+                flush=True,
+            )
+    out.add(
+        "ingest results/s stored",
+        ingest_rate,
+        "results/s",
+        target="≥ 20,000/s",
+        meets=lambda x: x >= 20_000,
+    )
+    out.add("raw COPY of the same rows", copy_rate, "rows/s")
+    out.add("ingest / COPY", ratio, "x")
+    out.add("lease slots/s (batches of 500)", lease_rate, "slots/s")
+    out.add(
+        "API CPU per 1,000 results ingested",
+        [1000 * c / k for c, k in zip(cpu_api, stored, strict=True)],
+        "cpu-s",
+    )
+    out.add(
+        "PostgreSQL CPU per 1,000 results ingested",
+        [1000 * c / k for c, k in zip(cpu_pg, stored, strict=True)],
+        "cpu-s",
+    )
+    out.cpu_s["api (ingest)"] = spread(cpu_api)
+    out.cpu_s["postgres (ingest)"] = spread(cpu_pg)
+    return out
