@@ -1,4 +1,4 @@
-"""Cache-Control on every /api/v1 response, errors included.
+"""Cache-Control (and the JSON charset) on every /api/v1 response, errors included.
 
 mutations (POST/PUT/PATCH/DELETE) -> ``no-store``; /api/v1/dashboard/summary -> ``private,
 max-age=5``; every other read -> ``private, max-age=10``.
@@ -29,9 +29,15 @@ def cache_control_middleware(app: ASGIApp) -> ASGIApp:
 
         async def send_with_header(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = [
-                    (k, v) for k, v in message.get("headers", []) if k.lower() != b"cache-control"
-                ]
+                headers = []
+                for k, v in message.get("headers", []):
+                    key = k.lower()
+                    if key == b"cache-control":
+                        continue
+                    if key == b"content-type" and v == b"application/json":
+                        # The reference: every response is ``application/json; charset=utf-8``.
+                        v = b"application/json; charset=utf-8"
+                    headers.append((k, v))
                 headers.append((b"cache-control", value))
                 message["headers"] = headers
             await send(message)

@@ -66,7 +66,11 @@ async def _token_create(org: uuid.UUID, name: str) -> str:
 
 
 def _cmd_org_create(args: argparse.Namespace) -> int:
-    print(asyncio.run(_org_create(args.name)))
+    name = args.name.strip()
+    if not 1 <= len(name) <= 200 or any(ord(c) < 32 for c in name):
+        print("error: an org name is 1-200 printable characters", file=sys.stderr)
+        return 2
+    print(asyncio.run(_org_create(name)))
     return 0
 
 
@@ -109,9 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=1)
     serve.set_defaults(fn=_cmd_serve)
 
-    sub.add_parser("worker", help="run the background worker (arq)").set_defaults(
-        fn=_cmd_worker
-    )
+    sub.add_parser("worker", help="run the background worker (arq)").set_defaults(fn=_cmd_worker)
 
     org = sub.add_parser("org", help="manage orgs").add_subparsers(dest="org_cmd", required=True)
     oc = org.add_parser("create", help="create an org and print its id")

@@ -9,6 +9,7 @@ import uuid
 from pathlib import Path
 
 import psycopg
+import pytest
 from litestar.testing import AsyncTestClient
 
 from control_plane.app import create_app
@@ -141,3 +142,11 @@ def test_commands_without_configuration_fail_with_a_message() -> None:
 def test_usage_errors_exit_non_zero(settings: Settings) -> None:
     assert run_vigil(settings, "org", "create").returncode == 2
     assert run_vigil(settings, "token", "create").returncode == 2
+
+
+@pytest.mark.parametrize("name", ["", "   ", "x" * 201, "bad\nname"])
+def test_org_create_refuses_a_bad_name(settings: Settings, name: str) -> None:
+    done = run_vigil(settings, "org", "create", name)
+    assert done.returncode == 2, done
+    assert "org name" in done.stderr
+    assert "Traceback" not in done.stderr

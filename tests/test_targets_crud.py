@@ -626,3 +626,11 @@ async def test_cache_control_on_every_target_response(owner: Persona) -> None:
         resp = await owner.request(method, path, **kw)
         assert resp.status_code == status, (method, path, resp.text)
         assert resp.headers.get("cache-control") == cache, (method, path)
+
+
+async def test_every_api_v1_response_is_json_with_charset(owner: Persona, anon: Persona) -> None:
+    ok = await owner.get("/api/v1/targets")
+    missing = await owner.get("/api/v1/targets/nope")
+    unauthorized = await anon.get("/api/v1/targets")
+    for resp in (ok, missing, unauthorized):
+        assert resp.headers["content-type"] == "application/json; charset=utf-8", resp.headers

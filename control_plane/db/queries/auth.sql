@@ -9,7 +9,8 @@ WHERE t.prefix = %(prefix)s AND t.revoked_at IS NULL;
 UPDATE api_tokens SET last_used_at = now() WHERE id = %(id)s;
 
 -- name: agent_by_prefix
--- A live agent whose region still exists and is enabled.
+-- A live (not revoked) agent. Agents of a disabled region still authenticate: operators bring
+-- agents up before they open a region to tenants.
 SELECT a.id, a.region_id, a.name, a.hash
 FROM agents a JOIN regions r ON r.id = a.region_id
 WHERE a.prefix = %(prefix)s AND a.revoked_at IS NULL;
