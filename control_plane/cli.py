@@ -5,6 +5,8 @@ vigil serve [--host H --port P --workers N]
 vigil org create NAME          prints the new org id
 vigil token create --org ID [--name NAME]   prints the token once
 vigil worker                   the background worker (evaluation, sweeps)
+vigil keys rotate [--batch-size N]   rewrap every sealed secret under VIGIL_SECRET_PRIMARY
+vigil keys status              how many sealed values sit on each key id
 vigil dev                      the whole local system (what `make dev` runs)
 """
 
@@ -20,6 +22,8 @@ import psycopg
 
 from control_plane.db.migrate import migrate
 from control_plane.logs import configure_logging
+from control_plane.security import rotation
+from control_plane.security.sealing import Sealer
 from control_plane.settings import SettingsError, get_settings, settings_from_env
 
 
@@ -89,6 +93,35 @@ def _cmd_token_create(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _keys(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    sec = settings.security
+    async with await psycopg.AsyncConnection.connect(
+        settings.database.url, autocommit=True
+    ) as conn:
+        if args.keys_cmd == "status":
+            usage = await rotation.key_usage(conn)
+            print(
+                "\n".join(rotation.format_usage(usage, list(sec.sealing_keys), sec.primary_key_id))
+            )
+            return 0
+        sealer = Sealer(sec.sealing_keys, sec.primary_key_id)
+        report = await rotation.rotate_keys(conn, sealer, batch_size=args.batch_size)
+    print("\n".join(rotation.format_report(report)))
+    if report.failures:
+        print(
+            f"error: {len(report.failures)} sealed value(s) could not be rewrapped (listed above);"
+            " configure their key ids in VIGIL_SECRET_KEYS and run again",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def _cmd_keys(args: argparse.Namespace) -> int:
+    return asyncio.run(_keys(args))
+
+
 def _cmd_worker(_: argparse.Namespace) -> int:
     from control_plane.worker.main import run_worker
 
@@ -99,6 +132,13 @@ def _cmd_dev(args: argparse.Namespace) -> int:
     from control_plane.devstack import run_dev
 
     return int(run_dev(args))
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -127,6 +167,23 @@ def build_parser() -> argparse.ArgumentParser:
     tc.add_argument("--org", required=True)
     tc.add_argument("--name", default="cli")
     tc.set_defaults(fn=_cmd_token_create)
+
+    keys = sub.add_parser("keys", help="sealing keys").add_subparsers(
+        dest="keys_cmd", required=True
+    )
+    kr = keys.add_parser(
+        "rotate",
+        help="rewrap every sealed secret under the primary key (idempotent); "
+        "exits 1 if any value cannot be opened",
+    )
+    kr.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=rotation.DEFAULT_BATCH_SIZE,
+        help="rows per transaction",
+    )
+    kr.set_defaults(fn=_cmd_keys)
+    keys.add_parser("status", help="count sealed values per key id").set_defaults(fn=_cmd_keys)
 
     dev = sub.add_parser("dev", help="run the whole system locally (what `make dev` runs)")
     dev.add_argument("--port", type=int, default=0, help="API port (default: 8000 or a free one)")
