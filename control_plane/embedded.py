@@ -32,6 +32,23 @@ def free_port() -> int:
         return port
 
 
+def pid_alive(pid: int) -> bool:
+    """True while ``pid`` runs. A zombie (exited, not yet reaped by a parent that never will, as
+    under a container init that does not reap) counts as gone."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no procfs: trust kill(0)
+    # "pid (comm) STATE ...": comm may hold spaces and parentheses, so split at the last ')'.
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
 def port_is_free(port: int) -> bool:
     with socket.socket() as s:
         try:
@@ -109,6 +126,15 @@ class EmbeddedPostgres:
     def url(self) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
+    @property
+    def pid(self) -> int | None:
+        """The postmaster's pid while the server runs."""
+        try:
+            pid = int((self.data_dir / "postmaster.pid").read_text().split("\n", 1)[0])
+        except (OSError, ValueError):
+            return None
+        return pid if pid_alive(pid) else None
+
     def _run(self, args: list[str]) -> subprocess.CompletedProcess[str]:
         prefix, _, _ = _as_postgres()
         cmd = prefix + args
@@ -130,6 +156,12 @@ class EmbeddedPostgres:
         bindir = pg_bin_dir()
         _, uid, gid = _as_postgres()
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        if uid is not None and self._run(["test", "-x", str(self.data_dir.parent)]).returncode:
+            raise RuntimeError(
+                f"the postgres user cannot reach {self.data_dir.parent}: PostgreSQL runs as "
+                "`postgres` when started as root, so every folder above its data must be "
+                "searchable by others (chmod o+x), or choose another folder"
+            )
         if not (self.data_dir / "PG_VERSION").exists():
             self.data_dir.mkdir(parents=True, exist_ok=True)
             if uid is not None and gid is not None:
@@ -211,14 +243,19 @@ class EmbeddedRedis:
     def pid_file(self) -> Path:
         return self.data_dir / "redis.pid"
 
+    @property
+    def pid(self) -> int | None:
+        """The server's pid while it runs."""
+        running = self._running()
+        return running[0] if running else None
+
     def _running(self) -> tuple[int, int] | None:
         try:
             pid = int(self.pid_file.read_text().strip())
             port = int((self.data_dir / "redis.port").read_text().strip())
-            os.kill(pid, 0)
         except (OSError, ValueError):
             return None
-        return pid, port
+        return (pid, port) if pid_alive(pid) else None
 
     def start(self) -> str:
         binary = redis_server_bin()
@@ -272,8 +309,6 @@ class EmbeddedRedis:
             os.kill(running[0], signal.SIGTERM)
             deadline = time.monotonic() + 10
             while time.monotonic() < deadline:
-                try:
-                    os.kill(running[0], 0)
-                except OSError:
+                if not pid_alive(running[0]):
                     return
                 time.sleep(0.05)
