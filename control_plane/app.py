@@ -23,6 +23,7 @@ from control_plane.auth import (
 from control_plane.cache_control import cache_control_middleware
 from control_plane.db.pool import make_pool
 from control_plane.domain.agents.routes import OperatorAgentController
+from control_plane.domain.heartbeats.routes import HeartbeatController
 from control_plane.domain.incidents.routes import IncidentController
 from control_plane.domain.regions.routes import OperatorRegionController, RegionCatalogController
 from control_plane.domain.results.routes import TargetResultsController
@@ -132,7 +133,15 @@ def openapi_config() -> OpenAPIConfig:
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or get_settings()
     app = Litestar(
-        route_handlers=[healthz, readyz, tenant_router(), operator_router(), agent_router()],
+        route_handlers=[
+            healthz,
+            readyz,
+            tenant_router(),
+            operator_router(),
+            agent_router(),
+            # No auth: the token in the path is the credential.
+            HeartbeatController,
+        ],
         lifespan=[_lifespan(settings)],
         exception_handlers=exception_handlers(),
         middleware=[cache_control_middleware],

@@ -18,7 +18,7 @@ import structlog
 
 from probe_agent.backoff import Backoff
 from probe_agent.batcher import Batcher
-from probe_agent.checks import RUNNERS
+from probe_agent.checks import build_runners
 from probe_agent.checks.base import CheckRunner
 from probe_agent.client import (
     AgentRevokedError,
@@ -51,11 +51,13 @@ class Agent:
         config: AgentConfig,
         *,
         metrics: AgentMetrics | None = None,
-        runners: Mapping[str, CheckRunner[Any]] = RUNNERS,
+        runners: Mapping[str, CheckRunner[Any]] | None = None,
     ) -> None:
         self.config = config
         self.metrics = metrics or AgentMetrics()
-        self._runners = runners
+        if runners is None:
+            runners = build_runners(rdap_bootstrap_url=config.rdap_bootstrap_url)
+        self.runners = runners
         self._stop = asyncio.Event()
 
     def request_stop(self) -> None:
@@ -100,7 +102,7 @@ class Agent:
         batcher = Batcher(
             publisher.publish, max_size=cfg.batch_size, max_age=cfg.batch_age_ms / 1000
         )
-        executor = CheckExecutor(cfg.concurrency, batcher.add, self.metrics, self._runners)
+        executor = CheckExecutor(cfg.concurrency, batcher.add, self.metrics, self.runners)
         log.info(
             "agent_started",
             control_plane=cfg.control_plane,

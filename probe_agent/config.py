@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from probe_agent.checks.domain_expiry import IANA_RDAP_BOOTSTRAP
 from shared.protocol import MAX_INGEST_BATCH, MAX_WAIT_MS
 
 TOKEN_PREFIX = "sm_agent_"
@@ -36,12 +37,19 @@ class AgentConfig:
     lease_wait_ms: int = 20_000
     shutdown_grace_s: float = 10.0
     log_level: str = "info"
+    # Where domain_expiry checks find the RDAP server of each TLD (RFC 9224 dns.json).
+    rdap_bootstrap_url: str = IANA_RDAP_BOOTSTRAP
 
     def __post_init__(self) -> None:
         url = urlsplit(self.control_plane)
         if url.scheme not in ("http", "https") or not url.hostname:
             raise ConfigError(
                 f"control plane URL must be http(s)://host[:port], got {self.control_plane!r}"
+            )
+        rdap = urlsplit(self.rdap_bootstrap_url)
+        if rdap.scheme not in ("http", "https") or not rdap.hostname:
+            raise ConfigError(
+                f"rdap-bootstrap-url must be an http(s) URL, got {self.rdap_bootstrap_url!r}"
             )
         if not self.token.startswith(TOKEN_PREFIX) or len(self.token) <= len(TOKEN_PREFIX):
             raise ConfigError(f"the agent token must start with {TOKEN_PREFIX!r}")
@@ -87,6 +95,12 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         help="on SIGTERM/SIGINT, how long running checks may take to finish",
     )
     p.add_argument("--log-level", default=default("log-level", "info"))
+    p.add_argument(
+        "--rdap-bootstrap-url",
+        default=default("rdap-bootstrap-url", IANA_RDAP_BOOTSTRAP),
+        metavar="URL",
+        help="RDAP bootstrap registry (dns.json) for domain_expiry checks",
+    )
     return p
 
 
@@ -121,4 +135,5 @@ def parse_config(argv: Sequence[str] | None, env: Mapping[str, str]) -> AgentCon
         lease_wait_ms=_int("lease-wait-ms", args.lease_wait_ms),
         shutdown_grace_s=grace,
         log_level=args.log_level,
+        rdap_bootstrap_url=args.rdap_bootstrap_url,
     )

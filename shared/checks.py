@@ -66,12 +66,72 @@ class TcpCheck(
     timeout: int = 2000
 
 
-CheckSpec = HttpCheck | TcpCheck
+DnsRecordType = Literal["A", "AAAA", "CNAME", "MX", "TXT", "NS", "SOA"]
+DNS_RECORD_TYPES: tuple[DnsRecordType, ...] = ("A", "AAAA", "CNAME", "MX", "TXT", "NS", "SOA")
+# ``contains``: every expected value is among the answers; ``equals``: the answers are exactly
+# the expected values (order does not matter).
+DnsMatch = Literal["equals", "contains"]
+
+
+class DnsCheck(
+    msgspec.Struct, tag="dns", tag_field="type", forbid_unknown_fields=True, kw_only=True
+):
+    name: str
+    record_type: DnsRecordType = "A"
+    # Resolver to ask (an IP address); None = the agent's system resolver.
+    server: str | None = None
+    port: int = 53
+    # Empty: any answer is up. A/AAAA compare as addresses, names case-insensitively without the
+    # trailing dot; an MX value may be "10 mx.example.com" or just "mx.example.com", an SOA value
+    # the whole record or just its primary name server.
+    expected: list[str] = msgspec.field(default_factory=list)
+    match: DnsMatch = "contains"
+    timeout: int = 5000
+
+
+class TlsCertCheck(
+    msgspec.Struct, tag="tls_cert", tag_field="type", forbid_unknown_fields=True, kw_only=True
+):
+    host: str
+    port: int = 443
+    # SNI override; None sends ``host``.
+    server_name: str | None = None
+    warn_days: int = 14
+    critical_days: int = 7
+    timeout: int = 5000
+
+
+class DomainExpiryCheck(
+    msgspec.Struct, tag="domain_expiry", tag_field="type", forbid_unknown_fields=True, kw_only=True
+):
+    domain: str
+    warn_days: int = 30
+    critical_days: int = 7
+    timeout: int = 10000
+
+
+class HeartbeatCheck(
+    msgspec.Struct, tag="heartbeat", tag_field="type", forbid_unknown_fields=True, kw_only=True
+):
+    """Push monitoring: the job calls the target's ping URL every ``interval`` seconds; it is down
+    once a ping is more than ``grace`` seconds late. No agent ever runs it (see PUSH_KINDS)."""
+
+    grace: int = 60
+
+
+CheckSpec = HttpCheck | TcpCheck | DnsCheck | TlsCertCheck | DomainExpiryCheck | HeartbeatCheck
+
+# Kinds the control plane receives instead of an agent probing them: never leased, no runner.
+PUSH_KINDS = frozenset({"heartbeat"})
 
 # Fields of a check that hold credentials: sealed at rest, redacted on every read.
 SECRET_FIELDS: dict[str, tuple[str, ...]] = {
     "http": ("basic_auth", "bearer_token"),
     "tcp": (),
+    "dns": (),
+    "tls_cert": (),
+    "domain_expiry": (),
+    "heartbeat": (),
 }
 
 # Interval floors and defaults per kind, in seconds.
@@ -81,6 +141,8 @@ KIND_MIN_INTERVAL: dict[str, int] = {
     "dns": 10,
     "tls_cert": 3600,
     "domain_expiry": 3600,
+    # The expected period between pings.
+    "heartbeat": 10,
 }
 KIND_DEFAULT_INTERVAL: dict[str, int] = {
     "http": 60,
@@ -88,6 +150,7 @@ KIND_DEFAULT_INTERVAL: dict[str, int] = {
     "dns": 60,
     "tls_cert": 86400,
     "domain_expiry": 86400,
+    "heartbeat": 60,
 }
 ABSOLUTE_MIN_INTERVAL = 10
 MAX_INTERVAL = 7 * 86400

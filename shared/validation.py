@@ -11,15 +11,20 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from shared.checks import (
+    MAX_INTERVAL,
     MAX_TIMEOUT_MS,
     REDACTED,
     CheckSpec,
+    DnsCheck,
+    DomainExpiryCheck,
     ExactStatus,
     ExpectedStatus,
+    HeartbeatCheck,
     HttpCheck,
     OneOfStatus,
     RangeStatus,
     TcpCheck,
+    TlsCertCheck,
 )
 
 
@@ -42,7 +47,12 @@ class SpecError(Exception):
 
 _LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+_DNS_LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")
 MAX_REDIRECTS = 20
+MAX_DNS_EXPECTED = 50
+MAX_DNS_VALUE_LEN = 4096
+# warn_days / critical_days of tls_cert and domain_expiry: at most ten years.
+MAX_EXPIRY_DAYS = 3650
 MAX_URL_LEN = 2048
 
 
@@ -56,6 +66,22 @@ def is_valid_hostname(host: str) -> bool:
         pass
     labels = host.rstrip(".").split(".")
     return all(_LABEL.match(label) for label in labels)
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def is_dns_name(name: str) -> bool:
+    """A DNS name (not an IP literal); underscores allowed (``_dmarc.example.com``)."""
+    bare = name[:-1] if name.endswith(".") else name
+    if not bare or len(bare) > 253 or _is_ip(bare):
+        return False
+    return all(_DNS_LABEL.match(label) for label in bare.split("."))
 
 
 def _is_ipv6(text: str) -> bool:
@@ -199,22 +225,129 @@ def _validate_http(spec: HttpCheck) -> None:
         )
 
 
-def _validate_tcp(spec: TcpCheck) -> None:
-    if not spec.host.strip():
-        raise SpecError("INVALID_TCP_HOST", "tcp host must not be empty", "/host")
-    if spec.host.startswith("[") and spec.host.endswith("]"):
-        valid = _is_ipv6(spec.host[1:-1])  # brackets only ever wrap an IPv6 literal
+def _validate_host(host: str, kind: str) -> None:
+    if not host.strip():
+        raise SpecError("INVALID_TCP_HOST", f"{kind} host must not be empty", "/host")
+    if host.startswith("[") and host.endswith("]"):
+        valid = _is_ipv6(host[1:-1])  # brackets only ever wrap an IPv6 literal
     else:
-        valid = is_valid_hostname(spec.host)
+        valid = is_valid_hostname(host)
     if not valid:
         raise SpecError(
-            "INVALID_TCP_HOST", f"tcp host '{spec.host}' is not a valid hostname or IP", "/host"
+            "INVALID_TCP_HOST", f"{kind} host '{host}' is not a valid hostname or IP", "/host"
         )
-    if not 1 <= spec.port <= 65535:
+
+
+def _validate_port(port: int, kind: str) -> None:
+    if not 1 <= port <= 65535:
         raise SpecError(
-            "INVALID_TCP_PORT", f"tcp port must be between 1 and 65535, got {spec.port}", "/port"
+            "INVALID_TCP_PORT", f"{kind} port must be between 1 and 65535, got {port}", "/port"
         )
+
+
+def _validate_tcp(spec: TcpCheck) -> None:
+    _validate_host(spec.host, "tcp")
+    _validate_port(spec.port, "tcp")
     _validate_timeout(spec.timeout)
+
+
+def _validate_dns_value(record_type: str, value: str, field: str) -> None:
+    def bad(why: str) -> SpecError:
+        return SpecError("INVALID_DNS_PARAMS", f"expected {record_type} value {why}", field)
+
+    if not value.strip() or len(value) > MAX_DNS_VALUE_LEN:
+        raise bad(f"must be 1 to {MAX_DNS_VALUE_LEN} characters")
+    if record_type in ("A", "AAAA"):
+        version = 4 if record_type == "A" else 6
+        try:
+            ok = ipaddress.ip_address(value).version == version
+        except ValueError:
+            ok = False
+        if not ok:
+            raise bad(f"'{value}' is not an IPv{version} address")
+    elif record_type in ("CNAME", "NS") and not is_dns_name(value):
+        raise bad(f"'{value}' is not a DNS name")
+    elif record_type == "MX":
+        parts = value.split()
+        if len(parts) == 2 and parts[0].isdigit() and int(parts[0]) <= 65535:
+            parts = parts[1:]
+        if len(parts) != 1 or not is_dns_name(parts[0]):
+            raise bad(f"'{value}' is neither 'preference exchange' nor an exchange name")
+
+
+def _validate_dns(spec: DnsCheck) -> None:
+    if not is_dns_name(spec.name):
+        raise SpecError("INVALID_DNS_PARAMS", f"dns name '{spec.name}' is not a DNS name", "/name")
+    if spec.server is not None and not _is_ip(spec.server):
+        raise SpecError(
+            "INVALID_DNS_PARAMS",
+            f"dns server '{spec.server}' must be an IP address (or null for the system resolver)",
+            "/server",
+        )
+    _validate_port(spec.port, "dns")
+    if len(spec.expected) > MAX_DNS_EXPECTED:
+        raise SpecError(
+            "INVALID_DNS_PARAMS", f"at most {MAX_DNS_EXPECTED} expected values", "/expected"
+        )
+    if spec.match == "equals" and not spec.expected:
+        raise SpecError(
+            "INVALID_DNS_PARAMS", 'match "equals" needs at least one expected value', "/expected"
+        )
+    for i, value in enumerate(spec.expected):
+        _validate_dns_value(spec.record_type, value, f"/expected/{i}")
+    _validate_timeout(spec.timeout)
+
+
+def _validate_days(code: str, kind: str, warn_days: int, critical_days: int) -> None:
+    if not 0 <= critical_days <= MAX_EXPIRY_DAYS:
+        raise SpecError(
+            code,
+            f"{kind} critical_days must be between 0 and {MAX_EXPIRY_DAYS}, got {critical_days}",
+            "/critical_days",
+        )
+    if not 1 <= warn_days <= MAX_EXPIRY_DAYS:
+        raise SpecError(
+            code,
+            f"{kind} warn_days must be between 1 and {MAX_EXPIRY_DAYS}, got {warn_days}",
+            "/warn_days",
+        )
+    if warn_days <= critical_days:
+        raise SpecError(
+            code,
+            f"{kind} warn_days must be > critical_days ({warn_days} <= {critical_days})",
+            "/warn_days",
+            {"warn_days": warn_days, "critical_days": critical_days},
+        )
+
+
+def _validate_domain(domain: str) -> None:
+    name = domain.rstrip(".")
+    if _is_ip(name) or not is_valid_hostname(name):
+        raise SpecError(
+            "INVALID_DOMAIN_PARAMS",
+            f"domain_expiry domain '{domain}' is not a domain name (ASCII or punycode labels)",
+            "/domain",
+        )
+    if "." not in name:
+        raise SpecError(
+            "INVALID_DOMAIN_PARAMS",
+            f"domain_expiry domain must contain a TLD label (no dot in '{domain}')",
+            "/domain",
+        )
+
+
+# A heartbeat's grace: nothing in the monitoring loop is finer than the 10 s interval floor.
+MIN_HEARTBEAT_GRACE = 10
+
+
+def _validate_heartbeat(spec: HeartbeatCheck) -> None:
+    if not MIN_HEARTBEAT_GRACE <= spec.grace <= MAX_INTERVAL:
+        raise SpecError(
+            "INVALID_HEARTBEAT_PARAMS",
+            f"heartbeat grace must be between {MIN_HEARTBEAT_GRACE} and {MAX_INTERVAL} seconds, "
+            f"got {spec.grace}",
+            "/grace",
+        )
 
 
 def validate_check(spec: CheckSpec) -> None:
@@ -231,6 +364,25 @@ def validate_check(spec: CheckSpec) -> None:
         _validate_http(spec)
     elif isinstance(spec, TcpCheck):
         _validate_tcp(spec)
+    elif isinstance(spec, DnsCheck):
+        _validate_dns(spec)
+    elif isinstance(spec, TlsCertCheck):
+        _validate_host(spec.host, "tls_cert")
+        _validate_port(spec.port, "tls_cert")
+        if spec.server_name is not None and not is_dns_name(spec.server_name):
+            raise SpecError(
+                "INVALID_TLS_CERT_PARAMS",
+                f"server_name '{spec.server_name}' is not a DNS name",
+                "/server_name",
+            )
+        _validate_days("INVALID_TLS_CERT_PARAMS", "tls_cert", spec.warn_days, spec.critical_days)
+        _validate_timeout(spec.timeout)
+    elif isinstance(spec, DomainExpiryCheck):
+        _validate_domain(spec.domain)
+        _validate_days("INVALID_DOMAIN_PARAMS", "domain_expiry", spec.warn_days, spec.critical_days)
+        _validate_timeout(spec.timeout)
+    elif isinstance(spec, HeartbeatCheck):
+        _validate_heartbeat(spec)
 
 
 def _secret_view(spec: CheckSpec) -> dict[str, Any]:

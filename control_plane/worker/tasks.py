@@ -8,6 +8,7 @@ from typing import Any
 import structlog
 
 from control_plane.db.sql import Queries
+from control_plane.domain.heartbeats.sweep import sweep_overdue
 from control_plane.monitoring.evaluate import evaluate_target
 from control_plane.state import Resources
 
@@ -83,6 +84,7 @@ async def sweep(ctx: dict[str, Any]) -> None:
     missed = await sweep_missed(res)
     if missed:
         log.info("slots_missed", count=missed)
+    await sweep_overdue(res)
     await sweep_marks(ctx)
     ctx["sweeps"] = ctx.get("sweeps", 0) + 1
     if ctx["sweeps"] % 600 == 1:

@@ -10,9 +10,11 @@ SELECT dirty_at FROM evaluation_queue WHERE target_id = %(target_id)s;
 DELETE FROM evaluation_queue WHERE target_id = %(target_id)s AND dirty_at = %(dirty_at)s;
 
 -- name: target_for_evaluation
+-- A heartbeat target has no probe regions: its one source is the pseudo region 'heartbeat'.
 SELECT t.id, t.org_id, t.alert_confirmations, t.region_policy, t.interval_secs,
-       ARRAY(SELECT r.region_id FROM target_regions r WHERE r.target_id = t.id
-             ORDER BY r.region_id) AS regions
+       CASE WHEN t.kind = 'heartbeat' THEN ARRAY['heartbeat']
+            ELSE ARRAY(SELECT r.region_id FROM target_regions r WHERE r.target_id = t.id
+                       ORDER BY r.region_id) END AS regions
 FROM targets t
 WHERE t.id = %(target_id)s;
 

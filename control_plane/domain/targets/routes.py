@@ -34,7 +34,9 @@ class TargetController(Controller):
         body = await strict_body(request, TargetCreate)
         res = resources(request)
         async with res.db.connection() as conn:
-            target = await TargetService(conn, res.sealer, org).create(body, write_source(request))
+            target = await TargetService(
+                conn, res.sealer, org, res.settings.security.token_key
+            ).create(body, write_source(request))
         return Response(
             target,
             status_code=HTTP_201_CREATED,
@@ -92,9 +94,9 @@ class TargetController(Controller):
         body = await strict_body(request, TargetUpdate)
         res = resources(request)
         async with res.db.connection() as conn:
-            return await TargetService(conn, res.sealer, org).update(
-                tid, body, write_source(request)
-            )
+            return await TargetService(
+                conn, res.sealer, org, res.settings.security.token_key
+            ).update(tid, body, write_source(request))
 
     @delete("/{target_id:str}", operation_id="deleteTarget", status_code=HTTP_204_NO_CONTENT)
     async def delete_target(

@@ -9,6 +9,7 @@ from typing import Any, ClassVar, Literal
 import msgspec
 from msgspec import UNSET, UnsetType
 
+from control_plane.domain.heartbeats.schemas import HeartbeatEndpoint
 from shared.checks import CheckSpec
 
 WriteSource = Literal["ui", "api", "terraform"]
@@ -42,6 +43,15 @@ FIELD_CODES: dict[str, str] = {
     "/check/timeout": "INVALID_TIMEOUT",
     "/check/expected_status": "INVALID_STATUS_RANGE",
     "/check/headers": "INVALID_HEADER",
+    # Fields only one kind has (warn_days / critical_days are shared, so they stay generic).
+    "/check/name": "INVALID_DNS_PARAMS",
+    "/check/record_type": "INVALID_DNS_PARAMS",
+    "/check/server": "INVALID_DNS_PARAMS",
+    "/check/expected": "INVALID_DNS_PARAMS",
+    "/check/match": "INVALID_DNS_PARAMS",
+    "/check/server_name": "INVALID_TLS_CERT_PARAMS",
+    "/check/domain": "INVALID_DOMAIN_PARAMS",
+    "/check/grace": "INVALID_HEARTBEAT_PARAMS",
 }
 
 
@@ -97,6 +107,8 @@ class Target(msgspec.Struct, kw_only=True):
     created_at: datetime
     updated_at: datetime
     write_source: WriteSource
+    # Heartbeat targets only: where the job pings and what it last reported.
+    heartbeat: HeartbeatEndpoint | UnsetType = UNSET
 
 
 class TargetRegions(msgspec.Struct, forbid_unknown_fields=True):

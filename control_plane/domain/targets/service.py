@@ -13,6 +13,12 @@ from psycopg.types.json import Jsonb
 
 from control_plane.auth import OrgContext
 from control_plane.db.sql import Queries
+from control_plane.domain.heartbeats.service import (
+    HEARTBEAT,
+    policy_sources,
+    show_endpoints,
+    sync_target,
+)
 from control_plane.errors import ApiError, not_found
 from control_plane.ids import new_id
 from control_plane.security.sealing import Sealer
@@ -125,18 +131,29 @@ async def _set_regions(conn: AsyncConnection[Any], target_id: uuid.UUID, ids: li
         await conn.execute(Q.insert_target_regions, {"target_id": target_id, "region_ids": ids})
 
 
-async def _fetch(conn: AsyncConnection[Any], org_id: uuid.UUID, target_id: uuid.UUID) -> Target:
+async def _fetch(
+    conn: AsyncConnection[Any], sealer: Sealer, org_id: uuid.UUID, target_id: uuid.UUID
+) -> Target:
     row = await (await conn.execute(Q.get_target, {"org_id": org_id, "id": target_id})).fetchone()
     if row is None:
         raise target_not_found()
-    return row_to_target(row)
+    (target,) = await show_endpoints(conn, sealer, org_id, [row_to_target(row)])
+    return target
 
 
 class TargetService:
-    def __init__(self, conn: AsyncConnection[Any], sealer: Sealer, org: OrgContext) -> None:
+    def __init__(
+        self,
+        conn: AsyncConnection[Any],
+        sealer: Sealer,
+        org: OrgContext,
+        token_key: bytes | None = None,
+    ) -> None:
         self.conn = conn
         self.sealer = sealer
         self.org = org
+        # Hashes heartbeat tokens; only writes that can make a heartbeat target need it.
+        self.token_key = token_key
 
     async def create(self, data: TargetCreate, write_source: str) -> Target:
         v.check(data.check)
@@ -167,13 +184,17 @@ class TargetService:
         async with self.conn.transaction():
             channel_ids = await _check_channels(self.conn, self.org.org_id, data.alerts)
             regions = await self._default_regions()
-            v.region_policy_fits(data.region_policy, len(regions), "/region_policy")
+            sources = policy_sources(fields.kind, regions)
+            v.region_policy_fits(data.region_policy, sources, "/region_policy")
             await self.conn.execute(
                 Q.insert_target, fields.params(self.org.org_id, target_id, write_source)
             )
             await _set_alerts(self.conn, target_id, channel_ids)
             await _set_regions(self.conn, target_id, regions)
-            return await _fetch(self.conn, self.org.org_id, target_id)
+            await sync_target(
+                self.conn, self.sealer, self.token_key, self.org.org_id, target_id, fields.kind
+            )
+            return await _fetch(self.conn, self.sealer, self.org.org_id, target_id)
 
     async def _default_regions(self) -> list[str]:
         rows = await (
@@ -182,7 +203,7 @@ class TargetService:
         return [r["id"] for r in rows]
 
     async def get(self, target_id: uuid.UUID) -> Target:
-        return await _fetch(self.conn, self.org.org_id, target_id)
+        return await _fetch(self.conn, self.sealer, self.org.org_id, target_id)
 
     async def list_page(
         self, *, limit: int, offset: int, tag: str | None, enabled: bool | None, q: str | None
@@ -201,7 +222,9 @@ class TargetService:
         }
         rows = await (await self.conn.execute(Q.list_targets, params)).fetchall()
         total_row = await (await self.conn.execute(Q.count_targets, params)).fetchone()
-        return [row_to_target(r) for r in rows], int(total_row["total"] if total_row else 0)
+        targets = [row_to_target(r) for r in rows]
+        await show_endpoints(self.conn, self.sealer, self.org.org_id, targets)
+        return targets, int(total_row["total"] if total_row else 0)
 
     async def update(self, target_id: uuid.UUID, data: TargetUpdate, write_source: str) -> Target:
         org_id = self.org.org_id
@@ -216,13 +239,24 @@ class TargetService:
             ).fetchone()
             assert row is not None
             fields = self._merge(row, data, target_id)
-            v.region_policy_fits(fields.region_policy, len(row["regions"]), "/region_policy")
+            regions = list(row["regions"])
+            # A heartbeat turned into a probed check starts from the default regions.
+            to_probed = row["kind"] == HEARTBEAT and fields.kind != HEARTBEAT
+            if to_probed:
+                regions = await self._default_regions()
+            sources = policy_sources(fields.kind, regions)
+            v.region_policy_fits(fields.region_policy, sources, "/region_policy")
             await self.conn.execute(Q.update_target, fields.params(org_id, target_id, write_source))
             if data.alerts is not UNSET:
                 await _set_alerts(
                     self.conn, target_id, await _check_channels(self.conn, org_id, data.alerts)
                 )
-            return await _fetch(self.conn, org_id, target_id)
+            await sync_target(
+                self.conn, self.sealer, self.token_key, org_id, target_id, fields.kind
+            )
+            if to_probed:
+                await _set_regions(self.conn, target_id, regions)
+            return await _fetch(self.conn, self.sealer, org_id, target_id)
 
     def _merge(self, row: dict[str, Any], data: TargetUpdate, target_id: uuid.UUID) -> _Fields:
         spec: CheckSpec
@@ -308,7 +342,14 @@ class TargetService:
                         f"region '{rid}' does not exist or is disabled",
                         f"/regions/{i}",
                     )
-            current = await _fetch(self.conn, org_id, target_id)
+            current = await _fetch(self.conn, self.sealer, org_id, target_id)
+            if check_kind(current.check) == HEARTBEAT:
+                raise ApiError(
+                    422,
+                    "HEARTBEAT_HAS_NO_REGIONS",
+                    "a heartbeat target is not probed from regions: the job pings it",
+                    "/regions",
+                )
             v.region_policy_fits(current.region_policy, len(wanted), "/regions")
             await _set_regions(self.conn, target_id, wanted)
             await self.conn.execute(

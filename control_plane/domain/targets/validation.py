@@ -12,6 +12,7 @@ from shared.checks import (
     KIND_MIN_INTERVAL,
     MAX_INTERVAL,
     CheckSpec,
+    HeartbeatCheck,
     check_kind,
 )
 from shared.validation import SpecError, validate_check
@@ -65,7 +66,7 @@ def interval(value: int, spec: CheckSpec, org_min: int) -> None:
             "/interval",
             {"floor": floor, "kind_min": kind_min, "org_min": org_min},
         )
-    if spec.timeout >= value * 1000:
+    if not isinstance(spec, HeartbeatCheck) and spec.timeout >= value * 1000:
         raise ApiError(
             400,
             "INVALID_TIMEOUT",
