@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -40,22 +41,7 @@ class IncidentController(Controller):
     ) -> Page[Incident]:
         """This target's incidents overlapping [from, to) (default the last 24 h), newest first."""
         tid = path_uuid(target_id, target_not_found())
-        start, end = time_range(from_, to)
-        lim, off = page_params(limit, offset, INCIDENTS_DEFAULT, INCIDENTS_CAP)
-        res = resources(request)
-        async with res.db.connection() as conn:
-            await ensure_target(conn, org.org_id, tid)
-            items, total = await incidents_page(
-                conn,
-                org.org_id,
-                target_id=tid,
-                start=start,
-                end=end,
-                ongoing_only=ongoing_only,
-                limit=lim,
-                offset=off,
-            )
-        return Page(items=items, total=total, limit=lim, offset=off)
+        return await _incidents(request, org, tid, from_, to, ongoing_only, limit, offset)
 
     @get("/incidents", operation_id="listIncidents")
     async def org_incidents(
@@ -69,18 +55,34 @@ class IncidentController(Controller):
         offset: int | None = Parameter(default=None),
     ) -> Page[Incident]:
         """Every incident of the org overlapping [from, to), newest first."""
-        start, end = time_range(from_, to)
-        lim, off = page_params(limit, offset, INCIDENTS_DEFAULT, INCIDENTS_CAP)
-        res = resources(request)
-        async with res.db.connection() as conn:
-            items, total = await incidents_page(
-                conn,
-                org.org_id,
-                target_id=None,
-                start=start,
-                end=end,
-                ongoing_only=ongoing_only,
-                limit=lim,
-                offset=off,
-            )
-        return Page(items=items, total=total, limit=lim, offset=off)
+        return await _incidents(request, org, None, from_, to, ongoing_only, limit, offset)
+
+
+async def _incidents(
+    request: Request[Any, Any, Any],
+    org: OrgContext,
+    target_id: uuid.UUID | None,
+    from_: datetime | None,
+    to: datetime | None,
+    ongoing_only: bool,
+    limit: int | None,
+    offset: int | None,
+) -> Page[Incident]:
+    """One page of the org's incidents, or of one of its targets' (404 if not the org's)."""
+    start, end = time_range(from_, to)
+    lim, off = page_params(limit, offset, INCIDENTS_DEFAULT, INCIDENTS_CAP)
+    res = resources(request)
+    async with res.db.connection() as conn:
+        if target_id is not None:
+            await ensure_target(conn, org.org_id, target_id)
+        items, total = await incidents_page(
+            conn,
+            org.org_id,
+            target_id=target_id,
+            start=start,
+            end=end,
+            ongoing_only=ongoing_only,
+            limit=lim,
+            offset=off,
+        )
+    return Page(items=items, total=total, limit=lim, offset=off)
