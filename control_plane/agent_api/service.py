@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 import uuid
 from dataclasses import dataclass
@@ -46,6 +47,12 @@ CLOCK_SKEW = timedelta(seconds=30)
 POLL_STEP_SECS = 0.5
 
 
+@functools.cache
+def _signer(token_key: bytes) -> LeaseSigner:
+    """One signer per key: deriving its key is not work for every lease of the hot path."""
+    return LeaseSigner(token_key)
+
+
 def validate_lease_request(req: LeaseRequest) -> None:
     if not 1 <= req.max <= MAX_LEASE_BATCH:
         raise ApiError(400, "VALIDATION_ERROR", f"max must be 1..{MAX_LEASE_BATCH}", "/max")
@@ -61,7 +68,7 @@ class AgentProtocol:
 
     @property
     def signer(self) -> LeaseSigner:
-        return LeaseSigner(self.res.settings.security.token_key)
+        return _signer(self.res.settings.security.token_key)
 
     async def lease(self, req: LeaseRequest) -> LeaseResponse:
         validate_lease_request(req)

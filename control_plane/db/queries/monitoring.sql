@@ -22,10 +22,12 @@ RETURNING s.target_id, s.region_id, s.next_due_at AS scheduled_at, s.lease_expir
           t.org_id, t.kind, t.spec, t.secrets, t.interval_secs, now() AS server_time;
 
 -- name: next_due_in_region
--- When the next slot of a region falls due (or a held lease expires), for long-polling.
-SELECT min(greatest(next_due_at, coalesce(lease_expires_at, next_due_at))) AS next_at, now() AS now
-FROM schedules
-WHERE region_id = %(region_id)s;
+-- When the next free slot of a region falls due, for long-polling: an index scan that stops at
+-- the first slot nobody holds (held leases that expire are caught by the poll step).
+SELECT (SELECT next_due_at FROM schedules
+        WHERE region_id = %(region_id)s AND lease_expires_at IS NULL
+        ORDER BY next_due_at LIMIT 1) AS next_at,
+       now() AS now;
 
 -- name: ingest_results
 -- Stores a batch for one region, once per slot. Rows for targets not assigned to the region are
