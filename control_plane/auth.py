@@ -30,6 +30,8 @@ class OrgContext:
     org_id: uuid.UUID
     token_id: uuid.UUID
     min_interval_secs: int
+    # Deployment setting: may this org's targets point at private/loopback addresses?
+    allow_private_targets: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +76,7 @@ async def provide_org(request: ASGIConnection[Any, Any, Any, Any]) -> OrgContext
         token_id=row["id"],
         min_interval_secs=row["min_check_interval_secs"]
         or res.settings.api.default_min_interval_secs,
+        allow_private_targets=res.settings.security.allow_private_targets,
     )
     structlog.contextvars.bind_contextvars(org_id=str(ctx.org_id))
     request.scope["state"]["org_id"] = str(ctx.org_id)

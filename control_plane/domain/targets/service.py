@@ -156,7 +156,7 @@ class TargetService:
         self.token_key = token_key
 
     async def create(self, data: TargetCreate, write_source: str) -> Target:
-        v.check(data.check)
+        v.check(data.check, self.org.allow_private_targets)
         spec = data.check
         interval = (
             data.interval
@@ -261,7 +261,7 @@ class TargetService:
     def _merge(self, row: dict[str, Any], data: TargetUpdate, target_id: uuid.UUID) -> _Fields:
         spec: CheckSpec
         if data.check is not UNSET:
-            v.check(data.check)
+            v.check(data.check, self.org.allow_private_targets)
             spec = data.check
             public, sealed = seal_check(self.sealer, self.org.org_id, target_id, spec)
         else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from urllib.parse import urlsplit
 
 from control_plane.errors import ApiError
 from control_plane.ids import parse_uuid
@@ -15,6 +16,7 @@ from shared.checks import (
     HeartbeatCheck,
     check_kind,
 )
+from shared.netguard import blocked_range, ip_literal
 from shared.validation import SpecError, validate_check
 
 from .schemas import AlertBinding, RegionCount, RegionPolicy
@@ -27,11 +29,45 @@ MAX_CONFIRMATIONS = 100
 MAX_RENOTIFY = 30 * 86400
 
 
-def check(spec: CheckSpec) -> None:
+def check(spec: CheckSpec, allow_private: bool = False) -> None:
     try:
         validate_check(spec)
     except SpecError as err:
         raise ApiError.from_spec(err, "/check") from None
+    if not allow_private:
+        ssrf(spec)
+
+
+def _probed_hosts(spec: CheckSpec) -> list[tuple[str, str]]:
+    """(pointer, host) of every address a check of this spec connects to."""
+    hosts: list[tuple[str, str]] = []
+    url = getattr(spec, "url", None)
+    if isinstance(url, str):
+        host = urlsplit(url).hostname
+        if host:
+            hosts.append(("/check/url", host))
+    for field in ("host", "server"):
+        value = getattr(spec, field, None)
+        if isinstance(value, str):
+            hosts.append((f"/check/{field}", value))
+    return hosts
+
+
+def ssrf(spec: CheckSpec) -> None:
+    """An IP-literal host in a blocked range is refused now; names are checked by the agent at
+    every connection (they may resolve differently then)."""
+    for pointer, host in _probed_hosts(spec):
+        ip = ip_literal(host)
+        blocked = blocked_range(ip) if ip is not None else None
+        if blocked:
+            raise ApiError(
+                400,
+                "SSRF_BLOCKED",
+                f"{ip} is in a blocked range ({blocked}); private, loopback, link-local and "
+                "metadata addresses cannot be probed on this deployment",
+                pointer,
+                details={"address": str(ip), "range": blocked},
+            )
 
 
 def _has_control(value: str) -> bool:
