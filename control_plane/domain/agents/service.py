@@ -7,7 +7,6 @@ token key); a revoked agent's row no longer matches.
 
 from __future__ import annotations
 
-import unicodedata
 import uuid
 from typing import Any
 
@@ -20,6 +19,7 @@ from control_plane.domain.regions.service import is_region_id
 from control_plane.errors import ApiError, not_found
 from control_plane.ids import new_id
 from control_plane.security import tokens
+from control_plane.text import clean_text
 
 from .schemas import Agent, AgentCreate, AgentUpdate, NewAgent
 
@@ -36,15 +36,7 @@ def _unknown_region(region_id: str) -> ApiError:
 
 
 def _name(value: str) -> str:
-    cleaned = value.strip()
-    if not 1 <= len(cleaned) <= MAX_NAME or any(unicodedata.category(c) == "Cc" for c in cleaned):
-        raise ApiError(
-            400,
-            "INVALID_NAME",
-            f"name must be 1 to {MAX_NAME} characters, no control characters",
-            "/name",
-        )
-    return cleaned
+    return clean_text(value, field="/name", code="INVALID_NAME", max_len=MAX_NAME)
 
 
 def _agent(row: dict[str, Any]) -> Agent:

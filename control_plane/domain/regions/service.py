@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 from typing import Any
 
 from msgspec import UNSET
@@ -12,6 +11,7 @@ from psycopg import errors as pg
 
 from control_plane.db.sql import Queries
 from control_plane.errors import ApiError, not_found
+from control_plane.text import clean_text
 
 from .schemas import Region, RegionCreate, RegionSummary, RegionUpdate
 
@@ -30,10 +30,6 @@ def is_region_id(value: str) -> bool:
     return _REGION_ID.fullmatch(value) is not None
 
 
-def _has_control(value: str) -> bool:
-    return any(unicodedata.category(c) == "Cc" for c in value)
-
-
 def _region_id(value: str) -> str:
     if not is_region_id(value):
         raise ApiError(
@@ -46,27 +42,18 @@ def _region_id(value: str) -> str:
 
 
 def _name(value: str) -> str:
-    cleaned = value.strip()
-    if not 1 <= len(cleaned) <= MAX_NAME or _has_control(cleaned):
-        raise ApiError(
-            400,
-            "INVALID_NAME",
-            f"name must be 1 to {MAX_NAME} characters, no control characters",
-            "/name",
-        )
-    return cleaned
+    return clean_text(value, field="/name", code="INVALID_NAME", max_len=MAX_NAME)
 
 
 def _location(value: str) -> str:
-    cleaned = value.strip()
-    if len(cleaned) > MAX_LOCATION or _has_control(cleaned):
-        raise ApiError(
-            400,
-            "INVALID_LOCATION",
-            f"location must be at most {MAX_LOCATION} characters, no control characters",
-            "/location",
-        )
-    return cleaned
+    return clean_text(
+        value,
+        field="/location",
+        code="INVALID_LOCATION",
+        max_len=MAX_LOCATION,
+        min_len=0,
+        label="location",
+    )
 
 
 def _region(row: dict[str, Any]) -> Region:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 from urllib.parse import urlsplit
 
 from control_plane.errors import ApiError
 from control_plane.ids import parse_uuid
+from control_plane.text import clean_text, has_control
 from shared.checks import (
     ABSOLUTE_MIN_INTERVAL,
     KIND_MIN_INTERVAL,
@@ -70,17 +70,8 @@ def ssrf(spec: CheckSpec) -> None:
             )
 
 
-def _has_control(value: str) -> bool:
-    return any(unicodedata.category(c) == "Cc" for c in value)
-
-
 def name(value: str) -> str:
-    cleaned = value.strip()
-    if not 1 <= len(cleaned) <= 200 or _has_control(cleaned):
-        raise ApiError(
-            400, "INVALID_NAME", "name must be 1 to 200 characters, no control characters", "/name"
-        )
-    return cleaned
+    return clean_text(value, field="/name", code="INVALID_NAME", max_len=200)
 
 
 def interval(value: int, spec: CheckSpec, org_min: int) -> None:
@@ -114,7 +105,7 @@ def interval(value: int, spec: CheckSpec, org_min: int) -> None:
 def tags(values: list[str]) -> list[str]:
     out: list[str] = []
     for i, tag in enumerate(values):
-        if not (1 <= len(tag) <= MAX_TAG_LEN and _TAG.match(tag)) or _has_control(tag):
+        if not (1 <= len(tag) <= MAX_TAG_LEN and _TAG.match(tag)) or has_control(tag):
             raise ApiError(
                 400,
                 "INVALID_TAG",
