@@ -18,7 +18,7 @@ import structlog
 
 from probe_agent.backoff import Backoff
 from probe_agent.batcher import Batcher
-from probe_agent.checks import build_runners
+from probe_agent.checks import build_runners, close_runners
 from probe_agent.checks.base import CheckRunner
 from probe_agent.client import (
     AgentRevokedError,
@@ -31,12 +31,19 @@ from probe_agent.metrics import AgentMetrics
 from probe_agent.publisher import Publisher
 from probe_agent.runner import CheckExecutor
 from probe_agent.spool import Spool, SpoolLockedError
+from shared.protocol import MAX_LEASE_BATCH
 
 log = structlog.get_logger("vigil.agent")
 
 # An empty lease answer that came back faster than this is followed by a pause, so a control
 # plane that does not hold the long poll cannot turn the lease loop into a busy loop.
 MIN_EMPTY_POLL_S = 1.0
+# After an answer with fewer leases than asked for (everything due was handed out), the next ask
+# waits until this long after the previous one: slots falling due meanwhile then come in one
+# lease call rather than a call each, which would cost the agent (and the control plane) more
+# CPU than the checks themselves. Such a slot starts up to this much later; a backlog (full
+# answers) is leased without pause.
+LEASE_PACE_S = 0.05
 # At shutdown, how long delivering the last batches may take before they are spooled instead.
 FLUSH_DEADLINE_S = 15.0
 
@@ -91,6 +98,7 @@ class Agent:
             async with ControlPlaneClient(cfg.control_plane, cfg.token) as client:
                 return await self._serve(client, spool)
         finally:
+            await close_runners(self.runners)
             spool.close()
             if metrics_server is not None:
                 await asyncio.to_thread(metrics_server.shutdown)
@@ -151,8 +159,9 @@ class Agent:
         while True:
             await executor.wait_for_free_slot()
             asked_at = time.monotonic()
+            asked = min(executor.free_slots, MAX_LEASE_BATCH)
             try:
-                batch = await client.lease(executor.free_slots, self.config.lease_wait_ms)
+                batch = await client.lease(asked, self.config.lease_wait_ms)
             except (ControlPlaneUnavailableError, RequestRejectedError) as exc:
                 rejected = isinstance(exc, RequestRejectedError)
                 self.metrics.lease_errors.labels(
@@ -170,8 +179,11 @@ class Agent:
                 executor.submit(lease)
             for unreadable in batch.unreadable:
                 executor.answer_unreadable(unreadable)
-            if not batch.leases and not batch.unreadable:
-                pause = MIN_EMPTY_POLL_S - (time.monotonic() - asked_at)
+            got = len(batch.leases) + len(batch.unreadable)
+            if got < asked:
+                pause = (MIN_EMPTY_POLL_S if got == 0 else LEASE_PACE_S) - (
+                    time.monotonic() - asked_at
+                )
                 if pause > 0:
                     await asyncio.sleep(pause)
 

@@ -9,6 +9,7 @@ Exit codes: 0 stopped by SIGTERM/SIGINT, 1 the token was refused or the agent fa
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 import sys
@@ -21,6 +22,19 @@ from probe_agent.config import AgentConfig, ConfigError, parse_config
 from probe_agent.logs import configure_logging
 
 log = structlog.get_logger("vigil.agent")
+
+# A hundred checks in flight keep tens of thousands of short-lived objects alive at any moment:
+# with Python's default first-generation threshold (700) most of them outlive a collection and
+# get promoted, and the collector alone takes about a tenth of the agent's CPU. A larger first
+# generation lets them die young; freezing what is alive at start (modules, classes) keeps it out
+# of every later full collection.
+GC_GEN0_THRESHOLD = 10_000
+
+
+def tune_gc() -> None:
+    gc.freeze()
+    _, gen1, gen2 = gc.get_threshold()
+    gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)
 
 
 async def _run(config: AgentConfig) -> int:
@@ -46,6 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"vigil-agent: {exc}", file=sys.stderr)
         return 2
     configure_logging(config.log_level)
+    tune_gc()
     return asyncio.run(_run(config))
 
 

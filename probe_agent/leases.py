@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 import structlog
 
-from shared.protocol import Lease
+from shared.protocol import Lease, LeaseResponse
 
 log = structlog.get_logger("vigil.agent.leases")
 
@@ -49,6 +49,12 @@ class LeaseBatch:
 
 def decode_lease_response(payload: bytes) -> LeaseBatch:
     """Raises ``msgspec.DecodeError`` only when the envelope itself is not a lease response."""
+    try:  # every lease readable, the usual case: one pass
+        whole = msgspec.json.decode(payload, type=LeaseResponse)
+    except msgspec.DecodeError:
+        pass
+    else:
+        return LeaseBatch(server_time=whole.server_time, leases=whole.leases)
     raw = msgspec.json.decode(payload, type=_RawLeaseResponse)
     batch = LeaseBatch(server_time=raw.server_time)
     for item in raw.leases:

@@ -57,9 +57,23 @@ class AgentMetrics:
             registry=self.registry,
         )
 
+        # Labelled children, looked up once: ``labels()`` costs more than the update itself.
+        self._check_counters: dict[tuple[str, str], Counter] = {}
+        self._check_durations: dict[str, Histogram] = {}
+
     def observe_check(self, kind: str, status: str, seconds: float) -> None:
-        self.checks.labels(kind=kind, status=status).inc()
-        self.check_duration.labels(kind=kind).observe(seconds)
+        counter = self._check_counters.get((kind, status))
+        if counter is None:
+            counter = self._check_counters[kind, status] = self.checks.labels(kind, status)
+        counter.inc()
+        duration = self._check_durations.get(kind)
+        if duration is None:
+            duration = self._check_durations[kind] = self.check_duration.labels(kind)
+        duration.observe(seconds)
+
+    def track_inflight(self, count: Callable[[], float]) -> None:
+        """``vigil_agent_inflight`` reads ``count()`` when scraped."""
+        self.inflight.set_function(count)
 
     def track_spool(self, size_bytes: Callable[[], float]) -> None:
         self.spool_bytes.set_function(size_bytes)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -19,7 +21,21 @@ from shared.protocol import CheckResult, Lease
 log = structlog.get_logger("vigil.agent.runner")
 
 
+def _debug_enabled() -> bool:
+    """Whether ``log.debug`` lines go anywhere (loggers without ``is_enabled_for``: assume so)."""
+    is_enabled_for = getattr(log, "is_enabled_for", None)
+    return bool(is_enabled_for(logging.DEBUG)) if is_enabled_for is not None else True
+
+
 class CheckExecutor:
+    """Runs leased checks on up to ``concurrency`` worker tasks and hands each result on.
+
+    Workers start as leases arrive and stay until ``shutdown``, each running one check after
+    another: handing a lease to a waiting worker costs less than a new task per check. The lease
+    loop never asks for more than the free slots; leases beyond them (a control plane that hands
+    out more than was asked for) wait their turn.
+    """
+
     def __init__(
         self,
         concurrency: int,
@@ -33,19 +49,23 @@ class CheckExecutor:
         self._on_result = on_result
         self._metrics = metrics
         self._runners = runners
-        # The lease loop never asks for more than the free slots; the semaphore still holds the
-        # line if the control plane hands out more than was asked for.
-        self._slots = asyncio.Semaphore(concurrency)
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._queue: deque[Lease] = deque()  # submitted, not picked up by a worker yet
+        self._running = 0
+        self._idle: deque[asyncio.Future[None]] = deque()  # workers waiting for a lease
+        self._workers: set[asyncio.Task[None]] = set()
         self._slot_freed = asyncio.Event()
+        metrics.track_inflight(lambda: self.inflight)
+        # Checked once: a debug line per check is not worth building when nobody reads it.
+        self._debug = _debug_enabled()
 
     @property
     def inflight(self) -> int:
-        return len(self._tasks)
+        """Checks submitted and not finished (running or waiting for a worker)."""
+        return self._running + len(self._queue)
 
     @property
     def free_slots(self) -> int:
-        return max(0, self.concurrency - len(self._tasks))
+        return max(0, self.concurrency - self.inflight)
 
     async def wait_for_free_slot(self) -> None:
         while self.free_slots == 0:
@@ -53,10 +73,16 @@ class CheckExecutor:
             await self._slot_freed.wait()
 
     def submit(self, lease: Lease) -> None:
-        task = asyncio.create_task(self._run(lease), name=f"check:{lease.target_id}")
-        self._tasks.add(task)
-        self._metrics.inflight.set(len(self._tasks))
-        task.add_done_callback(self._done)
+        self._queue.append(lease)
+        while self._idle:
+            waiter = self._idle.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        if len(self._workers) < self.concurrency:
+            worker = asyncio.create_task(self._work(), name=f"check-worker-{len(self._workers)}")
+            self._workers.add(worker)
+            worker.add_done_callback(self._workers.discard)
 
     def answer_unreadable(self, lease: UnreadableLease) -> None:
         """A leased slot whose check this agent cannot read still gets a result: ``error``."""
@@ -74,38 +100,56 @@ class CheckExecutor:
     async def shutdown(self, grace: float) -> int:
         """Let running checks finish for up to ``grace`` seconds, then cancel the rest.
 
-        Returns how many were cancelled; their leases expire on the control plane and the slots
-        are leased again.
+        Returns how many were cancelled (or never started); their leases expire on the control
+        plane and the slots are leased again.
         """
-        if not self._tasks:
-            return 0
-        _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
-        for task in pending:
-            task.cancel()
-        if pending:
-            await asyncio.gather(*pending, return_exceptions=True)
-            log.warning("checks_cancelled_at_shutdown", count=len(pending))
-        return len(pending)
+        try:
+            async with asyncio.timeout(grace):
+                while self.inflight:
+                    self._slot_freed.clear()
+                    await self._slot_freed.wait()
+        except TimeoutError:
+            pass
+        cancelled = self.inflight
+        self._queue.clear()
+        workers = set(self._workers)
+        for worker in workers:
+            worker.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        if cancelled:
+            log.warning("checks_cancelled_at_shutdown", count=cancelled)
+        return cancelled
+
+    async def _work(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self._queue:
+                waiter: asyncio.Future[None] = loop.create_future()
+                self._idle.append(waiter)
+                await waiter
+                continue
+            lease = self._queue.popleft()
+            self._running += 1
+            try:
+                await self._run(lease)
+            except Exception as exc:  # a failing result sink must not take the worker down
+                log.error("check_task_failed", error=repr(exc))
+            finally:
+                self._running -= 1
+                self._slot_freed.set()
 
     async def _run(self, lease: Lease) -> None:
         kind = check_kind(lease.check)
-        async with self._slots:
-            started = time.perf_counter()
-            result = await run_lease(lease, self._runners)
+        started = time.perf_counter()
+        result = await run_lease(lease, self._runners, kind)
         self._metrics.observe_check(kind, result.status, time.perf_counter() - started)
-        log.debug(
-            "check_done",
-            kind=kind,
-            target_id=lease.target_id,
-            status=result.status,
-            error_code=result.error_code,
-            latency_ms=result.latency_ms,
-        )
+        if self._debug:
+            log.debug(
+                "check_done",
+                kind=kind,
+                target_id=lease.target_id,
+                status=result.status,
+                error_code=result.error_code,
+                latency_ms=result.latency_ms,
+            )
         self._on_result(result)
-
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        self._metrics.inflight.set(len(self._tasks))
-        self._slot_freed.set()
-        if not task.cancelled() and task.exception() is not None:
-            log.error("check_task_failed", error=repr(task.exception()))

@@ -6,8 +6,10 @@ wire union (``shared.checks.CheckSpec``) has no runner here.
 
 from __future__ import annotations
 
-import asyncio
+import inspect
+import time
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -18,6 +20,7 @@ from probe_agent.checks.domain_expiry import IANA_RDAP_BOOTSTRAP, DomainExpiryRu
 from probe_agent.checks.http import HttpRunner
 from probe_agent.checks.tcp import TcpRunner
 from probe_agent.checks.tls_cert import TlsCertRunner
+from probe_agent.deadlines import deadline
 from shared.checks import HeartbeatCheck, check_kind
 from shared.protocol import CheckResult, Lease
 
@@ -40,20 +43,38 @@ RUNNERS: Mapping[str, CheckRunner[Any]] = build_runners()
 DEADLINE_SLACK_S = 5.0
 
 
-async def run_lease(lease: Lease, runners: Mapping[str, CheckRunner[Any]] = RUNNERS) -> CheckResult:
-    """Run a leased check. Always returns a result: a probe failure is status ``error``."""
-    kind = check_kind(lease.check)
+async def run_lease(
+    lease: Lease, runners: Mapping[str, CheckRunner[Any]] = RUNNERS, kind: str | None = None
+) -> CheckResult:
+    """Run a leased check. Always returns a result: a probe failure is status ``error``.
+
+    ``kind`` is the check's kind when the caller already knows it.
+    """
+    if kind is None:
+        kind = check_kind(lease.check)
     runner = runners.get(kind)
-    attempt = Attempt(lease)
     # A push kind (heartbeat) is received by the control plane and never leased to an agent.
     if runner is None or isinstance(lease.check, HeartbeatCheck):
-        return attempt.probe_error(f"this agent cannot run '{kind}' checks")
+        return Attempt(lease).probe_error(f"this agent cannot run '{kind}' checks")
+    started = time.time()  # the start of a failed run's result; cheaper than a datetime
     try:
-        async with asyncio.timeout(lease.check.timeout / 1000 + DEADLINE_SLACK_S):
+        with deadline(lease.check.timeout / 1000 + DEADLINE_SLACK_S):
             return await runner.run(lease.check, lease)
     except TimeoutError:
         log.error("check_overran", kind=kind, target_id=lease.target_id)
-        return attempt.probe_error(f"the {kind} runner overran the check's timeout")
+        message = f"the {kind} runner overran the check's timeout"
     except Exception as exc:
         log.exception("check_crashed", kind=kind, target_id=lease.target_id)
-        return attempt.probe_error(f"internal error in the {kind} runner: {type(exc).__name__}")
+        message = f"internal error in the {kind} runner: {type(exc).__name__}"
+    return Attempt(lease, started_at=datetime.fromtimestamp(started, UTC)).probe_error(message)
+
+
+async def close_runners(runners: Mapping[str, CheckRunner[Any]]) -> None:
+    """Release what runners keep between checks (the HTTP runner's session): each runner's
+    ``close()``, if it has one, awaited if it is a coroutine."""
+    for runner in runners.values():
+        close = getattr(runner, "close", None)
+        if close is not None:
+            closing = close()
+            if inspect.isawaitable(closing):
+                await closing

@@ -4,6 +4,12 @@ Phases (milliseconds, summed over redirect hops, each hop on its own new connect
 ``dns`` name resolution (absent for an IP literal), ``connect`` TCP handshake, ``tls`` TLS
 handshake (https only), ``ttfb`` from the request headers being sent to the response headers
 being read (the server's wait), ``total`` the whole check including reading the body.
+
+All checks of a runner share one ``ClientSession`` whose connector never reuses a connection
+and never caches a name. The phases are timed by hooks on that session (a resolver, the
+connector's ``connect`` and the response's ``start``) and the TLS objects, which find the
+phases of their check in a context variable; aiohttp's trace signals would do the same for
+several times the CPU.
 """
 
 from __future__ import annotations
@@ -11,14 +17,20 @@ from __future__ import annotations
 import asyncio
 import base64
 import functools
+import socket
 import ssl
 import time
+import weakref
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.client_reqrep import ClientRequest
+from aiohttp.connector import Connection
+from aiohttp.resolver import DefaultResolver
+from aiohttp.tracing import Trace
 
 from probe_agent import USER_AGENT
 from probe_agent.checks.base import (
@@ -35,8 +47,8 @@ from probe_agent.checks.base import (
     UNEXPECTED_STATUS,
     Attempt,
     is_refused,
-    ms_between,
 )
+from probe_agent.deadlines import deadline
 from shared.checks import (
     REDACTED,
     ExactStatus,
@@ -87,91 +99,129 @@ def _ssl_context(verify: bool) -> ssl.SSLContext:
     return ctx
 
 
-def _add(total: float | None, part: float | None) -> float | None:
-    if part is None:
+def _plus(total: float | None, start: float | None, end: float | None) -> float | None:
+    """``total`` plus the seconds from ``start`` to ``end``; unchanged if either is missing."""
+    if start is None or end is None:
         return total
-    return round((total or 0.0) + part, 3)
+    return (total or 0.0) + max(0.0, end - start)
 
 
-@dataclass
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 3)
+
+
 class _Phases:
-    """Collects per-phase timings from aiohttp's trace signals (and the TLS objects)."""
+    """Per-phase timings of one check in seconds, fed by the hooks below and the TLS objects."""
 
-    dns: float | None = None
-    connect: float | None = None
-    tls: float | None = None
-    ttfb: float | None = None
-    status_code: int | None = None
-    tls_objects: list[_TimedSSLObject] = field(default_factory=list)
-    _hop_started: float | None = None
-    _dns_started: float | None = None
-    _dns_done: float | None = None
-    _headers_sent: float | None = None
+    __slots__ = (
+        "connect",
+        "dns",
+        "dns_done",
+        "hop_started",
+        "status_code",
+        "tls",
+        "tls_objects",
+        "ttfb",
+    )
 
-    def trace_config(self) -> aiohttp.TraceConfig:
-        tc = aiohttp.TraceConfig()
-        tc.on_connection_create_start.append(self._on_create_start)
-        tc.on_dns_resolvehost_start.append(self._on_dns_start)
-        tc.on_dns_resolvehost_end.append(self._on_dns_end)
-        tc.on_connection_create_end.append(self._on_create_end)
-        tc.on_request_headers_sent.append(self._on_headers_sent)
-        tc.on_request_redirect.append(self._on_response)
-        tc.on_request_end.append(self._on_response)
-        return tc
+    def __init__(self) -> None:
+        self.dns: float | None = None
+        self.connect: float | None = None
+        self.tls: float | None = None
+        self.ttfb: float | None = None
+        self.status_code: int | None = None
+        self.tls_objects: list[_TimedSSLObject] = []
+        self.hop_started: float | None = None
+        self.dns_done: float | None = None
 
-    async def _on_create_start(
-        self, _s: aiohttp.ClientSession, _c: SimpleNamespace, _p: Any
-    ) -> None:
-        self._hop_started = time.perf_counter()
-        self._dns_done = None
+    def open_hop(self, now: float) -> None:
+        self.hop_started = now
+        self.dns_done = None
         self.tls_objects.clear()
 
-    async def _on_dns_start(self, _s: aiohttp.ClientSession, _c: SimpleNamespace, _p: Any) -> None:
-        self._dns_started = time.perf_counter()
-
-    async def _on_dns_end(self, _s: aiohttp.ClientSession, _c: SimpleNamespace, _p: Any) -> None:
-        self._dns_done = time.perf_counter()
-        self.dns = _add(self.dns, ms_between(self._dns_started, self._dns_done))
-
-    async def _on_create_end(self, _s: aiohttp.ClientSession, _c: SimpleNamespace, _p: Any) -> None:
-        self._close_hop(time.perf_counter())
-
-    async def _on_headers_sent(
-        self, _s: aiohttp.ClientSession, _c: SimpleNamespace, _p: Any
-    ) -> None:
-        self._headers_sent = time.perf_counter()
-
-    async def _on_response(self, _s: aiohttp.ClientSession, _c: SimpleNamespace, p: Any) -> None:
-        self.ttfb = _add(self.ttfb, ms_between(self._headers_sent, time.perf_counter()))
-        self._headers_sent = None
-        self.status_code = p.response.status
-
-    def _close_hop(self, connected: float | None) -> None:
+    def close_hop(self, connected: float | None) -> None:
         """Account the connect (and TLS) phase of the current hop; ``connected`` None = failed."""
-        if self._hop_started is None:
+        if self.hop_started is None:
             return
-        began = self._dns_done or self._hop_started
+        began = self.dns_done or self.hop_started
         tls = self.tls_objects[-1] if self.tls_objects else None
         if tls is not None:
-            self.connect = _add(self.connect, ms_between(began, tls.handshake_started))
-            self.tls = _add(self.tls, ms_between(tls.handshake_started, tls.handshake_done))
-        elif connected is not None:
-            self.connect = _add(self.connect, ms_between(began, connected))
-        self._hop_started = None
+            self.connect = _plus(self.connect, began, tls.handshake_started)
+            self.tls = _plus(self.tls, tls.handshake_started, tls.handshake_done)
+        else:
+            self.connect = _plus(self.connect, began, connected)
+        self.hop_started = None
         self.tls_objects.clear()
 
     def timings(self, total_ms: float) -> Timings:
-        self._close_hop(None)  # a hop whose connection failed still tells how far it got
+        self.close_hop(None)  # a hop whose connection failed still tells how far it got
         return Timings(
-            dns_ms=self.dns,
-            connect_ms=self.connect,
-            tls_ms=self.tls,
-            ttfb_ms=self.ttfb,
+            dns_ms=_ms(self.dns),
+            connect_ms=_ms(self.connect),
+            tls_ms=_ms(self.tls),
+            ttfb_ms=_ms(self.ttfb),
             total_ms=total_ms,
         )
 
 
 _current_phases: ContextVar[_Phases | None] = ContextVar("vigil_http_phases", default=None)
+
+
+# Where the phases are timed. Each hook reads the phases of the check whose task runs it (the
+# context variable above) and does nothing outside a check.
+
+
+class _TimedResolver(AbstractResolver):
+    """Times name resolution (aiohttp asks the resolver only for names, never IP literals)."""
+
+    def __init__(self) -> None:
+        self._inner = DefaultResolver()
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        started = time.perf_counter()
+        addresses = await self._inner.resolve(host, port, family)
+        phases = _current_phases.get()
+        if phases is not None:
+            phases.dns_done = time.perf_counter()
+            phases.dns = _plus(phases.dns, started, phases.dns_done)
+        return addresses
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+class _TimedConnector(aiohttp.TCPConnector):
+    """Times each hop's connection: resolve (through the resolver), TCP connect, TLS."""
+
+    async def connect(
+        self,
+        req: ClientRequest,
+        traces: list[Trace],
+        timeout: aiohttp.ClientTimeout,  # noqa: ASYNC109 (aiohttp's signature)
+    ) -> Connection:
+        phases = _current_phases.get()
+        if phases is not None:
+            phases.open_hop(time.perf_counter())
+        conn = await super().connect(req, traces, timeout)
+        if phases is not None:
+            phases.close_hop(time.perf_counter())
+        return conn
+
+
+class _TimedResponse(aiohttp.ClientResponse):
+    """Times the wait for each response's headers: aiohttp calls ``start`` (which reads them)
+    right after sending the request. Should that change, the tests of ``ttfb_ms`` fail."""
+
+    async def start(self, connection: Connection) -> aiohttp.ClientResponse:
+        sent = time.perf_counter()
+        response = await super().start(connection)
+        phases = _current_phases.get()
+        if phases is not None:
+            phases.ttfb = _plus(phases.ttfb, sent, time.perf_counter())
+            phases.status_code = self.status
+        return response
 
 
 @dataclass
@@ -225,13 +275,17 @@ def describe_expected(expected: ExpectedStatus) -> str:
 
 async def _read_body(resp: aiohttp.ClientResponse, limit: int) -> tuple[bytes, bool]:
     """Up to ``limit`` bytes of the body, and whether there was more."""
-    buf = bytearray()
+    content = resp.content
+    first = await content.read(limit)
+    if not first or content.at_eof():  # the whole (small) body came at once: the common case
+        return first, False
+    buf = bytearray(first)
     while len(buf) < limit:
-        chunk = await resp.content.read(limit - len(buf))
+        chunk = await content.read(limit - len(buf))
         if not chunk:
             return bytes(buf), False
         buf += chunk
-    return bytes(buf), not resp.content.at_eof()
+    return bytes(buf), not content.at_eof()
 
 
 def _body_text(body: bytes, charset: str | None) -> str:
@@ -304,38 +358,112 @@ def classify_error(exc: Exception, check: HttpCheck) -> _Outcome | None:
     return None
 
 
+class _SessionSlot:
+    """The runner's session and the loop it belongs to (kept apart so a finalizer can reach it)."""
+
+    __slots__ = ("loop", "session")
+
+    def __init__(self) -> None:
+        self.session: aiohttp.ClientSession | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    def forget(self) -> None:
+        """Drop the session without closing it: it holds no connection (``force_close``)."""
+        if self.session is not None and not self.session.closed:
+            self.session.detach()
+        self.session = self.loop = None
+
+
+def _open_session() -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(
+        connector=_TimedConnector(
+            force_close=True,
+            use_dns_cache=False,
+            resolver=_TimedResolver(),
+            # The executor bounds how many checks run at once; the connector must not queue them.
+            limit=0,
+            limit_per_host=0,
+        ),
+        response_class=_TimedResponse,
+        cookie_jar=aiohttp.DummyCookieJar(),
+        timeout=aiohttp.ClientTimeout(total=None),  # each check has its own budget
+    )
+
+
 class HttpRunner:
+    """Runs HTTP(S) checks through one long-lived ``ClientSession`` (per event loop).
+
+    Its connector never reuses a connection (``force_close``) and never caches a name
+    (``use_dns_cache=False``): every check still resolves, connects and handshakes afresh, as a
+    first-time visitor would, and times each phase for itself. Sharing the session only spares
+    each check the cost of building a session and connector of its own.
+
+    ``close()`` (or ``async with``) closes the session; a runner used again opens a new one. A
+    runner that is dropped unclosed, or still open at exit, lets go of its session quietly.
+    """
+
     kind = "http"
 
     def __init__(self, *, body_limit: int = BODY_LIMIT, user_agent: str = USER_AGENT) -> None:
         self._body_limit = body_limit
         self._user_agent = user_agent
+        self._slot = _SessionSlot()
+        weakref.finalize(self, self._slot.forget)
+
+    async def __aenter__(self) -> HttpRunner:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        session = self._slot.session
+        self._slot.session = self._slot.loop = None
+        if session is not None and not session.closed:
+            await session.close()
+
+    def _session(self) -> aiohttp.ClientSession:
+        slot, loop = self._slot, asyncio.get_running_loop()
+        if slot.session is None or slot.loop is not loop or slot.session.closed:
+            # First use, or the runner moved to another event loop (as in tests): a session
+            # belongs to the loop it was opened on.
+            slot.forget()
+            slot.session, slot.loop = _open_session(), loop
+        return slot.session
 
     async def run(self, check: HttpCheck, lease: Lease) -> CheckResult:
-        tls_context = _ssl_context(check.verify_tls)  # built once per process, not timed
         attempt = Attempt(lease)
         try:
             headers = request_headers(check, f"{self._user_agent} (region={lease.region})")
         except UnsupportedSpec as exc:
             return attempt.probe_error(str(exc))
+        session = self._session()
+        tls_context = _ssl_context(check.verify_tls)  # built once per process, not timed
         phases = _Phases()
         token = _current_phases.set(phases)
-        verdict: list[_Outcome] = []
-        failure: _Outcome | None = None
+        outcome: _Outcome | None = None
         try:
-            async with asyncio.timeout(check.timeout / 1000):
-                await self._exchange(check, headers, tls_context, phases, verdict)
+            with deadline(check.timeout / 1000):
+                async with session.request(
+                    check.method,
+                    check.url,
+                    headers=headers,
+                    data=check.body,
+                    allow_redirects=check.follow_redirects,
+                    # aiohttp fails on the Nth redirect response; the spec counts those followed.
+                    max_redirects=check.max_redirects + 1,
+                    ssl=tls_context,
+                ) as resp:
+                    outcome = await self._judge_response(check, resp)
         except Exception as exc:
             # A failure after the verdict (while closing the connection) does not change it.
-            if not verdict:
-                failure = classify_error(exc, check)
-                if failure is None:
+            if outcome is None:
+                outcome = classify_error(exc, check)
+                if outcome is None:
                     return attempt.probe_error(f"cannot run the check: {exc}")
-                failure.status_code = phases.status_code
+                outcome.status_code = phases.status_code
         finally:
             _current_phases.reset(token)
-        outcome = verdict[0] if verdict else failure
-        assert outcome is not None
         return attempt.finish(
             outcome.status,
             timings=phases.timings(attempt.elapsed_ms()),
@@ -345,40 +473,13 @@ class HttpRunner:
             details=outcome.details,
         )
 
-    async def _exchange(
-        self,
-        check: HttpCheck,
-        headers: dict[str, str],
-        tls_context: ssl.SSLContext,
-        phases: _Phases,
-        verdict: list[_Outcome],
-    ) -> None:
-        # A new connector per check, closing its connection after use: every check pays for
-        # (and measures) its own DNS, TCP and TLS, as a first-time visitor would.
-        connector = aiohttp.TCPConnector(force_close=True, use_dns_cache=False)
-        async with aiohttp.ClientSession(
-            connector=connector,
-            trace_configs=[phases.trace_config()],
-            cookie_jar=aiohttp.DummyCookieJar(),
-            timeout=aiohttp.ClientTimeout(total=None),
-        ) as session:
-            async with session.request(
-                check.method,
-                check.url,
-                headers=headers,
-                data=check.body,
-                allow_redirects=check.follow_redirects,
-                # aiohttp fails on the Nth redirect response; the spec counts redirects followed.
-                max_redirects=check.max_redirects + 1,
-                ssl=tls_context,
-            ) as resp:
-                body, truncated = await _read_body(resp, self._body_limit)
-                outcome = judge(
-                    check, resp.status, resp.headers.get("Retry-After"), body, resp.charset
-                )
-                if resp.history:
-                    outcome.details["redirects"] = len(resp.history)
-                    outcome.details["final_url"] = str(resp.url)
-                if truncated and check.expected_body_contains is not None:
-                    outcome.details["body_truncated_at"] = self._body_limit
-                verdict.append(outcome)
+    async def _judge_response(self, check: HttpCheck, resp: aiohttp.ClientResponse) -> _Outcome:
+        body, truncated = await _read_body(resp, self._body_limit)
+        charset = resp.charset if check.expected_body_contains is not None else None
+        outcome = judge(check, resp.status, resp.headers.get("Retry-After"), body, charset)
+        if resp.history:
+            outcome.details["redirects"] = len(resp.history)
+            outcome.details["final_url"] = str(resp.url)
+        if truncated and check.expected_body_contains is not None:
+            outcome.details["body_truncated_at"] = self._body_limit
+        return outcome

@@ -17,6 +17,7 @@ from probe_agent.checks.base import (
     is_refused,
     ms_between,
 )
+from probe_agent.deadlines import deadline
 from shared.checks import TcpCheck
 from shared.protocol import CheckResult, Lease, Timings
 
@@ -84,7 +85,7 @@ class TcpRunner:
             )
 
         try:
-            async with asyncio.timeout(check.timeout / 1000):
+            with deadline(check.timeout / 1000):
                 addresses = await _resolve(host, check.port, times)
                 address = await _connect(addresses, times)
         except TimeoutError:

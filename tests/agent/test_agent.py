@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import signal
@@ -14,6 +15,7 @@ import aiohttp
 import pytest
 
 from probe_agent.agent import Agent, AgentStartupError
+from probe_agent.cli import GC_GEN0_THRESHOLD, tune_gc
 from probe_agent.config import AgentConfig, ConfigError, parse_config
 from probe_agent.spool import Spool
 from tests.agent.helpers import closed_port, drain, ids, results
@@ -189,3 +191,14 @@ async def test_cli_exits_two_on_bad_config() -> None:
     _, err = await asyncio.wait_for(proc.communicate(), GUARD_S)
     assert proc.returncode == 2
     assert b"--token" in err
+
+
+def test_the_cli_keeps_short_lived_objects_out_of_older_gc_generations() -> None:
+    saved = gc.get_threshold()
+    try:
+        tune_gc()
+        assert gc.get_threshold() == (GC_GEN0_THRESHOLD, saved[1], saved[2])
+        assert gc.get_freeze_count() > 0  # what is alive at start skips full collections
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*saved)

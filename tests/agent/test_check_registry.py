@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import msgspec
 
-from probe_agent.checks import RUNNERS, run_lease
+from probe_agent.checks import RUNNERS, close_runners, run_lease
 from probe_agent.leases import decode_lease_response
 from shared.checks import PUSH_KINDS, CheckSpec, HttpCheck, TcpCheck
 from shared.protocol import CheckResult, Lease
@@ -75,3 +75,28 @@ def test_a_lease_of_an_unknown_kind_does_not_spoil_the_batch() -> None:
     (bad,) = batch.unreadable
     assert bad.lease_id == "lease-x" and bad.kind == "carrier_pigeon"
     assert bad.scheduled_at == datetime(2030, 1, 1, tzinfo=UTC)
+
+
+class _Closable:
+    def __init__(self, *, is_async: bool) -> None:
+        self.is_async = is_async
+        self.closed = False
+
+    async def run(self, check: TcpCheck, lease: Lease) -> CheckResult:
+        raise AssertionError("not run here")
+
+    def close(self) -> object:
+        if not self.is_async:
+            self.closed = True
+            return None
+
+        async def closing() -> None:
+            self.closed = True
+
+        return closing()
+
+
+async def test_close_runners_closes_each_runner_that_can_be_closed() -> None:
+    async_one, sync_one = _Closable(is_async=True), _Closable(is_async=False)
+    await close_runners({"a": async_one, "b": sync_one, "c": _Broken()})
+    assert async_one.closed and sync_one.closed

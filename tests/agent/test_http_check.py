@@ -18,7 +18,11 @@ from tests.agent.helpers import closed_port, make_lease
 async def check(url: str, runner: HttpRunner | None = None, **spec: Any) -> CheckResult:
     http = HttpCheck(url=url, **spec)
     lease = make_lease(http)
-    result = await (runner or HttpRunner()).run(http, lease)
+    if runner is None:
+        async with HttpRunner() as own:
+            result = await own.run(http, lease)
+    else:
+        result = await runner.run(http, lease)
     assert result.lease_id == lease.lease_id
     assert result.target_id == lease.target_id
     assert result.scheduled_at == lease.scheduled_at
@@ -96,8 +100,8 @@ async def test_body_contains_match_and_mismatch(target: Target) -> None:
 
 
 async def test_body_is_read_only_up_to_the_limit(target: Target) -> None:
-    small = HttpRunner(body_limit=1024)
-    result = await check(target.url("/big"), runner=small, expected_body_contains="NEEDLE")
+    async with HttpRunner(body_limit=1024) as small:
+        result = await check(target.url("/big"), runner=small, expected_body_contains="NEEDLE")
     assert result.status == "down"
     assert result.error_code == "BODY_MISMATCH"
     assert result.details["body_truncated_at"] == 1024
@@ -204,15 +208,55 @@ async def test_self_signed_tls_without_verification_is_up(tls_target: Target) ->
 
 
 async def test_every_check_opens_a_fresh_connection(target: Target) -> None:
-    runner = HttpRunner()
-    for _ in range(3):
-        assert (await check(target.url("/ok"), runner=runner)).status == "up"
+    async with HttpRunner() as runner:
+        for _ in range(3):
+            assert (await check(target.url("/ok"), runner=runner)).status == "up"
     assert len(target.received) == 3
     assert len({r.peer for r in target.received}) == 3
 
 
 async def test_concurrent_tls_checks_each_time_their_own_handshake(tls_target: Target) -> None:
-    got = await asyncio.gather(*(check(tls_target.url("/ok"), verify_tls=False) for _ in range(5)))
+    async with HttpRunner() as runner:
+        got = await asyncio.gather(
+            *(check(tls_target.url("/ok"), runner=runner, verify_tls=False) for _ in range(5))
+        )
     assert [r.status for r in got] == ["up"] * 5
     assert all(r.timings.tls_ms is not None for r in got)
     assert len({r.peer for r in tls_target.received}) == 5
+
+
+async def test_concurrent_checks_on_one_runner_keep_their_own_phases(target: Target) -> None:
+    assert target.server is not None
+    by_name = f"http://localhost:{target.server.port}/ok"
+    async with HttpRunner() as runner:
+        got = await asyncio.gather(
+            *(check(by_name if i % 2 else target.url("/ok"), runner=runner) for i in range(8))
+        )
+    assert [r.status for r in got] == ["up"] * 8
+    # Only the checks that named a host resolved it; each timed its own connection.
+    assert [r.timings.dns_ms is not None for r in got] == [i % 2 == 1 for i in range(8)]
+    assert all(r.timings.connect_ms is not None and r.timings.ttfb_ms is not None for r in got)
+    assert len({r.peer for r in target.received}) == 8
+
+
+async def test_a_closed_runner_opens_a_new_session_when_used_again(target: Target) -> None:
+    runner = HttpRunner()
+    assert (await check(target.url("/ok"), runner=runner)).status == "up"
+    await runner.close()
+    assert (await check(target.url("/ok"), runner=runner)).status == "up"
+    await runner.close()
+    assert len({r.peer for r in target.received}) == 2
+
+
+async def test_a_runner_moves_to_another_event_loop(target: Target) -> None:
+    runner = HttpRunner()
+
+    def on_a_new_loop() -> str:
+        return asyncio.run(check(target.url("/ok"), runner=runner)).status
+
+    # Each asyncio.run is a new loop; the runner opens a session there (this loop serves).
+    assert await asyncio.to_thread(on_a_new_loop) == "up"
+    assert await asyncio.to_thread(on_a_new_loop) == "up"
+    assert (await check(target.url("/ok"), runner=runner)).status == "up"
+    await runner.close()
+    assert len({r.peer for r in target.received}) == 3
