@@ -39,6 +39,8 @@ class AgentContext:
     agent_id: uuid.UUID
     region_id: str
     name: str
+    # The region lets its agents probe private addresses (read fresh on every call).
+    region_allows_private: bool = False
 
 
 def _unauthorized(message: str = "missing or invalid bearer token") -> ApiError:
@@ -97,7 +99,12 @@ async def provide_agent(request: ASGIConnection[Any, Any, Any, Any]) -> AgentCon
         await conn.execute(Q.touch_agent, {"id": row["id"]})
     structlog.contextvars.bind_contextvars(agent_id=str(row["id"]), region=row["region_id"])
     request.scope["state"].update(agent_id=str(row["id"]), region=row["region_id"])
-    return AgentContext(agent_id=row["id"], region_id=row["region_id"], name=row["name"])
+    return AgentContext(
+        agent_id=row["id"],
+        region_id=row["region_id"],
+        name=row["name"],
+        region_allows_private=row["allow_private_targets"],
+    )
 
 
 def operator_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:

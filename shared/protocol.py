@@ -42,6 +42,9 @@ class Lease(msgspec.Struct, kw_only=True):
     check: CheckSpec
     # Org id, for per-(org, host) throttling in the agent.
     org_id: str = ""
+    # The SSRF guard is off for this check: the deployment allows private targets, or the
+    # lease's region does (an operator setting). False, the secure default, when absent.
+    allow_private: bool = False
 
 
 class LeaseResponse(msgspec.Struct, kw_only=True):

@@ -51,7 +51,16 @@ async def test_default_region_exists_from_the_migration(operator: Persona) -> No
     body = resp.json()
     assert body["id"] == "default"
     assert body["enabled"] is True
-    assert set(body) == {"id", "name", "location", "enabled", "created_at", "updated_at"}
+    assert body["allow_private_targets"] is False  # the SSRF guard is on by default
+    assert set(body) == {
+        "id",
+        "name",
+        "location",
+        "enabled",
+        "allow_private_targets",
+        "created_at",
+        "updated_at",
+    }
 
 
 async def test_create_region_returns_it_and_a_location(operator: Persona) -> None:
@@ -137,6 +146,11 @@ async def test_create_region_rejects_a_bad_location(operator: Persona, location:
         ({"id": "eu-west", "name": "EU", "color": "blue"}, "UNKNOWN_FIELD", "/color"),
         ({"id": "eu-west"}, "MISSING_FIELD", "/name"),
         ({"id": "eu-west", "name": "EU", "enabled": "true"}, "VALIDATION_ERROR", "/enabled"),
+        (
+            {"id": "eu-west", "name": "EU", "allow_private_targets": "yes"},
+            "VALIDATION_ERROR",
+            "/allow_private_targets",
+        ),
         ({"id": 7, "name": "EU"}, "INVALID_REGION_ID", "/id"),
         ({"id": "eu-west", "name": ["EU"]}, "INVALID_NAME", "/name"),
         ({"id": "eu-west", "name": "EU", "location": None}, "INVALID_LOCATION", "/location"),
@@ -188,6 +202,7 @@ async def test_patch_region_changes_only_the_given_fields(operator: Persona) -> 
         ({"name": None}, "INVALID_NAME", "/name"),
         ({"name": "a\x00b"}, "INVALID_NAME", "/name"),
         ({"enabled": 1}, "VALIDATION_ERROR", "/enabled"),
+        ({"allow_private_targets": None}, "VALIDATION_ERROR", "/allow_private_targets"),
     ],
 )
 async def test_patch_region_rejects_bad_bodies(

@@ -13,6 +13,8 @@ from litestar.testing import AsyncTestClient
 from control_plane.app import create_app
 from control_plane.settings import Settings
 from tests.conftest import Persona, assert_error, make_org
+from tests.monitoring_helpers import AgentHandle, make_agent, make_due, make_target
+from tests.stack import OPERATOR_TOKEN
 
 
 @pytest.fixture
@@ -80,3 +82,91 @@ async def test_allow_private_targets_turns_the_guard_off(owner: Persona) -> None
     for check, _, _ in BLOCKED:
         resp = await owner.post("/api/v1/targets", json={"name": "x", "check": check})
         assert resp.status_code == 201, resp.text
+
+
+# --- the agent's side: what each lease tells it ----------------------------------------------
+
+
+async def _lease_allow_private(agent: AgentHandle, db_url: str, target_id: str) -> bool:
+    await make_due(db_url, target_id)
+    resp = await agent.lease()
+    assert resp.status_code == 200, resp.text
+    (lease,) = resp.json()["leases"]
+    assert lease["target_id"] == target_id
+    allow: bool = lease["allow_private"]
+    return allow
+
+
+@pytest.fixture
+async def guarded_operator(guarded: Persona) -> Persona:
+    return Persona(guarded.client, {"Authorization": f"Bearer {OPERATOR_TOKEN}"})
+
+
+async def test_leases_carry_the_region_flag_set_through_the_operator_api(
+    guarded: Persona, guarded_operator: Persona, db_url: str
+) -> None:
+    operator = guarded_operator
+    resp = await operator.post(
+        "/operator/regions", json={"id": "on-prem", "name": "On prem", "location": "rack 4"}
+    )
+    assert resp.status_code == 201, resp.text
+    assert resp.json()["allow_private_targets"] is False
+    target = await make_target(guarded, name="internal")
+    resp = await guarded.put(
+        f"/api/v1/targets/{target['id']}/regions", json={"regions": ["default", "on-prem"]}
+    )
+    assert resp.status_code == 200, resp.text
+    on_prem = await make_agent(operator, region="on-prem", name="p1")
+    default = await make_agent(operator, name="d1")
+
+    # Secure by default: neither the deployment nor the region allows private targets.
+    assert await _lease_allow_private(on_prem, db_url, target["id"]) is False
+
+    resp = await operator.patch("/operator/regions/on-prem", json={"allow_private_targets": True})
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["allow_private_targets"] is True
+    assert (await operator.get("/operator/regions/on-prem")).json()["allow_private_targets"]
+    listed = (await operator.get("/operator/regions")).json()["items"]
+    assert {r["id"]: r["allow_private_targets"] for r in listed} == {
+        "default": False,
+        "on-prem": True,
+    }
+    # The region's own agents now get it on every lease; another region's agents do not.
+    assert await _lease_allow_private(on_prem, db_url, target["id"]) is True
+    assert await _lease_allow_private(default, db_url, target["id"]) is False
+    # A PATCH that leaves the flag out keeps it.
+    await operator.patch("/operator/regions/on-prem", json={"name": "On premises"})
+    assert await _lease_allow_private(on_prem, db_url, target["id"]) is True
+    # Turned off again, the next lease is guarded again.
+    await operator.patch("/operator/regions/on-prem", json={"allow_private_targets": False})
+    assert await _lease_allow_private(on_prem, db_url, target["id"]) is False
+
+
+async def test_a_region_created_allowing_private_targets(
+    guarded: Persona, guarded_operator: Persona, db_url: str
+) -> None:
+    resp = await guarded_operator.post(
+        "/operator/regions", json={"id": "lab", "name": "Lab", "allow_private_targets": True}
+    )
+    assert resp.status_code == 201, resp.text
+    assert resp.json()["allow_private_targets"] is True
+    # Tenants see the catalog, never the operator's switch.
+    (catalog,) = [
+        r for r in (await guarded.get("/api/v1/regions")).json()["items"] if r["id"] == "lab"
+    ]
+    assert set(catalog) == {"id", "name", "location"}
+    target = await make_target(guarded)
+    await guarded.put(f"/api/v1/targets/{target['id']}/regions", json={"regions": ["lab"]})
+    agent = await make_agent(guarded_operator, region="lab")
+    assert await _lease_allow_private(agent, db_url, target["id"]) is True
+
+
+async def test_the_deployment_setting_allows_private_targets_in_every_region(
+    owner: Persona, operator: Persona, db_url: str
+) -> None:
+    # ``owner``/``operator`` run with the test settings: allow_private_targets on.
+    target = await make_target(owner, url="http://127.0.0.1:9/")
+    agent = await make_agent(operator)
+    region = (await operator.get("/operator/regions/default")).json()
+    assert region["allow_private_targets"] is False
+    assert await _lease_allow_private(agent, db_url, target["id"]) is True

@@ -25,6 +25,8 @@ BODY_MISMATCH = "BODY_MISMATCH"
 TOO_MANY_REDIRECTS = "TOO_MANY_REDIRECTS"
 RATE_LIMITED = "RATE_LIMITED"
 PROBE_ERROR = "PROBE_ERROR"
+# The target (or a redirect hop) is, or resolves to, an address the SSRF guard blocks.
+SSRF_BLOCKED = "SSRF_BLOCKED"
 
 
 class CheckRunner(Protocol[SpecT_contra]):

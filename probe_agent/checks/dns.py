@@ -18,7 +18,8 @@ import dns.exception
 import dns.rdata
 import dns.resolver
 
-from probe_agent.checks.base import DNS_FAILURE, PROBE_ERROR, TIMEOUT, Attempt
+from probe_agent.checks.base import DNS_FAILURE, PROBE_ERROR, SSRF_BLOCKED, TIMEOUT, Attempt
+from probe_agent.netguard import Policy, SsrfBlocked
 from shared.checks import DnsCheck
 from shared.protocol import CheckResult, Lease, Timings
 
@@ -113,6 +114,10 @@ def _where(check: DnsCheck) -> str:
 class DnsRunner:
     kind = "dns"
 
+    def __init__(self, *, ssrf_exempt: frozenset[tuple[str, int]] = frozenset()) -> None:
+        # Listeners (address, port) the SSRF guard lets through regardless (see Policy).
+        self._ssrf_exempt = ssrf_exempt
+
     async def run(self, check: DnsCheck, lease: Lease) -> CheckResult:
         attempt = Attempt(lease)
         query = f"{check.record_type} {check.name}"
@@ -129,6 +134,20 @@ class DnsRunner:
                 "down", timings=timings, error=message, error_code=code, details=details
             )
 
+        if check.server is not None:
+            # The check's own server is a target like any other (the system resolver is the
+            # agent's, not the tenant's).
+            try:
+                Policy.for_lease(lease, self._ssrf_exempt).check(
+                    check.server, [check.server], check.port
+                )
+            except SsrfBlocked as exc:
+                return attempt.finish(
+                    "error",
+                    error=str(exc),
+                    error_code=SSRF_BLOCKED,
+                    details={**details, **exc.details()},
+                )
         try:
             resolver = resolver_for(check)
         except dns.resolver.NoResolverConfiguration:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import socket
 import time
 from dataclasses import dataclass
@@ -12,16 +11,16 @@ from probe_agent.checks.base import (
     CONNECTION_FAILED,
     CONNECTION_REFUSED,
     DNS_FAILURE,
+    SSRF_BLOCKED,
     TIMEOUT,
     Attempt,
     is_refused,
     ms_between,
 )
 from probe_agent.deadlines import deadline
+from probe_agent.netguard import Address, Policy, SsrfBlocked, resolve_stream
 from shared.checks import TcpCheck
 from shared.protocol import CheckResult, Lease, Timings
-
-_Address = tuple[socket.AddressFamily, tuple[str, int] | tuple[str, int, int, int]]
 
 
 @dataclass
@@ -30,28 +29,15 @@ class _Times:
     connect_ms: float | None = None
 
 
-def _literal(host: str, port: int) -> list[_Address] | None:
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        return None
-    if ip.version == 6:
-        return [(socket.AF_INET6, (host, port, 0, 0))]
-    return [(socket.AF_INET, (host, port))]
+async def _resolve(host: str, port: int, times: _Times, policy: Policy) -> list[Address]:
+    """The addresses of ``host`` the SSRF guard let through (``SsrfBlocked`` if any is not)."""
+    addresses, times.dns_ms = await resolve_stream(host, port, policy)
+    return addresses
 
 
-async def _resolve(host: str, port: int, times: _Times) -> list[_Address]:
-    literal = _literal(host, port)
-    if literal is not None:
-        return literal
-    started = time.perf_counter()
-    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    times.dns_ms = ms_between(started, time.perf_counter())
-    return [(family, sockaddr) for family, _, _, _, sockaddr in infos]  # type: ignore[misc]
-
-
-async def _connect(addresses: list[_Address], times: _Times) -> str:
-    """Connect to each address in turn; the first that accepts wins. Returns its IP."""
+async def _connect(addresses: list[Address], times: _Times) -> str:
+    """Connect to each (validated) address in turn; the first that accepts wins. Returns its
+    IP."""
     loop = asyncio.get_running_loop()
     started = time.perf_counter()
     last: OSError = OSError("no address to connect to")
@@ -66,12 +52,16 @@ async def _connect(addresses: list[_Address], times: _Times) -> str:
         finally:
             sock.close()
         times.connect_ms = ms_between(started, time.perf_counter())
-        return sockaddr[0]
+        return str(sockaddr[0])
     raise last
 
 
 class TcpRunner:
     kind = "tcp"
+
+    def __init__(self, *, ssrf_exempt: frozenset[tuple[str, int]] = frozenset()) -> None:
+        # Listeners (address, port) the SSRF guard lets through regardless (see Policy).
+        self._ssrf_exempt = ssrf_exempt
 
     async def run(self, check: TcpCheck, lease: Lease) -> CheckResult:
         attempt = Attempt(lease)
@@ -86,8 +76,18 @@ class TcpRunner:
 
         try:
             with deadline(check.timeout / 1000):
-                addresses = await _resolve(host, check.port, times)
+                policy = Policy.for_lease(lease, self._ssrf_exempt)
+                addresses = await _resolve(host, check.port, times, policy)
                 address = await _connect(addresses, times)
+        except SsrfBlocked as exc:
+            times.dns_ms = exc.dns_ms
+            return attempt.finish(
+                "error",
+                timings=timings(),
+                error=str(exc),
+                error_code=SSRF_BLOCKED,
+                details=exc.details(),
+            )
         except TimeoutError:
             message = f"no connection to {where} within {check.timeout} ms"
             return attempt.finish("down", timings=timings(), error=message, error_code=TIMEOUT)

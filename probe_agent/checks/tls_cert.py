@@ -27,6 +27,7 @@ from probe_agent.checks.base import (
     CONNECTION_FAILED,
     CONNECTION_REFUSED,
     DNS_FAILURE,
+    SSRF_BLOCKED,
     TIMEOUT,
     TLS_ERROR,
     Attempt,
@@ -35,6 +36,7 @@ from probe_agent.checks.base import (
     utcnow,
 )
 from probe_agent.checks.expiry import days_remaining, expiry_status, iso_utc
+from probe_agent.netguard import Policy, SsrfBlocked, resolve_stream
 from shared.checks import TlsCertCheck
 from shared.protocol import CheckResult, Lease, Timings
 
@@ -83,23 +85,10 @@ class _HandshakeFailed(Exception):
     pass
 
 
-async def _addresses(host: str, port: int, phases: _Phases) -> list[tuple[Any, ...]]:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        pass
-    else:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        return [(family, (host, port))]
-    started = time.perf_counter()
-    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    phases.dns_ms = ms_between(started, time.perf_counter())
-    return [(family, sockaddr) for family, _, _, _, sockaddr in infos]
-
-
-async def _connect(host: str, port: int, phases: _Phases) -> socket.socket:
+async def _connect(host: str, port: int, phases: _Phases, policy: Policy) -> socket.socket:
+    """A TCP connection to one of ``host``'s addresses, all validated by the SSRF guard."""
     loop = asyncio.get_running_loop()
-    addresses = await _addresses(host, port, phases)
+    addresses, phases.dns_ms = await resolve_stream(host, port, policy)
     started = time.perf_counter()
     last: OSError = OSError("no address to connect to")
     for family, sockaddr in addresses:
@@ -119,9 +108,11 @@ async def _connect(host: str, port: int, phases: _Phases) -> socket.socket:
     raise last
 
 
-async def peer_certificate(host: str, port: int, server_name: str, phases: _Phases) -> bytes:
+async def peer_certificate(
+    host: str, port: int, server_name: str, phases: _Phases, policy: Policy
+) -> bytes:
     """The DER leaf certificate the server presents (``server_name`` '' sends no SNI)."""
-    sock = await _connect(host, port, phases)
+    sock = await _connect(host, port, phases, policy)
     loop = asyncio.get_running_loop()
     started = time.perf_counter()
     try:
@@ -158,6 +149,10 @@ def _server_name(check: TlsCertCheck, host: str) -> str:
 class TlsCertRunner:
     kind = "tls_cert"
 
+    def __init__(self, *, ssrf_exempt: frozenset[tuple[str, int]] = frozenset()) -> None:
+        # Listeners (address, port) the SSRF guard lets through regardless (see Policy).
+        self._ssrf_exempt = ssrf_exempt
+
     async def run(self, check: TlsCertCheck, lease: Lease) -> CheckResult:
         attempt = Attempt(lease)
         host = check.host.strip().strip("[]")
@@ -175,9 +170,21 @@ class TlsCertRunner:
         def failed(message: str, code: str) -> CheckResult:
             return attempt.finish("error", timings=timings(), error=message, error_code=code)
 
+        policy = Policy.for_lease(lease, self._ssrf_exempt)
         try:
             async with asyncio.timeout(check.timeout / 1000):
-                der = await peer_certificate(host, check.port, _server_name(check, host), phases)
+                der = await peer_certificate(
+                    host, check.port, _server_name(check, host), phases, policy
+                )
+        except SsrfBlocked as exc:
+            phases.dns_ms = exc.dns_ms
+            return attempt.finish(
+                "error",
+                timings=timings(),
+                error=str(exc),
+                error_code=SSRF_BLOCKED,
+                details=exc.details(),
+            )
         except TimeoutError:
             return failed(f"no TLS handshake with {where} within {check.timeout} ms", TIMEOUT)
         except socket.gaierror as exc:

@@ -19,7 +19,11 @@ from shared.checks import CheckSpec
 from shared.protocol import CheckResult, Lease
 
 
-def make_lease(check: CheckSpec, *, lease_id: str | None = None) -> Lease:
+def make_lease(
+    check: CheckSpec, *, lease_id: str | None = None, allow_private: bool = True
+) -> Lease:
+    """A lease for ``check``. Agent tests probe servers on 127.0.0.1, so the SSRF guard is off
+    unless ``allow_private=False`` (what a lease of a guarded region carries)."""
     now = datetime.now(UTC)
     return Lease(
         lease_id=lease_id or f"lease-{uuid.uuid4().hex[:8]}",
@@ -30,6 +34,7 @@ def make_lease(check: CheckSpec, *, lease_id: str | None = None) -> Lease:
         interval_secs=60,
         check=check,
         org_id=str(uuid.uuid4()),
+        allow_private=allow_private,
     )
 
 

@@ -65,7 +65,8 @@ class OperatorRegionController(Controller):
         region_id: FromPath[str],
         data: JSONBody[RegionUpdate],
     ) -> Region:
-        """Rename, relocate, enable or disable a region. A disabled region leaves the tenant
+        """Rename, relocate, enable or disable a region, or set whether its agents may probe
+        private addresses (``allow_private_targets``). A disabled region leaves the tenant
         catalog and can no longer be assigned to targets."""
         body = await strict_body(request, RegionUpdate)
         async with resources(request).db.connection() as conn:

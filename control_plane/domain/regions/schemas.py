@@ -25,6 +25,9 @@ class RegionCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     name: str
     location: str = ""
     enabled: bool = True
+    # Agents of this region may probe private, loopback and link-local addresses (the SSRF
+    # guard is off for its checks), as with the deployment-wide ``allow_private_targets``.
+    allow_private_targets: bool = False
 
 
 class RegionUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -35,6 +38,7 @@ class RegionUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     name: str | UnsetType = UNSET
     location: str | UnsetType = UNSET
     enabled: bool | UnsetType = UNSET
+    allow_private_targets: bool | UnsetType = UNSET
 
 
 class Region(msgspec.Struct, kw_only=True):
@@ -44,6 +48,8 @@ class Region(msgspec.Struct, kw_only=True):
     name: str
     location: str
     enabled: bool
+    # The region's own SSRF switch; the deployment-wide setting, when on, applies on top.
+    allow_private_targets: bool
     created_at: datetime
     updated_at: datetime
 

@@ -62,6 +62,7 @@ def _region(row: dict[str, Any]) -> Region:
         name=row["name"],
         location=row["location"],
         enabled=row["enabled"],
+        allow_private_targets=row["allow_private_targets"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
     )
@@ -88,6 +89,7 @@ class RegionService:
             "name": _name(data.name),
             "location": _location(data.location),
             "enabled": data.enabled,
+            "allow_private_targets": data.allow_private_targets,
         }
         row = await (await self.conn.execute(Q.insert_region, params)).fetchone()
         if row is None:
@@ -127,6 +129,9 @@ class RegionService:
                 "name": row["name"] if data.name is UNSET else _name(data.name),
                 "location": row["location"] if data.location is UNSET else _location(data.location),
                 "enabled": row["enabled"] if data.enabled is UNSET else data.enabled,
+                "allow_private_targets": row["allow_private_targets"]
+                if data.allow_private_targets is UNSET
+                else data.allow_private_targets,
             }
             updated = await (await self.conn.execute(Q.update_region, params)).fetchone()
             assert updated is not None

@@ -1,0 +1,135 @@
+"""The agent's SSRF guard: every outbound connection a check makes is judged here first.
+
+A check connects only to addresses this module has validated against the block list of
+``shared.netguard``. A name is resolved once and EVERY address it resolves to is judged: the name
+is refused if any one of them is blocked (a name that mixes public and private records is an
+attack, not a misconfiguration). The connection then goes to one of those validated addresses,
+never to a second resolution of the name, so DNS rebinding cannot slip a private address in
+between the check and the connect. IP literals are judged as they are. The HTTP runner applies
+the same rule on every redirect hop (its resolver and connector run once per hop).
+
+A lease with ``allow_private`` (the deployment's ``allow_private_targets`` or its region's own
+flag, decided by the control plane) turns the guard off for that check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import ipaddress
+import socket
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from shared.netguard import blocked_range, ip_literal
+from shared.protocol import Lease
+
+# A connectable address as ``loop.sock_connect`` takes it, with its family.
+Address = tuple[socket.AddressFamily, tuple[Any, ...]]
+
+
+class SsrfBlocked(Exception):
+    """A check was about to connect to a blocked address; nothing was connected."""
+
+    def __init__(self, address: str, blocked: str, host: str | None = None) -> None:
+        self.address = address
+        # How long resolving ``host`` took, when it was resolved before being refused.
+        self.dns_ms: float | None = None
+        self.range = blocked
+        self.host = host if host is not None and ip_literal(host) is None else None
+        if self.host is not None:
+            what = f"{self.host} resolves to {address}, which is"
+        else:
+            what = f"{address} is"
+        super().__init__(
+            f"{what} in the blocked range {blocked}: this region does not probe private addresses"
+        )
+
+    def details(self) -> dict[str, Any]:
+        details: dict[str, Any] = {"address": self.address, "range": self.range}
+        if self.host is not None:
+            details["host"] = self.host
+        return details
+
+
+# The verdict of the (static) block list on an address, by its text: parsing an address and
+# walking the ranges costs tens of microseconds, and the same few addresses come back every check.
+_verdict = functools.lru_cache(maxsize=8192)(blocked_range)
+
+
+def _canonical(address: str) -> str:
+    try:
+        return str(ipaddress.ip_address(address.split("%", 1)[0]))
+    except ValueError:
+        return address
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """What one check may connect to.
+
+    ``exempt`` names single listeners, as (address, port), let through whatever the block list
+    says; the runners take it from their owner (tests use it for a local first redirect hop).
+    """
+
+    allow_private: bool = False
+    exempt: frozenset[tuple[str, int]] = frozenset()
+
+    @classmethod
+    def for_lease(cls, lease: Lease, exempt: frozenset[tuple[str, int]] = frozenset()) -> Policy:
+        return cls(allow_private=lease.allow_private, exempt=exempt)
+
+    def blocked(self, address: str, port: int) -> str | None:
+        """The blocked range ``address`` is in, or None when this check may connect to it."""
+        if self.allow_private:
+            return None
+        if self.exempt and (_canonical(address), port) in self.exempt:
+            return None
+        return _verdict(address)
+
+    def check(self, host: str, addresses: Iterable[str], port: int) -> None:
+        """Raise ``SsrfBlocked`` unless every one of ``addresses`` (what ``host`` resolved to)
+        may be connected to. No address at all is refused too: the caller has nothing validated
+        to connect to."""
+        seen = False
+        for address in addresses:
+            seen = True
+            hit = self.blocked(address, port)
+            if hit is not None:
+                raise SsrfBlocked(address, hit, host)
+        if not seen:
+            raise SsrfBlocked(host, "invalid address", host)
+
+
+# Block every blocked range: the policy of anything that runs outside a leased check.
+SECURE_DEFAULT = Policy()
+
+
+async def resolve_stream(
+    host: str, port: int, policy: Policy
+) -> tuple[list[Address], float | None]:
+    """The validated addresses to open a TCP connection to ``host`` on, and the milliseconds the
+    name resolution took (None for an IP literal, which is not resolved).
+
+    Raises ``SsrfBlocked`` when any address is blocked and ``socket.gaierror`` when the name
+    does not resolve.
+    """
+    literal = ip_literal(host)
+    if literal is not None:
+        text = str(literal)
+        policy.check(host, [text], port)
+        if literal.version == 6:
+            return [(socket.AF_INET6, (text, port, 0, 0))], None
+        return [(socket.AF_INET, (text, port))], None
+    started = time.perf_counter()
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    dns_ms = round(max(0.0, time.perf_counter() - started) * 1000, 3)
+    addresses: list[Address] = [(family, sockaddr) for family, _, _, _, sockaddr in infos]
+    try:
+        policy.check(host, (str(sockaddr[0]) for _, sockaddr in addresses), port)
+    except SsrfBlocked as exc:
+        exc.dns_ms = dns_ms
+        raise
+    return addresses, dns_ms
