@@ -110,7 +110,13 @@ class Agent:
         batcher = Batcher(
             publisher.publish, max_size=cfg.batch_size, max_age=cfg.batch_age_ms / 1000
         )
-        executor = CheckExecutor(cfg.concurrency, batcher.add, self.metrics, self.runners)
+        executor = CheckExecutor(
+            cfg.concurrency,
+            batcher.add,
+            self.metrics,
+            self.runners,
+            per_host_max_inflight=cfg.per_host_max_inflight,
+        )
         log.info(
             "agent_started",
             control_plane=cfg.control_plane,

@@ -28,6 +28,8 @@ class AgentConfig:
     control_plane: str
     token: str
     concurrency: int = 100
+    # Checks of one org running at once against one (host, port); more are recorded throttled.
+    per_host_max_inflight: int = 2
     spool_dir: Path = Path(".vigil/agent-spool")
     spool_max_bytes: int = 64 << 20
     metrics_port: int | None = None
@@ -54,6 +56,7 @@ class AgentConfig:
         if not self.token.startswith(TOKEN_PREFIX) or len(self.token) <= len(TOKEN_PREFIX):
             raise ConfigError(f"the agent token must start with {TOKEN_PREFIX!r}")
         _check_range("concurrency", self.concurrency, 1, 10_000)
+        _check_range("per-host-max-inflight", self.per_host_max_inflight, 1, 10_000)
         _check_range("spool-max-bytes", self.spool_max_bytes, 1 << 16, 1 << 40)
         _check_range("batch-size", self.batch_size, 1, MAX_INGEST_BATCH)
         _check_range("batch-age-ms", self.batch_age_ms, 1, 3_600_000)
@@ -81,6 +84,12 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     p.add_argument("--control-plane", default=default("control-plane"), metavar="URL")
     p.add_argument("--token", default=default("token"), help="sm_agent_… token of this agent")
     p.add_argument("--concurrency", default=default("concurrency", "100"), metavar="N")
+    p.add_argument(
+        "--per-host-max-inflight",
+        default=default("per-host-max-inflight", "2"),
+        metavar="N",
+        help="checks of one org at once against one (host, port); more are recorded throttled",
+    )
     p.add_argument("--spool-dir", default=default("spool-dir", ".vigil/agent-spool"))
     p.add_argument("--spool-max-bytes", default=default("spool-max-bytes", str(64 << 20)))
     p.add_argument("--metrics-port", default=default("metrics-port"), metavar="PORT")
@@ -126,6 +135,7 @@ def parse_config(argv: Sequence[str] | None, env: Mapping[str, str]) -> AgentCon
         control_plane=args.control_plane,
         token=args.token.strip(),
         concurrency=_int("concurrency", args.concurrency),
+        per_host_max_inflight=_int("per-host-max-inflight", args.per_host_max_inflight),
         spool_dir=Path(args.spool_dir),
         spool_max_bytes=_int("spool-max-bytes", args.spool_max_bytes),
         metrics_port=_int("metrics-port", args.metrics_port) if args.metrics_port else None,

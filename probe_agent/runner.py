@@ -15,6 +15,12 @@ from probe_agent.checks import RUNNERS, run_lease
 from probe_agent.checks.base import CheckRunner, probe_error
 from probe_agent.leases import UnreadableLease
 from probe_agent.metrics import AgentMetrics
+from probe_agent.throttle import (
+    DEFAULT_PER_HOST_MAX_INFLIGHT,
+    HostKey,
+    host_key,
+    throttled_result,
+)
 from shared.checks import check_kind
 from shared.protocol import CheckResult, Lease
 
@@ -42,9 +48,12 @@ class CheckExecutor:
         on_result: Callable[[CheckResult], None],
         metrics: AgentMetrics,
         runners: Mapping[str, CheckRunner[Any]] = RUNNERS,
+        per_host_max_inflight: int = DEFAULT_PER_HOST_MAX_INFLIGHT,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be >= 1")
+        if per_host_max_inflight < 1:
+            raise ValueError("per_host_max_inflight must be >= 1")
         self.concurrency = concurrency
         self._on_result = on_result
         self._metrics = metrics
@@ -54,6 +63,9 @@ class CheckExecutor:
         self._idle: deque[asyncio.Future[None]] = deque()  # workers waiting for a lease
         self._workers: set[asyncio.Task[None]] = set()
         self._slot_freed = asyncio.Event()
+        # Running checks per (org, host, port); a key is removed when its count drops to 0.
+        self.per_host_max_inflight = per_host_max_inflight
+        self._host_inflight: dict[HostKey, int] = {}
         metrics.track_inflight(lambda: self.inflight)
         # Checked once: a debug line per check is not worth building when nobody reads it.
         self._debug = _debug_enabled()
@@ -138,10 +150,33 @@ class CheckExecutor:
                 self._running -= 1
                 self._slot_freed.set()
 
+    @property
+    def host_inflight(self) -> dict[HostKey, int]:
+        """Running checks per (org, host, port) (a copy)."""
+        return dict(self._host_inflight)
+
     async def _run(self, lease: Lease) -> None:
         kind = check_kind(lease.check)
         started = time.perf_counter()
-        result = await run_lease(lease, self._runners, kind)
+        key = host_key(lease)
+        if key is None:
+            result = await run_lease(lease, self._runners, kind)
+        else:
+            # One event loop and no await between the read and the write: no lock needed.
+            counters = self._host_inflight
+            running = counters.get(key, 0)
+            if running >= self.per_host_max_inflight:
+                result = throttled_result(lease, key, self.per_host_max_inflight)
+            else:
+                counters[key] = running + 1
+                try:
+                    result = await run_lease(lease, self._runners, kind)
+                finally:
+                    left = counters[key] - 1
+                    if left:
+                        counters[key] = left
+                    else:
+                        del counters[key]
         self._metrics.observe_check(kind, result.status, time.perf_counter() - started)
         if self._debug:
             log.debug(

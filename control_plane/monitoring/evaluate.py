@@ -22,6 +22,7 @@ from control_plane.monitoring.policy import (
     CONCLUSIVE,
     RegionCounters,
     apply_result,
+    counted_status,
     policy_met,
 )
 
@@ -101,15 +102,14 @@ async def _evaluate(conn: AsyncConnection[Any], target: dict[str, Any]) -> Outco
     ).fetchall()
     for r in rows:
         region = regions.setdefault(r["region_id"], RegionRow(r["region_id"]))
-        region.counters = apply_result(
-            region.counters, r["status"], confirmations, r["scheduled_at"]
-        )
+        status = counted_status(r["status"], r["error_code"])
+        region.counters = apply_result(region.counters, status, confirmations, r["scheduled_at"])
         region.evaluated_to = r["scheduled_at"]
         region.changed = True
-        if r["status"] in CONCLUSIVE:
+        if status in CONCLUSIVE:
             region.last_reported_at = r["scheduled_at"]
-            region.last_status = r["status"]
-            if r["status"] in BAD:
+            region.last_status = status
+            if status in BAD:
                 region.last_error = r["error"]
                 region.bad_seen += 1
     for region in regions.values():

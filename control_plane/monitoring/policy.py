@@ -2,8 +2,9 @@
 
 Per region, a target is *failing* after ``alert_confirmations`` consecutive bad results and
 *recovered* after as many consecutive good ones. ``down`` is bad; ``up`` and ``degraded`` are good
-(a rate-limited or throttled answer is not an outage); ``error`` (the probe could not run) and
-``missed`` (nobody ran the slot) say nothing about the target and leave the counters alone.
+(a rate-limited answer is not an outage); ``error`` (the probe could not run), ``missed`` (nobody
+ran the slot) and a check the agent's per-host throttle held back (``degraded`` with error code
+``THROTTLED``: never run) say nothing about the target and leave the counters alone.
 
 The target's ``region_policy`` decides over the regions that *report* (have a recent conclusive
 result) whether enough of them are failing for the one incident to be open.
@@ -18,6 +19,16 @@ from typing import Any
 BAD = frozenset({"down"})
 GOOD = frozenset({"up", "degraded"})
 CONCLUSIVE = BAD | GOOD
+# What ``counted_status`` makes of a throttled result: neither bad nor good.
+THROTTLED = "throttled"
+
+
+def counted_status(status: str, error_code: str | None) -> str:
+    """The status the incident rules count: a check the agent's per-host throttle never ran
+    (``degraded``/``THROTTLED``) is neither a failure nor a recovery."""
+    if error_code == "THROTTLED" and status == "degraded":
+        return THROTTLED
+    return status
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ from probe_agent.checks.base import Attempt, CheckRunner
 from probe_agent.checks.dns import DnsRunner
 from probe_agent.checks.domain_expiry import IANA_RDAP_BOOTSTRAP, DomainExpiryRunner, RdapBootstrap
 from probe_agent.checks.http import HttpRunner
+from probe_agent.checks.icmp import IcmpRunner
 from probe_agent.checks.tcp import TcpRunner
 from probe_agent.checks.tls_cert import TlsCertRunner
 from probe_agent.deadlines import deadline
@@ -34,6 +35,7 @@ def build_runners(*, rdap_bootstrap_url: str = IANA_RDAP_BOOTSTRAP) -> dict[str,
         "dns": DnsRunner(),
         "tls_cert": TlsCertRunner(),
         "domain_expiry": DomainExpiryRunner(RdapBootstrap(rdap_bootstrap_url)),
+        "icmp": IcmpRunner(),
     }
 
 

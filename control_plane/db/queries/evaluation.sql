@@ -26,7 +26,7 @@ WHERE target_id = %(target_id)s;
 
 -- name: new_results
 -- Results past each region's watermark, oldest first.
-SELECT r.region_id, r.scheduled_at, r.status, r.error
+SELECT r.region_id, r.scheduled_at, r.status, r.error, r.error_code
 FROM results r
 LEFT JOIN region_states s ON s.target_id = r.target_id AND s.region_id = r.region_id
 WHERE r.target_id = %(target_id)s

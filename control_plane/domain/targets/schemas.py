@@ -52,6 +52,8 @@ FIELD_CODES: dict[str, str] = {
     "/check/server_name": "INVALID_TLS_CERT_PARAMS",
     "/check/domain": "INVALID_DOMAIN_PARAMS",
     "/check/grace": "INVALID_HEARTBEAT_PARAMS",
+    "/check/count": "INVALID_ICMP_PARAMS",
+    "/check/interval": "INVALID_ICMP_PARAMS",
 }
 
 
