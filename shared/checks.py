@@ -56,6 +56,10 @@ class HttpCheck(
     # ["user", "pass"]; the string form only ever carries the redaction sentinel on reads.
     basic_auth: tuple[str, str] | str | None = None
     bearer_token: str | None = None
+    # Names (case-insensitive) of ``headers`` whose values are credentials: sealed at rest and
+    # redacted on reads like ``bearer_token``. Authorization, Proxy-Authorization and Cookie
+    # values are always secret (ALWAYS_SECRET_HEADERS), listed here or not.
+    secret_headers: list[str] = msgspec.field(default_factory=list)
 
 
 class TcpCheck(
@@ -119,12 +123,43 @@ class HeartbeatCheck(
     grace: int = 60
 
 
-CheckSpec = HttpCheck | TcpCheck | DnsCheck | TlsCertCheck | DomainExpiryCheck | HeartbeatCheck
+class IcmpCheck(
+    msgspec.Struct, tag="icmp", tag_field="type", forbid_unknown_fields=True, kw_only=True
+):
+    """Ping: ``count`` ICMP echo requests; loss and round-trip times decide the status."""
+
+    host: str
+    count: int = 3
+    # Budget for the whole check (every packet and its reply), in milliseconds.
+    timeout: int = 2000
+    # Milliseconds between two echo requests; None = the agent's default (200 ms).
+    interval: int | None = None
+
+
+CheckSpec = (
+    HttpCheck | TcpCheck | DnsCheck | TlsCertCheck | DomainExpiryCheck | HeartbeatCheck | IcmpCheck
+)
 
 # Kinds the control plane receives instead of an agent probing them: never leased, no runner.
 PUSH_KINDS = frozenset({"heartbeat"})
 
-# Fields of a check that hold credentials: sealed at rest, redacted on every read.
+# Header values that are always credentials, whatever ``HttpCheck.secret_headers`` says.
+ALWAYS_SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
+# Sealed-value field of a secret header: ``headers.<lowercased name>``.
+SECRET_HEADER_PREFIX = "headers."
+
+
+def secret_header_names(check: HttpCheck) -> frozenset[str]:
+    """Lowercased names of the check's headers whose values are secrets."""
+    return ALWAYS_SECRET_HEADERS | {name.lower() for name in check.secret_headers}
+
+
+def is_secret_header(check: HttpCheck, name: str) -> bool:
+    return name.lower() in secret_header_names(check)
+
+
+# Fields of a check that hold credentials: sealed at rest, redacted on every read. Secret header
+# values (``secret_header_names``) are sealed and redacted too, each under its own field.
 SECRET_FIELDS: dict[str, tuple[str, ...]] = {
     "http": ("basic_auth", "bearer_token"),
     "tcp": (),
@@ -132,6 +167,7 @@ SECRET_FIELDS: dict[str, tuple[str, ...]] = {
     "tls_cert": (),
     "domain_expiry": (),
     "heartbeat": (),
+    "icmp": (),
 }
 
 # Interval floors and defaults per kind, in seconds.
@@ -143,6 +179,7 @@ KIND_MIN_INTERVAL: dict[str, int] = {
     "domain_expiry": 3600,
     # The expected period between pings.
     "heartbeat": 10,
+    "icmp": 10,
 }
 KIND_DEFAULT_INTERVAL: dict[str, int] = {
     "http": 60,
@@ -151,6 +188,7 @@ KIND_DEFAULT_INTERVAL: dict[str, int] = {
     "tls_cert": 86400,
     "domain_expiry": 86400,
     "heartbeat": 60,
+    "icmp": 60,
 }
 ABSOLUTE_MIN_INTERVAL = 10
 MAX_INTERVAL = 7 * 86400

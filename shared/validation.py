@@ -21,10 +21,12 @@ from shared.checks import (
     ExpectedStatus,
     HeartbeatCheck,
     HttpCheck,
+    IcmpCheck,
     OneOfStatus,
     RangeStatus,
     TcpCheck,
     TlsCertCheck,
+    is_secret_header,
 )
 
 
@@ -208,6 +210,7 @@ def _validate_http(spec: HttpCheck) -> None:
             raise SpecError(
                 "INVALID_HEADER", f"header '{name}' value contains a line break", f"/headers/{name}"
             )
+    _validate_secret_headers(spec)
     if isinstance(spec.basic_auth, str):
         raise SpecError(
             "VALIDATION_ERROR", 'basic_auth must be ["user", "pass"] or null', "/basic_auth"
@@ -216,13 +219,40 @@ def _validate_http(spec: HttpCheck) -> None:
         raise SpecError("VALIDATION_ERROR", "basic_auth user must not be empty", "/basic_auth/0")
     if spec.bearer_token is not None and not spec.bearer_token.strip():
         raise SpecError("VALIDATION_ERROR", "bearer_token must not be empty", "/bearer_token")
-    has_creds = spec.basic_auth is not None or spec.bearer_token is not None
+    has_creds = (
+        spec.basic_auth is not None
+        or spec.bearer_token is not None
+        or any(is_secret_header(spec, name) for name in spec.headers)
+    )
     if has_creds and not spec.verify_tls and spec.url.lower().startswith("https:"):
         raise SpecError(
             "INVALID_TLS_CRED_COMBO",
-            "verify_tls = false cannot be combined with basic_auth or bearer_token over https",
+            "verify_tls = false cannot be combined with basic_auth, bearer_token or a secret "
+            "header over https",
             "/verify_tls",
         )
+
+
+def _validate_secret_headers(spec: HttpCheck) -> None:
+    """Header names are case-insensitive: one spelling each, and every ``secret_headers`` entry
+    names a header the check sends (a secret header without a value would protect nothing)."""
+    seen: dict[str, str] = {}
+    for name in spec.headers:
+        first = seen.setdefault(name.lower(), name)
+        if first != name:
+            raise SpecError(
+                "INVALID_HEADER",
+                f"header '{name}' is given twice (also as '{first}'); header names are "
+                "case-insensitive",
+                f"/headers/{name}",
+            )
+    for i, name in enumerate(spec.secret_headers):
+        if name.lower() not in seen:
+            raise SpecError(
+                "VALIDATION_ERROR",
+                f"secret_headers names '{name}', which is not among the check's headers",
+                f"/secret_headers/{i}",
+            )
 
 
 def _validate_host(host: str, kind: str) -> None:
@@ -350,6 +380,42 @@ def _validate_heartbeat(spec: HeartbeatCheck) -> None:
         )
 
 
+MAX_ICMP_COUNT = 10
+MIN_ICMP_INTERVAL_MS = 10
+MAX_ICMP_INTERVAL_MS = 5000
+# The agent's gap between two echo requests when the spec names none.
+DEFAULT_ICMP_INTERVAL_MS = 200
+
+
+def _validate_icmp(spec: IcmpCheck) -> None:
+    _validate_host(spec.host, "icmp")
+    if not 1 <= spec.count <= MAX_ICMP_COUNT:
+        raise SpecError(
+            "INVALID_ICMP_PARAMS",
+            f"icmp count must be between 1 and {MAX_ICMP_COUNT}, got {spec.count}",
+            "/count",
+        )
+    if spec.interval is not None and not (
+        MIN_ICMP_INTERVAL_MS <= spec.interval <= MAX_ICMP_INTERVAL_MS
+    ):
+        raise SpecError(
+            "INVALID_ICMP_PARAMS",
+            f"icmp interval must be between {MIN_ICMP_INTERVAL_MS} and {MAX_ICMP_INTERVAL_MS} ms, "
+            f"got {spec.interval}",
+            "/interval",
+        )
+    _validate_timeout(spec.timeout)
+    gap = DEFAULT_ICMP_INTERVAL_MS if spec.interval is None else spec.interval
+    if (spec.count - 1) * gap >= spec.timeout:
+        raise SpecError(
+            "INVALID_ICMP_PARAMS",
+            f"sending {spec.count} packets {gap} ms apart takes longer than the timeout "
+            f"({spec.timeout} ms)",
+            "/timeout",
+            {"count": spec.count, "interval": gap, "timeout": spec.timeout},
+        )
+
+
 def validate_check(spec: CheckSpec) -> None:
     """Raise ``SpecError`` on the first problem; pointers are relative to the spec."""
     sentinel = find_redaction_sentinel(_secret_view(spec))
@@ -383,6 +449,8 @@ def validate_check(spec: CheckSpec) -> None:
         _validate_timeout(spec.timeout)
     elif isinstance(spec, HeartbeatCheck):
         _validate_heartbeat(spec)
+    elif isinstance(spec, IcmpCheck):
+        _validate_icmp(spec)
 
 
 def _secret_view(spec: CheckSpec) -> dict[str, Any]:

@@ -32,6 +32,8 @@ from tests.stack import OPERATOR_TOKEN, ROOT, SEALING_KEYS, settings_env
 VIGIL = str(Path(ROOT) / ".venv" / "bin" / "vigil")
 PASSWORD = "pw-0d41c2-rotate"
 TOKEN = "tok-77ae03-rotate"
+API_KEY = "key-3f9b10-rotate"
+COOKIE = "session=ck-a4e2d7-rotate"
 RETIRED_KEY = b"9" * 32
 
 
@@ -138,16 +140,24 @@ def test_rotate_refuses_a_primary_that_is_not_configured(settings: Settings) -> 
 
 @pytest.fixture
 async def guarded_server() -> AsyncIterator[str]:
-    """A local HTTP server that answers 200 only to the right credentials, 401 otherwise."""
+    """A local HTTP server that answers 200 only to the right credentials, 401 otherwise: at /
+    an Authorization header (Basic or Bearer), at /keyed an X-Api-Key and a session cookie."""
     basic = "Basic " + base64.b64encode(f"u:{PASSWORD}".encode()).decode()
     allowed = {basic, f"Bearer {TOKEN}"}
 
-    async def handle(request: web.Request) -> web.Response:
-        ok = request.headers.get("Authorization") in allowed
+    def answer(ok: bool) -> web.Response:
         return web.Response(status=200 if ok else 401, text="ok" if ok else "no")
+
+    async def handle(request: web.Request) -> web.Response:
+        return answer(request.headers.get("Authorization") in allowed)
+
+    async def keyed(request: web.Request) -> web.Response:
+        headers = request.headers
+        return answer(headers.get("X-Api-Key") == API_KEY and headers.get("Cookie") == COOKIE)
 
     app = web.Application()
     app.router.add_get("/", handle)
+    app.router.add_get("/keyed", keyed)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -165,9 +175,30 @@ async def test_after_rotation_checks_still_pass_with_only_the_new_key(
     targets = [
         await credentialed(owner, "basic", guarded_server, basic_auth=["u", PASSWORD]),
         await credentialed(owner, "bearer", guarded_server, bearer_token=TOKEN),
+        # An Authorization header is always secret, like bearer_token.
+        await credentialed(
+            owner, "auth-header", guarded_server, headers={"Authorization": f"Bearer {TOKEN}"}
+        ),
+        # A header named secret, a Cookie (always secret) and a plain header.
+        await credentialed(
+            owner,
+            "keyed",
+            guarded_server + "keyed",
+            headers={"X-Api-Key": API_KEY, "Cookie": COOKIE, "X-Plain": "visible"},
+            secret_headers=["x-api-key"],
+        ),
     ]
+    before = await secrets_of(db_url)
+    assert set(before[targets[3]["id"]]) == {"headers.x-api-key", "headers.cookie"}
+    assert set(before[targets[2]["id"]]) == {"headers.authorization"}
     done = rotate(settings)
     assert done.returncode == 0, (done.stdout, done.stderr)
+    assert "targets.secrets: rewrapped 5, already current 0, failed 0" in done.stdout
+    after = await secrets_of(db_url)
+    assert {tid: set(values) for tid, values in after.items()} == {
+        tid: set(values) for tid, values in before.items()
+    }
+    assert all(v.startswith("v1:k2:") for row in after.values() for v in row.values()), after
 
     async with AsyncTestClient(app=create_app(only_k2(settings))) as client:
         operator = Persona(client, {"Authorization": f"Bearer {OPERATOR_TOKEN}"})
@@ -178,14 +209,17 @@ async def test_after_rotation_checks_still_pass_with_only_the_new_key(
         assert resp.status_code == 200, resp.text
         leases = msgspec.json.decode(resp.content, type=LeaseResponse).leases
         assert sorted(lease.target_id for lease in leases) == sorted(t["id"] for t in targets)
+        assert "***" not in resp.text, "the agent gets the real values, not the sentinel"
         results = [await run_lease(lease) for lease in leases]
-        assert [(r.status, r.status_code) for r in results] == [("up", 200)] * 2
+        assert [(r.status, r.status_code) for r in results] == [("up", 200)] * 4, [
+            r.error for r in results
+        ]
         ingested = await agent.ingest(msgspec.to_builtins(results))
         assert ingested.status_code == 200, ingested.text
-        assert ingested.json()["accepted"] == 2
+        assert ingested.json()["accepted"] == 4
 
     stored = await fetch(db_url, "SELECT status, error_code FROM results")
-    assert stored == [("up", None)] * 2
+    assert stored == [("up", None)] * 4
 
 
 # -- an unknown key id fails closed --------------------------------------------------------------
@@ -248,3 +282,72 @@ async def test_a_value_on_an_unknown_key_fails_closed_and_rotation_reports_it(
     }
     # Still failing on the next run: the exit code stays non-zero until the key is configured.
     assert rotate(settings).returncode == 1
+
+
+async def test_a_credential_moved_to_another_orgs_row_fails_closed_at_lease(
+    owner: Persona, outsider: Persona, operator: Persona, db_url: str
+) -> None:
+    # The same secret fields in both orgs, so the moved values carry the right field names.
+    theirs = await credentialed(
+        outsider,
+        "theirs",
+        "https://example.org/",
+        headers={"X-Api-Key": API_KEY},
+        secret_headers=["X-Api-Key"],
+        bearer_token=TOKEN,
+    )
+    mine = await credentialed(
+        owner,
+        "mine",
+        "https://example.com/",
+        headers={"X-Api-Key": "mine-key"},
+        secret_headers=["x-api-key"],
+        bearer_token="mine-token",
+    )
+    retired_row = await credentialed(
+        owner, "retired", "https://example.com/", headers={"Authorization": "Basic c2VjcmV0"}
+    )
+    healthy = await credentialed(
+        owner, "healthy", "https://example.com/", headers={"Cookie": COOKIE}
+    )
+    # Another org's ciphertext copied into this org's row, as an attacker with SQL access would.
+    await fetch(
+        db_url,
+        "UPDATE targets SET secrets = (SELECT secrets FROM targets WHERE id = %s) WHERE id = %s",
+        uuid.UUID(theirs["id"]),
+        uuid.UUID(mine["id"]),
+    )
+    # A secret header sealed under a key this deployment does not have, correctly bound.
+    value = Sealer({"k9": RETIRED_KEY}, "k9").seal(
+        msgspec.json.encode("Basic c2VjcmV0").decode(),
+        Sealer.binding(owner.org_id, uuid.UUID(retired_row["id"]), "headers.authorization"),
+    )
+    await fetch(
+        db_url,
+        "UPDATE targets SET secrets = %s WHERE id = %s",
+        Jsonb({"headers.authorization": value}),
+        uuid.UUID(retired_row["id"]),
+    )
+
+    agent = await make_agent(operator)
+    due = {t["id"]: await make_due(db_url, t["id"]) for t in (theirs, mine, retired_row, healthy)}
+    resp = await agent.lease()
+    assert resp.status_code == 200, resp.text
+    leases = {lease["target_id"]: lease for lease in resp.json()["leases"]}
+    assert set(leases) == {theirs["id"], healthy["id"]}
+    # The rows that open get their real values; nothing of theirs reaches another org's slot.
+    assert leases[theirs["id"]]["check"]["headers"] == {"X-Api-Key": API_KEY}
+    assert leases[theirs["id"]]["check"]["bearer_token"] == TOKEN
+    assert leases[healthy["id"]]["check"]["headers"] == {"Cookie": COOKIE}
+    assert "***" not in resp.text
+
+    stored = await fetch(
+        db_url,
+        "SELECT target_id::text, scheduled_at, status, error_code, error FROM results"
+        " ORDER BY target_id",
+    )
+    assert sorted((t, at, st, code) for t, at, st, code, _ in stored) == sorted(
+        (tid, due[tid], "error", "SECRET_UNAVAILABLE") for tid in (mine["id"], retired_row["id"])
+    )
+    for *_, error in stored:
+        assert error and API_KEY not in error and TOKEN not in error

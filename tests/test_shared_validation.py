@@ -68,6 +68,7 @@ def test_http_defaults_match_the_reference() -> None:
         "verify_tls": True,
         "basic_auth": None,
         "bearer_token": None,
+        "secret_headers": [],
     }
 
 

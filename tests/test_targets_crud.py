@@ -96,6 +96,7 @@ async def test_http_check_defaults_are_filled_in_on_read(owner: Persona) -> None
         "verify_tls": True,
         "basic_auth": None,
         "bearer_token": None,
+        "secret_headers": [],
     }
 
 
@@ -164,6 +165,7 @@ async def test_every_field_given_on_create_reads_back(owner: Persona, db_url: st
         "verify_tls": False,
         "basic_auth": None,
         "bearer_token": None,
+        "secret_headers": [],
     }
     body = {
         "name": "  checkout  ",

@@ -2,8 +2,9 @@
 values on each key id.
 
 A sealed column is a jsonb object ``{field: "v1:<kid>:<b64>"}`` on a table with a uuid ``id`` and
-an ``org_id``; each value is bound to ``(org_id, id, field)`` (``Sealer.binding``). Registering
-another such column is one line in ``SEALED_COLUMNS``.
+an ``org_id``; each value is bound to ``(org_id, id, field)`` (``Sealer.binding``); a target's
+secret header values are fields too (``headers.<lowercased name>``), rewrapped like any other.
+Registering another such column is one line in ``SEALED_COLUMNS``.
 
 Rows are walked by keyset pagination on ``id``, one short transaction per batch. The batch's rows
 are locked ``FOR NO KEY UPDATE`` (no SKIP LOCKED: a row being edited is waited for, not missed;

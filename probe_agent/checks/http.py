@@ -41,6 +41,7 @@ from probe_agent.checks.base import (
     DNS_FAILURE,
     INVALID_RESPONSE,
     RATE_LIMITED,
+    SSRF_BLOCKED,
     TIMEOUT,
     TLS_ERROR,
     TOO_MANY_REDIRECTS,
@@ -49,6 +50,7 @@ from probe_agent.checks.base import (
     is_refused,
 )
 from probe_agent.deadlines import deadline
+from probe_agent.netguard import SECURE_DEFAULT, Policy, SsrfBlocked
 from shared.checks import (
     REDACTED,
     ExactStatus,
@@ -57,6 +59,7 @@ from shared.checks import (
     RangeStatus,
     status_matches,
 )
+from shared.netguard import ip_literal
 from shared.protocol import AgentStatus, CheckResult, Lease, Timings
 
 # At most this much of a response body is read (and searched by expected_body_contains).
@@ -165,6 +168,8 @@ class _Phases:
 
 
 _current_phases: ContextVar[_Phases | None] = ContextVar("vigil_http_phases", default=None)
+# The SSRF policy of the check whose task runs the hooks; outside a check, the secure default.
+_current_policy: ContextVar[Policy] = ContextVar("vigil_http_policy", default=SECURE_DEFAULT)
 
 
 # Where the phases are timed. Each hook reads the phases of the check whose task runs it (the
@@ -172,7 +177,9 @@ _current_phases: ContextVar[_Phases | None] = ContextVar("vigil_http_phases", de
 
 
 class _TimedResolver(AbstractResolver):
-    """Times name resolution (aiohttp asks the resolver only for names, never IP literals)."""
+    """Times name resolution (aiohttp asks the resolver only for names, never IP literals) and
+    hands the connector only addresses the SSRF guard let through: if any address of the name
+    is blocked, the whole name is (``SsrfBlocked``), and nothing is connected to."""
 
     def __init__(self) -> None:
         self._inner = DefaultResolver()
@@ -186,6 +193,7 @@ class _TimedResolver(AbstractResolver):
         if phases is not None:
             phases.dns_done = time.perf_counter()
             phases.dns = _plus(phases.dns, started, phases.dns_done)
+        _current_policy.get().check(host, (a["host"] for a in addresses), port)
         return addresses
 
     async def close(self) -> None:
@@ -193,7 +201,11 @@ class _TimedResolver(AbstractResolver):
 
 
 class _TimedConnector(aiohttp.TCPConnector):
-    """Times each hop's connection: resolve (through the resolver), TCP connect, TLS."""
+    """Times each hop's connection: resolve (through the resolver), TCP connect, TLS.
+
+    aiohttp connects to an IP-literal host without asking the resolver, so the SSRF guard
+    judges a literal here, before anything is opened; names are judged by the resolver.
+    """
 
     async def connect(
         self,
@@ -201,6 +213,9 @@ class _TimedConnector(aiohttp.TCPConnector):
         traces: list[Trace],
         timeout: aiohttp.ClientTimeout,  # noqa: ASYNC109 (aiohttp's signature)
     ) -> Connection:
+        host = req.url.raw_host
+        if host and (literal := ip_literal(host)) is not None:
+            _current_policy.get().check(host, [str(literal)], req.port or 0)
         phases = _current_phases.get()
         if phases is not None:
             phases.open_hop(time.perf_counter())
@@ -252,7 +267,11 @@ def request_headers(check: HttpCheck, user_agent: str = USER_AGENT) -> dict[str,
         raise UnsupportedSpec(
             "basic_auth and bearer_token are both set; only one Authorization header can be sent"
         )
-    if isinstance(check.basic_auth, str) or check.bearer_token == REDACTED:
+    if (
+        isinstance(check.basic_auth, str)
+        or check.bearer_token == REDACTED
+        or REDACTED in check.headers.values()
+    ):
         raise UnsupportedSpec("the check carries a redacted credential instead of the real one")
     if check.basic_auth is not None:
         user, password = check.basic_auth
@@ -322,6 +341,8 @@ def judge(
 
 def classify_error(exc: Exception, check: HttpCheck) -> _Outcome | None:
     """The outcome of a failed exchange, or None when the probe itself failed."""
+    if isinstance(exc, SsrfBlocked):
+        return _Outcome("error", None, str(exc), SSRF_BLOCKED, exc.details())
     if isinstance(exc, TimeoutError):
         return _Outcome("down", None, f"no complete response within {check.timeout} ms", TIMEOUT)
     if isinstance(exc, aiohttp.TooManyRedirects):
@@ -386,6 +407,8 @@ def _open_session() -> aiohttp.ClientSession:
         ),
         response_class=_TimedResponse,
         cookie_jar=aiohttp.DummyCookieJar(),
+        # No proxy from the environment: the SSRF guard judges the target, not a proxy.
+        trust_env=False,
         timeout=aiohttp.ClientTimeout(total=None),  # each check has its own budget
     )
 
@@ -404,9 +427,17 @@ class HttpRunner:
 
     kind = "http"
 
-    def __init__(self, *, body_limit: int = BODY_LIMIT, user_agent: str = USER_AGENT) -> None:
+    def __init__(
+        self,
+        *,
+        body_limit: int = BODY_LIMIT,
+        user_agent: str = USER_AGENT,
+        ssrf_exempt: frozenset[tuple[str, int]] = frozenset(),
+    ) -> None:
         self._body_limit = body_limit
         self._user_agent = user_agent
+        # Listeners (address, port) the SSRF guard lets through regardless (see Policy).
+        self._ssrf_exempt = ssrf_exempt
         self._slot = _SessionSlot()
         weakref.finalize(self, self._slot.forget)
 
@@ -441,6 +472,7 @@ class HttpRunner:
         tls_context = _ssl_context(check.verify_tls)  # built once per process, not timed
         phases = _Phases()
         token = _current_phases.set(phases)
+        policy_token = _current_policy.set(Policy.for_lease(lease, self._ssrf_exempt))
         outcome: _Outcome | None = None
         try:
             with deadline(check.timeout / 1000):
@@ -463,6 +495,7 @@ class HttpRunner:
                     return attempt.probe_error(f"cannot run the check: {exc}")
                 outcome.status_code = phases.status_code
         finally:
+            _current_policy.reset(policy_token)
             _current_phases.reset(token)
         return attempt.finish(
             outcome.status,

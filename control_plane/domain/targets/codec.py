@@ -1,4 +1,9 @@
-"""Check specs to and from their stored form: secret fields sealed apart, redacted on reads."""
+"""Check specs to and from their stored form: secret fields sealed apart, redacted on reads.
+
+A secret header value (``shared.checks.secret_header_names``) is sealed under the field
+``headers.<lowercased name>``; the stored public spec keeps the header's name, spelled as given,
+with the redaction sentinel as its value, so reads need no key and keep the header's place.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +12,23 @@ from typing import Any
 
 import msgspec
 
-from control_plane.security.sealing import Sealer
-from shared.checks import REDACTED, SECRET_FIELDS, CheckSpec, check_kind
+from control_plane.security.sealing import Sealer, SecretUnavailable
+from shared.checks import (
+    REDACTED,
+    SECRET_FIELDS,
+    SECRET_HEADER_PREFIX,
+    CheckSpec,
+    HttpCheck,
+    check_kind,
+    secret_header_names,
+)
 
 _JSON = msgspec.json.Encoder()
+
+
+def header_field(name: str) -> str:
+    """The sealed-value field of header ``name``."""
+    return SECRET_HEADER_PREFIX + name.lower()
 
 
 def seal_check(
@@ -19,20 +37,44 @@ def seal_check(
     """Split a validated spec into (public spec, {field: sealed value})."""
     public: dict[str, Any] = msgspec.to_builtins(spec)
     sealed: dict[str, str] = {}
+
+    def seal(field: str, value: Any) -> None:
+        aad = Sealer.binding(org_id, target_id, field)
+        sealed[field] = sealer.seal(_JSON.encode(value).decode(), aad)
+
     for name in SECRET_FIELDS.get(check_kind(spec), ()):
         value = public.pop(name, None)
         if value is not None:
-            aad = Sealer.binding(org_id, target_id, name)
-            sealed[name] = sealer.seal(_JSON.encode(value).decode(), aad)
+            seal(name, value)
+    if isinstance(spec, HttpCheck):
+        secret = secret_header_names(spec)
+        headers: dict[str, str] = public["headers"]
+        for name, value in headers.items():
+            if name.lower() in secret:
+                seal(header_field(name), value)
+                headers[name] = REDACTED
     return public, sealed
+
+
+def _redact_headers(spec: CheckSpec) -> None:
+    # Also covers a secret header stored in the clear (a row written before the header was
+    # secret): reads never show one.
+    if isinstance(spec, HttpCheck):
+        secret = secret_header_names(spec)
+        spec.headers = {
+            name: REDACTED if name.lower() in secret else value
+            for name, value in spec.headers.items()
+        }
 
 
 def redacted_check(public: dict[str, Any], sealed: dict[str, str]) -> CheckSpec:
     """The spec as every read shows it: populated secrets become ``"***"``, null stays null."""
     view = dict(public)
     for name in sealed:
-        view[name] = REDACTED
+        if not name.startswith(SECRET_HEADER_PREFIX):
+            view[name] = REDACTED
     spec: CheckSpec = msgspec.convert(view, CheckSpec)
+    _redact_headers(spec)
     return spec
 
 
@@ -43,11 +85,24 @@ def open_check(
     public: dict[str, Any],
     sealed: dict[str, str],
 ) -> CheckSpec:
-    """The full spec with secrets decrypted (agent dispatch). Raises ``SecretUnavailable``."""
+    """The full spec with secrets decrypted (agent dispatch). Raises ``SecretUnavailable``, also
+    when a secret header has no sealed value to fill in: never a spec carrying the sentinel."""
     view = dict(public)
-    for name, value in sealed.items():
-        view[name] = msgspec.json.decode(
-            sealer.open(value, Sealer.binding(org_id, target_id, name))
-        )
+    headers: dict[str, Any] = dict(view.get("headers") or {})
+    by_field = {header_field(name): name for name in headers}
+    for field, value in sealed.items():
+        plain = msgspec.json.decode(sealer.open(value, Sealer.binding(org_id, target_id, field)))
+        if field.startswith(SECRET_HEADER_PREFIX):
+            if field in by_field:
+                headers[by_field[field]] = plain
+        else:
+            view[field] = plain
+    if headers:
+        view["headers"] = headers
     spec: CheckSpec = msgspec.convert(view, CheckSpec)
+    if isinstance(spec, HttpCheck):
+        secret = secret_header_names(spec)
+        for name, value in spec.headers.items():
+            if value == REDACTED and name.lower() in secret:
+                raise SecretUnavailable(f"header {name!r} has no sealed value")
     return spec
