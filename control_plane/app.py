@@ -25,12 +25,14 @@ from control_plane.db.pool import make_pool
 from control_plane.domain.agents.routes import OperatorAgentController
 from control_plane.domain.heartbeats.routes import HeartbeatController
 from control_plane.domain.incidents.routes import IncidentController
+from control_plane.domain.ondemand.routes import OnDemandController
 from control_plane.domain.regions.routes import OperatorRegionController, RegionCatalogController
 from control_plane.domain.results.routes import TargetResultsController
 from control_plane.domain.targets.routes import TargetController
 from control_plane.errors import exception_handlers
 from control_plane.health import healthz, readyz
 from control_plane.monitoring.metrics import MonitoringMetrics, refresher
+from control_plane.monitoring.wakeups import Wakeups
 from control_plane.observability import (
     OPENAPI_PATH,
     EnvelopeJsonRenderPlugin,
@@ -56,10 +58,14 @@ def _lifespan(settings: Settings) -> Any:
             redis=redis,
             sealer=Sealer(settings.security.sealing_keys, settings.security.primary_key_id),
             queue=ArqRedis.from_url(settings.redis.url),
+            wakeups=Wakeups(settings.database.url),
         )
         app.state.monitoring = MonitoringMetrics(app.state.metrics)
         try:
-            async with refresher(app.state.monitoring, pool):
+            async with (
+                refresher(app.state.monitoring, pool),
+                app.state.resources.wakeups.running(),
+            ):
                 yield
         finally:
             await redis.aclose()
@@ -75,6 +81,7 @@ def tenant_router() -> Router:
         path="/api/v1",
         route_handlers=[
             TargetController,
+            OnDemandController,
             TargetResultsController,
             IncidentController,
             RegionCatalogController,

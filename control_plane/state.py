@@ -10,6 +10,7 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
 
+from control_plane.monitoring.wakeups import Wakeups
 from control_plane.security.sealing import Sealer
 from control_plane.settings import Settings
 
@@ -22,3 +23,5 @@ class Resources:
     sealer: Sealer
     # The arq queue (evaluation and delivery jobs); None only in tools that never enqueue.
     queue: ArqRedis | None = None
+    # Wakes lease long-polls when an on-demand job is queued; None outside the API process.
+    wakeups: Wakeups | None = None

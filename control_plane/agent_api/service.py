@@ -21,6 +21,7 @@ from control_plane.errors import ApiError
 from control_plane.monitoring.jobs import enqueue_evaluation
 from control_plane.monitoring.lease_ids import LeaseClaim, LeaseSigner
 from control_plane.monitoring.metrics import MonitoringMetrics
+from control_plane.monitoring.on_demand import complete_on_demand, fail_on_demand
 from control_plane.security.sealing import SecretUnavailable
 from control_plane.state import Resources
 from shared.protocol import (
@@ -70,6 +71,12 @@ class AgentProtocol:
     def signer(self) -> LeaseSigner:
         return _signer(self.res.settings.security.token_key)
 
+    @property
+    def allow_private(self) -> bool:
+        """Whether this agent's checks may reach private addresses (the SSRF guard is off): the
+        deployment allows private targets, or the agent's region does."""
+        return self.res.settings.security.allow_private_targets or self.agent.region_allows_private
+
     async def lease(self, req: LeaseRequest) -> LeaseResponse:
         validate_lease_request(req)
         deadline = time.monotonic() + req.wait_ms / 1000
@@ -83,7 +90,10 @@ class AgentProtocol:
             step = POLL_STEP_SECS
             if next_at is not None:
                 step = min(step, max(0.01, (next_at - server_time).total_seconds()))
-            await asyncio.sleep(min(step, remaining))
+            if self.res.wakeups is not None:  # an on-demand job cuts the wait short
+                await self.res.wakeups.sleep(self.agent.region_id, min(step, remaining))
+            else:
+                await asyncio.sleep(min(step, remaining))
 
     async def _lease_once(self, max_n: int) -> tuple[list[Lease], datetime, datetime | None]:
         params = {
@@ -93,7 +103,11 @@ class AgentProtocol:
             "grace_secs": LEASE_GRACE_SECS,
         }
         async with self.res.db.connection() as conn:
-            rows = await (await conn.execute(Q.lease_due, params)).fetchall()
+            # On-demand jobs first: a caller is waiting on each of them.
+            rows = await (await conn.execute(Q.lease_on_demand, params)).fetchall()
+            if len(rows) < max_n:
+                params["max"] = max_n - len(rows)
+                rows += await (await conn.execute(Q.lease_due, params)).fetchall()
             leases: list[Lease] = []
             for row in rows:
                 lease = await self._to_lease(conn, row)
@@ -113,6 +127,9 @@ class AgentProtocol:
         except SecretUnavailable as exc:
             # Fail closed: never hand an agent a spec without its credentials.
             log.warning("secret_unavailable", target_id=str(row["target_id"]), error=str(exc))
+            if row.get("job_id") is not None:
+                await fail_on_demand(conn, row)
+                return None
             await conn.execute(
                 Q.record_unavailable,
                 {
@@ -133,6 +150,7 @@ class AgentProtocol:
             region_id=row["region_id"],
             scheduled_at=row["scheduled_at"],
             expires_at=row["expires_at"],
+            job_id=row.get("job_id"),
         )
         return Lease(
             lease_id=self.signer.issue(claim),
@@ -143,6 +161,7 @@ class AgentProtocol:
             interval_secs=row["interval_secs"],
             check=spec,
             org_id=str(row["org_id"]),
+            allow_private=self.allow_private,
         )
 
     async def ingest(self, req: IngestRequest) -> IngestResponse:
@@ -155,13 +174,18 @@ class AgentProtocol:
             )
         rejected: list[RejectedResult] = []
         accepted_rows: list[tuple[int, CheckResult]] = []
+        on_demand: list[tuple[int, uuid.UUID, CheckResult]] = []
         seen: set[tuple[str, datetime]] = set()
         duplicates = 0
         signer = self.signer
         for idx, result in enumerate(req.results):
-            problem = _check_row(signer.verify(result.lease_id), result, self.agent)
+            claim = signer.verify(result.lease_id)
+            problem = _check_row(claim, result, self.agent)
             if problem:
                 rejected.append(RejectedResult(index=idx, code=problem[0], message=problem[1]))
+                continue
+            if claim is not None and claim.job_id is not None:
+                on_demand.append((idx, claim.job_id, result))
                 continue
             key = (result.target_id, result.scheduled_at)
             if key in seen:
@@ -194,6 +218,14 @@ class AgentProtocol:
             stored_idx_all = stored_idx
             if row["marked"]:
                 await enqueue_evaluation(self.res, [str(t) for t in row["marked"]])
+        if on_demand:
+            done = await complete_on_demand(self.res, self.agent, on_demand)
+            for idx, _job, _result in on_demand:
+                if idx in done:
+                    stored_idx_all.add(idx)
+                else:
+                    duplicates += 1
+            stored += len(done)
         rejected.sort(key=lambda r: r.index)
         if self.metrics:
             self._count(req.results, stored_idx_all, duplicates, rejected)

@@ -4,6 +4,9 @@ A lease id names one slot (target, region, scheduled_at), the agent that holds i
 time it expires, and is signed with a key derived from the deployment's token key. Ingest can
 therefore reject a forged or foreign lease, or a result for a slot other than the one leased,
 without a database round trip per row.
+
+An on-demand lease (check-now, one-shot test) also names its job: it is version 2 of the id,
+with the job id after the head. Ordinary ids stay version 1, byte for byte.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 _VERSION = b"\x01"
+_VERSION_ON_DEMAND = b"\x02"
+_JOB = struct.Struct(">16s")
 _HEAD = struct.Struct(">16s16sqq")  # target, agent, scheduled_at µs, expires_at µs
 _MAC_LEN = 16
 
@@ -41,6 +46,8 @@ class LeaseClaim:
     region_id: str
     scheduled_at: datetime
     expires_at: datetime
+    # The on-demand job this lease runs, or None for a slot of the schedule.
+    job_id: uuid.UUID | None = None
 
 
 class LeaseSigner:
@@ -51,14 +58,16 @@ class LeaseSigner:
         return hmac.digest(self._key, payload, "sha256")[:_MAC_LEN]
 
     def issue(self, claim: LeaseClaim) -> str:
+        job = b"" if claim.job_id is None else _JOB.pack(claim.job_id.bytes)
         payload = (
-            _VERSION
+            (_VERSION if claim.job_id is None else _VERSION_ON_DEMAND)
             + _HEAD.pack(
                 claim.target_id.bytes,
                 claim.agent_id.bytes,
                 _us(claim.scheduled_at),
                 _us(claim.expires_at),
             )
+            + job
             + claim.region_id.encode()
         )
         token = payload + self._mac(payload)
@@ -70,14 +79,20 @@ class LeaseSigner:
             raw = base64.urlsafe_b64decode(lease_id + "=" * (-len(lease_id) % 4))
         except (ValueError, TypeError):
             return None
-        if len(raw) < 1 + _HEAD.size + _MAC_LEN or raw[:1] != _VERSION:
+        version = raw[:1]
+        extra = _JOB.size if version == _VERSION_ON_DEMAND else 0
+        if len(raw) < 1 + _HEAD.size + extra + _MAC_LEN or version not in (
+            _VERSION,
+            _VERSION_ON_DEMAND,
+        ):
             return None
         payload, mac = raw[:-_MAC_LEN], raw[-_MAC_LEN:]
         if not hmac.compare_digest(mac, self._mac(payload)):
             return None
         target, agent, sched_us, exp_us = _HEAD.unpack_from(payload, 1)
+        job = uuid.UUID(bytes=_JOB.unpack_from(payload, 1 + _HEAD.size)[0]) if extra else None
         try:
-            region = payload[1 + _HEAD.size :].decode()
+            region = payload[1 + _HEAD.size + extra :].decode()
         except UnicodeDecodeError:
             return None
         return LeaseClaim(
@@ -86,4 +101,5 @@ class LeaseSigner:
             region_id=region,
             scheduled_at=_dt(sched_us),
             expires_at=_dt(exp_us),
+            job_id=job,
         )

@@ -1,0 +1,1 @@
+"""On-demand checks: ``POST /targets/test`` and ``POST /targets/{id}/check-now``."""

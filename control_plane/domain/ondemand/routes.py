@@ -1,0 +1,74 @@
+"""/api/v1/targets/test and /api/v1/targets/{id}/check-now: one check now, on a real agent."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Request, post
+from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import FromPath, JSONBody
+from litestar.status_codes import HTTP_200_OK
+
+from control_plane.auth import OrgContext, resources
+from control_plane.domain.targets.service import target_not_found
+from control_plane.errors import ErrorEnvelope
+from control_plane.requests import path_uuid, strict_body
+
+from .schemas import CheckNowResponse, TestRequest, TestResponse
+from .service import OnDemandService
+
+# The answers particular to running a check now (the envelope's ``error.code`` in brackets).
+RESPONSES = {
+    503: ResponseSpec(
+        ErrorEnvelope,
+        description="[PROBE_UNAVAILABLE] no agent is serving a region the check must run from",
+    ),
+    504: ResponseSpec(
+        ErrorEnvelope,
+        description="[PROBE_TIMEOUT] no result came back within the check's timeout + 5 s",
+    ),
+}
+
+
+class OnDemandController(Controller):
+    path = "/targets"
+    tags = ["targets"]
+
+    @post("/test", operation_id="testTarget", status_code=HTTP_200_OK, responses=RESPONSES)
+    async def test(
+        self,
+        request: Request[Any, Any, Any],
+        org: NamedDependency[OrgContext],
+        data: JSONBody[TestRequest],
+    ) -> TestResponse:
+        """Run one check from a raw spec on an agent of ``region`` (default ``default``) and
+        return its result; nothing is stored. The spec is validated exactly as
+        ``POST /targets`` validates it (same codes, ``SSRF_BLOCKED`` included). 503
+        ``PROBE_UNAVAILABLE`` when no agent serves the region, 504 ``PROBE_TIMEOUT`` when no
+        result comes back within the check's timeout plus a few seconds."""
+        body = await strict_body(request, TestRequest)
+        return await OnDemandService(resources(request), org).test(body)
+
+    @post(
+        "/{target_id:str}/check-now",
+        operation_id="checkTargetNow",
+        status_code=HTTP_200_OK,
+        responses={
+            **RESPONSES,
+            404: ResponseSpec(ErrorEnvelope, description="[TARGET_NOT_FOUND]"),
+        },
+    )
+    async def check_now(
+        self,
+        request: Request[Any, Any, Any],
+        org: NamedDependency[OrgContext],
+        target_id: FromPath[str],
+    ) -> CheckNowResponse:
+        """Run the target's check now, with its stored credentials, on an agent of each of its
+        regions; the results are stored like scheduled ones (at the request time, off the slot
+        grid) and counted by the incident engine with the next scheduled result. 503
+        ``PROBE_UNAVAILABLE`` when a region has no agent serving it, 504 ``PROBE_TIMEOUT`` when a
+        result does not come back in time (a late one is still stored)."""
+        tid = path_uuid(target_id, target_not_found())
+        return await OnDemandService(resources(request), org).check_now(tid)
