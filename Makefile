@@ -16,8 +16,10 @@ $(STAMP): pyproject.toml
 dev: $(STAMP)
 	$(BIN)/vigil dev
 
+# Three workers, each with its own embedded PostgreSQL and Redis: most tests wait on real
+# servers and processes, so this is faster than one process even on two cores.
 test: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest -n 3
 
 # `make bench` runs every scenario; `make bench SCENARIO=agent` (or a comma list) runs some.
 # Knobs are BENCH_* environment variables (bench/config.py); reports land in bench/results/.
