@@ -31,6 +31,26 @@ class OneOfStatus(msgspec.Struct, tag="one_of", tag_field="kind", forbid_unknown
 ExpectedStatus = ExactStatus | RangeStatus | OneOfStatus
 
 
+AssertionType = Literal["status_code", "response_time", "json_path", "header", "body"]
+AssertionOperator = Literal[
+    "equals", "not_equals", "greater_than", "less_than", "contains", "not_contains", "regex"
+]
+
+
+class Assertion(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """One check on an HTTP response, e.g. ``{"type": "json_path", "path": "$.status",
+    "operator": "equals", "value": "ok"}``. The operators each type takes, and what ``value``
+    must be, are in ``shared.assertions``; ``value`` is kept as written ("200" or 200)."""
+
+    type: AssertionType
+    operator: AssertionOperator
+    value: str | int | float | bool
+    # json_path only: where in the JSON body ($, $.a.b, $.a[0].b, $['key with space']).
+    path: str | None = None
+    # header only: the response header's name (case-insensitive).
+    name: str | None = None
+
+
 def status_matches(expected: ExpectedStatus, status: int) -> bool:
     if isinstance(expected, ExactStatus):
         return status == expected.value
@@ -60,6 +80,8 @@ class HttpCheck(
     # redacted on reads like ``bearer_token``. Authorization, Proxy-Authorization and Cookie
     # values are always secret (ALWAYS_SECRET_HEADERS), listed here or not.
     secret_headers: list[str] = msgspec.field(default_factory=list)
+    # Checks on the response (status, time, JSON values, headers, body); all must pass for up.
+    assertions: list[Assertion] = msgspec.field(default_factory=list)
 
 
 class TcpCheck(

@@ -10,10 +10,21 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
+from shared.assertions import (
+    MAX_ASSERTIONS,
+    MAX_VALUE_LEN,
+    NUMERIC_TYPES,
+    OPERATORS,
+    assertion_number,
+    compile_regex,
+    expected_text,
+    parse_json_path,
+)
 from shared.checks import (
     MAX_INTERVAL,
     MAX_TIMEOUT_MS,
     REDACTED,
+    Assertion,
     CheckSpec,
     DnsCheck,
     DomainExpiryCheck,
@@ -211,6 +222,7 @@ def _validate_http(spec: HttpCheck) -> None:
                 "INVALID_HEADER", f"header '{name}' value contains a line break", f"/headers/{name}"
             )
     _validate_secret_headers(spec)
+    _validate_assertions(spec)
     if isinstance(spec.basic_auth, str):
         raise SpecError(
             "VALIDATION_ERROR", 'basic_auth must be ["user", "pass"] or null', "/basic_auth"
@@ -253,6 +265,60 @@ def _validate_secret_headers(spec: HttpCheck) -> None:
                 f"secret_headers names '{name}', which is not among the check's headers",
                 f"/secret_headers/{i}",
             )
+
+
+def _validate_assertions(spec: HttpCheck) -> None:
+    if len(spec.assertions) > MAX_ASSERTIONS:
+        raise SpecError("INVALID_ASSERTION", f"at most {MAX_ASSERTIONS} assertions", "/assertions")
+    for i, a in enumerate(spec.assertions):
+        _validate_assertion(i, a)
+
+
+def _validate_assertion(i: int, a: Assertion) -> None:
+    def bad(message: str, field: str) -> SpecError:
+        return SpecError(
+            "INVALID_ASSERTION", f"assertion {i}: {message}", f"/assertions/{i}{field}"
+        )
+
+    allowed = OPERATORS[a.type]
+    if a.operator not in allowed:
+        raise bad(
+            f"{a.type} takes the operators {', '.join(allowed)}, not {a.operator}",
+            "/operator",
+        )
+    if a.type == "json_path":
+        if a.path is None:
+            raise bad('a json_path assertion needs a "path" (e.g. "$.data.status")', "/path")
+        try:
+            parse_json_path(a.path)
+        except ValueError as exc:
+            raise bad(f"json path {a.path!r}: {exc}", "/path") from None
+    elif a.path is not None:
+        raise bad('"path" only applies to json_path assertions', "/path")
+    if a.type == "header":
+        if a.name is None:
+            raise bad('a header assertion needs the header\'s "name"', "/name")
+        if not _HEADER_NAME.match(a.name):
+            raise bad(f"header name {a.name!r} is not a valid token", "/name")
+    elif a.name is not None:
+        raise bad('"name" only applies to header assertions', "/name")
+    if a.type in NUMERIC_TYPES:
+        if assertion_number(a) is None:
+            what = "a whole number" if a.type == "status_code" else "a number >= 0"
+            raise bad(f"{a.type} value must be {what}, got {a.value!r}", "/value")
+        return
+    text = expected_text(a)
+    if len(text) > MAX_VALUE_LEN:
+        raise bad(f"value is longer than {MAX_VALUE_LEN} characters", "/value")
+    if a.operator == "regex":
+        if not isinstance(a.value, str):
+            raise bad("a regex value must be a string", "/value")
+        try:
+            compile_regex(a.value)
+        except ValueError as exc:
+            raise bad(f"regular expression: {exc}", "/value") from None
+    elif a.operator in ("contains", "not_contains") and not text:
+        raise bad(f"{a.operator} needs a non-empty value", "/value")
 
 
 def _validate_host(host: str, kind: str) -> None:

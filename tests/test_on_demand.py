@@ -39,6 +39,7 @@ from tests.monitoring_helpers import (
     AgentHandle,
     fetch,
     make_agent,
+    make_due,
     make_target,
     result_for,
 )
@@ -48,7 +49,8 @@ GUARD_S = 30.0
 
 
 class Probed:
-    """The target: /ok answers 200, /fail 500; every request's headers are kept."""
+    """The target: /ok answers 200, /fail 500, /json a JSON document; every request's headers
+    are kept."""
 
     def __init__(self) -> None:
         self.seen: list[dict[str, str]] = []
@@ -63,10 +65,15 @@ class Probed:
         self.seen.append(dict(request.headers))
         return web.Response(status=500, text="broken")
 
+    async def _json(self, request: web.Request) -> web.Response:
+        self.seen.append(dict(request.headers))
+        return web.json_response({"status": "degraded", "version": 3}, headers={"X-Build": "77"})
+
     async def start(self) -> None:
         app = web.Application()
         app.router.add_get("/ok", self._ok)
         app.router.add_get("/fail", self._fail)
+        app.router.add_get("/json", self._json)
         self.runner = web.AppRunner(app)
         await self.runner.setup()
         await web.TCPSite(self.runner, "127.0.0.1", 0).start()
@@ -439,6 +446,129 @@ async def test_check_now_of_a_failing_target_reports_down(
     assert resp.status_code == 200, resp.text
     (result,) = resp.json()["results"]
     assert result["status"] == "down" and result["status_code"] == 500
+
+
+ASSERTIONS = [
+    {"type": "status_code", "operator": "equals", "value": "200"},
+    {"type": "header", "name": "x-build", "operator": "equals", "value": "77"},
+    {"type": "json_path", "path": "$.status", "operator": "equals", "value": "ok"},
+]
+
+
+async def test_one_shot_test_reports_assertions_in_matched_expectations(
+    owner: Persona, start_agent: AgentStarter, probed: Probed
+) -> None:
+    await start_agent("default")
+    check = {"type": "http", "url": probed.url("/json"), "timeout": 2000}
+    resp = await owner.post(
+        "/api/v1/targets/test", json={"check": {**check, "assertions": ASSERTIONS}}
+    )
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert body["matched_expectations"] is False
+    result = body["result"]
+    assert result["status"] == "down" and result["status_code"] == 200
+    assert result["error_code"] == "ASSERTION_FAILED"
+    assert result["error"] == 'assertion failed: json_path $.status equals "ok" (actual "degraded")'
+    assert [a["passed"] for a in result["details"]["assertions"]] == [True, True, False]
+
+    passing = [*ASSERTIONS[:2], {**ASSERTIONS[2], "value": "degraded"}]
+    resp = await owner.post(
+        "/api/v1/targets/test", json={"check": {**check, "assertions": passing}}
+    )
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert body["matched_expectations"] is True, body["result"]
+    assert body["result"]["status"] == "up"
+
+    resp = await owner.post(
+        "/api/v1/targets/test",
+        json={"check": {**check, "assertions": [{**ASSERTIONS[2], "path": "$[?(@.x)]"}]}},
+    )
+    assert_error(resp, 400, "INVALID_ASSERTION", "/check/assertions/0/path")
+
+
+async def test_a_failing_assertion_is_stored_with_the_result(
+    owner: Persona, start_agent: AgentStarter, probed: Probed, db_url: str
+) -> None:
+    await start_agent("default")
+    target = await make_target(
+        owner,
+        interval=3600,
+        check={"type": "http", "url": probed.url("/json"), "assertions": ASSERTIONS},
+    )
+    tid = target["id"]
+    resp = await owner.post(f"/api/v1/targets/{tid}/check-now")
+    assert resp.status_code == 200, resp.text
+    (shown,) = resp.json()["results"]
+    assert shown["status"] == "down" and shown["error_code"] == "ASSERTION_FAILED"
+
+    ((status, error_code, details),) = await fetch(
+        db_url,
+        "SELECT status, error_code, details FROM results WHERE target_id = %s",
+        uuid.UUID(tid),
+    )
+    assert (status, error_code) == ("down", "ASSERTION_FAILED")
+    assert details["assertions"] == [
+        {
+            "type": "status_code",
+            "operator": "equals",
+            "expected": 200,
+            "actual": 200,
+            "passed": True,
+        },
+        {
+            "type": "header",
+            "operator": "equals",
+            "name": "x-build",
+            "expected": "77",
+            "actual": "77",
+            "passed": True,
+        },
+        {
+            "type": "json_path",
+            "operator": "equals",
+            "path": "$.status",
+            "expected": "ok",
+            "actual": "degraded",
+            "passed": False,
+        },
+    ]
+    page = await owner.get(f"/api/v1/targets/{tid}/results")
+    assert page.status_code == 200, page.text
+    (listed,) = page.json()["items"]
+    assert listed["details"]["assertions"] == details["assertions"]
+
+
+async def test_a_scheduled_slot_stores_its_assertions(
+    owner: Persona, start_agent: AgentStarter, probed: Probed, db_url: str
+) -> None:
+    """The ordinary path: a due slot leased by a real agent, run, ingested, stored."""
+    target = await make_target(
+        owner,
+        interval=3600,
+        check={"type": "http", "url": probed.url("/json"), "assertions": ASSERTIONS[1:]},
+    )
+    tid = target["id"]
+    await make_due(db_url, tid)
+    await start_agent("default")
+    deadline = time.monotonic() + GUARD_S
+    while not (
+        rows := await fetch(
+            db_url,
+            "SELECT status, error, error_code, details FROM results WHERE target_id = %s",
+            uuid.UUID(tid),
+        )
+    ):
+        assert time.monotonic() < deadline, "no result was stored"
+        await asyncio.sleep(0.1)
+    ((status, error, error_code, details),) = rows
+    assert (status, error_code) == ("down", "ASSERTION_FAILED")
+    assert error == 'assertion failed: json_path $.status equals "ok" (actual "degraded")'
+    assert [(a["type"], a["passed"]) for a in details["assertions"]] == [
+        ("header", True),
+        ("json_path", False),
+    ]
 
 
 async def test_check_now_of_another_orgs_target_is_404(

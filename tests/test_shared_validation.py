@@ -69,6 +69,7 @@ def test_http_defaults_match_the_reference() -> None:
         "basic_auth": None,
         "bearer_token": None,
         "secret_headers": [],
+        "assertions": [],
     }
 
 

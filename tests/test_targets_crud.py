@@ -97,6 +97,7 @@ async def test_http_check_defaults_are_filled_in_on_read(owner: Persona) -> None
         "basic_auth": None,
         "bearer_token": None,
         "secret_headers": [],
+        "assertions": [],
     }
 
 
@@ -166,6 +167,7 @@ async def test_every_field_given_on_create_reads_back(owner: Persona, db_url: st
         "basic_auth": None,
         "bearer_token": None,
         "secret_headers": [],
+        "assertions": [],
     }
     body = {
         "name": "  checkout  ",

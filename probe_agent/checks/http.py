@@ -33,7 +33,9 @@ from aiohttp.resolver import DefaultResolver
 from aiohttp.tracing import Trace
 
 from probe_agent import USER_AGENT
+from probe_agent.checks import assertions
 from probe_agent.checks.base import (
+    ASSERTION_FAILED,
     BODY_MISMATCH,
     CONNECTION_FAILED,
     CONNECTION_REFUSED,
@@ -486,7 +488,7 @@ class HttpRunner:
                     max_redirects=check.max_redirects + 1,
                     ssl=tls_context,
                 ) as resp:
-                    outcome = await self._judge_response(check, resp)
+                    outcome = await self._judge_response(check, resp, attempt)
         except Exception as exc:
             # A failure after the verdict (while closing the connection) does not change it.
             if outcome is None:
@@ -506,13 +508,49 @@ class HttpRunner:
             details=outcome.details,
         )
 
-    async def _judge_response(self, check: HttpCheck, resp: aiohttp.ClientResponse) -> _Outcome:
+    async def _judge_response(
+        self, check: HttpCheck, resp: aiohttp.ClientResponse, attempt: Attempt
+    ) -> _Outcome:
         body, truncated = await _read_body(resp, self._body_limit)
-        charset = resp.charset if check.expected_body_contains is not None else None
+        # The response time assertions see: up to the response (its body) being read.
+        elapsed_ms = attempt.elapsed_ms()
+        reads_body = check.expected_body_contains is not None or assertions.needs_body(
+            check.assertions
+        )
+        charset = resp.charset if reads_body else None
         outcome = judge(check, resp.status, resp.headers.get("Retry-After"), body, charset)
         if resp.history:
             outcome.details["redirects"] = len(resp.history)
             outcome.details["final_url"] = str(resp.url)
-        if truncated and check.expected_body_contains is not None:
+        if truncated and reads_body:
             outcome.details["body_truncated_at"] = self._body_limit
+        if check.assertions:
+            _assert(check, resp, outcome, elapsed_ms, body, charset, truncated)
         return outcome
+
+
+def _assert(
+    check: HttpCheck,
+    resp: aiohttp.ClientResponse,
+    outcome: _Outcome,
+    elapsed_ms: float,
+    body: bytes,
+    charset: str | None,
+    truncated: bool,
+) -> None:
+    """Evaluate the assertions into ``details["assertions"]``; a failure turns an up outcome
+    down (a status or rate-limit verdict already reached stands, with the assertions reported)."""
+    response = assertions.Response(
+        status=resp.status,
+        elapsed_ms=elapsed_ms,
+        header=lambda name: resp.headers.getall(name, ()),
+        text=_body_text(body, charset) if assertions.needs_body(check.assertions) else None,
+        truncated_at=len(body) if truncated else None,
+    )
+    evaluated = assertions.evaluate(check.assertions, response)
+    outcome.details["assertions"] = [e.entry for e in evaluated]
+    failed = next((e for e in evaluated if not e.passed), None)
+    if failed is not None and outcome.status == "up":
+        outcome.status = "down"
+        outcome.error = assertions.failure_message(failed)
+        outcome.error_code = ASSERTION_FAILED

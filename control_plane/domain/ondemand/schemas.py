@@ -27,7 +27,8 @@ class TestRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 class TestResponse(msgspec.Struct, kw_only=True):
     # ``target_id`` of a one-shot test is the id of the (discarded) job.
     result: CheckResultOut
-    # Whether the result met the check's expectations (its status is ``up``).
+    # Whether the result met the check's expectations: its status is ``up`` and every assertion
+    # in ``result.details.assertions`` passed.
     matched_expectations: bool
     warnings: list[str]
 

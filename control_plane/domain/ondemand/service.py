@@ -65,6 +65,16 @@ def warnings_for(spec: CheckSpec, interval: int | None, org: OrgContext) -> list
     return out
 
 
+def matched_expectations(result: CheckResultOut) -> bool:
+    """Up, and every assertion the agent reports passed (an agent turns a failed assertion into
+    ``down`` / ASSERTION_FAILED; this does not rely on it alone)."""
+    reported = result.details.get("assertions") if result.details else None
+    entries = reported if isinstance(reported, list) else []
+    return result.status == "up" and all(
+        isinstance(e, dict) and e.get("passed") is True for e in entries
+    )
+
+
 def result_out(raw: Any, target_id: uuid.UUID, region: str, scheduled: Any) -> CheckResultOut:
     r = msgspec.convert(raw, CheckResult)
     t = r.timings
@@ -125,7 +135,7 @@ class OnDemandService:
                 await conn.execute(Q.delete_jobs, {"ids": [job_id]})
         result = result_out(row["result"], job_id, body.region, row["scheduled_at"])
         return TestResponse(
-            result=result, matched_expectations=result.status == "up", warnings=warnings
+            result=result, matched_expectations=matched_expectations(result), warnings=warnings
         )
 
     async def check_now(self, target_id: uuid.UUID) -> CheckNowResponse:

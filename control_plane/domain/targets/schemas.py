@@ -43,6 +43,7 @@ FIELD_CODES: dict[str, str] = {
     "/check/timeout": "INVALID_TIMEOUT",
     "/check/expected_status": "INVALID_STATUS_RANGE",
     "/check/headers": "INVALID_HEADER",
+    "/check/assertions": "INVALID_ASSERTION",
     # Fields only one kind has (warn_days / critical_days are shared, so they stay generic).
     "/check/name": "INVALID_DNS_PARAMS",
     "/check/record_type": "INVALID_DNS_PARAMS",
