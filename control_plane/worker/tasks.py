@@ -9,7 +9,7 @@ import structlog
 
 from control_plane.db.sql import Queries
 from control_plane.domain.heartbeats.sweep import sweep_overdue
-from control_plane.monitoring.evaluate import evaluate_target
+from control_plane.monitoring.evaluate import evaluate_batch
 from control_plane.state import Resources
 
 log = structlog.get_logger("vigil.worker")
@@ -30,17 +30,18 @@ def _res(ctx: dict[str, Any]) -> Resources:
 
 
 async def evaluate_targets(ctx: dict[str, Any], target_ids: list[str]) -> int:
-    """Evaluate each target once; returns how many incidents opened or closed."""
+    """Evaluate each target once, a chunk of targets per transaction; returns how many incidents
+    opened or closed."""
     changes = 0
     async with _res(ctx).db.connection() as conn:
-        for tid in target_ids:
-            outcome = await evaluate_target(conn, uuid.UUID(tid))
-            if outcome.opened:
-                log.info("incident_opened", target_id=tid, incident_id=str(outcome.opened))
-                changes += 1
-            if outcome.closed:
-                log.info("incident_closed", target_id=tid, incident_id=str(outcome.closed))
-                changes += 1
+        outcomes = await evaluate_batch(conn, [uuid.UUID(tid) for tid in target_ids])
+    for tid, outcome in outcomes.items():
+        if outcome.opened:
+            log.info("incident_opened", target_id=str(tid), incident_id=str(outcome.opened))
+            changes += 1
+        if outcome.closed:
+            log.info("incident_closed", target_id=str(tid), incident_id=str(outcome.closed))
+            changes += 1
     return changes
 
 
