@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -61,6 +62,10 @@ def _lifespan(settings: Settings) -> Any:
             wakeups=Wakeups(settings.database.url),
         )
         app.state.monitoring = MonitoringMetrics(app.state.metrics)
+        # Everything built so far lives as long as the process: keep it out of the collector's
+        # full passes, which otherwise rescan it while a large page (10,000 result structs) is
+        # being built and stall the requests in flight.
+        gc.freeze()
         try:
             async with (
                 refresher(app.state.monitoring, pool),

@@ -21,6 +21,9 @@ class DatabaseSettings:
     url: str
     pool_min: int = 2
     pool_max: int = 20
+    # Raw results older than this many days are dropped (whole daily partitions, once rolled
+    # up); per-minute rollups stay. 0 keeps raw results forever.
+    raw_retention_days: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +108,7 @@ def settings_from_env(env: dict[str, str] | None = None) -> Settings:
             url=need("VIGIL_DATABASE_URL"),
             pool_min=int(e.get("VIGIL_DB_POOL_MIN", "2")),
             pool_max=int(e.get("VIGIL_DB_POOL_MAX", "20")),
+            raw_retention_days=int(e.get("VIGIL_RAW_RETENTION_DAYS", "0")),
         ),
         redis=RedisSettings(
             url=need("VIGIL_REDIS_URL"), prefix=e.get("VIGIL_REDIS_PREFIX", "vigil:")

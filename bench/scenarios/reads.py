@@ -1,6 +1,7 @@
-"""Read API: p50/p99 latency of ``/results``, ``/uptime`` and ``/incidents`` for a target with 30
-days of one-minute history (43,200 result rows written with COPY into daily partitions, as a
-deployment 30 days old has them, plus one short incident a day), under light concurrent load:
+"""Read API: p50/p99 latency of ``/results``, ``/uptime``, ``/latency`` and ``/incidents`` for a
+target with 30 days of one-minute history (43,200 result rows written with COPY into daily
+partitions, as a deployment 30 days old has them, rolled up per minute by the worker's rollup job
+as it would have been, plus one short incident a day), under light concurrent load:
 ``BENCH_READS_CLIENTS`` aiohttp clients sharing ``BENCH_READS_REQUESTS`` requests per endpoint
 and run. Latency is measured by the client, over keep-alive connections.
 """
@@ -15,11 +16,13 @@ from datetime import UTC, datetime, timedelta
 
 import aiohttp
 import psycopg
+from psycopg.rows import dict_row
 
 from bench.config import BenchConfig
 from bench.proc import cpu_between, sample, spread
 from bench.report import Outcome
 from bench.stack import Vigil
+from control_plane.monitoring.rollups import run_rollups
 
 DAYS = 30
 RESULT_COLS = (
@@ -32,6 +35,18 @@ def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     k = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
     return ordered[k]
+
+
+async def _rollup(db_url: str) -> int:
+    """What the worker's rollup job would have done over those 30 days: one backfill run."""
+    async with await psycopg.AsyncConnection.connect(
+        db_url, autocommit=True, row_factory=dict_row
+    ) as conn:
+        run = await run_rollups(conn)
+        await conn.execute("ANALYZE result_rollups")
+    if not run.advanced:
+        raise RuntimeError("rollup watermark held back: the seeded schedule is overdue")
+    return run.rows_written
 
 
 async def _seed(db_url: str, org_id: uuid.UUID, target_id: uuid.UUID) -> int:
@@ -137,11 +152,20 @@ async def run(vigil: Vigil, cfg: BenchConfig) -> Outcome:
     t = time.monotonic()
     rows = await _seed(vigil.db_url, org_id, uuid.UUID(tid))
     out.notes.append(f"{rows} results and {DAYS} incidents written in {time.monotonic() - t:.1f} s")
+    t = time.monotonic()
+    minutes = await _rollup(vigil.db_url)
+    out.notes.append(f"{minutes} minute rollups written in {time.monotonic() - t:.1f} s")
     month = (datetime.now(UTC) - timedelta(days=DAYS)).strftime("%Y-%m-%dT%H:%M:%SZ")
     endpoints = {
         "/results (last 24 h, limit 100)": (f"/api/v1/targets/{tid}/results", {"limit": "100"}),
         "/results (last 24 h, default limit 1000)": (f"/api/v1/targets/{tid}/results", {}),
         "/uptime (30 days)": (f"/api/v1/targets/{tid}/uptime", {"from": month}),
+        "/latency (last 24 h)": (f"/api/v1/targets/{tid}/latency", {}),
+        "/latency (30 days)": (f"/api/v1/targets/{tid}/latency", {"from": month}),
+        "/latency/by-region (30 days)": (
+            f"/api/v1/targets/{tid}/latency/by-region",
+            {"from": month},
+        ),
         "/incidents (30 days)": (f"/api/v1/targets/{tid}/incidents", {"from": month}),
     }
     p50: dict[str, list[float]] = {k: [] for k in endpoints}

@@ -17,7 +17,14 @@ def make_pool(settings: DatabaseSettings) -> AsyncConnectionPool[AsyncConnection
         min_size=settings.pool_min,
         max_size=settings.pool_max,
         # Short OLTP statements: JIT compilation costs more than it saves (75 ms per sweep seen).
-        kwargs={"row_factory": dict_row, "autocommit": True, "options": "-c jit=off"},
+        # Sessions in UTC: date_trunc() (rollup minutes and hours) does not depend on the server's
+        # zone, and timestamps load as datetime.timezone.utc, which psycopg's C loader builds
+        # about twice as fast as a ZoneInfo (a 1000-row /results page: ~4.5 -> ~2.3 ms).
+        kwargs={
+            "row_factory": dict_row,
+            "autocommit": True,
+            "options": "-c jit=off -c timezone=UTC",
+        },
         open=False,
         name="vigil",
     )

@@ -42,7 +42,10 @@ def build_worker(settings: Settings, *, handle_signals: bool = True) -> Worker:
 
     return Worker(
         functions=[evaluate_targets],
-        cron_jobs=[cron(tasks.sweep, name="sweep", second=set(range(60)), unique=True, timeout=30)],
+        cron_jobs=[
+            cron(tasks.sweep, name="sweep", second=set(range(60)), unique=True, timeout=30),
+            cron(tasks.rollup, name="rollup", second={0, 15, 30, 45}, unique=True, timeout=600),
+        ],
         redis_settings=ArqRedisSettings.from_dsn(settings.redis.url),
         queue_name=queue_name(settings.redis),
         on_startup=startup,

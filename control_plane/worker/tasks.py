@@ -10,6 +10,7 @@ import structlog
 from control_plane.db.sql import Queries
 from control_plane.domain.heartbeats.sweep import sweep_overdue
 from control_plane.monitoring.evaluate import evaluate_batch
+from control_plane.monitoring.rollups import drop_expired_raw, run_rollups
 from control_plane.state import Resources
 
 log = structlog.get_logger("vigil.worker")
@@ -73,10 +74,14 @@ async def sweep_marks(ctx: dict[str, Any]) -> None:
 
 
 async def ensure_partitions(res: Resources) -> None:
+    """Daily partitions ahead; raw partitions past retention (once rolled up) dropped."""
     async with res.db.connection() as conn:
         await conn.execute(
             "SELECT vigil_ensure_result_partitions((now() AT TIME ZONE 'UTC')::date - 1, 9)"
         )
+        dropped = await drop_expired_raw(conn, res.settings.database.raw_retention_days)
+    if dropped:
+        log.info("raw_partitions_dropped", count=dropped)
 
 
 async def sweep(ctx: dict[str, Any]) -> None:
@@ -90,3 +95,11 @@ async def sweep(ctx: dict[str, Any]) -> None:
     ctx["sweeps"] = ctx.get("sweeps", 0) + 1
     if ctx["sweeps"] % 600 == 1:
         await ensure_partitions(res)
+
+
+async def rollup(ctx: dict[str, Any]) -> None:
+    """Every 15 s: recompute the recent per-minute rollups and advance their watermark."""
+    async with _res(ctx).db.connection() as conn:
+        run = await run_rollups(conn)
+    if run.ran and run.rows_written:
+        log.debug("rollups_written", rows=run.rows_written, advanced=run.advanced)

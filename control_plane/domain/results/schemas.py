@@ -43,3 +43,34 @@ class Uptime(msgspec.Struct, kw_only=True):
     missed: int
     # (up + degraded) / total, as a percentage; null when there is no result in the range.
     uptime_pct: float | None
+
+
+class LatencyBucket(msgspec.Struct, kw_only=True):
+    # Bucket start, unix milliseconds.
+    t: int
+    p50: float
+    p95: float
+    p99: float
+    # Mean total latency; the phase means are 0 for kinds that skip the phase.
+    avg: float
+    dns: float
+    connect: float
+    tls: float
+    ttfb: float
+    # 0 marks a gap (no sample in the bucket; the figures above are 0 then).
+    samples: int
+
+
+class LatencySeries(msgspec.Struct, kw_only=True):
+    bucket_seconds: int
+    buckets: list[LatencyBucket]
+
+
+class RegionLatency(msgspec.Struct, kw_only=True):
+    region: str
+    buckets: list[LatencyBucket]
+
+
+class LatencyByRegion(msgspec.Struct, kw_only=True):
+    bucket_seconds: int
+    regions: list[RegionLatency]

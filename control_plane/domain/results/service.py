@@ -1,17 +1,34 @@
-"""Reads of raw results: one target's results and its uptime over a range, scoped by org."""
+"""Reads of one target's results over a range, scoped by org: raw results, uptime (rollups for
+the settled full minutes, raw rows for the edges and the recent tail), latency series (rollups)."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from psycopg import AsyncConnection
+from psycopg.rows import tuple_row
 
 from control_plane.db.sql import Queries
 from control_plane.domain.targets.service import target_not_found
+from control_plane.monitoring.rollups import (
+    ceil_hour,
+    ceil_minute,
+    floor_hour,
+    floor_minute,
+    settled_until,
+)
 
-from .schemas import CheckResultOut, PhaseTimings, Uptime
+from .schemas import (
+    CheckResultOut,
+    LatencyBucket,
+    LatencyByRegion,
+    LatencySeries,
+    PhaseTimings,
+    RegionLatency,
+    Uptime,
+)
 
 Q = Queries("reads")
 
@@ -27,26 +44,28 @@ async def ensure_target(
         raise target_not_found()
 
 
-def _result(row: dict[str, Any]) -> CheckResultOut:
+def _result(target_id: uuid.UUID, row: tuple[Any, ...]) -> CheckResultOut:
+    (region, scheduled_at, started_at, finished_at, status, latency_ms, status_code, error,
+     error_code, dns_ms, connect_ms, tls_ms, ttfb_ms, details) = row  # fmt: skip
     return CheckResultOut(
-        target_id=row["target_id"],
-        region=row["region_id"],
-        timestamp=row["scheduled_at"],
-        started_at=row["started_at"],
-        finished_at=row["finished_at"],
-        status=row["status"],
-        latency_ms=row["latency_ms"],
-        status_code=row["status_code"],
-        error=row["error"],
-        error_code=row["error_code"],
+        target_id=target_id,
+        region=region,
+        timestamp=scheduled_at,
+        started_at=started_at,
+        finished_at=finished_at,
+        status=status,
+        latency_ms=latency_ms,
+        status_code=status_code,
+        error=error,
+        error_code=error_code,
         timings=PhaseTimings(
-            dns_ms=row["dns_ms"],
-            connect_ms=row["connect_ms"],
-            tls_ms=row["tls_ms"],
-            ttfb_ms=row["ttfb_ms"],
-            total_ms=row["latency_ms"],
+            dns_ms=dns_ms,
+            connect_ms=connect_ms,
+            tls_ms=tls_ms,
+            ttfb_ms=ttfb_ms,
+            total_ms=latency_ms,
         ),
-        details=row["details"] or {},
+        details=details or {},
     )
 
 
@@ -61,7 +80,11 @@ async def results_page(
     limit: int,
     offset: int,
 ) -> tuple[list[CheckResultOut], int]:
-    await ensure_target(conn, org_id, target_id)
+    """One page, newest first, and how many results match. Rows come as tuples in binary
+    format (a page is up to 10,000 rows: parsing is most of its cost); the total is the page's
+    length when the page is the whole answer, else counted like /uptime (settled minutes and
+    hours from rollups, edges and tail from raw rows) instead of over every matching raw row."""
+    settled = await _horizon(conn, org_id, target_id)
     params = {
         "target_id": target_id,
         "org_id": org_id,
@@ -71,13 +94,72 @@ async def results_page(
         "limit": limit,
         "offset": offset,
     }
-    rows = await (await conn.execute(Q.results_page, params)).fetchall()
-    if rows:
-        total = int(rows[0]["total"])
+    async with conn.cursor(row_factory=tuple_row, binary=True) as cur:
+        await cur.execute(Q.results_page, params)
+        rows = await cur.fetchall()
+    if offset == 0 and len(rows) < limit:
+        total = len(rows)
     else:
-        count = await (await conn.execute(Q.results_count, params)).fetchone()
-        total = int(count["total"]) if count else 0
-    return [_result(r) for r in rows], total
+        counts = await _counts(conn, org_id, target_id, start, end, region, settled)
+        total = sum(counts.values())
+    return [_result(target_id, r) for r in rows], total
+
+
+async def _horizon(
+    conn: AsyncConnection[Any], org_id: uuid.UUID, target_id: uuid.UUID
+) -> datetime | None:
+    """404 unless the target is the org's; else up to where its rollups are final (or None)."""
+    row = await (
+        await conn.execute(Q.target_horizon, {"target_id": target_id, "org_id": org_id})
+    ).fetchone()
+    if row is None:
+        raise target_not_found()
+    return settled_until(row["ran_at"], int(row["interval_secs"]))
+
+
+def uptime_split(
+    start: datetime, end: datetime, settled: datetime | None
+) -> tuple[datetime, datetime, datetime, datetime]:
+    """a <= h1 <= h2 <= b: [a, b) are the full, settled minutes of [start, end), read from
+    rollups ([h1, h2), its full hours, from the hourly ones); raw rows cover [start, min(a, end))
+    and [b, end)."""
+    # Rollup minutes and hours are UTC ones (a +05:30 'from' has its hours elsewhere).
+    start, end = start.astimezone(UTC), end.astimezone(UTC)
+    a = ceil_minute(start)
+    if settled is None:
+        return a, a, a, a
+    b = max(a, min(floor_minute(end), settled))
+    h1 = min(ceil_hour(a), b)
+    h2 = max(h1, floor_hour(b))
+    return a, h1, h2, b
+
+
+async def _counts(
+    conn: AsyncConnection[Any],
+    org_id: uuid.UUID,
+    target_id: uuid.UUID,
+    start: datetime,
+    end: datetime,
+    region: str | None,
+    settled: datetime | None,
+) -> dict[str, int]:
+    """Results in [start, end) by status (``missed`` included), as counting raw rows would."""
+    a, h1, h2, b = uptime_split(start, end, settled)
+    params = {
+        "target_id": target_id,
+        "org_id": org_id,
+        "from": start,
+        "to": end,
+        "a": a,
+        "h1": h1,
+        "h2": h2,
+        "b": b,
+        "head_to": min(a, end),
+        "region": region,
+    }
+    row = await (await conn.execute(Q.uptime, params)).fetchone()
+    assert row is not None
+    return {k: int(row[k]) for k in ("up", "down", "degraded", "error", "missed")}
 
 
 async def uptime(
@@ -89,18 +171,147 @@ async def uptime(
     end: datetime,
     region: str | None,
 ) -> Uptime:
-    await ensure_target(conn, org_id, target_id)
-    params = {"target_id": target_id, "org_id": org_id, "from": start, "to": end, "region": region}
-    row = await (await conn.execute(Q.uptime, params)).fetchone()
-    assert row is not None
-    total = int(row["total"])
-    good = int(row["up"]) + int(row["degraded"])
+    settled = await _horizon(conn, org_id, target_id)
+    c = await _counts(conn, org_id, target_id, start, end, region, settled)
+    total = c["up"] + c["down"] + c["degraded"] + c["error"]
     return Uptime(
         total=total,
-        up=int(row["up"]),
-        down=int(row["down"]),
-        degraded=int(row["degraded"]),
-        error=int(row["error"]),
-        missed=int(row["missed"]),
-        uptime_pct=round(100.0 * good / total, 3) if total else None,
+        up=c["up"],
+        down=c["down"],
+        degraded=c["degraded"],
+        error=c["error"],
+        missed=c["missed"],
+        uptime_pct=round(100.0 * (c["up"] + c["degraded"]) / total, 3) if total else None,
+    )
+
+
+# The range is cut into about this many buckets, floored to the 60 s rollup grain.
+LATENCY_BUCKETS = 60
+# From this bucket size on, settled hours are read from the hourly rollups.
+HOURLY_FROM_BUCKET = 6 * 3600
+
+
+def bucket_seconds(start: datetime, end: datetime) -> int:
+    """1 h -> 60, 24 h -> 1440, 7 d -> 10080, 30 d -> 43200: always a multiple of 60."""
+    span = int((end - start).total_seconds())
+    return max(60, span // LATENCY_BUCKETS // 60 * 60)
+
+
+def _r(v: Any) -> float:
+    return round(float(v), 2) if v is not None else 0.0
+
+
+def _series(
+    rows: list[dict[str, Any]], origin: datetime, end: datetime, bucket: int
+) -> list[LatencyBucket]:
+    by_index = {int((r["bucket_at"] - origin).total_seconds()) // bucket: r for r in rows}
+    step = timedelta(seconds=bucket)
+    n = -(-int((end - origin).total_seconds()) // bucket)
+    out = []
+    for i in range(n):
+        t = int((origin + i * step).timestamp() * 1000)
+        r = by_index.get(i)
+        if r is None:
+            out.append(
+                LatencyBucket(
+                    t=t, p50=0, p95=0, p99=0, avg=0, dns=0, connect=0, tls=0, ttfb=0, samples=0
+                )
+            )
+            continue
+        out.append(
+            LatencyBucket(
+                t=t,
+                p50=_r(r["p50"]),
+                p95=_r(r["p95"]),
+                p99=_r(r["p99"]),
+                avg=_r(r["avg"]),
+                dns=_r(r["dns"]),
+                connect=_r(r["connect"]),
+                tls=_r(r["tls"]),
+                ttfb=_r(r["ttfb"]),
+                samples=int(r["samples"]),
+            )
+        )
+    return out
+
+
+async def _latency_rows(
+    conn: AsyncConnection[Any],
+    org_id: uuid.UUID,
+    target_id: uuid.UUID,
+    *,
+    start: datetime,
+    end: datetime,
+    region: str | None,
+    by_region: bool,
+) -> tuple[datetime, int, list[dict[str, Any]]]:
+    settled = await _horizon(conn, org_id, target_id)
+    bucket = bucket_seconds(start, end)
+    origin = floor_minute(start.astimezone(UTC))
+    # Long ranges (buckets of 6 h and more) read the settled hours from the hourly rows.
+    h_lo = h_hi = m_lo = origin
+    if bucket >= HOURLY_FROM_BUCKET and settled is not None:
+        h_lo = floor_hour(origin)
+        h_hi = m_lo = max(h_lo, min(floor_hour(settled), floor_hour(end)))
+    params = {
+        "target_id": target_id,
+        "org_id": org_id,
+        "origin": origin,
+        "to": end,
+        "h_lo": h_lo,
+        "h_hi": h_hi,
+        "m_lo": m_lo,
+        "bucket": bucket,
+        "region": region,
+        "by_region": by_region,
+    }
+    rows = await (await conn.execute(Q.latency_buckets, params)).fetchall()
+    return origin, bucket, rows
+
+
+async def latency(
+    conn: AsyncConnection[Any],
+    org_id: uuid.UUID,
+    target_id: uuid.UUID,
+    *,
+    start: datetime,
+    end: datetime,
+    region: str | None,
+) -> LatencySeries:
+    """Latency buckets over [start, end) from the per-minute rollups, all regions together.
+
+    Quantile q of a bucket is the q-quantile of the bucket's per-(minute, region) q-quantiles:
+    exact when each of those holds one sample (a check every 60 s or slower), an approximation
+    otherwise. avg and the phase means are sample-weighted means of the minute means, so exact.
+    With buckets of 6 h or more (ranges of 15 days or more) the settled hours come from the
+    hourly rollups instead: an hour goes whole to the bucket its start falls in, and its
+    quantiles are themselves quantiles of its minutes' quantiles."""
+    origin, bucket, rows = await _latency_rows(
+        conn, org_id, target_id, start=start, end=end, region=region, by_region=False
+    )
+    return LatencySeries(bucket_seconds=bucket, buckets=_series(rows, origin, end, bucket))
+
+
+async def latency_by_region(
+    conn: AsyncConnection[Any],
+    org_id: uuid.UUID,
+    target_id: uuid.UUID,
+    *,
+    start: datetime,
+    end: datetime,
+    region: str | None,
+) -> LatencyByRegion:
+    """As ``latency``, one series per region that has samples in the range."""
+    origin, bucket, rows = await _latency_rows(
+        conn, org_id, target_id, start=start, end=end, region=region, by_region=True
+    )
+    regions: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        regions.setdefault(r["region"], []).append(r)
+    return LatencyByRegion(
+        bucket_seconds=bucket,
+        regions=[
+            RegionLatency(region=name, buckets=_series(rs, origin, end, bucket))
+            for name, rs in sorted(regions.items())
+        ],
     )

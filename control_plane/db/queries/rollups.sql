@@ -1,0 +1,173 @@
+-- name: rollup_state
+-- The watermark, the database clock, and the longest interval of any target (which bounds how
+-- far back one run has to look).
+SELECT s.ran_at, now() AS now,
+       (SELECT coalesce(max(interval_secs), 60) FROM targets) AS max_interval
+FROM rollup_state s WHERE s.id = 1;
+
+-- name: first_result
+-- Where a first run's backfill starts (a scan of every partition: first run only).
+SELECT min(scheduled_at) AS first FROM results;
+
+-- name: watermark_hold
+-- How far the watermark may go. Every write still to come for a (target, region) is for its
+-- slot ``next_due_at`` or later (the missed-slot sweep writes placeholders from there on, a lease
+-- is always for that slot), so a target's settled point must not pass its schedules'
+-- ``next_due_at``: the watermark is held to ``next_due_at + interval + margin``. In normal running
+-- every schedule is within an interval and a lease of now and nothing is held; a schedule left
+-- behind (the worker was down, an interval was shortened, a slot keeps being leased and never
+-- answered) holds it until the sweep has written its placeholders. Indexable: no interval is
+-- shorter than 10 s.
+SELECT min(s.next_due_at + make_interval(secs => t.interval_secs + %(margin)s)) AS hold
+FROM schedules s JOIN targets t ON t.id = s.target_id
+WHERE s.next_due_at < now() - make_interval(secs => 10 + %(margin)s)
+  AND s.next_due_at + make_interval(secs => t.interval_secs + %(margin)s) < now();
+
+-- name: rollup_window
+-- Recomputes, per target, the minutes from its previous settled point (``since`` minus the
+-- target's interval and the lateness margin, floored to the minute) to now: one set-based
+-- INSERT ... SELECT ... GROUP BY. Rows that come out identical are not written again.
+-- ``lo`` is the earliest of those points (a constant, so partitions before it are pruned).
+INSERT INTO result_rollups AS ru (
+    target_id, region_id, minute, org_id, total, up, down, degraded, error, missed, samples,
+    latency_p50, latency_p95, latency_p99, latency_avg, dns_avg, connect_avg, tls_avg, ttfb_avg)
+SELECT r.target_id, r.region_id, date_trunc('minute', r.scheduled_at), r.org_id,
+       count(*), count(*) FILTER (WHERE r.status = 'up'),
+       count(*) FILTER (WHERE r.status = 'down'),
+       count(*) FILTER (WHERE r.status = 'degraded'),
+       count(*) FILTER (WHERE r.status = 'error'),
+       count(*) FILTER (WHERE r.status = 'missed'),
+       count(r.latency_ms),
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY r.latency_ms),
+       percentile_cont(0.95) WITHIN GROUP (ORDER BY r.latency_ms),
+       percentile_cont(0.99) WITHIN GROUP (ORDER BY r.latency_ms),
+       avg(r.latency_ms), avg(r.dns_ms), avg(r.connect_ms), avg(r.tls_ms), avg(r.ttfb_ms)
+FROM targets t
+-- LATERAL: one probe of the (target_id, scheduled_at) index per target, never a scan of the
+-- day's partition (there is no index on scheduled_at alone, to keep ingest cheap).
+CROSS JOIN LATERAL (
+    SELECT * FROM results r
+    WHERE r.target_id = t.id
+      AND r.scheduled_at >= date_trunc(
+            'minute', %(since)s::timestamptz - make_interval(secs => t.interval_secs + %(margin)s))
+      AND r.scheduled_at >= %(lo)s
+    OFFSET 0
+) r
+GROUP BY r.target_id, r.region_id, date_trunc('minute', r.scheduled_at), r.org_id
+ON CONFLICT (target_id, region_id, minute) DO UPDATE
+SET org_id = EXCLUDED.org_id, total = EXCLUDED.total, up = EXCLUDED.up, down = EXCLUDED.down,
+    degraded = EXCLUDED.degraded, error = EXCLUDED.error, missed = EXCLUDED.missed,
+    samples = EXCLUDED.samples, latency_p50 = EXCLUDED.latency_p50,
+    latency_p95 = EXCLUDED.latency_p95, latency_p99 = EXCLUDED.latency_p99,
+    latency_avg = EXCLUDED.latency_avg, dns_avg = EXCLUDED.dns_avg,
+    connect_avg = EXCLUDED.connect_avg, tls_avg = EXCLUDED.tls_avg, ttfb_avg = EXCLUDED.ttfb_avg
+WHERE (ru.total, ru.up, ru.down, ru.degraded, ru.error, ru.missed, ru.samples, ru.latency_p50,
+       ru.latency_p95, ru.latency_p99, ru.latency_avg, ru.dns_avg, ru.connect_avg, ru.tls_avg,
+       ru.ttfb_avg)
+      IS DISTINCT FROM
+      (EXCLUDED.total, EXCLUDED.up, EXCLUDED.down, EXCLUDED.degraded, EXCLUDED.error,
+       EXCLUDED.missed, EXCLUDED.samples, EXCLUDED.latency_p50, EXCLUDED.latency_p95,
+       EXCLUDED.latency_p99, EXCLUDED.latency_avg, EXCLUDED.dns_avg, EXCLUDED.connect_avg,
+       EXCLUDED.tls_avg, EXCLUDED.ttfb_avg);
+
+-- name: rollup_range
+-- Recomputes every minute in [lo, hi) of every target (backfill after a first start or a long
+-- stop; run in day-sized chunks). Same aggregates and upsert as rollup_window.
+INSERT INTO result_rollups AS ru (
+    target_id, region_id, minute, org_id, total, up, down, degraded, error, missed, samples,
+    latency_p50, latency_p95, latency_p99, latency_avg, dns_avg, connect_avg, tls_avg, ttfb_avg)
+SELECT r.target_id, r.region_id, date_trunc('minute', r.scheduled_at), r.org_id,
+       count(*), count(*) FILTER (WHERE r.status = 'up'),
+       count(*) FILTER (WHERE r.status = 'down'),
+       count(*) FILTER (WHERE r.status = 'degraded'),
+       count(*) FILTER (WHERE r.status = 'error'),
+       count(*) FILTER (WHERE r.status = 'missed'),
+       count(r.latency_ms),
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY r.latency_ms),
+       percentile_cont(0.95) WITHIN GROUP (ORDER BY r.latency_ms),
+       percentile_cont(0.99) WITHIN GROUP (ORDER BY r.latency_ms),
+       avg(r.latency_ms), avg(r.dns_ms), avg(r.connect_ms), avg(r.tls_ms), avg(r.ttfb_ms)
+FROM results r
+WHERE r.scheduled_at >= %(lo)s AND r.scheduled_at < %(hi)s
+GROUP BY r.target_id, r.region_id, date_trunc('minute', r.scheduled_at), r.org_id
+ON CONFLICT (target_id, region_id, minute) DO UPDATE
+SET org_id = EXCLUDED.org_id, total = EXCLUDED.total, up = EXCLUDED.up, down = EXCLUDED.down,
+    degraded = EXCLUDED.degraded, error = EXCLUDED.error, missed = EXCLUDED.missed,
+    samples = EXCLUDED.samples, latency_p50 = EXCLUDED.latency_p50,
+    latency_p95 = EXCLUDED.latency_p95, latency_p99 = EXCLUDED.latency_p99,
+    latency_avg = EXCLUDED.latency_avg, dns_avg = EXCLUDED.dns_avg,
+    connect_avg = EXCLUDED.connect_avg, tls_avg = EXCLUDED.tls_avg, ttfb_avg = EXCLUDED.ttfb_avg
+WHERE (ru.total, ru.up, ru.down, ru.degraded, ru.error, ru.missed, ru.samples, ru.latency_p50,
+       ru.latency_p95, ru.latency_p99, ru.latency_avg, ru.dns_avg, ru.connect_avg, ru.tls_avg,
+       ru.ttfb_avg)
+      IS DISTINCT FROM
+      (EXCLUDED.total, EXCLUDED.up, EXCLUDED.down, EXCLUDED.degraded, EXCLUDED.error,
+       EXCLUDED.missed, EXCLUDED.samples, EXCLUDED.latency_p50, EXCLUDED.latency_p95,
+       EXCLUDED.latency_p99, EXCLUDED.latency_avg, EXCLUDED.dns_avg, EXCLUDED.connect_avg,
+       EXCLUDED.tls_avg, EXCLUDED.ttfb_avg);
+
+-- name: rollup_hours
+-- Hours that became settled with this run, per target: from the hour of its previous settled
+-- point (``since``) to the hour of its new one (``until``), both ``- (interval + margin)``. Built
+-- from the (final) minute rows: counts and sample-weighted means are exact, the quantiles are
+-- quantiles of the minutes' quantiles. ``lo`` is a constant lower bound for the scan.
+INSERT INTO result_rollups_hourly AS rh (
+    target_id, region_id, hour, org_id, total, up, down, degraded, error, missed, samples,
+    latency_p50, latency_p95, latency_p99, latency_avg, dns_avg, connect_avg, tls_avg, ttfb_avg)
+SELECT m.target_id, m.region_id, date_trunc('hour', m.minute), m.org_id,
+       sum(m.total), sum(m.up), sum(m.down), sum(m.degraded), sum(m.error), sum(m.missed),
+       sum(m.samples),
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY m.latency_p50),
+       percentile_cont(0.95) WITHIN GROUP (ORDER BY m.latency_p95),
+       percentile_cont(0.99) WITHIN GROUP (ORDER BY m.latency_p99),
+       sum(m.latency_avg::float8 * m.samples) / nullif(sum(m.samples), 0),
+       sum(m.dns_avg::float8 * m.samples)
+           / nullif(sum(m.samples) FILTER (WHERE m.dns_avg IS NOT NULL), 0),
+       sum(m.connect_avg::float8 * m.samples)
+           / nullif(sum(m.samples) FILTER (WHERE m.connect_avg IS NOT NULL), 0),
+       sum(m.tls_avg::float8 * m.samples)
+           / nullif(sum(m.samples) FILTER (WHERE m.tls_avg IS NOT NULL), 0),
+       sum(m.ttfb_avg::float8 * m.samples)
+           / nullif(sum(m.samples) FILTER (WHERE m.ttfb_avg IS NOT NULL), 0)
+FROM targets t
+CROSS JOIN LATERAL (
+    SELECT * FROM result_rollups m
+    WHERE m.target_id = t.id
+      AND m.minute >= date_trunc(
+            'hour', %(since)s::timestamptz - make_interval(secs => t.interval_secs + %(margin)s))
+      AND m.minute < date_trunc(
+            'hour', %(until)s::timestamptz - make_interval(secs => t.interval_secs + %(margin)s))
+      AND m.minute >= %(lo)s
+    OFFSET 0
+) m
+GROUP BY m.target_id, m.region_id, date_trunc('hour', m.minute), m.org_id
+ON CONFLICT (target_id, region_id, hour) DO UPDATE
+SET org_id = EXCLUDED.org_id, total = EXCLUDED.total, up = EXCLUDED.up, down = EXCLUDED.down,
+    degraded = EXCLUDED.degraded, error = EXCLUDED.error, missed = EXCLUDED.missed,
+    samples = EXCLUDED.samples, latency_p50 = EXCLUDED.latency_p50,
+    latency_p95 = EXCLUDED.latency_p95, latency_p99 = EXCLUDED.latency_p99,
+    latency_avg = EXCLUDED.latency_avg, dns_avg = EXCLUDED.dns_avg,
+    connect_avg = EXCLUDED.connect_avg, tls_avg = EXCLUDED.tls_avg, ttfb_avg = EXCLUDED.ttfb_avg
+WHERE (rh.total, rh.up, rh.down, rh.degraded, rh.error, rh.missed, rh.samples, rh.latency_p50,
+       rh.latency_p95, rh.latency_p99, rh.latency_avg, rh.dns_avg, rh.connect_avg, rh.tls_avg,
+       rh.ttfb_avg)
+      IS DISTINCT FROM
+      (EXCLUDED.total, EXCLUDED.up, EXCLUDED.down, EXCLUDED.degraded, EXCLUDED.error,
+       EXCLUDED.missed, EXCLUDED.samples, EXCLUDED.latency_p50, EXCLUDED.latency_p95,
+       EXCLUDED.latency_p99, EXCLUDED.latency_avg, EXCLUDED.dns_avg, EXCLUDED.connect_avg,
+       EXCLUDED.tls_avg, EXCLUDED.ttfb_avg);
+
+-- name: advance_watermark
+-- Only forward: a slower concurrent run never moves it back.
+UPDATE rollup_state
+SET ran_at = greatest(coalesce(ran_at, '-infinity'), %(ran_at)s), runs = runs + 1
+WHERE id = 1;
+
+-- name: drop_expired_partitions
+-- Raw partitions of days before both the retention cut-off and the day whose every minute is
+-- settled in the rollups (for the longest interval), so nothing is dropped before it is rolled up.
+SELECT vigil_drop_result_partitions(least(
+    (now() AT TIME ZONE 'UTC')::date - %(retention_days)s,
+    ((s.ran_at - make_interval(secs => %(longest_secs)s)) AT TIME ZONE 'UTC')::date)) AS dropped
+FROM rollup_state s
+WHERE s.id = 1 AND s.ran_at IS NOT NULL;
