@@ -4,15 +4,9 @@ Each uvicorn worker process imports this module, so logging is configured here t
 worker writes the same JSON lines as the parent.
 """
 
-import gc
-
 from control_plane.app import create_app
 from control_plane.logs import configure_logging
 from control_plane.settings import get_settings
 
 configure_logging(get_settings().api.log_level)
 app = create_app()
-# What is imported and built by now (modules, routes, schemas) lives as long as the process: keep
-# it out of the cyclic collector's full passes, which otherwise walk this whole heap again and
-# again under load (13% of the API's CPU samples while leasing and ingesting, issue 5).
-gc.freeze()
