@@ -34,7 +34,7 @@ class BenchConfig:
         )
     )
     # system: targets at a 60 s interval and the length of each measured window.
-    system_targets: int = field(default_factory=lambda: _int("BENCH_SYSTEM_TARGETS", 10_000))
+    system_targets: int = field(default_factory=lambda: _int("BENCH_SYSTEM_TARGETS", 60_000))
     system_window_s: float = field(default_factory=lambda: _float("BENCH_SYSTEM_WINDOW_S", 20.0))
     system_warmup_s: float = field(default_factory=lambda: _float("BENCH_SYSTEM_WARMUP_S", 15.0))
     # ingest: leased slots posted per run (in batches of 1,000) and parallel posts.
