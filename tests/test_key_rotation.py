@@ -200,7 +200,15 @@ async def test_after_rotation_checks_still_pass_with_only_the_new_key(
     }
     assert all(v.startswith("v1:k2:") for row in after.values() for v in row.values()), after
 
-    async with AsyncTestClient(app=create_app(only_k2(settings))) as client:
+    await lease_run_and_expect_up(only_k2(settings), db_url, targets)
+
+
+async def lease_run_and_expect_up(
+    settings: Settings, db_url: str, targets: list[dict[str, Any]]
+) -> None:
+    """Lease every target to a real agent of a control plane on ``settings``, run the checks
+    against the guarded server and ingest them: each must come back up, 200."""
+    async with AsyncTestClient(app=create_app(settings)) as client:
         operator = Persona(client, {"Authorization": f"Bearer {OPERATOR_TOKEN}"})
         agent = await make_agent(operator)
         for target in targets:
@@ -211,15 +219,73 @@ async def test_after_rotation_checks_still_pass_with_only_the_new_key(
         assert sorted(lease.target_id for lease in leases) == sorted(t["id"] for t in targets)
         assert "***" not in resp.text, "the agent gets the real values, not the sentinel"
         results = [await run_lease(lease) for lease in leases]
-        assert [(r.status, r.status_code) for r in results] == [("up", 200)] * 4, [
+        assert [(r.status, r.status_code) for r in results] == [("up", 200)] * len(targets), [
             r.error for r in results
         ]
         ingested = await agent.ingest(msgspec.to_builtins(results))
         assert ingested.status_code == 200, ingested.text
-        assert ingested.json()["accepted"] == 4
+        assert ingested.json()["accepted"] == len(targets)
 
     stored = await fetch(db_url, "SELECT status, error_code FROM results")
-    assert stored == [("up", None)] * 4
+    assert stored == [("up", None)] * len(targets)
+
+
+async def test_rotate_seals_secret_header_values_a_row_kept_in_the_clear(
+    owner: Persona, db_url: str, settings: Settings, guarded_server: str
+) -> None:
+    targets = [
+        await credentialed(
+            owner, "auth-header", guarded_server, headers={"Authorization": f"Bearer {TOKEN}"}
+        ),
+        await credentialed(
+            owner,
+            "keyed",
+            guarded_server + "keyed",
+            headers={"X-Api-Key": API_KEY, "Cookie": COOKIE, "X-Plain": "visible"},
+            secret_headers=["x-api-key"],
+        ),
+    ]
+    # Put both rows back in the form of a row written before header values were secret: the
+    # values in the spec, in the clear, nothing sealed.
+    clear = {
+        targets[0]["id"]: {"Authorization": f"Bearer {TOKEN}"},
+        targets[1]["id"]: {"X-Api-Key": API_KEY, "Cookie": COOKIE, "X-Plain": "visible"},
+    }
+    for tid, headers in clear.items():
+        await fetch(
+            db_url,
+            "UPDATE targets SET spec = jsonb_set(spec, '{headers}', %s), secrets = '{}'"
+            " WHERE id = %s",
+            Jsonb(headers),
+            tid,
+        )
+    assert status(settings) == {"k1": (0, "primary"), "k2": (0, "configured")}
+
+    done = rotate(settings)
+    assert done.returncode == 0, (done.stdout, done.stderr)
+    assert "targets.spec: sealed 3 secret header value(s) found in the clear" in done.stdout
+    rows = {
+        tid: (spec, secrets)
+        for tid, spec, secrets in await fetch(db_url, "SELECT id::text, spec, secrets FROM targets")
+    }
+    assert rows[targets[0]["id"]][0]["headers"] == {"Authorization": "***"}
+    assert rows[targets[1]["id"]][0]["headers"] == {
+        "X-Api-Key": "***",
+        "Cookie": "***",
+        "X-Plain": "visible",
+    }
+    assert {tid: set(secrets) for tid, (_, secrets) in rows.items()} == {
+        targets[0]["id"]: {"headers.authorization"},
+        targets[1]["id"]: {"headers.x-api-key", "headers.cookie"},
+    }
+    everything = " ".join(str(row) for row in rows.values())
+    assert TOKEN not in everything and API_KEY not in everything and COOKIE not in everything
+    assert all(v.startswith("v1:k2:") for _, secrets in rows.values() for v in secrets.values())
+
+    again = rotate(settings)
+    assert "targets.spec: sealed 0 secret header value(s)" in again.stdout, again.stdout
+    # The agent still gets the real values, opened with the new key alone.
+    await lease_run_and_expect_up(only_k2(settings), db_url, targets)
 
 
 # -- an unknown key id fails closed --------------------------------------------------------------

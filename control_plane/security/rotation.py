@@ -6,6 +6,10 @@ an ``org_id``; each value is bound to ``(org_id, id, field)`` (``Sealer.binding`
 secret header values are fields too (``headers.<lowercased name>``), rewrapped like any other.
 Registering another such column is one line in ``SEALED_COLUMNS``.
 
+Before rewrapping, a target row whose spec still holds a secret header value in the clear (written
+before header values could be secret) has it sealed under the primary key, and the sentinel put in
+its place: after ``vigil keys rotate`` no credential is left unsealed at rest.
+
 Rows are walked by keyset pagination on ``id``, one short transaction per batch. The batch's rows
 are locked ``FOR NO KEY UPDATE`` (no SKIP LOCKED: a row being edited is waited for, not missed;
 foreign-key checks from result inserts are not blocked). Values already on the primary key are left
@@ -26,6 +30,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from control_plane.domain.targets.codec import seal_plain_headers
 from control_plane.security.sealing import Sealer, SecretUnavailable
 
 log = structlog.get_logger("vigil.keys")
@@ -89,6 +94,8 @@ class ColumnReport:
 class RotationReport:
     primary: str
     columns: list[ColumnReport] = field(default_factory=list)
+    # Secret header values found in the clear in a target's spec and sealed by this run.
+    headers_sealed: int = 0
 
     @property
     def rewrapped(self) -> int:
@@ -168,9 +175,46 @@ async def rotate_keys(
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
     report = RotationReport(sealer.primary)
+    report.headers_sealed = await seal_plain_headers_at_rest(conn, sealer, batch_size)
     for col in columns:
         report.columns.append(await _rotate_column(conn, sealer, col, batch_size))
     return report
+
+
+_PLAIN_HEADER_CANDIDATES = (
+    "SELECT id, org_id, spec, secrets FROM targets"
+    " WHERE id > %(after)s AND kind = 'http' AND spec->'headers' <> '{}'::jsonb"
+    " ORDER BY id LIMIT %(limit)s FOR NO KEY UPDATE"
+)
+_SEAL_HEADERS = "UPDATE targets SET spec = %(spec)s, secrets = %(secrets)s WHERE id = %(id)s"
+
+
+async def seal_plain_headers_at_rest(
+    conn: psycopg.AsyncConnection[Any], sealer: Sealer, batch_size: int = DEFAULT_BATCH_SIZE
+) -> int:
+    """Seal the secret header values still in the clear in targets' specs; returns how many."""
+    total = 0
+    after = _KEYSET_START
+    while True:
+        async with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(_PLAIN_HEADER_CANDIDATES, {"after": after, "limit": batch_size})
+            rows = await cur.fetchall()
+            if not rows:
+                return total
+            changed = []
+            for row in rows:
+                done = seal_plain_headers(
+                    sealer, row["org_id"], row["id"], row["spec"], row["secrets"]
+                )
+                if done is not None:
+                    spec, secrets, count = done
+                    changed.append(
+                        {"id": row["id"], "spec": Jsonb(spec), "secrets": Jsonb(secrets)}
+                    )
+                    total += count
+            if changed:
+                await cur.executemany(_SEAL_HEADERS, changed)
+        after = rows[-1]["id"]
 
 
 async def key_usage(
@@ -188,6 +232,9 @@ async def key_usage(
 
 def format_report(report: RotationReport) -> list[str]:
     lines = [
+        f"targets.spec: sealed {report.headers_sealed} secret header value(s) found in the clear"
+    ]
+    lines += [
         f"{c.column}: rewrapped {c.rewrapped}, already current {c.current}, "
         f"failed {len(c.failures)}"
         for c in report.columns

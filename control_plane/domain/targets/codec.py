@@ -14,6 +14,7 @@ import msgspec
 
 from control_plane.security.sealing import Sealer, SecretUnavailable
 from shared.checks import (
+    ALWAYS_SECRET_HEADERS,
     REDACTED,
     SECRET_FIELDS,
     SECRET_HEADER_PREFIX,
@@ -31,29 +32,63 @@ def header_field(name: str) -> str:
     return SECRET_HEADER_PREFIX + name.lower()
 
 
+def _seal(sealer: Sealer, org_id: uuid.UUID, target_id: uuid.UUID, field: str, value: Any) -> str:
+    return sealer.seal(_JSON.encode(value).decode(), Sealer.binding(org_id, target_id, field))
+
+
+def _seal_headers(
+    sealer: Sealer,
+    org_id: uuid.UUID,
+    target_id: uuid.UUID,
+    headers: dict[str, str],
+    secret: frozenset[str],
+    sealed: dict[str, str],
+) -> int:
+    """Seal every secret header value of ``headers`` still in the clear into ``sealed`` and put
+    the sentinel in its place; returns how many were sealed."""
+    count = 0
+    for name, value in headers.items():
+        if name.lower() in secret and value != REDACTED:
+            sealed[header_field(name)] = _seal(sealer, org_id, target_id, header_field(name), value)
+            headers[name] = REDACTED
+            count += 1
+    return count
+
+
 def seal_check(
     sealer: Sealer, org_id: uuid.UUID, target_id: uuid.UUID, spec: CheckSpec
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """Split a validated spec into (public spec, {field: sealed value})."""
     public: dict[str, Any] = msgspec.to_builtins(spec)
     sealed: dict[str, str] = {}
-
-    def seal(field: str, value: Any) -> None:
-        aad = Sealer.binding(org_id, target_id, field)
-        sealed[field] = sealer.seal(_JSON.encode(value).decode(), aad)
-
     for name in SECRET_FIELDS.get(check_kind(spec), ()):
         value = public.pop(name, None)
         if value is not None:
-            seal(name, value)
+            sealed[name] = _seal(sealer, org_id, target_id, name, value)
     if isinstance(spec, HttpCheck):
-        secret = secret_header_names(spec)
-        headers: dict[str, str] = public["headers"]
-        for name, value in headers.items():
-            if name.lower() in secret:
-                seal(header_field(name), value)
-                headers[name] = REDACTED
+        _seal_headers(
+            sealer, org_id, target_id, public["headers"], secret_header_names(spec), sealed
+        )
     return public, sealed
+
+
+def seal_plain_headers(
+    sealer: Sealer,
+    org_id: uuid.UUID,
+    target_id: uuid.UUID,
+    public: dict[str, Any],
+    sealed: dict[str, str],
+) -> tuple[dict[str, Any], dict[str, str], int] | None:
+    """A stored http spec written before its header values were secret keeps them in the clear:
+    the (public spec, sealed values, count) with them sealed, or None when none is left."""
+    headers: dict[str, str] = dict(public.get("headers") or {})
+    listed = public.get("secret_headers") or []
+    secret = ALWAYS_SECRET_HEADERS | {str(name).lower() for name in listed}
+    new_sealed = dict(sealed)
+    count = _seal_headers(sealer, org_id, target_id, headers, secret, new_sealed)
+    if not count:
+        return None
+    return {**public, "headers": headers}, new_sealed, count
 
 
 def _redact_headers(spec: CheckSpec) -> None:
