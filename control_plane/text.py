@@ -1,8 +1,10 @@
-"""Validation of short human-entered text (names, locations, tags): trimmed, bounded, printable."""
+"""Validation of short human-entered text (names, locations, tags): trimmed, bounded, printable;
+and NUL characters, which PostgreSQL's text and jsonb cannot hold."""
 
 from __future__ import annotations
 
 import unicodedata
+from typing import Any
 
 from control_plane.errors import ApiError
 
@@ -22,3 +24,20 @@ def clean_text(
             400, code, f"{label} must be {span} characters, no control characters", field
         )
     return cleaned
+
+
+# How a NUL character appears in a JSON document (JSON has no other way to carry one).
+JSON_NUL = b"\\u0000"
+
+
+def without_nul(value: Any) -> Any:
+    """``value`` (JSON builtins: str, list, dict, scalars) with every NUL character replaced by
+    U+FFFD. A result may quote what a server sent (a body excerpt, a TXT record), NULs included;
+    it is stored with them marked rather than refused."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, list):
+        return [without_nul(v) for v in value]
+    if isinstance(value, dict):
+        return {without_nul(k): without_nul(v) for k, v in value.items()}
+    return value

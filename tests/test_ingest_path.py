@@ -179,3 +179,37 @@ def test_lease_ids_keep_their_format_and_refuse_what_is_not_theirs() -> None:
     for value in bad:
         assert signer.verify(value) is None, value
     assert LeaseSigner(b"x" * 32).verify(lease_id) is None
+
+
+async def test_a_nul_character_in_a_result_is_stored_marked_not_a_500(
+    owner: Persona, operator: Persona, db_url: str
+) -> None:
+    # A result may quote what a server sent (a body excerpt, a DNS TXT record): PostgreSQL can
+    # hold no NUL, so it is stored as U+FFFD rather than failing the batch (and the agent
+    # re-sending it forever).
+    targets = [await make_target(owner, name=f"t{i}") for i in range(2)]
+    for t in targets:
+        await make_due(db_url, t["id"])
+    agent = await make_agent(operator)
+    leases = {x["target_id"]: x for x in (await agent.lease()).json()["leases"]}
+    with_nul = result_for(
+        leases[targets[0]["id"]],
+        "down",
+        error="body\x00excerpt",
+        error_code="ASSERTION_FAILED",
+        details={"assertions": [{"actual": "a\x00b", "passed": False}], "k\x00": 1},
+    )
+    # A literal backslash-u0000 (six characters) is text, not a NUL: kept as sent.
+    literal = result_for(leases[targets[1]["id"]], "down", error="literally \\u0000")
+    resp = await agent.ingest([with_nul, literal])
+    assert resp.status_code == 200, resp.text
+    assert resp.json() == {"accepted": 2, "duplicates": 0, "rejected": []}
+    rows = {
+        str(r[0]): r[1:]
+        for r in await fetch(db_url, "SELECT target_id, error, details FROM results")
+    }
+    assert rows[targets[0]["id"]] == (
+        "body\ufffdexcerpt",
+        {"assertions": [{"actual": "a\ufffdb", "passed": False}], "k\ufffd": 1},
+    )
+    assert rows[targets[1]["id"]] == ("literally \\u0000", None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 from litestar import Controller, Request, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
@@ -11,6 +12,7 @@ from litestar.status_codes import HTTP_200_OK
 
 from control_plane.agent_api.service import AgentProtocol
 from control_plane.auth import AgentContext, resources
+from control_plane.text import JSON_NUL, without_nul
 from shared.protocol import IngestRequest, IngestResponse, LeaseRequest, LeaseResponse
 
 
@@ -40,6 +42,8 @@ class AgentController(Controller):
         """Store a batch of results once per slot; bad rows are rejected one by one."""
         # Decoded once, by Litestar: agents are our own software, and unknown fields are still
         # refused (the wire types forbid them). Ingest is the hottest path of the system.
+        if JSON_NUL in await request.body():  # rare: only then is the batch walked
+            data = msgspec.convert(without_nul(msgspec.to_builtins(data)), IngestRequest)
         return await AgentProtocol(resources(request), agent, request.app.state.monitoring).ingest(
             data
         )
