@@ -19,9 +19,16 @@ import functools
 import ipaddress
 import socket
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
+
+import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.client_reqrep import ClientRequest
+from aiohttp.connector import Connection
+from aiohttp.resolver import DefaultResolver
+from aiohttp.tracing import Trace
 
 from shared.netguard import blocked_range, ip_literal
 from shared.protocol import Lease
@@ -133,3 +140,62 @@ async def resolve_stream(
         exc.dns_ms = dns_ms
         raise
     return addresses, dns_ms
+
+
+def judge_literal(policy: Policy, host: str | None, port: int) -> None:
+    """aiohttp connects to an IP-literal host without asking its resolver: a connector judges a
+    literal with this before opening anything (names are judged by the resolver)."""
+    if host and (literal := ip_literal(host)) is not None:
+        policy.check(host, [str(literal)], port)
+
+
+def _nobody(_host: str) -> bool:
+    return False
+
+
+class GuardedResolver(AbstractResolver):
+    """An aiohttp resolver that hands the connector only addresses ``policy`` lets through;
+    names ``trusted`` says yes to (servers the operator configured) are not judged."""
+
+    def __init__(self, policy: Policy, trusted: Callable[[str], bool] = _nobody) -> None:
+        self._policy = policy
+        self._trusted = trusted
+        self._inner = DefaultResolver()
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        addresses = await self._inner.resolve(host, port, family)
+        if not self._trusted(host):
+            self._policy.check(host, (a["host"] for a in addresses), port)
+        return addresses
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+class GuardedConnector(aiohttp.TCPConnector):
+    """An aiohttp connector whose every hop, redirects included, is judged by ``policy``: names
+    by its resolver, IP literals (which aiohttp never resolves) here, before anything opens.
+
+    ``trusted`` says which hosts (names or literals, as in the URL) the operator configured: they
+    are reached whatever their address (an RDAP mirror inside an air-gapped network, say). A
+    redirect elsewhere is judged.
+    """
+
+    def __init__(self, policy: Policy, trusted: Callable[[str], bool] = _nobody, **kw: Any) -> None:
+        self._trusted = trusted
+        resolver = GuardedResolver(policy, trusted)
+        super().__init__(resolver=resolver, use_dns_cache=False, **kw)
+        self._policy = policy
+
+    async def connect(
+        self,
+        req: ClientRequest,
+        traces: list[Trace],
+        timeout: aiohttp.ClientTimeout,  # noqa: ASYNC109 (aiohttp's signature)
+    ) -> Connection:
+        host = req.url.raw_host
+        if host is not None and not self._trusted(host):
+            judge_literal(self._policy, host, req.port or 0)
+        return await super().connect(req, traces, timeout)

@@ -8,7 +8,10 @@ days left as tls_cert does: expired or fewer than ``critical_days`` down, fewer 
 expiration_date and (when present) registrar as a JSON document in ``error`` (and in
 ``details``). When the registry cannot be asked or does not say, the status is ``error``.
 
-The destination is an IANA-published RDAP server, not the user's domain: no SSRF guard applies.
+Every connection goes through the SSRF guard (``probe_agent.netguard``). The bootstrap's host and
+the RDAP servers it lists are the operator's choice (an air-gapped site may mirror them on a
+private address) and are trusted; anything else, such as a registry's redirect, is judged like a
+tenant's target, so a registry cannot point the agent at a private address.
 """
 
 from __future__ import annotations
@@ -21,10 +24,12 @@ from typing import Any
 
 import aiohttp
 import msgspec
+import yarl
 
 from probe_agent import USER_AGENT
-from probe_agent.checks.base import RATE_LIMITED, TIMEOUT, Attempt, utcnow
+from probe_agent.checks.base import RATE_LIMITED, SSRF_BLOCKED, TIMEOUT, Attempt, utcnow
 from probe_agent.checks.expiry import days_remaining, expiry_status, iso_utc
+from probe_agent.netguard import GuardedConnector, Policy, SsrfBlocked
 from shared.checks import DomainExpiryCheck
 from shared.protocol import CheckResult, Lease
 
@@ -107,8 +112,17 @@ class RdapBootstrap:
         self.ttl_s = ttl_s
         self._clock = clock
         self._services: dict[str, str] | None = None
+        self._hosts: set[str] = set()
         self._fetched_at = 0.0
         self._lock = asyncio.Lock()
+
+    def trusted(self, host: str) -> bool:
+        """Whether ``host`` is the bootstrap's or one of the servers it lists (once fetched):
+        the operator's choice, reached even on a private address."""
+        host = host.lower()
+        if host == (yarl.URL(self.url).raw_host or "").lower():
+            return True
+        return host in self._hosts
 
     def _fresh(self) -> dict[str, str] | None:
         if self._services is not None and self._clock() - self._fetched_at < self.ttl_s:
@@ -130,6 +144,7 @@ class RdapBootstrap:
                         f"RDAP bootstrap unavailable: {exc}", RDAP_BOOTSTRAP_FAILED
                     ) from exc
                 self._services, self._fetched_at = services, self._clock()
+                self._hosts = {(yarl.URL(b).raw_host or "").lower() for b in services.values()}
             return services
 
     async def base_url(self, session: aiohttp.ClientSession, domain: str) -> str | None:
@@ -198,7 +213,10 @@ class DomainExpiryRunner:
         details: dict[str, Any] = {"domain": domain}
         try:
             async with asyncio.timeout(check.timeout / 1000):
-                doc = await self._lookup(domain, details)
+                doc = await self._lookup(domain, details, Policy.for_lease(lease))
+        except SsrfBlocked as exc:
+            details.update(exc.details())
+            return attempt.finish("error", error=str(exc), error_code=SSRF_BLOCKED, details=details)
         except TimeoutError:
             message = f"no RDAP answer for {domain} within {check.timeout} ms"
             return attempt.finish("error", error=message, error_code=TIMEOUT, details=details)
@@ -238,9 +256,12 @@ class DomainExpiryRunner:
         error = msgspec.json.encode(facts).decode()
         return attempt.finish(status, error=error, error_code=code, details=details)
 
-    async def _lookup(self, domain: str, details: dict[str, Any]) -> Any:
+    async def _lookup(self, domain: str, details: dict[str, Any], policy: Policy) -> Any:
         headers = {"Accept": "application/rdap+json", "User-Agent": USER_AGENT}
-        async with aiohttp.ClientSession(headers=headers) as session:
+        connector = GuardedConnector(policy, trusted=self.bootstrap.trusted)
+        async with aiohttp.ClientSession(
+            headers=headers, connector=connector, trust_env=False
+        ) as session:
             base = await self.bootstrap.base_url(session, domain)
             if base is None:
                 tld = domain.rsplit(".", 1)[-1]

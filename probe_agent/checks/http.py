@@ -52,7 +52,7 @@ from probe_agent.checks.base import (
     is_refused,
 )
 from probe_agent.deadlines import deadline
-from probe_agent.netguard import SECURE_DEFAULT, Policy, SsrfBlocked
+from probe_agent.netguard import SECURE_DEFAULT, Policy, SsrfBlocked, judge_literal
 from shared.checks import (
     REDACTED,
     ExactStatus,
@@ -61,7 +61,6 @@ from shared.checks import (
     RangeStatus,
     status_matches,
 )
-from shared.netguard import ip_literal
 from shared.protocol import AgentStatus, CheckResult, Lease, Timings
 
 # At most this much of a response body is read (and searched by expected_body_contains).
@@ -215,9 +214,7 @@ class _TimedConnector(aiohttp.TCPConnector):
         traces: list[Trace],
         timeout: aiohttp.ClientTimeout,  # noqa: ASYNC109 (aiohttp's signature)
     ) -> Connection:
-        host = req.url.raw_host
-        if host and (literal := ip_literal(host)) is not None:
-            _current_policy.get().check(host, [str(literal)], req.port or 0)
+        judge_literal(_current_policy.get(), req.url.raw_host, req.port or 0)
         phases = _current_phases.get()
         if phases is not None:
             phases.open_hop(time.perf_counter())

@@ -74,6 +74,8 @@ class Rdap:
         self.bootstrap_hits = 0
         self.bootstrap_status = 200
         self.requests: list[tuple[str, str]] = []  # (path, Accept)
+        # domain -> where its RDAP answer redirects (a registry pointing elsewhere).
+        self.redirects: dict[str, str] = {}
         self.server: TestServer | None = None
 
     @property
@@ -90,6 +92,7 @@ class Rdap:
         app.router.add_get("/dns.json", self._bootstrap)
         app.router.add_get("/rdap/domain/{name}", self._domain)
         app.router.add_get("/co/domain/{name}", self._domain)
+        app.router.add_get("/elsewhere/domain/{name}", self._domain)
         return app
 
     async def _bootstrap(self, request: web.Request) -> web.Response:
@@ -110,6 +113,8 @@ class Rdap:
     async def _domain(self, request: web.Request) -> web.Response:
         self.requests.append((request.path, request.headers.get("Accept", "")))
         name = request.match_info["name"]
+        if name in self.redirects and not request.path.startswith("/elsewhere/"):
+            raise web.HTTPFound(self.redirects[name])
         status, doc = self.domains.get(name, (404, {"errorCode": 404, "title": "Not Found"}))
         headers = {"Retry-After": "3600"} if status == 429 else None
         return web.json_response(
@@ -322,3 +327,43 @@ async def test_domain_expiry_runs_through_the_registry(rdap: Rdap) -> None:
     result = await run_lease(lease, build_runners(rdap_bootstrap_url=rdap.bootstrap_url))
     assert result.status == "up", result.error
     assert result.lease_id == lease.lease_id
+
+
+# -- the SSRF guard ------------------------------------------------------------------------------
+
+
+async def test_a_bootstrap_on_a_private_address_is_trusted_in_a_guarded_region(
+    rdap: Rdap,
+) -> None:
+    # The operator's bootstrap (an air-gapped mirror, here 127.0.0.1) and the servers it lists
+    # are reached even where private addresses are blocked for tenants.
+    rdap.domains["mirror.test"] = (200, rdap_domain("mirror.test", in_days(200)))
+    spec = DomainExpiryCheck(domain="mirror.test")
+    result = await runner_for(rdap).run(spec, make_lease(spec, allow_private=False))
+    assert result.status == "up", result.error
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        "http://localhost:{port}/elsewhere/domain/{name}",  # a name resolving to 127.0.0.1
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::ffff:10.0.0.1]/",
+    ],
+)
+async def test_a_registry_redirect_to_a_private_address_is_blocked(rdap: Rdap, where: str) -> None:
+    assert rdap.server is not None
+    rdap.redirects["sneaky.test"] = where.format(port=rdap.server.port, name="sneaky.test")
+    rdap.domains["sneaky.test"] = (200, rdap_domain("sneaky.test", in_days(200)))
+    spec = DomainExpiryCheck(domain="sneaky.test", timeout=3000)
+    result = await runner_for(rdap).run(spec, make_lease(spec, allow_private=False))
+    assert (result.status, result.error_code) == ("error", "SSRF_BLOCKED"), result.error
+    assert result.details is not None and "range" in result.details
+    # Nothing was fetched from where the redirect pointed.
+    assert [path for path, _ in rdap.requests] == ["/rdap/domain/sneaky.test"]
+
+    # Where the region allows private targets, the same redirect is followed.
+    if "localhost" in where:
+        allowed = await runner_for(rdap).run(spec, make_lease(spec))
+        assert allowed.status == "up", allowed.error
+        assert rdap.requests[-1][0] == "/elsewhere/domain/sneaky.test"
