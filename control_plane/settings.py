@@ -16,14 +16,42 @@ class SettingsError(RuntimeError):
     """A configuration value is missing or malformed."""
 
 
+# Shortest minute-rollup retention accepted. The worker never drops a day before its hours are
+# written (it waits for the settled point), but the hourly roll-up and a restarted worker's
+# catch-up read minute rows up to a day back, and /latency over the last day reads minutes: a
+# day of slack on top of that. A shorter value is refused at start-up.
+MIN_MINUTE_ROLLUP_RETENTION_DAYS = 2
+
+
+def _minute_rollup_retention_days(e: dict[str, str]) -> int:
+    name = "VIGIL_MINUTE_ROLLUP_RETENTION_DAYS"
+    raw = e.get(name, "").strip() or "0"
+    try:
+        days = int(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name}={raw!r}: expected a whole number of days") from exc
+    if days < 0 or 0 < days < MIN_MINUTE_ROLLUP_RETENTION_DAYS:
+        raise SettingsError(
+            f"{name}={days}: expected 0 (keep forever) or at least "
+            f"{MIN_MINUTE_ROLLUP_RETENTION_DAYS} days (the hourly rollups are built from the "
+            "minute rows, which must outlive them being written)"
+        )
+    return days
+
+
 @dataclass(frozen=True, slots=True)
 class DatabaseSettings:
     url: str
     pool_min: int = 2
     pool_max: int = 20
     # Raw results older than this many days are dropped (whole daily partitions, once rolled
-    # up); per-minute rollups stay. 0 keeps raw results forever.
+    # up); the rollups stay (the minute ones subject to their own retention). 0 keeps raw
+    # results forever.
     raw_retention_days: int = 0
+    # Per-minute rollups older than this many days are dropped (whole daily partitions, once
+    # their hours are in the hourly rollups, which stay). 0 keeps them forever; otherwise at
+    # least MIN_MINUTE_ROLLUP_RETENTION_DAYS.
+    minute_rollup_retention_days: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +137,7 @@ def settings_from_env(env: dict[str, str] | None = None) -> Settings:
             pool_min=int(e.get("VIGIL_DB_POOL_MIN", "2")),
             pool_max=int(e.get("VIGIL_DB_POOL_MAX", "20")),
             raw_retention_days=int(e.get("VIGIL_RAW_RETENTION_DAYS", "0")),
+            minute_rollup_retention_days=_minute_rollup_retention_days(e),
         ),
         redis=RedisSettings(
             url=need("VIGIL_REDIS_URL"), prefix=e.get("VIGIL_REDIS_PREFIX", "vigil:")

@@ -36,6 +36,13 @@ already settled; the rollups then miss them until a recompute (``rollup_range``)
 Cost: one run touches about ``(15 s + I + MARGIN_SECS) / I`` slots per target and region (4 for a
 60 s target) and rewrites only the minutes whose aggregates changed. Ingest is untouched.
 
+Retention. Raw daily partitions expire after ``VIGIL_RAW_RETENTION_DAYS`` and minute-rollup daily
+partitions (``result_rollups_YYYYMMDD``) after ``VIGIL_MINUTE_ROLLUP_RETENTION_DAYS``, in both
+cases only days before the day of the settled point of the longest interval, so a day is rolled up
+(minutes, and hours) before its raw rows go, and its hours are written before its minutes go.
+Hourly rollups are kept forever. ``rollup_state.minutes_from`` records where the kept minutes
+start; reads take anything before it from the hourly rows (service.py says how edges are read).
+
 Idempotent and safe with several workers: a run holds a try-advisory lock (a second worker skips),
 the recompute is deterministic, and the watermark only moves forward.
 """
@@ -160,6 +167,7 @@ async def run_rollups(conn: AsyncConnection[Any]) -> RollupRun:
                     "until": mark,
                     "margin": MARGIN_SECS,
                     "lo": floor_hour(lo),
+                    "hi": floor_hour(mark),
                 },
             )
             hours = max(cur.rowcount, 0)
@@ -175,16 +183,14 @@ async def run_rollups(conn: AsyncConnection[Any]) -> RollupRun:
         await conn.execute("SELECT pg_advisory_unlock(%s)", (ADVISORY_LOCK_KEY,))
 
 
-async def drop_expired_raw(conn: AsyncConnection[Any], retention_days: int) -> int:
-    """Drop the raw daily partitions older than ``retention_days`` that the rollups already
-    cover (0: keep everything). Returns how many were dropped."""
+async def _drop_expired(conn: AsyncConnection[Any], query: str, retention_days: int) -> int:
     if retention_days <= 0:
         return 0
     state = await (await conn.execute(Q.rollup_state)).fetchone()
     assert state is not None
     row = await (
         await conn.execute(
-            Q.drop_expired_partitions,
+            query,
             {
                 "retention_days": retention_days,
                 "longest_secs": int(state["max_interval"]) + MARGIN_SECS,
@@ -192,3 +198,17 @@ async def drop_expired_raw(conn: AsyncConnection[Any], retention_days: int) -> i
         )
     ).fetchone()
     return int(row["dropped"]) if row else 0
+
+
+async def drop_expired_raw(conn: AsyncConnection[Any], retention_days: int) -> int:
+    """Drop the raw daily partitions older than ``retention_days`` that the rollups already
+    cover (0: keep everything). Returns how many were dropped."""
+    return await _drop_expired(conn, Q.drop_expired_partitions, retention_days)
+
+
+async def drop_expired_minutes(conn: AsyncConnection[Any], retention_days: int) -> int:
+    """Drop the minute-rollup daily partitions older than ``retention_days`` whose hours are
+    already in ``result_rollups_hourly`` (0: keep everything), and the default partition's rows
+    of those days; moves ``rollup_state.minutes_from`` to the cut-off. Returns how many
+    partitions were dropped."""
+    return await _drop_expired(conn, Q.drop_expired_minutes, retention_days)

@@ -10,7 +10,7 @@ import structlog
 from control_plane.db.sql import Queries
 from control_plane.domain.heartbeats.sweep import sweep_overdue
 from control_plane.monitoring.evaluate import evaluate_batch
-from control_plane.monitoring.rollups import drop_expired_raw, run_rollups
+from control_plane.monitoring.rollups import drop_expired_minutes, drop_expired_raw, run_rollups
 from control_plane.state import Resources
 
 log = structlog.get_logger("vigil.worker")
@@ -74,14 +74,23 @@ async def sweep_marks(ctx: dict[str, Any]) -> None:
 
 
 async def ensure_partitions(res: Resources) -> None:
-    """Daily partitions ahead; raw partitions past retention (once rolled up) dropped."""
+    """Daily partitions ahead (raw results and minute rollups, the same days); partitions past
+    retention dropped: raw ones once rolled up, minute ones once their hours are written."""
     async with res.db.connection() as conn:
         await conn.execute(
             "SELECT vigil_ensure_result_partitions((now() AT TIME ZONE 'UTC')::date - 1, 9)"
         )
+        await conn.execute(
+            "SELECT vigil_ensure_rollup_partitions((now() AT TIME ZONE 'UTC')::date - 1, 9)"
+        )
         dropped = await drop_expired_raw(conn, res.settings.database.raw_retention_days)
+        minutes = await drop_expired_minutes(
+            conn, res.settings.database.minute_rollup_retention_days
+        )
     if dropped:
         log.info("raw_partitions_dropped", count=dropped)
+    if minutes:
+        log.info("minute_rollup_partitions_dropped", count=minutes)
 
 
 async def sweep(ctx: dict[str, Any]) -> None:

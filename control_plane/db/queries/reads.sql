@@ -14,9 +14,11 @@ LIMIT %(limit)s OFFSET %(offset)s;
 
 -- name: target_horizon
 -- The target (404 when it is not this org's), its interval, and the rollup watermark: together
--- they say up to which minute its rollups are final (control_plane/monitoring/rollups.py).
-SELECT t.interval_secs, (SELECT ran_at FROM rollup_state WHERE id = 1) AS ran_at
-FROM targets t WHERE t.id = %(target_id)s AND t.org_id = %(org_id)s;
+-- they say up to which minute its rollups are final (control_plane/monitoring/rollups.py); and
+-- where the minute rollups kept by retention start (NULL: all kept).
+SELECT t.interval_secs, s.ran_at, s.minutes_from
+FROM targets t LEFT JOIN rollup_state s ON s.id = 1
+WHERE t.id = %(target_id)s AND t.org_id = %(org_id)s;
 
 -- name: uptime
 -- Settled full hours [h1, h2) from hourly rollups, settled full minutes [a, h1) and [h2, b) from

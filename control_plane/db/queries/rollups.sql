@@ -110,7 +110,8 @@ WHERE (ru.total, ru.up, ru.down, ru.degraded, ru.error, ru.missed, ru.samples, r
 -- Hours that became settled with this run, per target: from the hour of its previous settled
 -- point (``since``) to the hour of its new one (``until``), both ``- (interval + margin)``. Built
 -- from the (final) minute rows: counts and sample-weighted means are exact, the quantiles are
--- quantiles of the minutes' quantiles. ``lo`` is a constant lower bound for the scan.
+-- quantiles of the minutes' quantiles. ``lo`` and ``hi`` are constant bounds for the scan (so
+-- only the daily partitions in between are read, the default one and those ahead are pruned).
 INSERT INTO result_rollups_hourly AS rh (
     target_id, region_id, hour, org_id, total, up, down, degraded, error, missed, samples,
     latency_p50, latency_p95, latency_p99, latency_avg, dns_avg, connect_avg, tls_avg, ttfb_avg)
@@ -137,7 +138,7 @@ CROSS JOIN LATERAL (
             'hour', %(since)s::timestamptz - make_interval(secs => t.interval_secs + %(margin)s))
       AND m.minute < date_trunc(
             'hour', %(until)s::timestamptz - make_interval(secs => t.interval_secs + %(margin)s))
-      AND m.minute >= %(lo)s
+      AND m.minute >= %(lo)s AND m.minute < %(hi)s
     OFFSET 0
 ) m
 GROUP BY m.target_id, m.region_id, date_trunc('hour', m.minute), m.org_id
@@ -167,6 +168,17 @@ WHERE id = 1;
 -- Raw partitions of days before both the retention cut-off and the day whose every minute is
 -- settled in the rollups (for the longest interval), so nothing is dropped before it is rolled up.
 SELECT vigil_drop_result_partitions(least(
+    (now() AT TIME ZONE 'UTC')::date - %(retention_days)s,
+    ((s.ran_at - make_interval(secs => %(longest_secs)s)) AT TIME ZONE 'UTC')::date)) AS dropped
+FROM rollup_state s
+WHERE s.id = 1 AND s.ran_at IS NOT NULL;
+
+-- name: drop_expired_minutes
+-- Minute-rollup partitions of days before both the minute-retention cut-off and the day whose
+-- every hour is in result_rollups_hourly (hours before the hour of each target's settled point
+-- are written, and the longest interval's settled point is the earliest), so no minute goes
+-- before its hour is written.
+SELECT vigil_drop_rollup_partitions(least(
     (now() AT TIME ZONE 'UTC')::date - %(retention_days)s,
     ((s.ran_at - make_interval(secs => %(longest_secs)s)) AT TIME ZONE 'UTC')::date)) AS dropped
 FROM rollup_state s

@@ -1,11 +1,18 @@
 """Reads of one target's results over a range, scoped by org: raw results, uptime (rollups for
-the settled full minutes, raw rows for the edges and the recent tail), latency series (rollups)."""
+the settled full minutes, raw rows for the edges and the recent tail), latency series (rollups).
+
+Minute retention (``VIGIL_MINUTE_ROLLUP_RETENTION_DAYS``): before ``rollup_state.minutes_from``
+only hourly rollups are left, so over those days both reads work at hourly grain. An hour at an
+edge of the range that is only partly inside it is then read whole (never left out): the answer
+covers the whole hours the range touches there, so nothing inside the range is missing, and up to
+an hour outside it may be counted at each such edge. Hour-aligned ranges are exact as before.
+"""
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from psycopg import AsyncConnection
 from psycopg.rows import tuple_row
@@ -84,7 +91,7 @@ async def results_page(
     format (a page is up to 10,000 rows: parsing is most of its cost); the total is the page's
     length when the page is the whole answer, else counted like /uptime (settled minutes and
     hours from rollups, edges and tail from raw rows) instead of over every matching raw row."""
-    settled = await _horizon(conn, org_id, target_id)
+    horizon = await _horizon(conn, org_id, target_id)
     params = {
         "target_id": target_id,
         "org_id": org_id,
@@ -100,29 +107,41 @@ async def results_page(
     if offset == 0 and len(rows) < limit:
         total = len(rows)
     else:
-        counts = await _counts(conn, org_id, target_id, start, end, region, settled)
+        counts = await _counts(conn, org_id, target_id, start, end, region, horizon)
         total = sum(counts.values())
     return [_result(target_id, r) for r in rows], total
 
 
-async def _horizon(
-    conn: AsyncConnection[Any], org_id: uuid.UUID, target_id: uuid.UUID
-) -> datetime | None:
-    """404 unless the target is the org's; else up to where its rollups are final (or None)."""
+class Horizon(NamedTuple):
+    # Up to where the target's rollups are final (None: nothing is).
+    settled: datetime | None
+    # Where the minute rollups kept by retention start (None: all are kept).
+    minutes_from: datetime | None = None
+
+
+async def _horizon(conn: AsyncConnection[Any], org_id: uuid.UUID, target_id: uuid.UUID) -> Horizon:
+    """404 unless the target is the org's; else how far its rollups go."""
     row = await (
         await conn.execute(Q.target_horizon, {"target_id": target_id, "org_id": org_id})
     ).fetchone()
     if row is None:
         raise target_not_found()
-    return settled_until(row["ran_at"], int(row["interval_secs"]))
+    return Horizon(settled_until(row["ran_at"], int(row["interval_secs"])), row["minutes_from"])
 
 
 def uptime_split(
-    start: datetime, end: datetime, settled: datetime | None
+    start: datetime,
+    end: datetime,
+    settled: datetime | None,
+    minutes_from: datetime | None = None,
 ) -> tuple[datetime, datetime, datetime, datetime]:
     """a <= h1 <= h2 <= b: [a, b) are the full, settled minutes of [start, end), read from
     rollups ([h1, h2), its full hours, from the hourly ones); raw rows cover [start, min(a, end))
-    and [b, end)."""
+    and [b, end).
+
+    When [a, b) starts before ``minutes_from`` (those minutes expired), its partial edge hours
+    there are read whole from the hourly rollups: a (and b, when it is before ``minutes_from``
+    too) move out to the hour, and the raw edges inside those hours are then empty."""
     # Rollup minutes and hours are UTC ones (a +05:30 'from' has its hours elsewhere).
     start, end = start.astimezone(UTC), end.astimezone(UTC)
     a = ceil_minute(start)
@@ -131,6 +150,12 @@ def uptime_split(
     b = max(a, min(floor_minute(end), settled))
     h1 = min(ceil_hour(a), b)
     h2 = max(h1, floor_hour(b))
+    if minutes_from is not None and a < minutes_from and a < b:
+        # minutes_from is a UTC midnight at or before the settled hour: whole hours up to it are
+        # in the hourly rollups.
+        a = h1 = floor_hour(a)
+        if b <= minutes_from:
+            b = h2 = ceil_hour(b)
     return a, h1, h2, b
 
 
@@ -141,10 +166,11 @@ async def _counts(
     start: datetime,
     end: datetime,
     region: str | None,
-    settled: datetime | None,
+    horizon: Horizon,
 ) -> dict[str, int]:
-    """Results in [start, end) by status (``missed`` included), as counting raw rows would."""
-    a, h1, h2, b = uptime_split(start, end, settled)
+    """Results in [start, end) by status (``missed`` included), as counting raw rows would
+    (over days whose minute rollups expired, in whole hours: see ``uptime_split``)."""
+    a, h1, h2, b = uptime_split(start, end, horizon.settled, horizon.minutes_from)
     params = {
         "target_id": target_id,
         "org_id": org_id,
@@ -171,8 +197,8 @@ async def uptime(
     end: datetime,
     region: str | None,
 ) -> Uptime:
-    settled = await _horizon(conn, org_id, target_id)
-    c = await _counts(conn, org_id, target_id, start, end, region, settled)
+    horizon = await _horizon(conn, org_id, target_id)
+    c = await _counts(conn, org_id, target_id, start, end, region, horizon)
     total = c["up"] + c["down"] + c["degraded"] + c["error"]
     return Uptime(
         total=total,
@@ -245,7 +271,7 @@ async def _latency_rows(
     region: str | None,
     by_region: bool,
 ) -> tuple[datetime, int, list[dict[str, Any]]]:
-    settled = await _horizon(conn, org_id, target_id)
+    settled, minutes_from = await _horizon(conn, org_id, target_id)
     bucket = bucket_seconds(start, end)
     origin = floor_minute(start.astimezone(UTC))
     # Long ranges (buckets of 6 h and more) read the settled hours from the hourly rows.
@@ -253,6 +279,11 @@ async def _latency_rows(
     if bucket >= HOURLY_FROM_BUCKET and settled is not None:
         h_lo = floor_hour(origin)
         h_hi = m_lo = max(h_lo, min(floor_hour(settled), floor_hour(end)))
+    # Days whose minute rollups expired are read from the hourly rows whatever the bucket, the
+    # range's last hour there whole (minutes_from is a midnight before the settled hour).
+    if minutes_from is not None and origin < minutes_from:
+        h_lo = floor_hour(origin)
+        h_hi = m_lo = max(h_hi, min(minutes_from, ceil_hour(end)))
     params = {
         "target_id": target_id,
         "org_id": org_id,
@@ -285,7 +316,9 @@ async def latency(
     otherwise. avg and the phase means are sample-weighted means of the minute means, so exact.
     With buckets of 6 h or more (ranges of 15 days or more) the settled hours come from the
     hourly rollups instead: an hour goes whole to the bucket its start falls in, and its
-    quantiles are themselves quantiles of its minutes' quantiles."""
+    quantiles are themselves quantiles of its minutes' quantiles. So do, whatever the bucket,
+    the hours of days whose minute rollups expired (retention): there the series has hourly
+    grain, and an edge hour partly in the range counts whole."""
     origin, bucket, rows = await _latency_rows(
         conn, org_id, target_id, start=start, end=end, region=region, by_region=False
     )
