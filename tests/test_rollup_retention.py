@@ -144,6 +144,30 @@ async def test_minute_partitions_made_with_raw_ones_and_rows_land_by_day(
     }
 
 
+async def test_two_workers_ensuring_raw_partitions_at_once_take_turns(db_url: str) -> None:
+    # Days well ahead, which no migration made: both callers find them missing; without the lock
+    # both would create them and one would fail with "already exists".
+    async def make() -> int:
+        async with await connect(db_url) as conn:
+            cur = await conn.execute(
+                "SELECT vigil_ensure_result_partitions((now() AT TIME ZONE 'UTC')::date + 30, 5)"
+                " AS n"
+            )
+            return int((await cur.fetchone() or {})["n"])
+
+    for _ in range(3):
+        async with await connect(db_url) as conn:
+            await conn.execute(
+                "DO $$ DECLARE p record; BEGIN FOR p IN SELECT c.relname FROM pg_inherits i"
+                " JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'results'::regclass"
+                " AND c.relname ~ '^results_[0-9]{8}$'"
+                " AND to_date(substr(c.relname, 9), 'YYYYMMDD')"
+                "     >= (now() AT TIME ZONE 'UTC')::date + 30"
+                " LOOP EXECUTE format('DROP TABLE %I', p.relname); END LOOP; END $$"
+            )
+        assert sorted(await asyncio.gather(make(), make(), make())) == [0, 0, 5]
+
+
 def test_minute_rollup_retention_setting() -> None:
     env = {
         "VIGIL_DATABASE_URL": "postgresql://db/vigil",
