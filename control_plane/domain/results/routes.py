@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from litestar import Controller, Request, get
 from litestar.di import NamedDependency
@@ -19,6 +20,24 @@ from .schemas import CheckResultOut, LatencyByRegion, LatencySeries, Uptime
 from .service import latency, latency_by_region, results_page, uptime
 
 RESULTS_DEFAULT, RESULTS_CAP = 1000, 10_000
+
+T = TypeVar("T")
+
+
+async def _read(
+    request: Request[Any, Any, Any],
+    org: OrgContext,
+    target_id: str,
+    from_: datetime | None,
+    to: datetime | None,
+    read: Callable[..., Awaitable[T]],
+    **kw: Any,
+) -> T:
+    """One range read of one target: its id and [from, to) checked, on a pooled connection."""
+    tid = path_uuid(target_id, target_not_found())
+    start, end = time_range(from_, to)
+    async with resources(request).db.connection() as conn:
+        return await read(conn, org.org_id, tid, start=start, end=end, **kw)
 
 
 class TargetResultsController(Controller):
@@ -38,14 +57,10 @@ class TargetResultsController(Controller):
         offset: int | None = Parameter(default=None),
     ) -> Page[CheckResultOut]:
         """Check results in [from, to) (default the last 24 h), newest first."""
-        tid = path_uuid(target_id, target_not_found())
-        start, end = time_range(from_, to)
         lim, off = page_params(limit, offset, RESULTS_DEFAULT, RESULTS_CAP)
-        res = resources(request)
-        async with res.db.connection() as conn:
-            items, total = await results_page(
-                conn, org.org_id, tid, start=start, end=end, region=region, limit=lim, offset=off
-            )
+        items, total = await _read(
+            request, org, target_id, from_, to, results_page, region=region, limit=lim, offset=off
+        )
         return Page(items=items, total=total, limit=lim, offset=off)
 
     @get("/uptime", operation_id="getTargetUptime")
@@ -63,11 +78,7 @@ class TargetResultsController(Controller):
         Full minutes the rollup job has settled come from the per-minute rollups; the partial
         minutes at the edges and the not-yet-settled tail from raw results, so the counts are
         exactly those of the raw results in the range."""
-        tid = path_uuid(target_id, target_not_found())
-        start, end = time_range(from_, to)
-        res = resources(request)
-        async with res.db.connection() as conn:
-            return await uptime(conn, org.org_id, tid, start=start, end=end, region=region)
+        return await _read(request, org, target_id, from_, to, uptime, region=region)
 
     @get("/latency", operation_id="getTargetLatency")
     async def latency(
@@ -81,11 +92,7 @@ class TargetResultsController(Controller):
     ) -> LatencySeries:
         """Latency quantiles, mean and phase means over [from, to) in ~60 buckets (a multiple of
         60 s), read from the per-minute rollups."""
-        tid = path_uuid(target_id, target_not_found())
-        start, end = time_range(from_, to)
-        res = resources(request)
-        async with res.db.connection() as conn:
-            return await latency(conn, org.org_id, tid, start=start, end=end, region=region)
+        return await _read(request, org, target_id, from_, to, latency, region=region)
 
     @get("/latency/by-region", operation_id="getTargetLatencyByRegion")
     async def latency_by_region(
@@ -98,10 +105,4 @@ class TargetResultsController(Controller):
         region: str | None = Parameter(default=None, description="only this region's samples"),
     ) -> LatencyByRegion:
         """As /latency, one series per region that has samples in the range."""
-        tid = path_uuid(target_id, target_not_found())
-        start, end = time_range(from_, to)
-        res = resources(request)
-        async with res.db.connection() as conn:
-            return await latency_by_region(
-                conn, org.org_id, tid, start=start, end=end, region=region
-            )
+        return await _read(request, org, target_id, from_, to, latency_by_region, region=region)
