@@ -116,7 +116,9 @@ async def rollup_range(conn: AsyncConnection[Any], lo: datetime, hi: datetime) -
     start = floor_minute(lo)
     while start < hi:
         stop = min(start + CHUNK, hi)
-        cur = await conn.execute(Q.rollup_range, {"lo": start, "hi": stop})
+        cur = await conn.execute(
+            Q.rollup_minutes, {"since": start, "margin": MARGIN_SECS, "lo": start, "hi": stop}
+        )
         written += max(cur.rowcount, 0)
         start = stop
     return written
@@ -149,8 +151,13 @@ async def run_rollups(conn: AsyncConnection[Any]) -> RollupRun:
         else:
             lo = prev - longest
             cur = await conn.execute(
-                Q.rollup_window,
-                {"since": prev, "margin": MARGIN_SECS, "lo": floor_minute(prev - longest)},
+                Q.rollup_minutes,
+                {
+                    "since": prev,
+                    "margin": MARGIN_SECS,
+                    "lo": floor_minute(prev - longest),
+                    "hi": None,
+                },
             )
             written = max(cur.rowcount, 0)
         mark = now if hold is None else min(now, hold)

@@ -23,11 +23,14 @@ FROM schedules s JOIN targets t ON t.id = s.target_id
 WHERE s.next_due_at < now() - make_interval(secs => 10 + %(margin)s)
   AND s.next_due_at + make_interval(secs => t.interval_secs + %(margin)s) < now();
 
--- name: rollup_window
--- Recomputes, per target, the minutes from its previous settled point (``since`` minus the
--- target's interval and the lateness margin, floored to the minute) to now: one set-based
--- INSERT ... SELECT ... GROUP BY. Rows that come out identical are not written again.
--- ``lo`` is the earliest of those points (a constant, so partitions before it are pruned).
+-- name: rollup_minutes
+-- Recomputes minutes with one set-based INSERT ... SELECT ... GROUP BY; rows that come out
+-- identical are not written again. Per target, the minutes in [lo, hi) (hi NULL: no end) from its
+-- previous settled point on (``since`` minus the target's interval and the lateness margin,
+-- floored to the minute). The regular run passes its previous watermark as ``since`` and the
+-- earliest of those points as ``lo``; a backfill passes day-sized chunks with ``since = lo``
+-- (the per-target bound is then below ``lo``). ``lo`` and ``hi`` are constants, so partitions
+-- outside them are pruned.
 INSERT INTO result_rollups AS ru (
     target_id, region_id, minute, org_id, total, up, down, degraded, error, missed, samples,
     latency_p50, latency_p95, latency_p99, latency_avg, dns_avg, connect_avg, tls_avg, ttfb_avg)
@@ -51,44 +54,9 @@ CROSS JOIN LATERAL (
       AND r.scheduled_at >= date_trunc(
             'minute', %(since)s::timestamptz - make_interval(secs => t.interval_secs + %(margin)s))
       AND r.scheduled_at >= %(lo)s
+      AND r.scheduled_at < coalesce(%(hi)s::timestamptz, 'infinity')
     OFFSET 0
 ) r
-GROUP BY r.target_id, r.region_id, date_trunc('minute', r.scheduled_at), r.org_id
-ON CONFLICT (target_id, region_id, minute) DO UPDATE
-SET org_id = EXCLUDED.org_id, total = EXCLUDED.total, up = EXCLUDED.up, down = EXCLUDED.down,
-    degraded = EXCLUDED.degraded, error = EXCLUDED.error, missed = EXCLUDED.missed,
-    samples = EXCLUDED.samples, latency_p50 = EXCLUDED.latency_p50,
-    latency_p95 = EXCLUDED.latency_p95, latency_p99 = EXCLUDED.latency_p99,
-    latency_avg = EXCLUDED.latency_avg, dns_avg = EXCLUDED.dns_avg,
-    connect_avg = EXCLUDED.connect_avg, tls_avg = EXCLUDED.tls_avg, ttfb_avg = EXCLUDED.ttfb_avg
-WHERE (ru.total, ru.up, ru.down, ru.degraded, ru.error, ru.missed, ru.samples, ru.latency_p50,
-       ru.latency_p95, ru.latency_p99, ru.latency_avg, ru.dns_avg, ru.connect_avg, ru.tls_avg,
-       ru.ttfb_avg)
-      IS DISTINCT FROM
-      (EXCLUDED.total, EXCLUDED.up, EXCLUDED.down, EXCLUDED.degraded, EXCLUDED.error,
-       EXCLUDED.missed, EXCLUDED.samples, EXCLUDED.latency_p50, EXCLUDED.latency_p95,
-       EXCLUDED.latency_p99, EXCLUDED.latency_avg, EXCLUDED.dns_avg, EXCLUDED.connect_avg,
-       EXCLUDED.tls_avg, EXCLUDED.ttfb_avg);
-
--- name: rollup_range
--- Recomputes every minute in [lo, hi) of every target (backfill after a first start or a long
--- stop; run in day-sized chunks). Same aggregates and upsert as rollup_window.
-INSERT INTO result_rollups AS ru (
-    target_id, region_id, minute, org_id, total, up, down, degraded, error, missed, samples,
-    latency_p50, latency_p95, latency_p99, latency_avg, dns_avg, connect_avg, tls_avg, ttfb_avg)
-SELECT r.target_id, r.region_id, date_trunc('minute', r.scheduled_at), r.org_id,
-       count(*), count(*) FILTER (WHERE r.status = 'up'),
-       count(*) FILTER (WHERE r.status = 'down'),
-       count(*) FILTER (WHERE r.status = 'degraded'),
-       count(*) FILTER (WHERE r.status = 'error'),
-       count(*) FILTER (WHERE r.status = 'missed'),
-       count(r.latency_ms),
-       percentile_cont(0.5) WITHIN GROUP (ORDER BY r.latency_ms),
-       percentile_cont(0.95) WITHIN GROUP (ORDER BY r.latency_ms),
-       percentile_cont(0.99) WITHIN GROUP (ORDER BY r.latency_ms),
-       avg(r.latency_ms), avg(r.dns_ms), avg(r.connect_ms), avg(r.tls_ms), avg(r.ttfb_ms)
-FROM results r
-WHERE r.scheduled_at >= %(lo)s AND r.scheduled_at < %(hi)s
 GROUP BY r.target_id, r.region_id, date_trunc('minute', r.scheduled_at), r.org_id
 ON CONFLICT (target_id, region_id, minute) DO UPDATE
 SET org_id = EXCLUDED.org_id, total = EXCLUDED.total, up = EXCLUDED.up, down = EXCLUDED.down,
