@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
+from probe_agent.netguard import SsrfBlocked
 from shared.protocol import AgentStatus, CheckResult, Lease, Timings
 
 SpecT_contra = TypeVar("SpecT_contra", contravariant=True)
@@ -90,6 +91,23 @@ class Attempt:
             error_code=error_code,
             timings=timings,
             details=details or {},
+        )
+
+    def blocked(
+        self,
+        exc: SsrfBlocked,
+        *,
+        timings: Timings | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> CheckResult:
+        """The SSRF guard refused the connection: status ``error`` with ``SSRF_BLOCKED``, the
+        refused address and its blocked range added to ``details``."""
+        return self.finish(
+            "error",
+            timings=timings,
+            error=str(exc),
+            error_code=SSRF_BLOCKED,
+            details={**(details or {}), **exc.details()},
         )
 
     def probe_error(self, message: str) -> CheckResult:

@@ -18,7 +18,7 @@ import dns.exception
 import dns.rdata
 import dns.resolver
 
-from probe_agent.checks.base import DNS_FAILURE, PROBE_ERROR, SSRF_BLOCKED, TIMEOUT, Attempt
+from probe_agent.checks.base import DNS_FAILURE, PROBE_ERROR, TIMEOUT, Attempt
 from probe_agent.netguard import Policy, SsrfBlocked
 from shared.checks import DnsCheck
 from shared.protocol import CheckResult, Lease, Timings
@@ -142,12 +142,7 @@ class DnsRunner:
                     check.server, [check.server], check.port
                 )
             except SsrfBlocked as exc:
-                return attempt.finish(
-                    "error",
-                    error=str(exc),
-                    error_code=SSRF_BLOCKED,
-                    details={**details, **exc.details()},
-                )
+                return attempt.blocked(exc, details=details)
         try:
             resolver = resolver_for(check)
         except dns.resolver.NoResolverConfiguration:

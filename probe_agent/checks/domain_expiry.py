@@ -27,7 +27,7 @@ import msgspec
 import yarl
 
 from probe_agent import USER_AGENT
-from probe_agent.checks.base import RATE_LIMITED, SSRF_BLOCKED, TIMEOUT, Attempt, utcnow
+from probe_agent.checks.base import RATE_LIMITED, TIMEOUT, Attempt, utcnow
 from probe_agent.checks.expiry import days_remaining, expiry_status, iso_utc
 from probe_agent.netguard import GuardedConnector, Policy, SsrfBlocked
 from shared.checks import DomainExpiryCheck
@@ -215,8 +215,7 @@ class DomainExpiryRunner:
             async with asyncio.timeout(check.timeout / 1000):
                 doc = await self._lookup(domain, details, Policy.for_lease(lease))
         except SsrfBlocked as exc:
-            details.update(exc.details())
-            return attempt.finish("error", error=str(exc), error_code=SSRF_BLOCKED, details=details)
+            return attempt.blocked(exc, details=details)
         except TimeoutError:
             message = f"no RDAP answer for {domain} within {check.timeout} ms"
             return attempt.finish("error", error=message, error_code=TIMEOUT, details=details)

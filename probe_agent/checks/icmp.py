@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Literal
 
-from probe_agent.checks.base import DNS_FAILURE, SSRF_BLOCKED, TIMEOUT, Attempt, ms_between
+from probe_agent.checks.base import DNS_FAILURE, TIMEOUT, Attempt, ms_between
 from probe_agent.deadlines import deadline
 from probe_agent.netguard import Policy, SsrfBlocked
 from shared.checks import IcmpCheck
@@ -186,9 +186,7 @@ class IcmpRunner:
             message = f"DNS lookup of {host} took longer than {check.timeout} ms"
             return attempt.finish("down", error=message, error_code=TIMEOUT)
         except SsrfBlocked as exc:
-            return attempt.finish(
-                "error", error=str(exc), error_code=SSRF_BLOCKED, details=exc.details()
-            )
+            return attempt.blocked(exc)
         except (socket.gaierror, ValueError) as exc:
             reason = exc.strerror if isinstance(exc, socket.gaierror) else "no address"
             message = f"DNS lookup of {host} failed: {reason or exc}"

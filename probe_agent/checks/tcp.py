@@ -11,7 +11,6 @@ from probe_agent.checks.base import (
     CONNECTION_FAILED,
     CONNECTION_REFUSED,
     DNS_FAILURE,
-    SSRF_BLOCKED,
     TIMEOUT,
     Attempt,
     is_refused,
@@ -81,13 +80,7 @@ class TcpRunner:
                 address = await _connect(addresses, times)
         except SsrfBlocked as exc:
             times.dns_ms = exc.dns_ms
-            return attempt.finish(
-                "error",
-                timings=timings(),
-                error=str(exc),
-                error_code=SSRF_BLOCKED,
-                details=exc.details(),
-            )
+            return attempt.blocked(exc, timings=timings())
         except TimeoutError:
             message = f"no connection to {where} within {check.timeout} ms"
             return attempt.finish("down", timings=timings(), error=message, error_code=TIMEOUT)

@@ -27,7 +27,6 @@ from probe_agent.checks.base import (
     CONNECTION_FAILED,
     CONNECTION_REFUSED,
     DNS_FAILURE,
-    SSRF_BLOCKED,
     TIMEOUT,
     TLS_ERROR,
     Attempt,
@@ -178,13 +177,7 @@ class TlsCertRunner:
                 )
         except SsrfBlocked as exc:
             phases.dns_ms = exc.dns_ms
-            return attempt.finish(
-                "error",
-                timings=timings(),
-                error=str(exc),
-                error_code=SSRF_BLOCKED,
-                details=exc.details(),
-            )
+            return attempt.blocked(exc, timings=timings())
         except TimeoutError:
             return failed(f"no TLS handshake with {where} within {check.timeout} ms", TIMEOUT)
         except socket.gaierror as exc:
