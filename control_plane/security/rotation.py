@@ -20,7 +20,7 @@ authentication, malformed) is left as it is and reported with its row; the run c
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -132,34 +132,50 @@ def _rewrap_row(
     return out if out != values else None
 
 
-async def _rotate_column(
-    conn: psycopg.AsyncConnection[Any], sealer: Sealer, col: SealedColumn, batch_size: int
-) -> ColumnReport:
-    report = ColumnReport(col.name)
-    select, update = _format(_SELECT_BATCH, col), _format(_UPDATE_ROW, col)
+async def _rewrite_rows(
+    conn: psycopg.AsyncConnection[Any],
+    select: str | sql.Composed,
+    update: str | sql.Composed,
+    batch_size: int,
+    rewrite: Callable[[dict[str, Any]], dict[str, Any] | None],
+) -> AsyncIterator[tuple[int, int]]:
+    """Walk a table by keyset on ``id``, ``batch_size`` rows per transaction (``select`` locks
+    them), running ``update`` with what ``rewrite`` returns for a row (None: leave it as it is).
+    Yields (rows read, rows changed) after each committed batch."""
     after = _KEYSET_START
     while True:
         async with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(select, {"after": after, "limit": batch_size})
             rows = await cur.fetchall()
             if not rows:
-                return report
-            changed = []
-            for row in rows:
-                new = _rewrap_row(sealer, col, row, report)
-                if new is not None:
-                    changed.append({"id": row["id"], "sealed": Jsonb(new)})
+                return
+            changed = [params for params in map(rewrite, rows) if params is not None]
             if changed:
                 await cur.executemany(update, changed)
         after = rows[-1]["id"]
+        yield len(rows), len(changed)
+
+
+async def _rotate_column(
+    conn: psycopg.AsyncConnection[Any], sealer: Sealer, col: SealedColumn, batch_size: int
+) -> ColumnReport:
+    report = ColumnReport(col.name)
+
+    def rewrap(row: dict[str, Any]) -> dict[str, Any] | None:
+        new = _rewrap_row(sealer, col, row, report)
+        return None if new is None else {"id": row["id"], "sealed": Jsonb(new)}
+
+    select, update = _format(_SELECT_BATCH, col), _format(_UPDATE_ROW, col)
+    async for rows, changed in _rewrite_rows(conn, select, update, batch_size, rewrap):
         log.info(
             "keys_rotate_batch",
             column=col.name,
-            rows=len(rows),
-            rows_changed=len(changed),
+            rows=rows,
+            rows_changed=changed,
             rewrapped=report.rewrapped,
             failed=len(report.failures),
         )
+    return report
 
 
 async def rotate_keys(
@@ -194,27 +210,19 @@ async def seal_plain_headers_at_rest(
 ) -> int:
     """Seal the secret header values still in the clear in targets' specs; returns how many."""
     total = 0
-    after = _KEYSET_START
-    while True:
-        async with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
-            await cur.execute(_PLAIN_HEADER_CANDIDATES, {"after": after, "limit": batch_size})
-            rows = await cur.fetchall()
-            if not rows:
-                return total
-            changed = []
-            for row in rows:
-                done = seal_plain_headers(
-                    sealer, row["org_id"], row["id"], row["spec"], row["secrets"]
-                )
-                if done is not None:
-                    spec, secrets, count = done
-                    changed.append(
-                        {"id": row["id"], "spec": Jsonb(spec), "secrets": Jsonb(secrets)}
-                    )
-                    total += count
-            if changed:
-                await cur.executemany(_SEAL_HEADERS, changed)
-        after = rows[-1]["id"]
+
+    def seal(row: dict[str, Any]) -> dict[str, Any] | None:
+        nonlocal total
+        done = seal_plain_headers(sealer, row["org_id"], row["id"], row["spec"], row["secrets"])
+        if done is None:
+            return None
+        spec, secrets, count = done
+        total += count
+        return {"id": row["id"], "spec": Jsonb(spec), "secrets": Jsonb(secrets)}
+
+    async for _ in _rewrite_rows(conn, _PLAIN_HEADER_CANDIDATES, _SEAL_HEADERS, batch_size, seal):
+        pass
+    return total
 
 
 async def key_usage(
