@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from bench.proc import Processes
-from control_plane.embedded import free_port
+from control_plane.dev.embedded import free_port
 
 # command -> Debian package
 TOOLS = {

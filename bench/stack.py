@@ -25,9 +25,9 @@ from psycopg.types.json import Jsonb
 
 from bench.proc import Processes
 from control_plane.db.migrate import migrate
+from control_plane.dev.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 from control_plane.domain.orgs.service import create_org, create_token
 from control_plane.domain.targets.codec import seal_check
-from control_plane.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 from control_plane.security.sealing import Sealer
 from shared.checks import CheckSpec, check_kind
 

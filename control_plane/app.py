@@ -13,16 +13,27 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from redis.asyncio import Redis
 
-from control_plane.agent_api.routes import AgentController
-from control_plane.auth import (
+from control_plane.core.auth import (
     agent_guard,
     authenticated_agent,
     authenticated_org,
     operator_guard,
     org_guard,
 )
-from control_plane.cache_control import cache_control_middleware
+from control_plane.core.cache_control import cache_control_middleware
+from control_plane.core.errors import exception_handlers
+from control_plane.core.health import healthz, readyz
+from control_plane.core.observability import (
+    OPENAPI_PATH,
+    EnvelopeJsonRenderPlugin,
+    instrument,
+    openapi_router,
+)
+from control_plane.core.observability.monitoring import MonitoringMetrics, refresher
+from control_plane.core.state import Resources
 from control_plane.db.pool import make_pool
+from control_plane.domain.agent_api.routes import AgentController
+from control_plane.domain.agent_api.wakeups import Wakeups
 from control_plane.domain.agents.routes import OperatorAgentController
 from control_plane.domain.heartbeats.routes import HeartbeatController
 from control_plane.domain.incidents.routes import IncidentController
@@ -30,19 +41,8 @@ from control_plane.domain.ondemand.routes import OnDemandController
 from control_plane.domain.regions.routes import OperatorRegionController, RegionCatalogController
 from control_plane.domain.results.routes import TargetResultsController
 from control_plane.domain.targets.routes import TargetController
-from control_plane.errors import exception_handlers
-from control_plane.health import healthz, readyz
-from control_plane.monitoring.metrics import MonitoringMetrics, refresher
-from control_plane.monitoring.wakeups import Wakeups
-from control_plane.observability import (
-    OPENAPI_PATH,
-    EnvelopeJsonRenderPlugin,
-    instrument,
-    openapi_router,
-)
 from control_plane.security.sealing import Sealer
 from control_plane.settings import Settings, get_settings
-from control_plane.state import Resources
 
 API_VERSION = "0.1.0"
 
@@ -53,25 +53,24 @@ def _lifespan(settings: Settings) -> Any:
         pool = make_pool(settings.database)
         await pool.open(wait=False)
         redis = Redis.from_url(settings.redis.url, decode_responses=False)
+        wakeups = Wakeups(settings.database.url)
+        monitoring = MonitoringMetrics(app.state.metrics)
         app.state.resources = Resources(
             settings=settings,
             db=pool,
             redis=redis,
             sealer=Sealer(settings.security.sealing_keys, settings.security.primary_key_id),
             queue=ArqRedis.from_url(settings.redis.url),
-            wakeups=Wakeups(settings.database.url),
+            wakeups=wakeups,
+            monitoring=monitoring,
         )
-        app.state.monitoring = MonitoringMetrics(app.state.metrics)
         # Everything built so far lives as long as the process: keep it out of the collector's
         # full passes, which otherwise rescan it while a large page (10,000 result structs) is
         # being built and stall the requests in flight (and were 13 % of the API's CPU samples
         # while leasing and ingesting, issue 5).
         gc.freeze()
         try:
-            async with (
-                refresher(app.state.monitoring, pool),
-                app.state.resources.wakeups.running(),
-            ):
+            async with refresher(monitoring, pool), wakeups.running():
                 yield
         finally:
             await redis.aclose()

@@ -5,7 +5,7 @@ worker writes the same JSON lines as the parent.
 """
 
 from control_plane.app import create_app
-from control_plane.logs import configure_logging
+from control_plane.core.logs import configure_logging
 from control_plane.settings import get_settings
 
 configure_logging(get_settings().api.log_level)

@@ -20,8 +20,8 @@ from collections.abc import Callable, Sequence
 
 import psycopg
 
+from control_plane.core.logs import configure_logging
 from control_plane.db.migrate import migrate
-from control_plane.logs import configure_logging
 from control_plane.security import rotation
 from control_plane.security.sealing import Sealer
 from control_plane.settings import SettingsError, get_settings, settings_from_env
@@ -129,7 +129,7 @@ def _cmd_worker(_: argparse.Namespace) -> int:
 
 
 def _cmd_dev(args: argparse.Namespace) -> int:
-    from control_plane.devstack import run_dev
+    from control_plane.dev.stack import run_dev
 
     return int(run_dev(args))
 

@@ -20,7 +20,7 @@ import psycopg
 from psycopg import sql
 
 from control_plane.db.migrate import migrate
-from control_plane.embedded import EmbeddedPostgres, EmbeddedRedis
+from control_plane.dev.embedded import EmbeddedPostgres, EmbeddedRedis
 from control_plane.settings import (
     ApiSettings,
     DatabaseSettings,

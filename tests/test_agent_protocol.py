@@ -9,7 +9,7 @@ from typing import Any
 
 from litestar import Litestar
 
-from control_plane.worker.tasks import sweep_missed
+from control_plane.domain.agent_api.jobs import sweep_missed
 from tests.conftest import Persona, assert_error
 from tests.monitoring_helpers import fetch, make_agent, make_due, make_target, result_for
 
@@ -296,7 +296,8 @@ async def test_protocol_metrics(
     (lease,) = (await agent.lease()).json()["leases"]
     await agent.ingest([result_for(lease, "down")])
     await agent.ingest([result_for(lease, "down")])
-    await app.state.monitoring.refresh(app.state.resources.db)
+    assert app.state.resources.monitoring is not None
+    await app.state.resources.monitoring.refresh(app.state.resources.db)
     text = (await client.get("/metrics")).text
     samples = {
         (s.name, tuple(sorted(s.labels.items()))): s.value

@@ -30,8 +30,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from control_plane.devstack import DevFile, child_env, ensure_demo, ensure_secrets
-from control_plane.embedded import EmbeddedPostgres, EmbeddedRedis, free_port, pid_alive
+from control_plane.dev.embedded import EmbeddedPostgres, EmbeddedRedis, free_port, pid_alive
+from control_plane.dev.envfile import DevFile, child_env, ensure_secrets
+from control_plane.dev.seed import ensure_demo
 from control_plane.settings import settings_from_env
 from tests.stack import TOKEN_KEY
 

@@ -13,9 +13,9 @@ import pytest
 from litestar import Litestar
 from psycopg.rows import dict_row
 
-from control_plane.monitoring import evaluate
-from control_plane.monitoring.evaluate import evaluate_batch, evaluate_target
-from control_plane.worker.tasks import evaluate_targets
+from control_plane.domain.incidents import engine as evaluate
+from control_plane.domain.incidents.engine import evaluate_batch, evaluate_target
+from control_plane.domain.incidents.jobs import evaluate_targets
 from tests.conftest import Persona
 from tests.monitoring_helpers import ensure_region, fetch, make_target
 from tests.test_incidents import incidents

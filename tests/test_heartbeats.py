@@ -16,14 +16,15 @@ from arq.connections import ArqRedis
 from litestar import Litestar
 from redis.asyncio import Redis
 
+from control_plane.core.queue import queue_name
+from control_plane.core.state import Resources
 from control_plane.db.pool import make_pool
-from control_plane.domain.heartbeats.sweep import sweep_overdue
-from control_plane.monitoring.jobs import queue_name
+from control_plane.domain.heartbeats.jobs import sweep_overdue
+from control_plane.domain.incidents.jobs import evaluate_targets
 from control_plane.security.rotation import SealedColumn, rotate_keys
 from control_plane.security.sealing import Sealer
 from control_plane.settings import Settings
-from control_plane.state import Resources
-from control_plane.worker.tasks import evaluate_targets, sweep
+from control_plane.worker.main import sweep
 from probe_agent.checks import run_lease
 from shared.checks import HeartbeatCheck
 from tests.agent.helpers import make_lease

@@ -11,8 +11,8 @@ import psycopg
 from litestar import Litestar
 from psycopg.rows import dict_row
 
-from control_plane.monitoring.evaluate import evaluate_target
-from control_plane.worker.tasks import evaluate_targets
+from control_plane.domain.incidents.engine import evaluate_target
+from control_plane.domain.incidents.jobs import evaluate_targets
 from tests.conftest import Persona, assert_error
 from tests.monitoring_helpers import AgentHandle, make_agent, make_due, make_target, result_for
 

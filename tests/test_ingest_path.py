@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import psycopg
 import pytest
 
-from control_plane.monitoring.lease_ids import LeaseClaim, LeaseSigner
+from control_plane.domain.agent_api.lease_ids import LeaseClaim, LeaseSigner
 from tests.conftest import Persona
 from tests.monitoring_helpers import fetch, make_agent, make_due, make_target, result_for
 

@@ -18,9 +18,9 @@ from litestar.testing import AsyncTestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from control_plane.app import create_app
-from control_plane.auth import OrgContext, provide_org
-from control_plane.logs import configure_logging
-from control_plane.observability import Metrics, metrics_of
+from control_plane.core.auth import OrgContext, provide_org
+from control_plane.core.logs import configure_logging
+from control_plane.core.observability import Metrics, metrics_of
 from control_plane.settings import Settings
 from tests.conftest import Persona, assert_error
 

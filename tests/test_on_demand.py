@@ -28,8 +28,8 @@ from litestar.testing import AsyncTestClient
 from psycopg.types.json import Jsonb
 
 from control_plane.app import create_app
-from control_plane.monitoring.lease_ids import LeaseClaim, LeaseSigner
-from control_plane.monitoring.wakeups import Wakeups
+from control_plane.domain.agent_api.lease_ids import LeaseClaim, LeaseSigner
+from control_plane.domain.agent_api.wakeups import Wakeups
 from control_plane.security.sealing import Sealer
 from control_plane.settings import Settings
 from probe_agent.agent import Agent

@@ -9,7 +9,7 @@ from typing import Any
 from litestar import Litestar
 from litestar.routes import HTTPRoute
 
-from control_plane.observability.docs import ASSET_DIR
+from control_plane.core.observability.docs import ASSET_DIR
 from tests.conftest import Persona, assert_error
 
 # The routes that serve the documentation and metrics themselves.

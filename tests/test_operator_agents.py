@@ -1,7 +1,7 @@
 """/operator/agents: agent registration, its once-shown token, revocation and removal.
 
 There is no agent route yet, so a token is proven by handing it to the real
-``control_plane.auth.provide_agent`` dependency on a connection to the running app.
+``control_plane.core.auth.provide_agent`` dependency on a connection to the running app.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from litestar.connection import ASGIConnection
 from litestar.testing import AsyncTestClient
 
 from control_plane.app import create_app
-from control_plane.auth import AgentContext, provide_agent
-from control_plane.errors import ApiError
+from control_plane.core.auth import AgentContext, provide_agent
+from control_plane.core.errors import ApiError
 from control_plane.security import tokens
 from control_plane.settings import Settings
 from tests.conftest import Persona, assert_error

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from control_plane.monitoring.policy import RegionCounters, apply_result, policy_met
+from control_plane.domain.incidents.policy import RegionCounters, apply_result, policy_met
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 statuses = st.sampled_from(["up", "down", "degraded", "error", "missed"])

@@ -17,7 +17,8 @@ from litestar import Litestar
 from psycopg import sql
 
 from control_plane.db.migrate import load_migrations, migrate
-from control_plane.monitoring.rollups import (
+from control_plane.domain.results.jobs import ensure_partitions
+from control_plane.domain.results.rollups import (
     MARGIN_SECS,
     ceil_hour,
     drop_expired_minutes,
@@ -25,7 +26,6 @@ from control_plane.monitoring.rollups import (
     rollup_range,
 )
 from control_plane.settings import SettingsError, settings_from_env
-from control_plane.worker.tasks import ensure_partitions
 from tests.conftest import Persona
 from tests.monitoring_helpers import make_target
 from tests.stack import Stack, with_database

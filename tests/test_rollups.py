@@ -13,8 +13,14 @@ import pytest
 from litestar import Litestar
 from psycopg.rows import dict_row
 
-from control_plane.monitoring.rollups import MARGIN_SECS, RollupRun, drop_expired_raw, run_rollups
-from control_plane.worker.tasks import rollup, sweep_missed
+from control_plane.domain.agent_api.jobs import sweep_missed
+from control_plane.domain.results.jobs import rollup
+from control_plane.domain.results.rollups import (
+    MARGIN_SECS,
+    RollupRun,
+    drop_expired_raw,
+    run_rollups,
+)
 from tests.conftest import Persona, assert_error
 from tests.monitoring_helpers import make_agent, make_due, make_target, result_for
 

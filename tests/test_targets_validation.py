@@ -19,7 +19,12 @@ from hypothesis import strategies as st
 from litestar.testing import TestClient
 
 from control_plane.app import create_app
-from control_plane.errors import decode_body, decode_error_to_api, find_nul, msgspec_path_to_pointer
+from control_plane.core.errors import (
+    decode_body,
+    decode_error_to_api,
+    find_nul,
+    msgspec_path_to_pointer,
+)
 from control_plane.settings import Settings
 from tests.conftest import Persona, assert_error, make_org
 from tests.test_targets_crud import add_channel, add_region, create, http_target, tcp_target

@@ -10,7 +10,7 @@ import psycopg
 from litestar import Litestar
 from psycopg.rows import dict_row
 
-from control_plane.worker.tasks import evaluate_targets
+from control_plane.domain.incidents.jobs import evaluate_targets
 from tests.conftest import Persona
 from tests.monitoring_helpers import AgentHandle, make_agent, make_target, result_for
 from tests.test_incidents import incidents, make_due_in

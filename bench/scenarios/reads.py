@@ -23,7 +23,7 @@ from bench.config import BenchConfig
 from bench.proc import cpu_between, sample, spread
 from bench.report import Outcome
 from bench.stack import Vigil
-from control_plane.monitoring.rollups import run_rollups
+from control_plane.domain.results.rollups import run_rollups
 
 DAYS = 30
 RESULT_COLS = (

@@ -1,20 +1,48 @@
-"""Builds and runs the arq worker from ``Settings``."""
+"""Builds and runs the arq worker from ``Settings``: each slice's jobs, registered here.
+
+- ``evaluate_targets`` (incidents): enqueued by ingest and the heartbeat receiver;
+- ``sweep`` (every second): missed slots (agent API), overdue heartbeats, marks left behind
+  (incidents), and now and then the daily partitions (results);
+- ``rollup`` (every 15 s): the per-minute and hourly rollups (results).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+import structlog
 from arq import cron
 from arq.connections import RedisSettings as ArqRedisSettings
 from arq.worker import Worker
 from redis.asyncio import Redis
 
+from control_plane.core.queue import EVALUATE_TARGETS, job_resources, queue_name
+from control_plane.core.state import Resources
 from control_plane.db.pool import make_pool
-from control_plane.monitoring.jobs import EVALUATE_TARGETS, queue_name
+from control_plane.domain.agent_api.jobs import sweep_missed
+from control_plane.domain.heartbeats.jobs import sweep_overdue
+from control_plane.domain.incidents import jobs as incidents
+from control_plane.domain.results import jobs as results
 from control_plane.security.sealing import Sealer
 from control_plane.settings import Settings
-from control_plane.state import Resources
-from control_plane.worker import tasks
+
+log = structlog.get_logger("vigil.worker")
+# The sweep makes the daily partitions on its first run and every this many runs after.
+PARTITIONS_EVERY = 600
+
+
+async def sweep(ctx: dict[str, Any]) -> None:
+    """Every second: missed slots, overdue heartbeats, evaluations left behind; now and then,
+    partitions."""
+    res = job_resources(ctx)
+    missed = await sweep_missed(res)
+    if missed:
+        log.info("slots_missed", count=missed)
+    await sweep_overdue(res)
+    await incidents.sweep_marks(ctx)
+    ctx["sweeps"] = ctx.get("sweeps", 0) + 1
+    if ctx["sweeps"] % PARTITIONS_EVERY == 1:
+        await results.ensure_partitions(res)
 
 
 def build_worker(settings: Settings, *, handle_signals: bool = True) -> Worker:
@@ -36,15 +64,15 @@ def build_worker(settings: Settings, *, handle_signals: bool = True) -> Worker:
             await res.db.close()
 
     async def evaluate_targets(ctx: dict[str, Any], target_ids: list[str]) -> int:
-        return await tasks.evaluate_targets(ctx, target_ids)
+        return await incidents.evaluate_targets(ctx, target_ids)
 
     evaluate_targets.__qualname__ = EVALUATE_TARGETS
 
     return Worker(
         functions=[evaluate_targets],
         cron_jobs=[
-            cron(tasks.sweep, name="sweep", second=set(range(60)), unique=True, timeout=30),
-            cron(tasks.rollup, name="rollup", second={0, 15, 30, 45}, unique=True, timeout=600),
+            cron(sweep, name="sweep", second=set(range(60)), unique=True, timeout=30),
+            cron(results.rollup, name="rollup", second={0, 15, 30, 45}, unique=True, timeout=600),
         ],
         redis_settings=ArqRedisSettings.from_dsn(settings.redis.url),
         queue_name=queue_name(settings.redis),

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, Response, delete, get, patch, post
+from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
-from psycopg import AsyncConnection
 
-from control_plane.auth import resources
-from control_plane.pagination import Page, page_params
-from control_plane.requests import path_uuid, strict_body
+from control_plane.core.pagination import Page, Paging, paging
+from control_plane.core.requests import path_uuid, strict_body
+from control_plane.core.service import provide
 
 from .schemas import Agent, AgentCreate, AgentUpdate, NewAgent
 from .service import AgentService, agent_not_found
@@ -19,25 +19,24 @@ from .service import AgentService, agent_not_found
 LIST_DEFAULT, LIST_CAP = 50, 1000
 
 
-def _service(request: Request[Any, Any, Any], conn: AsyncConnection[Any]) -> AgentService:
-    return AgentService(conn, resources(request).settings.security.token_key)
-
-
 class OperatorAgentController(Controller):
     """Mounted under the operator router, whose guard checks the operator token."""
 
     path = "/agents"
     tags = ["operator"]
+    dependencies = {"agents": provide(AgentService), "paging": paging(LIST_DEFAULT, LIST_CAP)}
 
     @post("/", operation_id="operatorCreateAgent", status_code=HTTP_201_CREATED)
     async def create(
-        self, request: Request[Any, Any, Any], data: JSONBody[AgentCreate]
+        self,
+        request: Request[Any, Any, Any],
+        agents: NamedDependency[AgentService],
+        data: JSONBody[AgentCreate],
     ) -> Response[NewAgent]:
         """Register an agent of a region. The response carries its ``sm_agent_…`` token: it is
         shown this once and cannot be read back."""
         body = await strict_body(request, AgentCreate)
-        async with resources(request).db.connection() as conn:
-            agent = await _service(request, conn).create(body)
+        agent = await agents.create(body)
         return Response(
             agent,
             status_code=HTTP_201_CREATED,
@@ -47,49 +46,47 @@ class OperatorAgentController(Controller):
     @get("/", operation_id="operatorListAgents")
     async def list_agents(
         self,
-        request: Request[Any, Any, Any],
+        agents: NamedDependency[AgentService],
+        paging: NamedDependency[Paging],
         region: str | None = Parameter(default=None, description="only agents of this region"),
-        limit: int | None = Parameter(default=None, description="page size (default 50, max 1000)"),
-        offset: int | None = Parameter(default=None),
     ) -> Page[Agent]:
         """Every agent, revoked ones included, oldest first."""
-        lim, off = page_params(limit, offset, LIST_DEFAULT, LIST_CAP)
-        async with resources(request).db.connection() as conn:
-            items, total = await _service(request, conn).list_page(
-                limit=lim, offset=off, region=region
-            )
-        return Page(items=items, total=total, limit=lim, offset=off)
+        items, total = await agents.list_page(
+            limit=paging.limit, offset=paging.offset, region=region
+        )
+        return paging.page(items, total)
 
     @get("/{agent_id:str}", operation_id="operatorGetAgent")
-    async def get_agent(self, request: Request[Any, Any, Any], agent_id: FromPath[str]) -> Agent:
+    async def get_agent(
+        self, agents: NamedDependency[AgentService], agent_id: FromPath[str]
+    ) -> Agent:
         """One agent, with when it was last seen."""
         aid = path_uuid(agent_id, agent_not_found())
-        async with resources(request).db.connection() as conn:
-            return await _service(request, conn).get(aid)
+        return await agents.get(aid)
 
     @patch("/{agent_id:str}", operation_id="operatorUpdateAgent")
     async def update(
         self,
         request: Request[Any, Any, Any],
+        agents: NamedDependency[AgentService],
         agent_id: FromPath[str],
         data: JSONBody[AgentUpdate],
     ) -> Agent:
         """Rename an agent."""
         aid = path_uuid(agent_id, agent_not_found())
         body = await strict_body(request, AgentUpdate)
-        async with resources(request).db.connection() as conn:
-            return await _service(request, conn).update(aid, body)
+        return await agents.update(aid, body)
 
     @delete("/{agent_id:str}", operation_id="operatorDeleteAgent", status_code=HTTP_204_NO_CONTENT)
-    async def delete_agent(self, request: Request[Any, Any, Any], agent_id: FromPath[str]) -> None:
+    async def delete_agent(
+        self, agents: NamedDependency[AgentService], agent_id: FromPath[str]
+    ) -> None:
         """Remove an agent for good; its token stops working at once."""
         aid = path_uuid(agent_id, agent_not_found())
-        async with resources(request).db.connection() as conn:
-            await _service(request, conn).delete(aid)
+        await agents.delete(aid)
 
     @post("/{agent_id:str}/revoke", operation_id="operatorRevokeAgent", status_code=HTTP_200_OK)
-    async def revoke(self, request: Request[Any, Any, Any], agent_id: FromPath[str]) -> Agent:
+    async def revoke(self, agents: NamedDependency[AgentService], agent_id: FromPath[str]) -> Agent:
         """Revoke an agent's token at once; the agent stays listed with its ``revoked_at``."""
         aid = path_uuid(agent_id, agent_not_found())
-        async with resources(request).db.connection() as conn:
-            return await _service(request, conn).revoke(aid)
+        return await agents.revoke(aid)

@@ -12,10 +12,11 @@ from typing import Any
 
 from litestar import Controller, HttpMethod, Request, route
 from litestar.datastructures import CacheControlHeader
+from litestar.di import NamedDependency
 from litestar.params import FromPath
 from litestar.status_codes import HTTP_200_OK
 
-from control_plane.auth import resources
+from control_plane.core.service import provide
 
 from .schemas import PingAck
 from .service import HeartbeatReceiver
@@ -34,6 +35,7 @@ class HeartbeatController(Controller):
     path = "/api/heartbeat"
     tags = ["heartbeats"]
     cache_control = CacheControlHeader(no_store=True)
+    dependencies = {"receiver": provide(HeartbeatReceiver)}
 
     @route(
         "/{token:str}",
@@ -41,9 +43,11 @@ class HeartbeatController(Controller):
         operation_id=_operation_id("heartbeatPing"),
         status_code=HTTP_200_OK,
     )
-    async def ping(self, request: Request[Any, Any, Any], token: FromPath[str]) -> PingAck:
+    async def ping(
+        self, receiver: NamedDependency[HeartbeatReceiver], token: FromPath[str]
+    ) -> PingAck:
         """The job ran: record an ``up`` result (with the run's duration after a ``/start``)."""
-        await HeartbeatReceiver(resources(request)).receive(token, "ping")
+        await receiver.receive(token, "ping")
         return PingAck()
 
     @route(
@@ -52,9 +56,11 @@ class HeartbeatController(Controller):
         operation_id=_operation_id("heartbeatStart"),
         status_code=HTTP_200_OK,
     )
-    async def start(self, request: Request[Any, Any, Any], token: FromPath[str]) -> PingAck:
+    async def start(
+        self, receiver: NamedDependency[HeartbeatReceiver], token: FromPath[str]
+    ) -> PingAck:
         """A run began: the next ping or failure records how long it took."""
-        await HeartbeatReceiver(resources(request)).receive(token, "start")
+        await receiver.receive(token, "start")
         return PingAck()
 
     @route(
@@ -63,8 +69,13 @@ class HeartbeatController(Controller):
         operation_id=_operation_id("heartbeatFail"),
         status_code=HTTP_200_OK,
     )
-    async def fail(self, request: Request[Any, Any, Any], token: FromPath[str]) -> PingAck:
+    async def fail(
+        self,
+        request: Request[Any, Any, Any],
+        receiver: NamedDependency[HeartbeatReceiver],
+        token: FromPath[str],
+    ) -> PingAck:
         """The job failed: record a ``down`` result; the body's first KiB is its error."""
         body = await request.body()
-        await HeartbeatReceiver(resources(request)).receive(token, "fail", body)
+        await receiver.receive(token, "fail", body)
         return PingAck()

@@ -4,7 +4,7 @@ Nobody probes a heartbeat target: the monitored job calls ``/api/heartbeat/{toke
 ``up``), ``…/start`` (a run began) or ``…/fail`` (an explicit ``down``). Results land in
 ``results`` under the pseudo region ``heartbeat`` and are marked for evaluation like an agent's,
 so the incident engine handles them like any other. The worker's sweep records a ``down`` for
-every period that passes without a signal (``sweep.py``).
+every period that passes without a signal (``jobs.py``).
 
 The token is minted when a target becomes a heartbeat and kept for its life. It is found like an
 API token (clear prefix, keyed hash compared in constant time, so a ping never decrypts anything)
@@ -17,24 +17,23 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, Literal
 
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
+from control_plane.core.errors import ApiError, not_found
+from control_plane.core.queue import enqueue_evaluation
+from control_plane.core.service import Service
 from control_plane.db.sql import Queries
 from control_plane.domain.targets.schemas import Target
-from control_plane.errors import ApiError, not_found
-from control_plane.monitoring.jobs import enqueue_evaluation
 from control_plane.security import tokens
 from control_plane.security.sealing import Sealer, SecretUnavailable
-from control_plane.state import Resources
 from shared.checks import HeartbeatCheck
 
 from .schemas import HeartbeatEndpoint
 
-Q = Queries("heartbeats")
+Q = Queries.beside(__file__)
 
 HEARTBEAT = "heartbeat"
 # The region every heartbeat result is recorded under: the target's one reporting "region".
@@ -141,18 +140,16 @@ def _signal_params(target_id: uuid.UUID, signal: Signal, body: bytes) -> dict[st
     }
 
 
-@dataclass(slots=True)
-class HeartbeatReceiver:
+class HeartbeatReceiver(Service):
     """Records what a job reports. The token is the only credential: no org, no API token."""
-
-    res: Resources
 
     async def receive(self, token: str, signal: Signal, body: bytes = b"") -> None:
         prefix = tokens.lookup_prefix(token, TOKEN_PREFIX) if _TOKEN.match(token) else None
         if prefix is None:
             raise heartbeat_not_found()
         key = self.res.settings.security.token_key
-        async with self.res.db.connection() as conn, conn.transaction():
+        conn = await self.conn()
+        async with conn.transaction():
             row = await (await conn.execute(Q.lock_by_prefix, {"prefix": prefix})).fetchone()
             if row is None or not tokens.verify(key, token, bytes(row["token_hash"])):
                 raise heartbeat_not_found()

@@ -1,18 +1,22 @@
-"""Reads of incidents, for one target or the whole org."""
+"""Reads of incidents, for one target or the whole org.
+
+Incidents are opened and closed by the incident engine (``engine.py``, run by the worker's jobs
+in ``jobs.py``) under the rules of ``policy.py``; this service only reads them.
+"""
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Any
 
-from psycopg import AsyncConnection
-
+from control_plane.core.service import TenantService
+from control_plane.core.timerange import TimeRange
 from control_plane.db.sql import Queries
+from control_plane.domain.targets.service import ensure_target
 
 from .schemas import Incident
 
-Q = Queries("reads")
+Q = Queries.beside(__file__, "reads")
 
 
 def _incident(row: dict[str, Any]) -> Incident:
@@ -30,30 +34,34 @@ def _incident(row: dict[str, Any]) -> Incident:
     )
 
 
-async def incidents_page(
-    conn: AsyncConnection[Any],
-    org_id: uuid.UUID,
-    *,
-    target_id: uuid.UUID | None,
-    start: datetime,
-    end: datetime,
-    ongoing_only: bool,
-    limit: int,
-    offset: int,
-) -> tuple[list[Incident], int]:
-    params = {
-        "org_id": org_id,
-        "target_id": target_id,
-        "from": start,
-        "to": end,
-        "ongoing_only": ongoing_only,
-        "limit": limit,
-        "offset": offset,
-    }
-    rows = await (await conn.execute(Q.incidents_page, params)).fetchall()
-    if rows:
-        total = int(rows[0]["total"])
-    else:
-        count = await (await conn.execute(Q.incidents_count, params)).fetchone()
-        total = int(count["total"]) if count else 0
-    return [_incident(r) for r in rows], total
+class IncidentService(TenantService):
+    async def page(
+        self,
+        span: TimeRange,
+        *,
+        target_id: uuid.UUID | None,
+        ongoing_only: bool,
+        limit: int,
+        offset: int,
+    ) -> tuple[list[Incident], int]:
+        """One page of the org's incidents overlapping the span, or of one of its targets' (404
+        if it is not the org's), newest first."""
+        conn = await self.conn()
+        if target_id is not None:
+            await ensure_target(conn, self.org.org_id, target_id)
+        params = {
+            "org_id": self.org.org_id,
+            "target_id": target_id,
+            "from": span.start,
+            "to": span.end,
+            "ongoing_only": ongoing_only,
+            "limit": limit,
+            "offset": offset,
+        }
+        rows = await (await conn.execute(Q.incidents_page, params)).fetchall()
+        if rows:
+            total = int(rows[0]["total"])
+        else:
+            count = await (await conn.execute(Q.incidents_count, params)).fetchone()
+            total = int(count["total"]) if count else 0
+        return [_incident(r) for r in rows], total

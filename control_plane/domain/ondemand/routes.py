@@ -10,10 +10,10 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_200_OK
 
-from control_plane.auth import OrgContext, resources
+from control_plane.core.errors import ErrorEnvelope
+from control_plane.core.requests import path_uuid, strict_body
+from control_plane.core.service import provide
 from control_plane.domain.targets.service import target_not_found
-from control_plane.errors import ErrorEnvelope
-from control_plane.requests import path_uuid, strict_body
 
 from .schemas import CheckNowResponse, TestRequest, TestResponse
 from .service import OnDemandService
@@ -34,12 +34,13 @@ RESPONSES = {
 class OnDemandController(Controller):
     path = "/targets"
     tags = ["targets"]
+    dependencies = {"ondemand": provide(OnDemandService)}
 
     @post("/test", operation_id="testTarget", status_code=HTTP_200_OK, responses=RESPONSES)
     async def test(
         self,
         request: Request[Any, Any, Any],
-        org: NamedDependency[OrgContext],
+        ondemand: NamedDependency[OnDemandService],
         data: JSONBody[TestRequest],
     ) -> TestResponse:
         """Run one check from a raw spec on an agent of ``region`` (default ``default``) and
@@ -47,8 +48,7 @@ class OnDemandController(Controller):
         ``POST /targets`` validates it (same codes, ``SSRF_BLOCKED`` included). 503
         ``PROBE_UNAVAILABLE`` when no agent serves the region, 504 ``PROBE_TIMEOUT`` when no
         result comes back within the check's timeout plus a few seconds."""
-        body = await strict_body(request, TestRequest)
-        return await OnDemandService(resources(request), org).test(body)
+        return await ondemand.test(await strict_body(request, TestRequest))
 
     @post(
         "/{target_id:str}/check-now",
@@ -60,15 +60,11 @@ class OnDemandController(Controller):
         },
     )
     async def check_now(
-        self,
-        request: Request[Any, Any, Any],
-        org: NamedDependency[OrgContext],
-        target_id: FromPath[str],
+        self, ondemand: NamedDependency[OnDemandService], target_id: FromPath[str]
     ) -> CheckNowResponse:
         """Run the target's check now, with its stored credentials, on an agent of each of its
         regions; the results are stored like scheduled ones (at the request time, off the slot
         grid) and counted by the incident engine with the next scheduled result. 503
         ``PROBE_UNAVAILABLE`` when a region has no agent serving it, 504 ``PROBE_TIMEOUT`` when a
         result does not come back in time (a late one is still stored)."""
-        tid = path_uuid(target_id, target_not_found())
-        return await OnDemandService(resources(request), org).check_now(tid)
+        return await ondemand.check_now(path_uuid(target_id, target_not_found()))

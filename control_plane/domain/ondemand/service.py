@@ -2,8 +2,8 @@
 
 Jobs travel the ordinary agent channel (ARCHITECTURE.md, agent protocol item 6): the lease hands
 pending jobs of the agent's region out before any due slot, and ingest completes them (see
-``control_plane.monitoring.on_demand``). This side only writes the job rows and polls them until
-they are done or the check's timeout plus a slack has passed.
+``agent_side.py``). This side only writes the job rows and polls them until they are done or the
+check's timeout plus a slack has passed.
 """
 
 from __future__ import annotations
@@ -16,22 +16,22 @@ from typing import Any
 import msgspec
 from psycopg.types.json import Jsonb
 
-from control_plane.auth import OrgContext
+from control_plane.core.auth import OrgContext
+from control_plane.core.errors import ApiError
+from control_plane.core.ids import new_id
+from control_plane.core.service import TenantService
 from control_plane.db.sql import Queries
 from control_plane.domain.heartbeats.service import HEARTBEAT
-from control_plane.domain.results.schemas import CheckResultOut, PhaseTimings
+from control_plane.domain.results.schemas import CheckResultOut, result_from_row
 from control_plane.domain.targets import validation as v
 from control_plane.domain.targets.codec import seal_check
 from control_plane.domain.targets.service import target_not_found
-from control_plane.errors import ApiError
-from control_plane.ids import new_id
-from control_plane.state import Resources
 from shared.checks import CheckSpec, HeartbeatCheck, HttpCheck
 from shared.protocol import MAX_WAIT_MS, CheckResult
 
 from .schemas import CheckNowResponse, TestRequest, TestResponse
 
-Q = Queries("ondemand")
+Q = Queries.beside(__file__)
 
 # An agent "serves" its region when it called in this recently. Every agent call stamps
 # last_seen_at, and an idle agent long-polls for at most MAX_WAIT_MS (30 s) between calls.
@@ -76,34 +76,17 @@ def matched_expectations(result: CheckResultOut) -> bool:
 
 
 def result_out(raw: Any, target_id: uuid.UUID, region: str, scheduled: Any) -> CheckResultOut:
+    """An agent's result as reads show a stored one."""
     r = msgspec.convert(raw, CheckResult)
     t = r.timings
-    return CheckResultOut(
-        target_id=target_id,
-        region=region,
-        timestamp=scheduled,
-        started_at=r.started_at,
-        finished_at=r.finished_at,
-        status=r.status,
-        latency_ms=r.latency_ms,
-        status_code=r.status_code,
-        error=r.error,
-        error_code=r.error_code,
-        timings=PhaseTimings(
-            dns_ms=t.dns_ms,
-            connect_ms=t.connect_ms,
-            tls_ms=t.tls_ms,
-            ttfb_ms=t.ttfb_ms,
-            total_ms=r.latency_ms,
-        ),
-        details=r.details,
-    )
+    row = (region, scheduled, r.started_at, r.finished_at, r.status, r.latency_ms,
+           r.status_code, r.error, r.error_code, t.dns_ms, t.connect_ms, t.tls_ms, t.ttfb_ms,
+           r.details)  # fmt: skip
+    return result_from_row(target_id, row)
 
 
-class OnDemandService:
-    def __init__(self, res: Resources, org: OrgContext) -> None:
-        self.res = res
-        self.org = org
+class OnDemandService(TenantService):
+    """Holds a pooled connection only for short spells: a check may take a minute to come back."""
 
     async def test(self, body: TestRequest) -> TestResponse:
         """Run ``body.check`` once on an agent of ``body.region``; nothing is kept."""

@@ -8,11 +8,11 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
+from control_plane.core.ids import new_id
 from control_plane.db.sql import Queries
-from control_plane.ids import new_id
 from control_plane.security import tokens
 
-Q = Queries("orgs")
+Q = Queries.beside(__file__)
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,12 +6,12 @@ from typing import Any
 
 from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody, Parameter
+from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
-from control_plane.auth import OrgContext, resources
-from control_plane.pagination import Page, page_params
-from control_plane.requests import strict_body
+from control_plane.core.pagination import Page, Paging, paging
+from control_plane.core.requests import strict_body
+from control_plane.core.service import provide
 
 from .schemas import Region, RegionCreate, RegionSummary, RegionUpdate
 from .service import RegionService
@@ -24,15 +24,17 @@ class OperatorRegionController(Controller):
 
     path = "/regions"
     tags = ["operator"]
+    dependencies = {"regions": provide(RegionService), "paging": paging(LIST_DEFAULT, LIST_CAP)}
 
     @post("/", operation_id="operatorCreateRegion", status_code=HTTP_201_CREATED)
     async def create(
-        self, request: Request[Any, Any, Any], data: JSONBody[RegionCreate]
+        self,
+        request: Request[Any, Any, Any],
+        regions: NamedDependency[RegionService],
+        data: JSONBody[RegionCreate],
     ) -> Response[Region]:
         """Create a region. Its slug ``id`` is permanent; agents and targets refer to it."""
-        body = await strict_body(request, RegionCreate)
-        async with resources(request).db.connection() as conn:
-            region = await RegionService(conn).create(body)
+        region = await regions.create(await strict_body(request, RegionCreate))
         return Response(
             region,
             status_code=HTTP_201_CREATED,
@@ -42,45 +44,41 @@ class OperatorRegionController(Controller):
     @get("/", operation_id="operatorListRegions")
     async def list_regions(
         self,
-        request: Request[Any, Any, Any],
-        limit: int | None = Parameter(default=None, description="page size (default 50, max 1000)"),
-        offset: int | None = Parameter(default=None),
+        regions: NamedDependency[RegionService],
+        paging: NamedDependency[Paging],
     ) -> Page[Region]:
         """Every region, enabled or not, ordered by id."""
-        lim, off = page_params(limit, offset, LIST_DEFAULT, LIST_CAP)
-        async with resources(request).db.connection() as conn:
-            items, total = await RegionService(conn).list_page(limit=lim, offset=off)
-        return Page(items=items, total=total, limit=lim, offset=off)
+        items, total = await regions.list_page(limit=paging.limit, offset=paging.offset)
+        return paging.page(items, total)
 
     @get("/{region_id:str}", operation_id="operatorGetRegion")
-    async def get_region(self, request: Request[Any, Any, Any], region_id: FromPath[str]) -> Region:
+    async def get_region(
+        self, regions: NamedDependency[RegionService], region_id: FromPath[str]
+    ) -> Region:
         """One region."""
-        async with resources(request).db.connection() as conn:
-            return await RegionService(conn).get(region_id)
+        return await regions.get(region_id)
 
     @patch("/{region_id:str}", operation_id="operatorUpdateRegion")
     async def update(
         self,
         request: Request[Any, Any, Any],
+        regions: NamedDependency[RegionService],
         region_id: FromPath[str],
         data: JSONBody[RegionUpdate],
     ) -> Region:
         """Rename, relocate, enable or disable a region, or set whether its agents may probe
         private addresses (``allow_private_targets``). A disabled region leaves the tenant
         catalog and can no longer be assigned to targets."""
-        body = await strict_body(request, RegionUpdate)
-        async with resources(request).db.connection() as conn:
-            return await RegionService(conn).update(region_id, body)
+        return await regions.update(region_id, await strict_body(request, RegionUpdate))
 
     @delete(
         "/{region_id:str}", operation_id="operatorDeleteRegion", status_code=HTTP_204_NO_CONTENT
     )
     async def delete_region(
-        self, request: Request[Any, Any, Any], region_id: FromPath[str]
+        self, regions: NamedDependency[RegionService], region_id: FromPath[str]
     ) -> None:
         """Delete a region no target and no agent refers to (409 ``REGION_IN_USE`` otherwise)."""
-        async with resources(request).db.connection() as conn:
-            await RegionService(conn).delete(region_id)
+        await regions.delete(region_id)
 
 
 class RegionCatalogController(Controller):
@@ -88,17 +86,14 @@ class RegionCatalogController(Controller):
 
     path = "/regions"
     tags = ["regions"]
+    dependencies = {"regions": provide(RegionService), "paging": paging(LIST_DEFAULT, LIST_CAP)}
 
     @get("/", operation_id="listRegions")
     async def list_regions(
         self,
-        request: Request[Any, Any, Any],
-        org: NamedDependency[OrgContext],
-        limit: int | None = Parameter(default=None, description="page size (default 50, max 1000)"),
-        offset: int | None = Parameter(default=None),
+        regions: NamedDependency[RegionService],
+        paging: NamedDependency[Paging],
     ) -> Page[RegionSummary]:
         """The enabled probe regions (id, name, location), ordered by id."""
-        lim, off = page_params(limit, offset, LIST_DEFAULT, LIST_CAP)
-        async with resources(request).db.connection() as conn:
-            items, total = await RegionService(conn).list_enabled(limit=lim, offset=off)
-        return Page(items=items, total=total, limit=lim, offset=off)
+        items, total = await regions.list_enabled(limit=paging.limit, offset=paging.offset)
+        return paging.page(items, total)

@@ -6,16 +6,17 @@ import re
 from typing import Any
 
 from msgspec import UNSET
-from psycopg import AsyncConnection
 from psycopg import errors as pg
 
+from control_plane.core.db_errors import translate
+from control_plane.core.errors import ApiError, not_found
+from control_plane.core.service import Service
+from control_plane.core.text import clean_text
 from control_plane.db.sql import Queries
-from control_plane.errors import ApiError, not_found
-from control_plane.text import clean_text
 
 from .schemas import Region, RegionCreate, RegionSummary, RegionUpdate
 
-Q = Queries("regions")
+Q = Queries.beside(__file__)
 _REGION_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 MAX_NAME = 100
 MAX_LOCATION = 200
@@ -79,11 +80,11 @@ def _in_use(region_id: str, usage: dict[str, Any] | None, **extra: Any) -> ApiEr
     )
 
 
-class RegionService:
-    def __init__(self, conn: AsyncConnection[Any]) -> None:
-        self.conn = conn
+class RegionService(Service):
+    """The operator's region catalog (no org: regions belong to the instance)."""
 
     async def create(self, data: RegionCreate) -> Region:
+        conn = await self.conn()
         params = {
             "id": _region_id(data.id),
             "name": _name(data.name),
@@ -91,37 +92,41 @@ class RegionService:
             "enabled": data.enabled,
             "allow_private_targets": data.allow_private_targets,
         }
-        row = await (await self.conn.execute(Q.insert_region, params)).fetchone()
+        row = await (await conn.execute(Q.insert_region, params)).fetchone()
         if row is None:
             raise ApiError(409, "REGION_EXISTS", f"region '{data.id}' already exists", "/id")
         return _region(row)
 
     async def get(self, region_id: str) -> Region:
+        conn = await self.conn()
         if not is_region_id(region_id):
             raise region_not_found()
-        row = await (await self.conn.execute(Q.get_region, {"id": region_id})).fetchone()
+        row = await (await conn.execute(Q.get_region, {"id": region_id})).fetchone()
         if row is None:
             raise region_not_found()
         return _region(row)
 
     async def list_page(self, *, limit: int, offset: int) -> tuple[list[Region], int]:
+        conn = await self.conn()
         params = {"limit": limit, "offset": offset}
-        rows = await (await self.conn.execute(Q.list_regions, params)).fetchall()
-        total = await (await self.conn.execute(Q.count_regions)).fetchone()
+        rows = await (await conn.execute(Q.list_regions, params)).fetchall()
+        total = await (await conn.execute(Q.count_regions)).fetchone()
         return [_region(r) for r in rows], int(total["total"] if total else 0)
 
     async def list_enabled(self, *, limit: int, offset: int) -> tuple[list[RegionSummary], int]:
+        conn = await self.conn()
         params = {"limit": limit, "offset": offset}
-        rows = await (await self.conn.execute(Q.list_enabled_regions, params)).fetchall()
-        total = await (await self.conn.execute(Q.count_enabled_regions)).fetchone()
+        rows = await (await conn.execute(Q.list_enabled_regions, params)).fetchall()
+        total = await (await conn.execute(Q.count_enabled_regions)).fetchone()
         items = [RegionSummary(id=r["id"], name=r["name"], location=r["location"]) for r in rows]
         return items, int(total["total"] if total else 0)
 
     async def update(self, region_id: str, data: RegionUpdate) -> Region:
+        conn = await self.conn()
         if not is_region_id(region_id):
             raise region_not_found()
-        async with self.conn.transaction():
-            row = await (await self.conn.execute(Q.lock_region, {"id": region_id})).fetchone()
+        async with conn.transaction():
+            row = await (await conn.execute(Q.lock_region, {"id": region_id})).fetchone()
             if row is None:
                 raise region_not_found()
             params = {
@@ -133,26 +138,27 @@ class RegionService:
                 if data.allow_private_targets is UNSET
                 else data.allow_private_targets,
             }
-            updated = await (await self.conn.execute(Q.update_region, params)).fetchone()
+            updated = await (await conn.execute(Q.update_region, params)).fetchone()
             assert updated is not None
             return _region(updated)
 
     async def delete(self, region_id: str) -> None:
+        conn = await self.conn()
         """Delete a region nothing references any more; else 409 ``REGION_IN_USE``."""
         if not is_region_id(region_id):
             raise region_not_found()
         try:
-            async with self.conn.transaction():
-                row = await (await self.conn.execute(Q.lock_region, {"id": region_id})).fetchone()
+            async with conn.transaction():
+                row = await (await conn.execute(Q.lock_region, {"id": region_id})).fetchone()
                 if row is None:
                     raise region_not_found()
-                usage = await (
-                    await self.conn.execute(Q.region_usage, {"id": region_id})
-                ).fetchone()
+                usage = await (await conn.execute(Q.region_usage, {"id": region_id})).fetchone()
                 if usage and (usage["targets"] or usage["agents"]):
                     raise _in_use(region_id, usage)
-                await self.conn.execute(Q.delete_region, {"id": region_id})
+                await conn.execute(Q.delete_region, {"id": region_id})
         except pg.ForeignKeyViolation as exc:
-            # Some other table (results, rollups, …) still points at the region.
-            usage = await (await self.conn.execute(Q.region_usage, {"id": region_id})).fetchone()
-            raise _in_use(region_id, usage, constraint=exc.diag.constraint_name) from None
+            # Some other table (results, rollups, …) still points at the region: the translated
+            # error, with the counts the usage query can add.
+            extra = translate(exc).details or {}
+            usage = await (await conn.execute(Q.region_usage, {"id": region_id})).fetchone()
+            raise _in_use(region_id, usage, **extra) from None

@@ -74,3 +74,31 @@ class RegionLatency(msgspec.Struct, kw_only=True):
 class LatencyByRegion(msgspec.Struct, kw_only=True):
     bucket_seconds: int
     regions: list[RegionLatency]
+
+
+def result_from_row(target_id: uuid.UUID, row: tuple[Any, ...]) -> CheckResultOut:
+    """A result as reads show it, from its columns in ``results_page``'s order: (region,
+    scheduled_at, started_at, finished_at, status, latency_ms, status_code, error, error_code,
+    dns_ms, connect_ms, tls_ms, ttfb_ms, details)."""
+    (region, scheduled_at, started_at, finished_at, status, latency_ms, status_code, error,
+     error_code, dns_ms, connect_ms, tls_ms, ttfb_ms, details) = row  # fmt: skip
+    return CheckResultOut(
+        target_id=target_id,
+        region=region,
+        timestamp=scheduled_at,
+        started_at=started_at,
+        finished_at=finished_at,
+        status=status,
+        latency_ms=latency_ms,
+        status_code=status_code,
+        error=error,
+        error_code=error_code,
+        timings=PhaseTimings(
+            dns_ms=dns_ms,
+            connect_ms=connect_ms,
+            tls_ms=tls_ms,
+            ttfb_ms=ttfb_ms,
+            total_ms=latency_ms,
+        ),
+        details=details or {},
+    )

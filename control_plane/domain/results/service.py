@@ -11,69 +11,35 @@ an hour outside it may be counted at each such edge. Hour-aligned ranges are exa
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from psycopg import AsyncConnection
 from psycopg.rows import tuple_row
 
+from control_plane.core.service import TenantService
+from control_plane.core.timerange import TimeRange
 from control_plane.db.sql import Queries
-from control_plane.domain.targets.service import target_not_found
-from control_plane.monitoring.rollups import (
+from control_plane.domain.results.rollups import (
     ceil_hour,
     ceil_minute,
     floor_hour,
     floor_minute,
     settled_until,
 )
+from control_plane.domain.targets.service import target_not_found
 
+from .latency import HOURLY_FROM_BUCKET, bucket_seconds, series
 from .schemas import (
     CheckResultOut,
-    LatencyBucket,
     LatencyByRegion,
     LatencySeries,
-    PhaseTimings,
     RegionLatency,
     Uptime,
+    result_from_row,
 )
 
-Q = Queries("reads")
-
-
-async def ensure_target(
-    conn: AsyncConnection[Any], org_id: uuid.UUID, target_id: uuid.UUID
-) -> None:
-    """Another org's target, or none at all: 404 either way."""
-    row = await (
-        await conn.execute(Q.target_owned, {"target_id": target_id, "org_id": org_id})
-    ).fetchone()
-    if row is None:
-        raise target_not_found()
-
-
-def _result(target_id: uuid.UUID, row: tuple[Any, ...]) -> CheckResultOut:
-    (region, scheduled_at, started_at, finished_at, status, latency_ms, status_code, error,
-     error_code, dns_ms, connect_ms, tls_ms, ttfb_ms, details) = row  # fmt: skip
-    return CheckResultOut(
-        target_id=target_id,
-        region=region,
-        timestamp=scheduled_at,
-        started_at=started_at,
-        finished_at=finished_at,
-        status=status,
-        latency_ms=latency_ms,
-        status_code=status_code,
-        error=error,
-        error_code=error_code,
-        timings=PhaseTimings(
-            dns_ms=dns_ms,
-            connect_ms=connect_ms,
-            tls_ms=tls_ms,
-            ttfb_ms=ttfb_ms,
-            total_ms=latency_ms,
-        ),
-        details=details or {},
-    )
+Q = Queries.beside(__file__, "reads")
 
 
 async def results_page(
@@ -109,7 +75,7 @@ async def results_page(
     else:
         counts = await _counts(conn, org_id, target_id, start, end, region, horizon)
         total = sum(counts.values())
-    return [_result(target_id, r) for r in rows], total
+    return [result_from_row(target_id, r) for r in rows], total
 
 
 class Horizon(NamedTuple):
@@ -211,56 +177,6 @@ async def uptime(
     )
 
 
-# The range is cut into about this many buckets, floored to the 60 s rollup grain.
-LATENCY_BUCKETS = 60
-# From this bucket size on, settled hours are read from the hourly rollups.
-HOURLY_FROM_BUCKET = 6 * 3600
-
-
-def bucket_seconds(start: datetime, end: datetime) -> int:
-    """1 h -> 60, 24 h -> 1440, 7 d -> 10080, 30 d -> 43200: always a multiple of 60."""
-    span = int((end - start).total_seconds())
-    return max(60, span // LATENCY_BUCKETS // 60 * 60)
-
-
-def _r(v: Any) -> float:
-    return round(float(v), 2) if v is not None else 0.0
-
-
-def _series(
-    rows: list[dict[str, Any]], origin: datetime, end: datetime, bucket: int
-) -> list[LatencyBucket]:
-    by_index = {int((r["bucket_at"] - origin).total_seconds()) // bucket: r for r in rows}
-    step = timedelta(seconds=bucket)
-    n = -(-int((end - origin).total_seconds()) // bucket)
-    out = []
-    for i in range(n):
-        t = int((origin + i * step).timestamp() * 1000)
-        r = by_index.get(i)
-        if r is None:
-            out.append(
-                LatencyBucket(
-                    t=t, p50=0, p95=0, p99=0, avg=0, dns=0, connect=0, tls=0, ttfb=0, samples=0
-                )
-            )
-            continue
-        out.append(
-            LatencyBucket(
-                t=t,
-                p50=_r(r["p50"]),
-                p95=_r(r["p95"]),
-                p99=_r(r["p99"]),
-                avg=_r(r["avg"]),
-                dns=_r(r["dns"]),
-                connect=_r(r["connect"]),
-                tls=_r(r["tls"]),
-                ttfb=_r(r["ttfb"]),
-                samples=int(r["samples"]),
-            )
-        )
-    return out
-
-
 async def _latency_rows(
     conn: AsyncConnection[Any],
     org_id: uuid.UUID,
@@ -322,7 +238,7 @@ async def latency(
     origin, bucket, rows = await _latency_rows(
         conn, org_id, target_id, start=start, end=end, region=region, by_region=False
     )
-    return LatencySeries(bucket_seconds=bucket, buckets=_series(rows, origin, end, bucket))
+    return LatencySeries(bucket_seconds=bucket, buckets=series(rows, origin, end, bucket))
 
 
 async def latency_by_region(
@@ -344,7 +260,59 @@ async def latency_by_region(
     return LatencyByRegion(
         bucket_seconds=bucket,
         regions=[
-            RegionLatency(region=name, buckets=_series(rs, origin, end, bucket))
+            RegionLatency(region=name, buckets=series(rs, origin, end, bucket))
             for name, rs in sorted(regions.items())
         ],
     )
+
+
+class ResultService(TenantService):
+    """Range reads of one of the org's targets (another org's target is a 404)."""
+
+    async def results_page(
+        self, target_id: uuid.UUID, span: TimeRange, *, region: str | None, limit: int, offset: int
+    ) -> tuple[list[CheckResultOut], int]:
+        return await results_page(
+            await self.conn(),
+            self.org.org_id,
+            target_id,
+            start=span.start,
+            end=span.end,
+            region=region,
+            limit=limit,
+            offset=offset,
+        )
+
+    async def uptime(self, target_id: uuid.UUID, span: TimeRange, *, region: str | None) -> Uptime:
+        return await uptime(
+            await self.conn(),
+            self.org.org_id,
+            target_id,
+            start=span.start,
+            end=span.end,
+            region=region,
+        )
+
+    async def latency(
+        self, target_id: uuid.UUID, span: TimeRange, *, region: str | None
+    ) -> LatencySeries:
+        return await latency(
+            await self.conn(),
+            self.org.org_id,
+            target_id,
+            start=span.start,
+            end=span.end,
+            region=region,
+        )
+
+    async def latency_by_region(
+        self, target_id: uuid.UUID, span: TimeRange, *, region: str | None
+    ) -> LatencyByRegion:
+        return await latency_by_region(
+            await self.conn(),
+            self.org.org_id,
+            target_id,
+            start=span.start,
+            end=span.end,
+            region=region,
+        )

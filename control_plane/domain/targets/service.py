@@ -11,7 +11,9 @@ from msgspec import UNSET
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
-from control_plane.auth import OrgContext
+from control_plane.core.errors import ApiError, not_found
+from control_plane.core.ids import new_id
+from control_plane.core.service import TenantService
 from control_plane.db.sql import Queries
 from control_plane.domain.heartbeats.service import (
     HEARTBEAT,
@@ -19,8 +21,6 @@ from control_plane.domain.heartbeats.service import (
     show_endpoints,
     sync_target,
 )
-from control_plane.errors import ApiError, not_found
-from control_plane.ids import new_id
 from control_plane.security.sealing import Sealer
 from shared.checks import KIND_DEFAULT_INTERVAL, CheckSpec, check_kind
 
@@ -28,12 +28,23 @@ from . import validation as v
 from .codec import redacted_check, seal_check
 from .schemas import AlertBinding, RegionCount, RegionPolicy, Target, TargetCreate, TargetUpdate
 
-Q = Queries("targets")
+Q = Queries.beside(__file__)
 DEFAULT_REGION = "default"
 
 
 def target_not_found() -> ApiError:
     return not_found("TARGET_NOT_FOUND", "target")
+
+
+async def ensure_target(
+    conn: AsyncConnection[Any], org_id: uuid.UUID, target_id: uuid.UUID
+) -> None:
+    """Another org's target, or none at all: 404 either way."""
+    row = await (
+        await conn.execute(Q.target_owned, {"target_id": target_id, "org_id": org_id})
+    ).fetchone()
+    if row is None:
+        raise target_not_found()
 
 
 def _policy_to_json(policy: RegionPolicy) -> Any:
@@ -141,21 +152,14 @@ async def _fetch(
     return target
 
 
-class TargetService:
-    def __init__(
-        self,
-        conn: AsyncConnection[Any],
-        sealer: Sealer,
-        org: OrgContext,
-        token_key: bytes | None = None,
-    ) -> None:
-        self.conn = conn
-        self.sealer = sealer
-        self.org = org
-        # Hashes heartbeat tokens; only writes that can make a heartbeat target need it.
-        self.token_key = token_key
+class TargetService(TenantService):
+    @property
+    def token_key(self) -> bytes:
+        """Hashes heartbeat tokens (a write can make a target a heartbeat)."""
+        return self.settings.security.token_key
 
     async def create(self, data: TargetCreate, write_source: str) -> Target:
+        conn = await self.conn()
         v.check(data.check, self.org.allow_private_targets)
         spec = data.check
         interval = (
@@ -181,33 +185,36 @@ class TargetService:
             renotify_interval_secs=data.renotify_interval_secs,
             region_policy=data.region_policy,
         )
-        async with self.conn.transaction():
-            channel_ids = await _check_channels(self.conn, self.org.org_id, data.alerts)
+        async with conn.transaction():
+            channel_ids = await _check_channels(conn, self.org.org_id, data.alerts)
             regions = await self._default_regions()
             sources = policy_sources(fields.kind, regions)
             v.region_policy_fits(data.region_policy, sources, "/region_policy")
-            await self.conn.execute(
+            await conn.execute(
                 Q.insert_target, fields.params(self.org.org_id, target_id, write_source)
             )
-            await _set_alerts(self.conn, target_id, channel_ids)
-            await _set_regions(self.conn, target_id, regions)
+            await _set_alerts(conn, target_id, channel_ids)
+            await _set_regions(conn, target_id, regions)
             await sync_target(
-                self.conn, self.sealer, self.token_key, self.org.org_id, target_id, fields.kind
+                conn, self.sealer, self.token_key, self.org.org_id, target_id, fields.kind
             )
-            return await _fetch(self.conn, self.sealer, self.org.org_id, target_id)
+            return await _fetch(conn, self.sealer, self.org.org_id, target_id)
 
     async def _default_regions(self) -> list[str]:
+        conn = await self.conn()
         rows = await (
-            await self.conn.execute(Q.enabled_regions_among, {"ids": [DEFAULT_REGION]})
+            await conn.execute(Q.enabled_regions_among, {"ids": [DEFAULT_REGION]})
         ).fetchall()
         return [r["id"] for r in rows]
 
     async def get(self, target_id: uuid.UUID) -> Target:
-        return await _fetch(self.conn, self.sealer, self.org.org_id, target_id)
+        conn = await self.conn()
+        return await _fetch(conn, self.sealer, self.org.org_id, target_id)
 
     async def list_page(
         self, *, limit: int, offset: int, tag: str | None, enabled: bool | None, q: str | None
     ) -> tuple[list[Target], int]:
+        conn = await self.conn()
         pattern = None
         if q:
             escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -220,22 +227,23 @@ class TargetService:
             "limit": limit,
             "offset": offset,
         }
-        rows = await (await self.conn.execute(Q.list_targets, params)).fetchall()
-        total_row = await (await self.conn.execute(Q.count_targets, params)).fetchone()
+        rows = await (await conn.execute(Q.list_targets, params)).fetchall()
+        total_row = await (await conn.execute(Q.count_targets, params)).fetchone()
         targets = [row_to_target(r) for r in rows]
-        await show_endpoints(self.conn, self.sealer, self.org.org_id, targets)
+        await show_endpoints(conn, self.sealer, self.org.org_id, targets)
         return targets, int(total_row["total"] if total_row else 0)
 
     async def update(self, target_id: uuid.UUID, data: TargetUpdate, write_source: str) -> Target:
+        conn = await self.conn()
         org_id = self.org.org_id
-        async with self.conn.transaction():
+        async with conn.transaction():
             locked = await (
-                await self.conn.execute(Q.lock_target, {"org_id": org_id, "id": target_id})
+                await conn.execute(Q.lock_target, {"org_id": org_id, "id": target_id})
             ).fetchone()
             if locked is None:
                 raise target_not_found()
             row = await (
-                await self.conn.execute(Q.get_target, {"org_id": org_id, "id": target_id})
+                await conn.execute(Q.get_target, {"org_id": org_id, "id": target_id})
             ).fetchone()
             assert row is not None
             fields = self._merge(row, data, target_id)
@@ -246,17 +254,13 @@ class TargetService:
                 regions = await self._default_regions()
             sources = policy_sources(fields.kind, regions)
             v.region_policy_fits(fields.region_policy, sources, "/region_policy")
-            await self.conn.execute(Q.update_target, fields.params(org_id, target_id, write_source))
+            await conn.execute(Q.update_target, fields.params(org_id, target_id, write_source))
             if data.alerts is not UNSET:
-                await _set_alerts(
-                    self.conn, target_id, await _check_channels(self.conn, org_id, data.alerts)
-                )
-            await sync_target(
-                self.conn, self.sealer, self.token_key, org_id, target_id, fields.kind
-            )
+                await _set_alerts(conn, target_id, await _check_channels(conn, org_id, data.alerts))
+            await sync_target(conn, self.sealer, self.token_key, org_id, target_id, fields.kind)
             if to_probed:
-                await _set_regions(self.conn, target_id, regions)
-            return await _fetch(self.conn, self.sealer, org_id, target_id)
+                await _set_regions(conn, target_id, regions)
+            return await _fetch(conn, self.sealer, org_id, target_id)
 
     def _merge(self, row: dict[str, Any], data: TargetUpdate, target_id: uuid.UUID) -> _Fields:
         spec: CheckSpec
@@ -304,8 +308,9 @@ class TargetService:
         )
 
     async def delete(self, target_id: uuid.UUID) -> None:
+        conn = await self.conn()
         row = await (
-            await self.conn.execute(Q.delete_target, {"org_id": self.org.org_id, "id": target_id})
+            await conn.execute(Q.delete_target, {"org_id": self.org.org_id, "id": target_id})
         ).fetchone()
         if row is None:
             raise target_not_found()
@@ -316,6 +321,7 @@ class TargetService:
     async def set_regions(
         self, target_id: uuid.UUID, region_ids: list[str], write_source: str
     ) -> list[str]:
+        conn = await self.conn()
         wanted: list[str] = []
         for rid in region_ids:
             if rid not in wanted:
@@ -323,16 +329,14 @@ class TargetService:
         if not wanted:
             raise ApiError(400, "INVALID_REGIONS", "a target needs at least one region", "/regions")
         org_id = self.org.org_id
-        async with self.conn.transaction():
+        async with conn.transaction():
             if (
                 await (
-                    await self.conn.execute(Q.lock_target, {"org_id": org_id, "id": target_id})
+                    await conn.execute(Q.lock_target, {"org_id": org_id, "id": target_id})
                 ).fetchone()
             ) is None:
                 raise target_not_found()
-            rows = await (
-                await self.conn.execute(Q.enabled_regions_among, {"ids": wanted})
-            ).fetchall()
+            rows = await (await conn.execute(Q.enabled_regions_among, {"ids": wanted})).fetchall()
             known = {r["id"] for r in rows}
             for i, rid in enumerate(wanted):
                 if rid not in known:
@@ -342,7 +346,7 @@ class TargetService:
                         f"region '{rid}' does not exist or is disabled",
                         f"/regions/{i}",
                     )
-            current = await _fetch(self.conn, self.sealer, org_id, target_id)
+            current = await _fetch(conn, self.sealer, org_id, target_id)
             if check_kind(current.check) == HEARTBEAT:
                 raise ApiError(
                     422,
@@ -351,8 +355,8 @@ class TargetService:
                     "/regions",
                 )
             v.region_policy_fits(current.region_policy, len(wanted), "/regions")
-            await _set_regions(self.conn, target_id, wanted)
-            await self.conn.execute(
+            await _set_regions(conn, target_id, wanted)
+            await conn.execute(
                 Q.touch_target, {"org_id": org_id, "id": target_id, "write_source": write_source}
             )
             return sorted(wanted)

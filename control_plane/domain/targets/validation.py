@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
-from control_plane.errors import ApiError
-from control_plane.ids import parse_uuid
-from control_plane.text import clean_text, has_control
+from control_plane.core.errors import ApiError
+from control_plane.core.ids import parse_uuid
+from control_plane.core.text import clean_text, has_control
 from shared.checks import (
     ABSOLUTE_MIN_INTERVAL,
     KIND_MIN_INTERVAL,

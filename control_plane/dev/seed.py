@@ -1,0 +1,87 @@
+"""The dev stack's database and demo data: the ``vigil`` database, the demo org and its API
+token, and the local agent of region ``default``."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import dict_row
+
+from control_plane.core.auth import Q as AUTH
+from control_plane.domain.agents.schemas import AgentCreate
+from control_plane.domain.agents.service import register_agent
+from control_plane.domain.orgs.service import create_org, create_token
+from control_plane.security import tokens
+
+from .envfile import AGENT_TOKEN, API_TOKEN, ORG_ID
+
+DB_NAME = "vigil"
+DEMO_ORG_NAME = "Demo"
+AGENT_REGION = "default"
+AGENT_NAME = "local-dev"
+ORG_EXISTS = "SELECT id FROM orgs WHERE id = %(id)s"
+REGION_EXISTS = "SELECT id FROM regions WHERE id = %(id)s"
+
+
+def ensure_database(admin_url: str, name: str = DB_NAME) -> str:
+    """Create database ``name`` on the embedded server if needed; return its URL."""
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if found is None:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return admin_url.rsplit("/", 1)[0] + "/" + name
+
+
+async def _token_row(
+    conn: psycopg.AsyncConnection[Any], query: str, key: bytes, token: str | None, kind: str
+) -> dict[str, Any] | None:
+    """The live row of ``token`` when it is valid under ``key``, else None."""
+    prefix = tokens.lookup_prefix(token or "", kind)
+    if token is None or prefix is None:
+        return None
+    row: dict[str, Any] | None = await (await conn.execute(query, {"prefix": prefix})).fetchone()
+    return row if row is not None and tokens.verify(key, token, bytes(row["hash"])) else None
+
+
+async def ensure_demo(db_url: str, key: bytes, values: dict[str, str]) -> list[str]:
+    """Make sure the demo org, its API token and the local agent's token in ``values`` work.
+
+    Whatever is missing or no longer valid (fresh database, revoked token, changed token key) is
+    created again and written into ``values``; without a ``default`` region there is no agent
+    token. Returns what was created.
+    """
+
+    created: list[str] = []
+    async with await psycopg.AsyncConnection.connect(
+        db_url, autocommit=True, row_factory=dict_row
+    ) as conn:
+        org_id: uuid.UUID | None = None
+        if values.get(ORG_ID):
+            row = await (await conn.execute(ORG_EXISTS, {"id": values[ORG_ID]})).fetchone()
+            org_id = row["id"] if row else None
+        if org_id is None:
+            org_id = await create_org(conn, DEMO_ORG_NAME)
+            values[ORG_ID] = str(org_id)
+            created.append(f"org {DEMO_ORG_NAME!r}")
+        api = await _token_row(
+            conn, AUTH.api_token_by_prefix, key, values.get(API_TOKEN), tokens.API_TOKEN_PREFIX
+        )
+        if api is None or api["org_id"] != org_id:
+            values[API_TOKEN] = (await create_token(conn, key, org_id, "dev")).token
+            created.append("API token")
+        agent = await _token_row(
+            conn, AUTH.agent_by_prefix, key, values.get(AGENT_TOKEN), tokens.AGENT_TOKEN_PREFIX
+        )
+        if agent is None:
+            values.pop(AGENT_TOKEN, None)
+            region = await (await conn.execute(REGION_EXISTS, {"id": AGENT_REGION})).fetchone()
+            if region is not None:  # an operator may have deleted it
+                new = await register_agent(
+                    conn, key, AgentCreate(name=AGENT_NAME, region=AGENT_REGION)
+                )
+                values[AGENT_TOKEN] = new.token
+                created.append(f"agent {AGENT_NAME!r} in region {AGENT_REGION!r}")
+    return created

@@ -1,0 +1,283 @@
+"""The incident engine: fold new results into per-region counters, then open or close incidents.
+
+Called by the worker for targets whose results were just ingested (and by a sweep for any left
+behind), a chunk of targets per transaction with one statement per kind of read or write; only
+incidents (rare) are opened, extended and closed one by one. Safe to run concurrently and
+repeatedly: a transaction-scoped advisory lock keeps one evaluation per target in flight (a
+target another worker holds is skipped and keeps its mark), per-region watermarks make
+re-evaluation a no-op, and incidents open and close through conditional statements.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from psycopg import AsyncConnection
+
+from control_plane.core.ids import new_id
+from control_plane.db.sql import Queries
+from control_plane.domain.incidents.policy import (
+    BAD,
+    CONCLUSIVE,
+    RegionCounters,
+    apply_result,
+    counted_status,
+    policy_met,
+)
+
+Q = Queries.beside(__file__, "engine")
+# New results folded per target and evaluation (the rest waits for the next one).
+BATCH = 5000
+# Targets per transaction: one lock statement, one read per kind, one write of region states.
+CHUNK = 250
+# A region "reports" while its last conclusive result is this recent (in intervals, at least).
+REPORTING_INTERVALS = 3
+REPORTING_FLOOR = timedelta(seconds=60)
+
+
+@dataclass(slots=True)
+class RegionRow:
+    region_id: str
+    counters: RegionCounters = field(default_factory=RegionCounters)
+    evaluated_to: datetime | None = None
+    last_reported_at: datetime | None = None
+    last_status: str | None = None
+    last_error: str | None = None
+    bad_seen: int = 0
+    changed: bool = False
+
+
+@dataclass(slots=True)
+class Outcome:
+    evaluated: bool
+    results: int = 0
+    opened: uuid.UUID | None = None
+    closed: uuid.UUID | None = None
+
+
+def _region_from_row(row: dict[str, Any]) -> RegionRow:
+    return RegionRow(
+        region_id=row["region_id"],
+        counters=RegionCounters(
+            row["consecutive_bad"], row["consecutive_good"], row["failing"], row["failing_since"]
+        ),
+        evaluated_to=row["evaluated_to"],
+        last_reported_at=row["last_reported_at"],
+        last_status=row["last_status"],
+        last_error=row["last_error"],
+    )
+
+
+async def evaluate_target(conn: AsyncConnection[Any], target_id: uuid.UUID) -> Outcome:
+    """One target: the batch path with a batch of one."""
+    return (await evaluate_batch(conn, [target_id]))[target_id]
+
+
+async def evaluate_batch(
+    conn: AsyncConnection[Any], target_ids: Sequence[uuid.UUID], chunk: int = CHUNK
+) -> dict[uuid.UUID, Outcome]:
+    """Evaluate many targets, ``chunk`` of them per transaction, with set-based reads and writes.
+
+    Each chunk takes the locks it can get in one statement; a target another worker holds comes
+    back ``evaluated=False`` and keeps its mark (the sweep returns to it)."""
+    ids = list(dict.fromkeys(target_ids))
+    outcomes: dict[uuid.UUID, Outcome] = {}
+    for start in range(0, len(ids), max(1, chunk)):
+        outcomes.update(await _evaluate_chunk(conn, ids[start : start + max(1, chunk)]))
+    return outcomes
+
+
+async def _rows(conn: AsyncConnection[Any], query: str, params: dict[str, Any]) -> list[Any]:
+    return await (await conn.execute(query, params)).fetchall()
+
+
+async def _evaluate_chunk(
+    conn: AsyncConnection[Any], ids: list[uuid.UUID]
+) -> dict[uuid.UUID, Outcome]:
+    outcomes = {tid: Outcome(evaluated=False) for tid in ids}
+    async with conn.transaction():
+        # Evaluation state is derived from stored results: if a crash loses this commit, the
+        # marks that are cleared in the same transaction come back and the targets are evaluated
+        # again. So the commit need not wait for the WAL flush.
+        await conn.execute("SET LOCAL synchronous_commit = off")
+        locked = [r["target_id"] for r in await _rows(conn, Q.lock_targets, {"ids": ids})]
+        if not locked:
+            return outcomes
+        params = {"ids": locked}
+        markers = {
+            r["target_id"]: r["dirty_at"] for r in await _rows(conn, Q.dirty_markers, params)
+        }
+        targets = {r["id"]: r for r in await _rows(conn, Q.targets_for_evaluation, params)}
+        states: dict[uuid.UUID, dict[str, RegionRow]] = {tid: {} for tid in targets}
+        for row in await _rows(conn, Q.region_states, params):
+            if row["target_id"] in states:
+                states[row["target_id"]][row["region_id"]] = _region_from_row(row)
+        results = await _new_results(conn, targets, states)
+        saves: list[tuple[uuid.UUID, RegionRow]] = []
+        for tid in locked:
+            outcomes[tid] = Outcome(evaluated=True)
+            target = targets.get(tid)
+            if target is not None:
+                outcomes[tid].results = _fold(target, states[tid], results.get(tid, ()))
+                saves.extend((tid, region) for region in states[tid].values() if region.changed)
+        if saves:
+            await conn.execute(Q.save_region_states, _region_arrays(saves))
+        if targets:
+            current = {
+                r["target_id"]: r
+                for r in await _rows(conn, Q.open_incidents_of, {"ids": list(targets)})
+            }
+            for tid, target in targets.items():
+                await _decide(conn, target, states[tid], current.get(tid), outcomes[tid])
+        # Marks of evaluated targets, and of deleted ones (nothing is left to evaluate).
+        cleared = [(tid, markers[tid]) for tid in locked if tid in markers]
+        if cleared:
+            await conn.execute(
+                Q.clear_markers,
+                {"ids": [c[0] for c in cleared], "dirty_at": [c[1] for c in cleared]},
+            )
+    return outcomes
+
+
+async def _new_results(
+    conn: AsyncConnection[Any],
+    targets: dict[uuid.UUID, dict[str, Any]],
+    states: dict[uuid.UUID, dict[str, RegionRow]],
+) -> dict[uuid.UUID, list[dict[str, Any]]]:
+    """New results per target (region, slot order), past each region's watermark: the regions
+    with a state, and the assigned regions that have none yet."""
+    pair_targets: list[uuid.UUID] = []
+    pair_regions: list[str] = []
+    pair_after: list[datetime | None] = []
+    for tid, target in targets.items():
+        known = states[tid]
+        for region_id, region in known.items():
+            pair_targets.append(tid)
+            pair_regions.append(region_id)
+            pair_after.append(region.evaluated_to)
+        for region_id in target["regions"]:
+            if region_id not in known:
+                pair_targets.append(tid)
+                pair_regions.append(region_id)
+                pair_after.append(None)
+    out: dict[uuid.UUID, list[dict[str, Any]]] = {}
+    if not pair_targets:
+        return out
+    rows = await _rows(
+        conn,
+        Q.new_results,
+        {
+            "target_ids": pair_targets,
+            "region_ids": pair_regions,
+            "after": pair_after,
+            "limit": BATCH,
+        },
+    )
+    for r in rows:
+        out.setdefault(r["target_id"], []).append(r)
+    return out
+
+
+def _fold(
+    target: dict[str, Any], regions: dict[str, RegionRow], rows: Iterable[dict[str, Any]]
+) -> int:
+    """Fold new results (region, slot order) into the regions' counters; returns how many."""
+    confirmations: int = target["alert_confirmations"]
+    n = 0
+    for r in rows:
+        n += 1
+        region = regions.setdefault(r["region_id"], RegionRow(r["region_id"]))
+        status = counted_status(r["status"], r["error_code"])
+        region.counters = apply_result(region.counters, status, confirmations, r["scheduled_at"])
+        region.evaluated_to = r["scheduled_at"]
+        region.changed = True
+        if status in CONCLUSIVE:
+            region.last_reported_at = r["scheduled_at"]
+            region.last_status = status
+            if status in BAD:
+                region.last_error = r["error"]
+                region.bad_seen += 1
+    return n
+
+
+def _region_arrays(saves: list[tuple[uuid.UUID, RegionRow]]) -> dict[str, list[Any]]:
+    return {
+        "target_id": [tid for tid, _ in saves],
+        "region_id": [r.region_id for _, r in saves],
+        "consecutive_bad": [r.counters.consecutive_bad for _, r in saves],
+        "consecutive_good": [r.counters.consecutive_good for _, r in saves],
+        "failing": [r.counters.failing for _, r in saves],
+        "failing_since": [r.counters.failing_since for _, r in saves],
+        "evaluated_to": [r.evaluated_to for _, r in saves],
+        "last_reported_at": [r.last_reported_at for _, r in saves],
+        "last_status": [r.last_status for _, r in saves],
+        "last_error": [r.last_error for _, r in saves],
+    }
+
+
+def _reporting(target: dict[str, Any], regions: dict[str, RegionRow]) -> list[RegionRow]:
+    """Assigned regions with a recent conclusive result, judged against the newest one seen."""
+    assigned = set(target["regions"])
+    seen = [r for r in regions.values() if r.region_id in assigned and r.last_reported_at]
+    if not seen:
+        return []
+    newest = max(r.last_reported_at for r in seen if r.last_reported_at)
+    window = max(REPORTING_FLOOR, timedelta(seconds=target["interval_secs"] * REPORTING_INTERVALS))
+    return [r for r in seen if r.last_reported_at and r.last_reported_at >= newest - window]
+
+
+async def _decide(
+    conn: AsyncConnection[Any],
+    target: dict[str, Any],
+    regions: dict[str, RegionRow],
+    current: dict[str, Any] | None,
+    outcome: Outcome,
+) -> None:
+    """Open, extend or close the target's one incident; ``current`` is the open one, read in
+    this transaction under the target's lock."""
+    target_id = target["id"]
+    reporting = _reporting(target, regions)
+    failing = [r for r in reporting if r.counters.failing]
+    should_be_open = policy_met(target["region_policy"], len(failing), len(reporting))
+    failing_ids = sorted(r.region_id for r in failing)
+    cause = next((r.last_error for r in failing if r.last_error), None)
+    if should_be_open and current is None:
+        started = min(
+            (r.counters.failing_since for r in failing if r.counters.failing_since),
+            default=None,
+        )
+        row = await (
+            await conn.execute(
+                Q.open_incident,
+                {
+                    "id": new_id(),
+                    "org_id": target["org_id"],
+                    "target_id": target_id,
+                    "started_at": started,
+                    "cause": cause,
+                    "regions": failing_ids,
+                    "check_count": sum(r.counters.consecutive_bad for r in failing),
+                },
+            )
+        ).fetchone()
+        outcome.opened = row["id"] if row else None
+    elif should_be_open and current is not None:
+        await conn.execute(
+            Q.extend_incident,
+            {
+                "id": current["id"],
+                "regions": failing_ids,
+                "bad": sum(r.bad_seen for r in regions.values()),
+                "cause": cause,
+            },
+        )
+    elif not should_be_open and current is not None:
+        ended = max((r.evaluated_to for r in regions.values() if r.evaluated_to), default=None)
+        row = await (
+            await conn.execute(Q.close_incident, {"id": current["id"], "ended_at": ended})
+        ).fetchone()
+        outcome.closed = row["id"] if row else None

@@ -1,0 +1,52 @@
+"""The incident engine's jobs: evaluate the targets ingest marked, and the ones left behind.
+
+Both are idempotent: evaluation is watermarked and locked per target (``engine.py``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import structlog
+
+from control_plane.core.queue import job_resources
+from control_plane.db.sql import Queries
+
+from .engine import evaluate_batch
+
+log = structlog.get_logger("vigil.incidents")
+Q = Queries.beside(__file__, "engine")
+
+SWEEP_BATCH = 2000
+# Marks older than this are evaluated by the sweep (a lost job, or a result that came in while
+# the target's evaluation was running).
+STALE_MARK_SECS = 2
+
+
+async def evaluate_targets(ctx: dict[str, Any], target_ids: list[str]) -> int:
+    """Evaluate each target once, a chunk of targets per transaction; returns how many incidents
+    opened or closed."""
+    changes = 0
+    async with job_resources(ctx).db.connection() as conn:
+        outcomes = await evaluate_batch(conn, [uuid.UUID(tid) for tid in target_ids])
+    for tid, outcome in outcomes.items():
+        if outcome.opened:
+            log.info("incident_opened", target_id=str(tid), incident_id=str(outcome.opened))
+            changes += 1
+        if outcome.closed:
+            log.info("incident_closed", target_id=str(tid), incident_id=str(outcome.closed))
+            changes += 1
+    return changes
+
+
+async def sweep_marks(ctx: dict[str, Any]) -> None:
+    """Evaluate the targets whose marks have waited too long (a lost job)."""
+    async with job_resources(ctx).db.connection() as conn:
+        rows = await (
+            await conn.execute(
+                Q.stale_markers, {"older_than_secs": STALE_MARK_SECS, "limit": SWEEP_BATCH}
+            )
+        ).fetchall()
+    if rows:
+        await evaluate_targets(ctx, [str(r["target_id"]) for r in rows])

@@ -1,0 +1,115 @@
+-- The incident engine (engine.py) evaluates a chunk of targets per
+-- transaction: its arrays are passed as ``%(name)b``, binary parameters (no text quoting of
+-- hundreds of elements per statement in the worker).
+
+-- name: lock_targets
+-- One evaluation in flight per target: whoever holds its transaction lock evaluates it. Takes
+-- what it can of a whole chunk without waiting; the targets another worker holds are skipped
+-- (their marks stay, so the sweep comes back to them).
+SELECT u.id AS target_id
+FROM unnest(%(ids)b::uuid[]) AS u(id)
+WHERE pg_try_advisory_xact_lock(hashtextextended(u.id::text, 7331));
+
+-- name: dirty_markers
+SELECT target_id, dirty_at FROM evaluation_queue WHERE target_id = ANY(%(ids)b::uuid[]);
+
+-- name: clear_markers
+-- Cleared only if no result arrived while we evaluated (else the marker stays for the sweep).
+-- A mark that ingest is re-stamping right now is locked: skipping it (rather than waiting on a
+-- transaction that may wait on us) is right, its stamp is about to change anyway.
+WITH doomed AS (
+    SELECT e.target_id
+    FROM evaluation_queue e
+    JOIN unnest(%(ids)b::uuid[], %(dirty_at)b::timestamptz[]) AS m(target_id, dirty_at)
+      ON e.target_id = m.target_id AND e.dirty_at = m.dirty_at
+    FOR UPDATE OF e SKIP LOCKED
+)
+DELETE FROM evaluation_queue q USING doomed d WHERE q.target_id = d.target_id;
+
+-- name: targets_for_evaluation
+-- A heartbeat target has no probe regions: its one source is the pseudo region 'heartbeat'.
+SELECT t.id, t.org_id, t.alert_confirmations, t.region_policy, t.interval_secs,
+       CASE WHEN t.kind = 'heartbeat' THEN ARRAY['heartbeat']
+            ELSE ARRAY(SELECT r.region_id FROM target_regions r WHERE r.target_id = t.id
+                       ORDER BY r.region_id) END AS regions
+FROM targets t
+WHERE t.id = ANY(%(ids)b::uuid[]);
+
+-- name: region_states
+SELECT target_id, region_id, consecutive_bad, consecutive_good, failing, failing_since,
+       evaluated_to, last_reported_at, last_status, last_error
+FROM region_states
+WHERE target_id = ANY(%(ids)b::uuid[])
+ORDER BY target_id, region_id;
+
+-- name: new_results
+-- Results past each (target, region) watermark, oldest first, at most ``limit`` per target (in
+-- region, slot order). The caller passes every pair that can hold results: the regions with a
+-- state (their watermark) and the assigned ones (NULL: from the start). Each pair is one range
+-- scan of the primary key, pruned to the partitions past its watermark, so the cost follows the
+-- new results, not the retained ones.
+SELECT target_id, region_id, scheduled_at, status, error, error_code
+FROM (
+    SELECT p.target_id, n.region_id, n.scheduled_at, n.status, n.error, n.error_code,
+           row_number() OVER (PARTITION BY p.target_id
+                              ORDER BY n.region_id, n.scheduled_at) AS nth
+    FROM unnest(%(target_ids)b::uuid[], %(region_ids)b::text[], %(after)b::timestamptz[])
+         AS p(target_id, region_id, after)
+    CROSS JOIN LATERAL (
+        SELECT r.region_id, r.scheduled_at, r.status, r.error, r.error_code
+        FROM results r
+        WHERE r.target_id = p.target_id AND r.region_id = p.region_id
+          AND r.scheduled_at > coalesce(p.after, '-infinity'::timestamptz)
+          AND r.scheduled_at > now() - interval '7 days'
+        ORDER BY r.scheduled_at
+        LIMIT %(limit)s
+    ) n
+) x
+WHERE nth <= %(limit)s
+ORDER BY target_id, region_id, scheduled_at;
+
+-- name: save_region_states
+INSERT INTO region_states (target_id, region_id, consecutive_bad, consecutive_good, failing,
+                           failing_since, evaluated_to, last_reported_at, last_status, last_error)
+SELECT *
+FROM unnest(%(target_id)b::uuid[], %(region_id)b::text[], %(consecutive_bad)b::int[],
+            %(consecutive_good)b::int[], %(failing)b::bool[], %(failing_since)b::timestamptz[],
+            %(evaluated_to)b::timestamptz[], %(last_reported_at)b::timestamptz[],
+            %(last_status)b::text[], %(last_error)b::text[])
+ON CONFLICT (target_id, region_id) DO UPDATE
+SET consecutive_bad = EXCLUDED.consecutive_bad, consecutive_good = EXCLUDED.consecutive_good,
+    failing = EXCLUDED.failing, failing_since = EXCLUDED.failing_since,
+    evaluated_to = EXCLUDED.evaluated_to, last_reported_at = EXCLUDED.last_reported_at,
+    last_status = EXCLUDED.last_status, last_error = EXCLUDED.last_error;
+
+-- name: open_incidents_of
+SELECT id, target_id, started_at, regions
+FROM incidents
+WHERE target_id = ANY(%(ids)b::uuid[]) AND ended_at IS NULL;
+
+-- name: open_incident
+-- The partial unique index makes this succeed for one writer only.
+INSERT INTO incidents (id, org_id, target_id, started_at, status, cause, regions, check_count)
+VALUES (%(id)s, %(org_id)s, %(target_id)s, coalesce(%(started_at)s, now()), 'down', %(cause)s, %(regions)s,
+        %(check_count)s)
+ON CONFLICT (target_id) WHERE ended_at IS NULL DO NOTHING
+RETURNING id;
+
+-- name: extend_incident
+UPDATE incidents
+SET regions = ARRAY(SELECT DISTINCT unnest(regions || %(regions)s::text[]) ORDER BY 1),
+    check_count = check_count + %(bad)s,
+    cause = coalesce(%(cause)s, cause)
+WHERE id = %(id)s AND ended_at IS NULL;
+
+-- name: close_incident
+UPDATE incidents
+SET ended_at = greatest(coalesce(%(ended_at)s, now()), started_at), closed_at = now()
+WHERE id = %(id)s AND ended_at IS NULL
+RETURNING id;
+
+-- name: stale_markers
+SELECT target_id FROM evaluation_queue
+WHERE dirty_at < clock_timestamp() - make_interval(secs => %(older_than_secs)s)
+ORDER BY dirty_at
+LIMIT %(limit)s;

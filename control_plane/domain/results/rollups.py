@@ -1,0 +1,221 @@
+"""Per-minute rollups of raw results (``result_rollups``), kept by a worker job every 15 s.
+
+Lateness. Rows of a slot ``S`` of a target with interval ``I`` are written late:
+
+* a real result arrives while its lease lives: the slot is leased before ``S + I`` (after that
+  the missed-slot sweep moves the schedule on), the lease lives ``timeout + LEASE_GRACE_SECS``,
+  and ingest accepts a ``finished_at`` up to ``CLOCK_SKEW`` past the lease's expiry;
+* the ``missed`` placeholder is written by the 1 s sweep once ``S + I`` has passed and no live
+  lease holds the slot, and a real result may still replace it within the same bound;
+* an on-demand check-now result lands at its job's time within the job's timeout.
+
+So every row of slot ``S`` is committed before ``S + I + MARGIN_SECS`` (MARGIN_SECS covers the
+longest timeout, the grace, the skew, and a minute of slack). The job therefore recomputes, per
+target, the minutes from ``previous run - (I + MARGIN_SECS)`` to now with one set-based
+``INSERT ... SELECT ... GROUP BY ... ON CONFLICT DO UPDATE``, and records the database time at
+which the run started (``rollup_state.ran_at``). A target's minutes before
+``settled_until = floor_minute(ran_at - (I + MARGIN_SECS))`` can no longer change; readers take
+those from rollups and the rest from raw rows (``control_plane/domain/results/service.py``).
+
+Hours: once a run moves a target's settled point past the end of an hour, that hour is written
+to ``result_rollups_hourly`` from its (final) minute rows, so hours before
+``floor_hour(settled_until)`` are there; long ranges read those.
+
+Every write still to come for a (target, region) is for its slot ``next_due_at`` or later, so
+the watermark is also held to ``next_due_at + I + MARGIN_SECS`` of every schedule: a schedule left
+behind (the worker was down, an interval was shortened, a slot keeps being leased and never
+answered) keeps those minutes unsettled until the sweep has written its placeholders, and the
+next runs recompute them. Normally nothing is held. A first run, or one more than a day after
+the watermark, recomputes everything since the watermark in day-sized chunks.
+
+Known gap: the settled point uses the target's current interval. Shortening the interval of a
+target whose slot is held by a lease taken long (more than the new interval plus the margin)
+after the slot was due, and never answered, can make that slot's placeholders land in minutes
+already settled; the rollups then miss them until a recompute (``rollup_range``).
+
+Cost: one run touches about ``(15 s + I + MARGIN_SECS) / I`` slots per target and region (4 for a
+60 s target) and rewrites only the minutes whose aggregates changed. Ingest is untouched.
+
+Retention. Raw daily partitions expire after ``VIGIL_RAW_RETENTION_DAYS`` and minute-rollup daily
+partitions (``result_rollups_YYYYMMDD``) after ``VIGIL_MINUTE_ROLLUP_RETENTION_DAYS``, in both
+cases only days before the day of the settled point of the longest interval, so a day is rolled up
+(minutes, and hours) before its raw rows go, and its hours are written before its minutes go.
+Hourly rollups are kept forever. ``rollup_state.minutes_from`` records where the kept minutes
+start; reads take anything before it from the hourly rows (service.py says how edges are read).
+
+Idempotent and safe with several workers: a run holds a try-advisory lock (a second worker skips),
+the recompute is deterministic, and the watermark only moves forward.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+from psycopg import AsyncConnection
+
+from control_plane.db.sql import Queries
+from control_plane.domain.agent_api.windows import CLOCK_SKEW, LEASE_GRACE_SECS
+from shared.checks import MAX_TIMEOUT_MS
+
+log = structlog.get_logger("vigil.rollups")
+Q = Queries.beside(__file__, "rollups")
+
+MARGIN_SECS = MAX_TIMEOUT_MS // 1000 + LEASE_GRACE_SECS + int(CLOCK_SKEW.total_seconds()) + 60
+# A run further behind than this (or a first run) backfills in chunks of this size.
+CHUNK = timedelta(days=1)
+# "vigil-rollups": one run at a time across workers.
+ADVISORY_LOCK_KEY = 0x766967696C02
+MINUTE = timedelta(minutes=1)
+HOUR = timedelta(hours=1)
+# Before any result: the "previous settled point" of a first run.
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def floor_minute(t: datetime) -> datetime:
+    return t.replace(second=0, microsecond=0)
+
+
+def floor_hour(t: datetime) -> datetime:
+    return t.replace(minute=0, second=0, microsecond=0)
+
+
+def ceil_hour(t: datetime) -> datetime:
+    f = floor_hour(t)
+    return f if f == t else f + HOUR
+
+
+def ceil_minute(t: datetime) -> datetime:
+    f = floor_minute(t)
+    return f if f == t else f + MINUTE
+
+
+def settled_until(ran_at: datetime | None, interval_secs: int) -> datetime | None:
+    """Minutes of a target before this are final in the rollups, and hours before its hour are in
+    the hourly rollups (None: nothing is)."""
+    if ran_at is None:
+        return None
+    return floor_minute(ran_at - timedelta(seconds=interval_secs + MARGIN_SECS))
+
+
+@dataclass(frozen=True, slots=True)
+class RollupRun:
+    ran: bool
+    # Minute rows written (changed) by the run, and hourly rows.
+    rows_written: int = 0
+    hours_written: int = 0
+    watermark: datetime | None = None
+    advanced: bool = False
+
+
+async def rollup_range(conn: AsyncConnection[Any], lo: datetime, hi: datetime) -> int:
+    """Recompute every minute of every target in [lo, hi), a day at a time; rows written."""
+    written = 0
+    start = floor_minute(lo)
+    while start < hi:
+        stop = min(start + CHUNK, hi)
+        cur = await conn.execute(
+            Q.rollup_minutes, {"since": start, "margin": MARGIN_SECS, "lo": start, "hi": stop}
+        )
+        written += max(cur.rowcount, 0)
+        start = stop
+    return written
+
+
+async def run_rollups(conn: AsyncConnection[Any]) -> RollupRun:
+    """One run of the rollup job on an autocommit connection (see the module docstring)."""
+    got = await (
+        await conn.execute("SELECT pg_try_advisory_lock(%s) AS ok", (ADVISORY_LOCK_KEY,))
+    ).fetchone()
+    if not got or not got["ok"]:
+        return RollupRun(ran=False)
+    try:
+        state = await (await conn.execute(Q.rollup_state)).fetchone()
+        assert state is not None
+        prev: datetime | None = state["ran_at"]
+        now: datetime = state["now"]
+        longest = timedelta(seconds=int(state["max_interval"]) + MARGIN_SECS)
+        # Checked before the recompute: writes a schedule left behind still owes land after it.
+        held = await (await conn.execute(Q.watermark_hold, {"margin": MARGIN_SECS})).fetchone()
+        hold: datetime | None = held["hold"] if held else None
+        if prev is None or now - prev > CHUNK:
+            if prev is not None:
+                lo: datetime | None = prev - longest
+            else:
+                row = await (await conn.execute(Q.first_result)).fetchone()
+                lo = row["first"] if row else None
+            # Up to a minute past now: the current minute's rows are in too.
+            written = await rollup_range(conn, lo, now + MINUTE) if lo is not None else 0
+        else:
+            lo = prev - longest
+            cur = await conn.execute(
+                Q.rollup_minutes,
+                {
+                    "since": prev,
+                    "margin": MARGIN_SECS,
+                    "lo": floor_minute(prev - longest),
+                    "hi": None,
+                },
+            )
+            written = max(cur.rowcount, 0)
+        mark = now if hold is None else min(now, hold)
+        advanced = mark == now
+        if not advanced:
+            log.info("rollup_watermark_held", at=mark.isoformat(), reason="schedule behind")
+        hours = 0
+        if lo is not None and (prev is None or mark > prev):
+            # The hours settled by this run, from the minute rows just written.
+            cur = await conn.execute(
+                Q.rollup_hours,
+                {
+                    "since": prev if prev is not None else EPOCH,
+                    "until": mark,
+                    "margin": MARGIN_SECS,
+                    "lo": floor_hour(lo),
+                    "hi": floor_hour(mark),
+                },
+            )
+            hours = max(cur.rowcount, 0)
+        await conn.execute(Q.advance_watermark, {"ran_at": mark})
+        return RollupRun(
+            ran=True,
+            rows_written=written,
+            hours_written=hours,
+            watermark=mark,
+            advanced=advanced,
+        )
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock(%s)", (ADVISORY_LOCK_KEY,))
+
+
+async def _drop_expired(conn: AsyncConnection[Any], query: str, retention_days: int) -> int:
+    if retention_days <= 0:
+        return 0
+    state = await (await conn.execute(Q.rollup_state)).fetchone()
+    assert state is not None
+    row = await (
+        await conn.execute(
+            query,
+            {
+                "retention_days": retention_days,
+                "longest_secs": int(state["max_interval"]) + MARGIN_SECS,
+            },
+        )
+    ).fetchone()
+    return int(row["dropped"]) if row else 0
+
+
+async def drop_expired_raw(conn: AsyncConnection[Any], retention_days: int) -> int:
+    """Drop the raw daily partitions older than ``retention_days`` that the rollups already
+    cover (0: keep everything). Returns how many were dropped."""
+    return await _drop_expired(conn, Q.drop_expired_partitions, retention_days)
+
+
+async def drop_expired_minutes(conn: AsyncConnection[Any], retention_days: int) -> int:
+    """Drop the minute-rollup daily partitions older than ``retention_days`` whose hours are
+    already in ``result_rollups_hourly`` (0: keep everything), and the default partition's rows
+    of those days; moves ``rollup_state.minutes_from`` to the cut-off. Returns how many
+    partitions were dropped."""
+    return await _drop_expired(conn, Q.drop_expired_minutes, retention_days)

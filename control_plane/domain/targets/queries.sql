@@ -1,0 +1,80 @@
+-- name: insert_target
+INSERT INTO targets (id, org_id, name, kind, spec, secrets, interval_secs, enabled, tags,
+                     alert_confirmations, notify_recovery, renotify_interval_secs, region_policy,
+                     write_source)
+VALUES (%(id)s, %(org_id)s, %(name)s, %(kind)s, %(spec)s, %(secrets)s, %(interval_secs)s,
+        %(enabled)s, %(tags)s, %(alert_confirmations)s, %(notify_recovery)s,
+        %(renotify_interval_secs)s, %(region_policy)s, %(write_source)s);
+
+-- name: update_target
+-- Full replacement of the mutable columns; the service merges the PATCH first.
+UPDATE targets
+SET name = %(name)s, kind = %(kind)s, spec = %(spec)s, secrets = %(secrets)s,
+    interval_secs = %(interval_secs)s, enabled = %(enabled)s, tags = %(tags)s,
+    alert_confirmations = %(alert_confirmations)s, notify_recovery = %(notify_recovery)s,
+    renotify_interval_secs = %(renotify_interval_secs)s, region_policy = %(region_policy)s,
+    write_source = %(write_source)s, updated_at = now()
+WHERE org_id = %(org_id)s AND id = %(id)s;
+
+-- name: touch_target
+-- A write to a part of the target (its regions) restamps who wrote it and when.
+UPDATE targets SET write_source = %(write_source)s, updated_at = now()
+WHERE org_id = %(org_id)s AND id = %(id)s;
+
+-- name: get_target
+-- One target of the org with its regions and alert bindings.
+SELECT * FROM target_details t WHERE t.org_id = %(org_id)s AND t.id = %(id)s;
+
+-- name: target_owned
+-- Whether the org owns the target: anything else (another org's, none at all) is a 404.
+SELECT 1 AS ok FROM targets WHERE id = %(target_id)s AND org_id = %(org_id)s;
+
+-- name: lock_target
+-- Serialises concurrent PATCH/PUT on one target for the rest of the transaction.
+SELECT id FROM targets WHERE org_id = %(org_id)s AND id = %(id)s FOR UPDATE;
+
+-- name: list_targets
+-- Filters are optional: a NULL parameter matches everything. ``q`` is a LIKE pattern already
+-- escaped by the caller; it matches the name, the URL or the host.
+SELECT * FROM target_details t
+WHERE t.org_id = %(org_id)s
+  AND (%(tag)s::text IS NULL OR t.tags @> ARRAY[%(tag)s::text])
+  AND (%(enabled)s::boolean IS NULL OR t.enabled = %(enabled)s)
+  AND (%(q)s::text IS NULL OR t.name ILIKE %(q)s OR t.spec ->> 'url' ILIKE %(q)s
+       OR t.spec ->> 'host' ILIKE %(q)s)
+ORDER BY t.id
+LIMIT %(limit)s OFFSET %(offset)s;
+
+-- name: count_targets
+SELECT count(*) AS total
+FROM targets t
+WHERE t.org_id = %(org_id)s
+  AND (%(tag)s::text IS NULL OR t.tags @> ARRAY[%(tag)s::text])
+  AND (%(enabled)s::boolean IS NULL OR t.enabled = %(enabled)s)
+  AND (%(q)s::text IS NULL OR t.name ILIKE %(q)s OR t.spec ->> 'url' ILIKE %(q)s
+       OR t.spec ->> 'host' ILIKE %(q)s);
+
+-- name: delete_target
+DELETE FROM targets WHERE org_id = %(org_id)s AND id = %(id)s RETURNING id;
+
+-- name: org_channels_among
+-- Which of the given channel ids belong to the org.
+SELECT id FROM channels WHERE org_id = %(org_id)s AND id = ANY(%(ids)s::uuid[]);
+
+-- name: replace_target_alerts_delete
+DELETE FROM target_alerts WHERE target_id = %(target_id)s;
+
+-- name: insert_target_alerts
+INSERT INTO target_alerts (target_id, channel_id, position)
+SELECT %(target_id)s, c.id, c.pos - 1
+FROM unnest(%(channel_ids)s::uuid[]) WITH ORDINALITY AS c (id, pos);
+
+-- name: enabled_regions_among
+SELECT id FROM regions WHERE enabled AND id = ANY(%(ids)s::text[]);
+
+-- name: replace_target_regions_delete
+DELETE FROM target_regions WHERE target_id = %(target_id)s;
+
+-- name: insert_target_regions
+INSERT INTO target_regions (target_id, region_id)
+SELECT %(target_id)s, r FROM unnest(%(region_ids)s::text[]) AS r;
