@@ -27,9 +27,16 @@ from control_plane.domain.results.rollups import (
 )
 from control_plane.settings import SettingsError, settings_from_env
 from tests.conftest import Persona
+from tests.control_plane.results.test_rollups import (
+    connect,
+    db_now,
+    insert,
+    raw_uptime,
+    rollup_rows,
+    run,
+)
 from tests.monitoring_helpers import make_target
 from tests.stack import Stack, with_database
-from tests.test_rollups import connect, db_now, insert, raw_uptime, rollup_rows, run
 
 
 async def partitions(db_url: str, parent: str) -> set[str]:

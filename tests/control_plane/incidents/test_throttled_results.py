@@ -12,8 +12,8 @@ from psycopg.rows import dict_row
 
 from control_plane.domain.incidents.jobs import evaluate_targets
 from tests.conftest import Persona
+from tests.control_plane.incidents.test_incidents import incidents, make_due_in
 from tests.monitoring_helpers import AgentHandle, make_agent, make_target, result_for
-from tests.test_incidents import incidents, make_due_in
 
 THROTTLED = {"error": "throttled: host concurrency cap", "error_code": "THROTTLED"}
 

@@ -27,7 +27,13 @@ from control_plane.core.errors import (
 )
 from control_plane.settings import Settings
 from tests.conftest import Persona, assert_error, make_org
-from tests.test_targets_crud import add_channel, add_region, create, http_target, tcp_target
+from tests.control_plane.targets.test_targets_crud import (
+    add_channel,
+    add_region,
+    create,
+    http_target,
+    tcp_target,
+)
 
 API = "/api/v1/targets"
 JSON = {"content-type": "application/json"}

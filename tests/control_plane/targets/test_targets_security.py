@@ -12,7 +12,12 @@ import pytest
 from control_plane.domain.targets.codec import open_check
 from control_plane.security.sealing import Sealer, SecretUnavailable
 from tests.conftest import Persona, assert_error
-from tests.test_targets_crud import create, http_target, stored_row, tcp_target
+from tests.control_plane.targets.test_targets_crud import (
+    create,
+    http_target,
+    stored_row,
+    tcp_target,
+)
 
 API = "/api/v1/targets"
 PASSWORD = "pw-7c1f0e-not-in-the-db"
@@ -116,7 +121,7 @@ async def test_lists_show_only_the_callers_targets(owner: Persona, outsider: Per
 async def test_alerts_cannot_bind_another_orgs_channel(
     owner: Persona, outsider: Persona, db_url: str
 ) -> None:
-    from tests.test_targets_crud import add_channel
+    from tests.control_plane.targets.test_targets_crud import add_channel
 
     theirs = await add_channel(db_url, outsider.org_id, "their-pager")
     assert_error(

@@ -36,7 +36,7 @@ from control_plane.dev.seed import ensure_demo
 from control_plane.settings import settings_from_env
 from tests.stack import TOKEN_KEY
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 VIGIL = Path(sys.executable).parent / "vigil"
 KEEP_ENV = {"VIGIL_PG_BIN", "VIGIL_REDIS_SERVER"}
 PROXY_VARS = {"http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"}

@@ -16,8 +16,8 @@ from probe_agent.checks.http import UnsupportedSpec, request_headers
 from shared.checks import REDACTED, CheckSpec, HttpCheck, secret_header_names
 from shared.validation import SpecError, validate_check
 from tests.conftest import Persona, assert_error
+from tests.control_plane.targets.test_targets_crud import create, http_target, stored_row
 from tests.monitoring_helpers import fetch, make_agent, make_due
-from tests.test_targets_crud import create, http_target, stored_row
 
 API = "/api/v1/targets"
 API_KEY = "key-8c02e1-not-in-the-db"

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Persona, assert_error
-from tests.test_targets_crud import create, http_target
+from tests.control_plane.targets.test_targets_crud import create, http_target
 
 API = "/api/v1/targets"
 

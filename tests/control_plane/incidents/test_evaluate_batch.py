@@ -17,8 +17,8 @@ from control_plane.domain.incidents import engine as evaluate
 from control_plane.domain.incidents.engine import evaluate_batch, evaluate_target
 from control_plane.domain.incidents.jobs import evaluate_targets
 from tests.conftest import Persona
+from tests.control_plane.incidents.test_incidents import incidents
 from tests.monitoring_helpers import ensure_region, fetch, make_target
-from tests.test_incidents import incidents
 
 
 @pytest.fixture

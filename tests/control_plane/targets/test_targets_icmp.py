@@ -17,8 +17,8 @@ from control_plane.settings import Settings
 from shared.checks import IcmpCheck
 from shared.validation import SpecError, validate_check
 from tests.conftest import Persona, assert_error, make_org
+from tests.control_plane.targets.test_targets_crud import create
 from tests.monitoring_helpers import make_agent, make_due
-from tests.test_targets_crud import create
 
 API = "/api/v1/targets"
 

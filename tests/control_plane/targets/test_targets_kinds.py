@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from shared.checks import DNS_RECORD_TYPES, CheckSpec, DnsCheck, DomainExpiryCheck, TlsCertCheck
 from shared.validation import SpecError, validate_check
 from tests.conftest import Persona, assert_error
-from tests.test_targets_crud import create, http_target
+from tests.control_plane.targets.test_targets_crud import create, http_target
 
 API = "/api/v1/targets"
 

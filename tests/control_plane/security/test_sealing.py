@@ -16,8 +16,8 @@ from control_plane.domain.targets.codec import open_check
 from control_plane.security.sealing import Sealer, SecretUnavailable
 from control_plane.settings import Settings
 from tests.conftest import Persona, assert_error
+from tests.control_plane.targets.test_targets_crud import create, http_target, stored_row
 from tests.stack import SEALING_KEYS
-from tests.test_targets_crud import create, http_target, stored_row
 
 API = "/api/v1/targets"
 PASSWORD = "pw-3e9b51-sealed"
