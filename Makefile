@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint fmt bench clean
+.PHONY: dev test lint fmt bench clean schema
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Vigil needs Python >= 3.11")'
@@ -35,6 +35,10 @@ lint: $(STAMP)
 fmt: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# control_plane/db/schema.sql, the reference schema, from the migrations (a test checks it).
+schema: $(STAMP)
+	$(BIN)/python -m control_plane.db.schema
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
