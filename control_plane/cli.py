@@ -8,6 +8,7 @@ vigil worker                   the background worker (evaluation, sweeps)
 vigil keys rotate [--batch-size N]   rewrap every sealed secret under VIGIL_SECRET_PRIMARY
 vigil keys status              how many sealed values sit on each key id
 vigil dev                      the whole local system (what `make dev` runs)
+vigil dev env                  the dev stack's settings as shell exports
 """
 
 from __future__ import annotations
@@ -134,6 +135,17 @@ def _cmd_dev(args: argparse.Namespace) -> int:
     return int(run_dev(args))
 
 
+def _cmd_dev_env(_: argparse.Namespace) -> int:
+    from control_plane.dev.envfile import DevFile, dev_dir, shell_exports
+
+    path = dev_dir() / "dev.env"
+    if not path.exists():
+        print(f"error: no dev stack in {path.parent}; run `make dev` first", file=sys.stderr)
+        return 1
+    print("\n".join(shell_exports(DevFile.load(path).values)))
+    return 0
+
+
 def _positive_int(raw: str) -> int:
     value = int(raw)
     if value < 1:
@@ -148,24 +160,28 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("migrate", help="apply pending migrations").set_defaults(fn=_cmd_migrate)
 
     serve = sub.add_parser("serve", help="run the HTTP API")
-    serve.add_argument("--host")
-    serve.add_argument("--port", type=int)
-    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--host", help="address to bind (default: VIGIL_HOST, else 127.0.0.1)")
+    serve.add_argument(
+        "--port", type=int, help="port to listen on (default: VIGIL_PORT, else 8000)"
+    )
+    serve.add_argument(
+        "--workers", type=int, default=1, help="uvicorn worker processes (default: 1)"
+    )
     serve.set_defaults(fn=_cmd_serve)
 
     sub.add_parser("worker", help="run the background worker (arq)").set_defaults(fn=_cmd_worker)
 
     org = sub.add_parser("org", help="manage orgs").add_subparsers(dest="org_cmd", required=True)
     oc = org.add_parser("create", help="create an org and print its id")
-    oc.add_argument("name")
+    oc.add_argument("name", help="the org's display name (1-200 printable characters)")
     oc.set_defaults(fn=_cmd_org_create)
 
     tok = sub.add_parser("token", help="manage API tokens").add_subparsers(
         dest="tok_cmd", required=True
     )
     tc = tok.add_parser("create", help="create an API token for an org; printed once")
-    tc.add_argument("--org", required=True)
-    tc.add_argument("--name", default="cli")
+    tc.add_argument("--org", required=True, help="id of the org the token acts for")
+    tc.add_argument("--name", default="cli", help="a label to tell tokens apart (default: cli)")
     tc.set_defaults(fn=_cmd_token_create)
 
     keys = sub.add_parser("keys", help="sealing keys").add_subparsers(
@@ -185,9 +201,19 @@ def build_parser() -> argparse.ArgumentParser:
     kr.set_defaults(fn=_cmd_keys)
     keys.add_parser("status", help="count sealed values per key id").set_defaults(fn=_cmd_keys)
 
-    dev = sub.add_parser("dev", help="run the whole system locally (what `make dev` runs)")
+    dev = sub.add_parser(
+        "dev",
+        help="run the whole system locally (what `make dev` runs); `vigil dev env` prints its "
+        "settings as shell exports",
+    )
     dev.add_argument("--port", type=int, default=0, help="API port (default: 8000 or a free one)")
     dev.set_defaults(fn=_cmd_dev)
+    dev_sub = dev.add_subparsers(dest="dev_cmd")
+    dev_sub.add_parser(
+        "env",
+        help="print the running dev stack's settings as `export` lines: "
+        'eval "$(vigil dev env)" lets this shell use the CLI and the README\'s curl lines',
+    ).set_defaults(fn=_cmd_dev_env)
     return p
 
 

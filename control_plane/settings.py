@@ -10,6 +10,7 @@ import base64
 import os
 from dataclasses import dataclass, field
 from functools import lru_cache
+from urllib.parse import urlsplit
 
 
 class SettingsError(RuntimeError):
@@ -79,6 +80,9 @@ class ApiSettings:
     # Org floor on check interval when the org row does not override it.
     default_min_interval_secs: int = 10
     log_level: str = "info"
+    # The URL users reach the API at (``https://vigil.example.com``): the base of the links the
+    # API hands out. None: the origin of each request (right unless a proxy rewrites the Host).
+    public_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +114,18 @@ def parse_sealing_keys(raw: str) -> dict[str, bytes]:
     if not keys:
         raise SettingsError("VIGIL_SECRET_KEYS: at least one key is required")
     return keys
+
+
+def _public_url(raw: str) -> str | None:
+    raw = raw.strip()
+    if not raw:
+        return None
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise SettingsError(
+            f"VIGIL_PUBLIC_URL={raw!r}: expected an http(s) URL such as https://vigil.example.com"
+        )
+    return raw.rstrip("/")
 
 
 def _bool(raw: str | None, default: bool = False) -> bool:
@@ -154,6 +170,7 @@ def settings_from_env(env: dict[str, str] | None = None) -> Settings:
             port=int(e.get("VIGIL_PORT", "8000")),
             default_min_interval_secs=int(e.get("VIGIL_MIN_INTERVAL_SECS", "10")),
             log_level=e.get("VIGIL_LOG_LEVEL", "info"),
+            public_url=_public_url(e.get("VIGIL_PUBLIC_URL", "")),
         ),
     )
 

@@ -8,7 +8,7 @@ A client mistake is never a 500.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -124,14 +124,54 @@ def msgspec_path_to_pointer(path: str) -> str:
     return "/" + "/".join(parts) if parts else ""
 
 
+# msgspec's names for JSON types, as a user reads them.
+_TYPE_WORDS = {
+    "int": "an integer",
+    "float": "a number",
+    "str": "a string",
+    "bool": "true or false",
+    "object": "an object",
+    "array": "an array",
+    "null": "null",
+}
+_EXPECTED = re.compile(r"^Expected `(?P<want>[^`]+)`, got `(?P<got>[^`]+)`$")
+_INVALID = re.compile(r"^Invalid (?:enum )?value (?P<value>.+)$")
+
+
+def _words(types: str) -> str:
+    return " or ".join(_TYPE_WORDS.get(t.strip(), f"`{t.strip()}`") for t in types.split("|"))
+
+
+def humanize(
+    message: str, field: str | None, choices: Mapping[str, Sequence[str]] | None = None
+) -> str:
+    """msgspec's text for a wrong type or value, as a sentence naming the field as the client
+    wrote it (``check.port must be an integer, got a string``) and, where ``choices`` lists them
+    for the field, what it may be."""
+    where = (field or "").strip("/").replace("/", ".").replace("~1", "/").replace("~0", "~")
+    where = where or "the body"
+    expected = _EXPECTED.match(message)
+    if expected:
+        return f"{where} must be {_words(expected['want'])}, got {_words(expected['got'])}"
+    invalid = _INVALID.match(message)
+    if invalid:
+        allowed = (choices or {}).get(field or "")
+        text = f"{where}: {invalid['value']} is not allowed"
+        return f"{text}; expected one of {', '.join(allowed)}" if allowed else text
+    return f"{where}: {message[:1].lower()}{message[1:]}" if field else message
+
+
 def decode_error_to_api(
-    message: str, malformed: bool = False, field_codes: Mapping[str, str] | None = None
+    message: str,
+    malformed: bool = False,
+    field_codes: Mapping[str, str] | None = None,
+    choices: Mapping[str, Sequence[str]] | None = None,
 ) -> ApiError:
     """Map a msgspec decode/validation message to the envelope's code and field.
 
     Unknown and missing fields are always ``UNKNOWN_FIELD`` / ``MISSING_FIELD``; any other wrong
     type or value takes the code ``field_codes`` gives its pointer (or the nearest parent's), else
-    ``VALIDATION_ERROR``.
+    ``VALIDATION_ERROR``, with a message in words (``humanize``).
     """
     if malformed:
         return ApiError(400, "INVALID_JSON", f"request body is not valid JSON: {message}")
@@ -150,7 +190,7 @@ def decode_error_to_api(
         name = missing.group(1)
         field = f"{field or ''}/{_escape(name)}"
         return ApiError(400, "MISSING_FIELD", f"required field '{name}' is missing", field)
-    return ApiError(400, field_code(field, field_codes), message, field)
+    return ApiError(400, field_code(field, field_codes), humanize(message, field, choices), field)
 
 
 def field_code(field: str | None, field_codes: Mapping[str, str] | None) -> str:
@@ -192,9 +232,11 @@ def decode_body(body: bytes, type_: type[Any]) -> Any:
     """Decode a JSON request body into ``type_`` strictly (no "60" -> 60) or raise the 400.
 
     ``type_`` may declare ``__field_codes__`` (pointer -> code) to name the code of a wrong type
-    or value under a pointer; see ``decode_error_to_api``.
+    or value under a pointer, and ``__field_choices__`` (pointer -> allowed values) to list what a
+    field takes when a value is refused; see ``decode_error_to_api``.
     """
     codes: Mapping[str, str] = getattr(type_, "__field_codes__", None) or {}
+    choices: Mapping[str, Sequence[str]] = getattr(type_, "__field_choices__", None) or {}
     if not body.strip():
         raise ApiError(400, "INVALID_JSON", "request body is empty; a JSON object is required")
     try:
@@ -211,7 +253,7 @@ def decode_body(body: bytes, type_: type[Any]) -> Any:
     try:
         return msgspec.convert(raw, type_, strict=True)
     except msgspec.ValidationError as exc:
-        raise decode_error_to_api(str(exc), field_codes=codes) from None
+        raise decode_error_to_api(str(exc), field_codes=codes, choices=choices) from None
 
 
 def _strict_body_error(request: Request[Any, Any, Any]) -> ApiError | None:
@@ -264,7 +306,7 @@ def _handle_validation(
             return _handle_api_error(request, err)
         if source in ("query", "path", "header", "cookie"):
             code = "INVALID_QUERY_PARAM" if source == "query" else "INVALID_PARAMETER"
-            text = f"invalid {source} parameter '{key}': {message}"
+            text = f"invalid {source} parameter: {humanize(message, f'/{key}')}"
             if "missing" in message.lower():
                 text = f"missing required {source} parameter '{key}'"
             pointer = f"/{key}" if key else None

@@ -24,6 +24,28 @@ def _level(level: str | None) -> int:
     return value if isinstance(value, int) else logging.INFO
 
 
+# arq logs every job's start ("→") and end ("← … ●") and each health record at INFO: with a cron
+# sweep every second and an evaluation job per ingest batch, that is most of a worker's lines.
+_ROUTINE_ARQ = ("→ ", " ● ", "recording health")
+
+
+class RoutineJobsAtDebug(logging.Filter):
+    """Demotes arq's per-job and health lines to DEBUG (shown only at debug level); failures,
+    retries and start-up lines stay as they are."""
+
+    def __init__(self, level: int) -> None:
+        super().__init__()
+        self.level = level
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == "arq.worker" and record.levelno == logging.INFO:
+            text = record.getMessage()
+            if any(mark in text for mark in _ROUTINE_ARQ) and "↻" not in text:
+                record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+                return self.level <= logging.DEBUG
+        return True
+
+
 def configure_logging(level: str | None = None, stream: TextIO | None = None) -> None:
     lvl = _level(level)
     out = stream or sys.stderr
@@ -54,6 +76,7 @@ def configure_logging(level: str | None = None, stream: TextIO | None = None) ->
             ],
         )
     )
+    handler.addFilter(RoutineJobsAtDebug(lvl))
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(lvl)

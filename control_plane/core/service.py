@@ -33,15 +33,23 @@ Caller = OrgContext | AgentContext | None
 
 
 class Service:
-    def __init__(self, res: Resources, caller: Caller = None) -> None:
+    def __init__(self, res: Resources, caller: Caller = None, origin: str = "") -> None:
         self.res = res
         self.caller = caller
+        # Scheme and host the request came to (``https://vigil.example.com``), for links.
+        self.origin = origin
         self._lease: AbstractAsyncContextManager[AsyncConnection[Any]] | None = None
         self._conn: AsyncConnection[Any] | None = None
 
     @property
     def settings(self) -> Settings:
         return self.res.settings
+
+    @property
+    def public_url(self) -> str:
+        """The base of the links this service hands out (heartbeat URLs, …): the deployment's
+        ``VIGIL_PUBLIC_URL``, else the origin of the request, without a trailing slash."""
+        return (self.settings.api.public_url or self.origin).rstrip("/")
 
     @property
     def sealer(self) -> Sealer:
@@ -81,7 +89,8 @@ def provide(cls: type[S]) -> Provide:
     """The Litestar dependency that hands a handler its ``cls`` service for the request."""
 
     async def provider(request: ASGIConnection[Any, Any, Any, Any]) -> AsyncGenerator[Any, None]:
-        service = cls(resources(request), caller_of(request))
+        origin = f"{request.url.scheme}://{request.url.netloc}"
+        service = cls(resources(request), caller_of(request), origin)
         try:
             yield service
         finally:

@@ -50,7 +50,11 @@ def pid_alive(pid: int) -> bool:
 
 
 def port_is_free(port: int) -> bool:
+    """Whether a server could listen on ``port`` now. Servers (uvicorn, PostgreSQL, Redis) bind
+    with SO_REUSEADDR, so a port whose last connections linger in TIME-WAIT after a quick restart
+    is free for them: probe the same way, or a second ``make dev`` would move to other ports."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
             return True
@@ -58,9 +62,21 @@ def port_is_free(port: int) -> bool:
             return False
 
 
+def _has_pg_tools(folder: str | Path) -> bool:
+    return (Path(folder) / "initdb").exists() and (Path(folder) / "pg_ctl").exists()
+
+
 def pg_bin_dir() -> Path:
     explicit = os.environ.get("VIGIL_PG_BIN")
-    candidates = [explicit] if explicit else []
+    if explicit:
+        # Named on purpose: a wrong folder is an error, not a reason to look elsewhere.
+        if not _has_pg_tools(explicit):
+            raise MissingBinary(
+                f"VIGIL_PG_BIN={explicit!r} holds no initdb and pg_ctl; point it at the folder of "
+                "PostgreSQL's server binaries (e.g. /usr/lib/postgresql/15/bin) or unset it"
+            )
+        return Path(explicit)
+    candidates: list[str] = []
 
     def version(path: str) -> float:
         try:
@@ -73,7 +89,7 @@ def pg_bin_dir() -> Path:
     if which:
         candidates.append(str(Path(which).resolve().parent))
     for c in candidates:
-        if c and (Path(c) / "initdb").exists() and (Path(c) / "pg_ctl").exists():
+        if c and _has_pg_tools(c):
             return Path(c)
     raise MissingBinary(
         "PostgreSQL server binaries (initdb, pg_ctl) were not found. Install them with "
@@ -83,7 +99,15 @@ def pg_bin_dir() -> Path:
 
 
 def redis_server_bin() -> str:
-    found = os.environ.get("VIGIL_REDIS_SERVER") or shutil.which("redis-server")
+    explicit = os.environ.get("VIGIL_REDIS_SERVER")
+    if explicit:
+        if not (os.path.isfile(explicit) and os.access(explicit, os.X_OK)):
+            raise MissingBinary(
+                f"VIGIL_REDIS_SERVER={explicit!r} is not an executable file; point it at "
+                "redis-server or unset it"
+            )
+        return explicit
+    found = shutil.which("redis-server")
     if not found:
         raise MissingBinary(
             "redis-server was not found. Install it with `apt-get install redis-server` "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import os
 import secrets
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,6 +15,11 @@ API_TOKEN = "VIGIL_DEV_API_TOKEN"
 AGENT_TOKEN = "VIGIL_DEV_AGENT_TOKEN"
 PG_PORT = "VIGIL_DEV_PG_PORT"
 REDIS_PORT = "VIGIL_DEV_REDIS_PORT"
+API_URL = "VIGIL_DEV_API_URL"
+# The embedded servers' URLs, under the names the CLI reads: sourcing dev.env (or
+# ``eval "$(vigil dev env)"``) lets ``vigil org create`` and friends reach the dev stack.
+DB_URL = "VIGIL_DATABASE_URL"
+REDIS_URL = "VIGIL_REDIS_URL"
 
 
 def dev_dir() -> Path:
@@ -77,3 +83,16 @@ def child_env(values: dict[str, str], db_url: str, redis_url: str) -> dict[str, 
     env["VIGIL_REDIS_URL"] = redis_url
     env["PYTHONUNBUFFERED"] = "1"
     return env
+
+
+def shell_exports(values: dict[str, str]) -> list[str]:
+    """``export`` lines for a shell: the settings the CLI reads, and the README's shorthands
+    (``$VIGIL``, ``$TOKEN``, ``$OPERATOR``)."""
+    shorthands = {
+        "VIGIL": values.get(API_URL),
+        "TOKEN": values.get(API_TOKEN),
+        "OPERATOR": values.get("VIGIL_OPERATOR_ADMIN_TOKEN"),
+    }
+    pairs = [(k, v) for k, v in values.items() if k.startswith("VIGIL_")]
+    pairs += [(k, v) for k, v in shorthands.items() if v]
+    return [f"export {k}={shlex.quote(v)}" for k, v in pairs]

@@ -32,9 +32,12 @@ from .embedded import (
 from .envfile import (
     AGENT_TOKEN,
     API_TOKEN,
+    API_URL,
+    DB_URL,
     ORG_ID,
     PG_PORT,
     REDIS_PORT,
+    REDIS_URL,
     DevFile,
     child_env,
     dev_dir,
@@ -52,6 +55,11 @@ def _find(module: str) -> bool:
         return importlib.util.find_spec(module) is not None
     except ModuleNotFoundError:
         return False
+
+
+def _external(from_env: str | None, ours: str | None) -> str | None:
+    """The server URL the environment names, unless it is the one this stack embeds."""
+    return from_env if from_env and from_env != ours else None
 
 
 def _http_status(url: str, token: str | None = None) -> int | None:
@@ -101,6 +109,8 @@ class DevStack:
 
         port = self._api_port()
         base = f"http://127.0.0.1:{port}"
+        dev.values[API_URL] = base
+        dev.save()
         serve = [*_command("vigil", "control_plane.cli"), "serve", "--host", "127.0.0.1"]
         self.children.start("api", [*serve, "--port", str(port)], env)
         self.children.start("worker", [*_command("vigil", "control_plane.cli"), "worker"], env)
@@ -157,23 +167,27 @@ class DevStack:
             raise MissingBinary("\n".join(missing))
 
     def _start_servers(self, values: dict[str, str]) -> tuple[str, str]:
-        db_url = os.environ.get("VIGIL_DATABASE_URL")
+        # A shell that sourced dev.env (``vigil dev env``) carries our own embedded servers' URLs:
+        # those are started here as usual, not taken for servers someone else runs.
+        db_url = _external(os.environ.get("VIGIL_DATABASE_URL"), values.get(DB_URL))
         if db_url:
             self.out.say("using PostgreSQL from VIGIL_DATABASE_URL")
         else:
             self.pg = EmbeddedPostgres(self.root / "pg", port=int(values.get(PG_PORT) or 0))
             db_url = ensure_database(self.pg.start())
             values[PG_PORT] = str(self.pg.port)
+            values[DB_URL] = db_url
             self.out.say(
                 f"started postgres (pid {self.pg.pid}): {db_url}, data in {self.pg.data_dir}"
             )
-        redis_url = os.environ.get("VIGIL_REDIS_URL")
+        redis_url = _external(os.environ.get("VIGIL_REDIS_URL"), values.get(REDIS_URL))
         if redis_url:
             self.out.say("using Redis from VIGIL_REDIS_URL")
         else:
             self.redis = EmbeddedRedis(self.root / "redis", port=int(values.get(REDIS_PORT) or 0))
             redis_url = self.redis.start()
             values[REDIS_PORT] = str(self.redis.port)
+            values[REDIS_URL] = redis_url
             self.out.say(f"started redis (pid {self.redis.pid}): {redis_url}")
         return db_url, redis_url
 

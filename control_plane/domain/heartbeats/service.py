@@ -89,7 +89,9 @@ async def sync_target(
     await conn.execute(Q.insert_heartbeat, {**params, "secrets": Jsonb({SECRET_FIELD: sealed})})
 
 
-def _endpoint(sealer: Sealer, org_id: uuid.UUID, row: dict[str, Any]) -> HeartbeatEndpoint:
+def _endpoint(
+    sealer: Sealer, org_id: uuid.UUID, row: dict[str, Any], base_url: str
+) -> HeartbeatEndpoint:
     token: str | None
     try:
         sealed = row["secrets"][SECRET_FIELD]
@@ -98,7 +100,7 @@ def _endpoint(sealer: Sealer, org_id: uuid.UUID, row: dict[str, Any]) -> Heartbe
         token = None
     return HeartbeatEndpoint(
         token=token,
-        url=URL_TEMPLATE.format(token=token) if token else None,
+        url=base_url + URL_TEMPLATE.format(token=token) if token else None,
         expected_by=row["due_at"],
         last_ping_at=row["last_ping_at"],
         last_fail_at=row["last_fail_at"],
@@ -107,9 +109,14 @@ def _endpoint(sealer: Sealer, org_id: uuid.UUID, row: dict[str, Any]) -> Heartbe
 
 
 async def show_endpoints(
-    conn: AsyncConnection[Any], sealer: Sealer, org_id: uuid.UUID, targets: list[Target]
+    conn: AsyncConnection[Any],
+    sealer: Sealer,
+    org_id: uuid.UUID,
+    targets: list[Target],
+    base_url: str = "",
 ) -> list[Target]:
-    """Fill in ``heartbeat`` on the org's heartbeat targets (the others are left as they are)."""
+    """Fill in ``heartbeat`` on the org's heartbeat targets (the others are left as they are);
+    its ``url`` is absolute under ``base_url`` (the deployment's public URL)."""
     ids = [t.id for t in targets if isinstance(t.check, HeartbeatCheck)]
     if not ids:
         return targets
@@ -118,7 +125,7 @@ async def show_endpoints(
     for target in targets:
         row = by_id.get(target.id)
         if row is not None:
-            target.heartbeat = _endpoint(sealer, org_id, row)
+            target.heartbeat = _endpoint(sealer, org_id, row, base_url)
     return targets
 
 

@@ -7,7 +7,7 @@ from typing import ClassVar
 import msgspec
 
 from control_plane.domain.results.schemas import CheckResultOut
-from control_plane.domain.targets.schemas import FIELD_CODES
+from control_plane.domain.targets.schemas import FIELD_CHOICES, FIELD_CODES
 from shared.checks import CheckSpec
 
 
@@ -15,6 +15,7 @@ class TestRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """A check to run once, validated exactly as ``POST /targets`` validates its ``check``."""
 
     __field_codes__: ClassVar[dict[str, str]] = FIELD_CODES
+    __field_choices__: ClassVar[dict[str, tuple[str, ...]]] = FIELD_CHOICES
 
     check: CheckSpec
     # The region whose agent runs the check.

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, get_args
 
 import msgspec
 from msgspec import UNSET, UnsetType
 
 from control_plane.domain.heartbeats.schemas import HeartbeatEndpoint
-from shared.checks import CheckSpec
+from shared.checks import CheckSpec, DnsMatch, DnsRecordType, HttpMethod
 
 WriteSource = Literal["ui", "api", "terraform"]
 
@@ -58,8 +58,19 @@ FIELD_CODES: dict[str, str] = {
 }
 
 
+# What a refused value of these fields could have been (listed in the error's message).
+FIELD_CHOICES: dict[str, tuple[str, ...]] = {
+    "/check/type": tuple(str(s.__struct_config__.tag) for s in get_args(CheckSpec)),
+    "/check/method": get_args(HttpMethod),
+    "/check/expected_status/kind": ("exact", "range", "one_of"),
+    "/check/record_type": get_args(DnsRecordType),
+    "/check/match": get_args(DnsMatch),
+}
+
+
 class TargetCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     __field_codes__: ClassVar[dict[str, str]] = FIELD_CODES
+    __field_choices__: ClassVar[dict[str, tuple[str, ...]]] = FIELD_CHOICES
 
     name: str
     check: CheckSpec
@@ -80,6 +91,7 @@ class TargetUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """PATCH body: every field optional; omit ``check`` to keep the stored credentials."""
 
     __field_codes__: ClassVar[dict[str, str]] = FIELD_CODES
+    __field_choices__: ClassVar[dict[str, tuple[str, ...]]] = FIELD_CHOICES
 
     name: str | UnsetType = UNSET
     check: CheckSpec | UnsetType = UNSET

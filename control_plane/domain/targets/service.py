@@ -21,7 +21,6 @@ from control_plane.domain.heartbeats.service import (
     show_endpoints,
     sync_target,
 )
-from control_plane.security.sealing import Sealer
 from shared.checks import KIND_DEFAULT_INTERVAL, CheckSpec, check_kind
 
 from . import validation as v
@@ -142,16 +141,6 @@ async def _set_regions(conn: AsyncConnection[Any], target_id: uuid.UUID, ids: li
         await conn.execute(Q.insert_target_regions, {"target_id": target_id, "region_ids": ids})
 
 
-async def _fetch(
-    conn: AsyncConnection[Any], sealer: Sealer, org_id: uuid.UUID, target_id: uuid.UUID
-) -> Target:
-    row = await (await conn.execute(Q.get_target, {"org_id": org_id, "id": target_id})).fetchone()
-    if row is None:
-        raise target_not_found()
-    (target,) = await show_endpoints(conn, sealer, org_id, [row_to_target(row)])
-    return target
-
-
 class TargetService(TenantService):
     @property
     def token_key(self) -> bytes:
@@ -198,7 +187,18 @@ class TargetService(TenantService):
             await sync_target(
                 conn, self.sealer, self.token_key, self.org.org_id, target_id, fields.kind
             )
-            return await _fetch(conn, self.sealer, self.org.org_id, target_id)
+            return await self._fetch(conn, target_id)
+
+    async def _fetch(self, conn: AsyncConnection[Any], target_id: uuid.UUID) -> Target:
+        org_id = self.org.org_id
+        row = await (
+            await conn.execute(Q.get_target, {"org_id": org_id, "id": target_id})
+        ).fetchone()
+        if row is None:
+            raise target_not_found()
+        targets = [row_to_target(row)]
+        (target,) = await show_endpoints(conn, self.sealer, org_id, targets, self.public_url)
+        return target
 
     async def _default_regions(self) -> list[str]:
         conn = await self.conn()
@@ -209,7 +209,7 @@ class TargetService(TenantService):
 
     async def get(self, target_id: uuid.UUID) -> Target:
         conn = await self.conn()
-        return await _fetch(conn, self.sealer, self.org.org_id, target_id)
+        return await self._fetch(conn, target_id)
 
     async def list_page(
         self, *, limit: int, offset: int, tag: str | None, enabled: bool | None, q: str | None
@@ -230,7 +230,7 @@ class TargetService(TenantService):
         rows = await (await conn.execute(Q.list_targets, params)).fetchall()
         total_row = await (await conn.execute(Q.count_targets, params)).fetchone()
         targets = [row_to_target(r) for r in rows]
-        await show_endpoints(conn, self.sealer, self.org.org_id, targets)
+        await show_endpoints(conn, self.sealer, self.org.org_id, targets, self.public_url)
         return targets, int(total_row["total"] if total_row else 0)
 
     async def update(self, target_id: uuid.UUID, data: TargetUpdate, write_source: str) -> Target:
@@ -260,7 +260,7 @@ class TargetService(TenantService):
             await sync_target(conn, self.sealer, self.token_key, org_id, target_id, fields.kind)
             if to_probed:
                 await _set_regions(conn, target_id, regions)
-            return await _fetch(conn, self.sealer, org_id, target_id)
+            return await self._fetch(conn, target_id)
 
     def _merge(self, row: dict[str, Any], data: TargetUpdate, target_id: uuid.UUID) -> _Fields:
         spec: CheckSpec
@@ -346,7 +346,7 @@ class TargetService(TenantService):
                         f"region '{rid}' does not exist or is disabled",
                         f"/regions/{i}",
                     )
-            current = await _fetch(conn, self.sealer, org_id, target_id)
+            current = await self._fetch(conn, target_id)
             if check_kind(current.check) == HEARTBEAT:
                 raise ApiError(
                     422,

@@ -24,6 +24,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -44,15 +45,20 @@ WAIT_S = 180.0
 STARTED = re.compile(r"started (\w+) \(pid (\d+)\)")
 
 
+def clean_env() -> dict[str, str]:
+    """This environment without Vigil's settings and proxies (a newcomer's shell)."""
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if (not k.startswith("VIGIL_") or k in KEEP_ENV) and k not in PROXY_VARS
+    }
+
+
 class DevRun:
     """One ``vigil dev`` process; its output is collected line by line as it comes."""
 
     def __init__(self, devdir: Path) -> None:
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if (not k.startswith("VIGIL_") or k in KEEP_ENV) and k not in PROXY_VARS
-        }
+        env = clean_env()
         env["VIGIL_DEV_DIR"] = str(devdir)
         self.lines: list[str] = []
         self.eof = False
@@ -177,8 +183,31 @@ def expected_children() -> set[str]:
     return names
 
 
+# Values that hold a port the test picks anew for each run.
+PORT_BOUND = {"VIGIL_DEV_API_URL", "VIGIL_DATABASE_URL", "VIGIL_REDIS_URL"}
+
+
 def without_ports(values: dict[str, str]) -> dict[str, str]:
-    return {k: v for k, v in values.items() if not k.endswith("_PORT")}
+    return {k: v for k, v in values.items() if not k.endswith("_PORT") and k not in PORT_BOUND}
+
+
+def dev_env_shell(devdir: Path) -> dict[str, str]:
+    """The environment a shell has after ``eval "$(vigil dev env)"``."""
+    done = subprocess.run(
+        [str(VIGIL), "dev", "env"],
+        env={**clean_env(), "VIGIL_DEV_DIR": str(devdir)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    shell = subprocess.run(
+        ["bash", "-c", f"{done.stdout}\nenv -0"],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return dict(line.split("=", 1) for line in shell.stdout.split("\0") if "=" in line)
 
 
 def assert_all_gone(pids: dict[str, int]) -> None:
@@ -209,6 +238,21 @@ def test_dev_stack_serves_printed_curls_stops_on_sigint_and_reuses_its_data(devd
         saved = DevFile.load(env_file).values
         assert saved["VIGIL_DEV_API_TOKEN"] in create
         assert saved["VIGIL_DEV_AGENT_TOKEN"].startswith("sm_agent_")
+
+        # A shell that evaluates `vigil dev env` reaches the stack with the CLI and the README's
+        # shorthands.
+        shell = dev_env_shell(devdir)
+        assert shell["TOKEN"] == saved["VIGIL_DEV_API_TOKEN"]
+        assert shell["VIGIL"] in create
+        made = subprocess.run(
+            [str(VIGIL), "org", "create", "From the shell"],
+            env=shell,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert made.returncode == 0, made.stderr
+        assert uuid.UUID(made.stdout.strip())
 
         assert first.interrupt() == 0, first.output()
         assert_all_gone(pids)

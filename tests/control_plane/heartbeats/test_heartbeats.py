@@ -7,6 +7,7 @@ import hmac
 import secrets
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,8 +15,10 @@ import psycopg
 import pytest
 from arq.connections import ArqRedis
 from litestar import Litestar
+from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
+from control_plane.app import create_app
 from control_plane.core.queue import queue_name
 from control_plane.core.state import Resources
 from control_plane.db.pool import make_pool
@@ -28,7 +31,7 @@ from control_plane.worker.main import sweep
 from probe_agent.checks import run_lease
 from shared.checks import HeartbeatCheck
 from tests.agent.helpers import make_lease
-from tests.conftest import Persona, assert_error
+from tests.conftest import Persona, assert_error, make_org
 from tests.monitoring_helpers import fetch, make_agent, make_due, make_target
 from tests.stack import SEALING_KEYS, TOKEN_KEY
 
@@ -113,7 +116,8 @@ async def test_a_heartbeat_target_gets_a_ping_url_shown_on_create_and_on_reads(
     assert target["regions"] == []
     hb = target["heartbeat"]
     assert hb["token"].startswith("hb_")
-    assert hb["url"] == f"/api/heartbeat/{hb['token']}"
+    # Absolute, so that it works pasted into a crontab: under the origin the request came to.
+    assert hb["url"] == f"http://testserver.local/api/heartbeat/{hb['token']}"
     assert hb["last_ping_at"] is None and hb["last_start_at"] is None
     expected_by = datetime.fromisoformat(hb["expected_by"])
     created = datetime.fromisoformat(target["created_at"])
@@ -126,6 +130,15 @@ async def test_a_heartbeat_target_gets_a_ping_url_shown_on_create_and_on_reads(
     listed = {t["id"]: t for t in (await owner.get("/api/v1/targets")).json()["items"]}
     assert listed[target["id"]]["heartbeat"]["url"] == hb["url"]
     assert "heartbeat" not in listed[other["id"]]
+
+
+async def test_the_ping_url_is_under_the_configured_public_url(settings: Settings) -> None:
+    public = replace(settings, api=replace(settings.api, public_url="https://vigil.example.com"))
+    async with AsyncTestClient(app=create_app(public)) as client:
+        org_id, token = await make_org(settings.database.url, "Acme")
+        owner = Persona(client, {"Authorization": f"Bearer {token}"}, org_id)
+        hb = (await make_heartbeat(owner))["heartbeat"]
+    assert hb["url"] == f"https://vigil.example.com/api/heartbeat/{hb['token']}"
 
 
 async def test_defaults_and_validation_of_the_heartbeat_spec(owner: Persona) -> None:
