@@ -12,7 +12,7 @@ from probe_agent.checks import RUNNERS, close_runners, run_lease
 from probe_agent.leases import decode_lease_response
 from shared.checks import PUSH_KINDS, CheckSpec, HttpCheck, TcpCheck
 from shared.protocol import CheckResult, Lease
-from tests.agent.helpers import closed_port, make_lease
+from tests.probe_agent.helpers import closed_port, make_lease
 
 
 def test_every_wire_kind_has_a_runner() -> None:

@@ -23,7 +23,7 @@ from probe_agent.checks.expiry import days_remaining, expiry_status
 from probe_agent.checks.tls_cert import TlsCertRunner
 from shared.checks import TlsCertCheck
 from shared.protocol import CheckResult
-from tests.agent.helpers import closed_port, make_lease
+from tests.probe_agent.helpers import closed_port, make_lease
 
 CA_NAME = "Vigil Test CA"
 
