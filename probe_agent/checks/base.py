@@ -9,27 +9,10 @@ from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
 from probe_agent.netguard import SsrfBlocked
+from shared.codes import PROBE_ERROR, SSRF_BLOCKED
 from shared.protocol import AgentStatus, CheckResult, Lease, Timings
 
 SpecT_contra = TypeVar("SpecT_contra", contravariant=True)
-
-# Stable machine codes a runner puts in ``CheckResult.error_code``.
-TIMEOUT = "TIMEOUT"
-DNS_FAILURE = "DNS_FAILURE"
-CONNECTION_REFUSED = "CONNECTION_REFUSED"
-CONNECTION_FAILED = "CONNECTION_FAILED"
-CONNECTION_RESET = "CONNECTION_RESET"
-TLS_ERROR = "TLS_ERROR"
-INVALID_RESPONSE = "INVALID_RESPONSE"
-UNEXPECTED_STATUS = "UNEXPECTED_STATUS"
-BODY_MISMATCH = "BODY_MISMATCH"
-# An HTTP assertion (status_code, response_time, json_path, header, body) did not hold.
-ASSERTION_FAILED = "ASSERTION_FAILED"
-TOO_MANY_REDIRECTS = "TOO_MANY_REDIRECTS"
-RATE_LIMITED = "RATE_LIMITED"
-PROBE_ERROR = "PROBE_ERROR"
-# The target (or a redirect hop) is, or resolves to, an address the SSRF guard blocks.
-SSRF_BLOCKED = "SSRF_BLOCKED"
 
 
 class CheckRunner(Protocol[SpecT_contra]):

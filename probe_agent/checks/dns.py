@@ -18,14 +18,18 @@ import dns.exception
 import dns.rdata
 import dns.resolver
 
-from probe_agent.checks.base import DNS_FAILURE, PROBE_ERROR, TIMEOUT, Attempt
+from probe_agent.checks.base import Attempt
 from probe_agent.netguard import Policy, SsrfBlocked
 from shared.checks import DnsCheck
+from shared.codes import (
+    DNS_FAILURE,
+    DNS_MISMATCH,
+    DNS_NO_ANSWER,
+    DNS_NXDOMAIN,
+    PROBE_ERROR,
+    TIMEOUT,
+)
 from shared.protocol import CheckResult, Lease, Timings
-
-DNS_NXDOMAIN = "DNS_NXDOMAIN"
-DNS_NO_ANSWER = "DNS_NO_ANSWER"
-DNS_MISMATCH = "DNS_MISMATCH"
 
 
 @dataclass(frozen=True)

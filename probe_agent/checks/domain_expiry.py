@@ -27,10 +27,21 @@ import msgspec
 import yarl
 
 from probe_agent import USER_AGENT
-from probe_agent.checks.base import RATE_LIMITED, TIMEOUT, Attempt, utcnow
+from probe_agent.checks.base import Attempt, utcnow
 from probe_agent.checks.expiry import days_remaining, expiry_status, iso_utc
 from probe_agent.netguard import GuardedConnector, Policy, SsrfBlocked
 from shared.checks import DomainExpiryCheck
+from shared.codes import (
+    DOMAIN_EXPIRED,
+    DOMAIN_EXPIRING,
+    DOMAIN_NOT_FOUND,
+    RATE_LIMITED,
+    RDAP_BOOTSTRAP_FAILED,
+    RDAP_ERROR,
+    RDAP_NO_EXPIRATION,
+    RDAP_UNSUPPORTED_TLD,
+    TIMEOUT,
+)
 from shared.protocol import CheckResult, Lease
 
 IANA_RDAP_BOOTSTRAP = "https://data.iana.org/rdap/dns.json"
@@ -38,14 +49,6 @@ BOOTSTRAP_TTL_S = 24 * 3600
 BOOTSTRAP_LIMIT = 4 << 20
 RESPONSE_LIMIT = 1 << 20
 MAX_REDIRECTS = 5
-
-DOMAIN_EXPIRED = "DOMAIN_EXPIRED"
-DOMAIN_EXPIRING = "DOMAIN_EXPIRING"
-DOMAIN_NOT_FOUND = "DOMAIN_NOT_FOUND"
-RDAP_BOOTSTRAP_FAILED = "RDAP_BOOTSTRAP_FAILED"
-RDAP_UNSUPPORTED_TLD = "RDAP_UNSUPPORTED_TLD"
-RDAP_ERROR = "RDAP_ERROR"
-RDAP_NO_EXPIRATION = "RDAP_NO_EXPIRATION"
 
 
 class RdapError(Exception):

@@ -34,7 +34,18 @@ from aiohttp.tracing import Trace
 
 from probe_agent import USER_AGENT
 from probe_agent.checks import assertions
-from probe_agent.checks.base import (
+from probe_agent.checks.base import Attempt, is_refused
+from probe_agent.deadlines import deadline
+from probe_agent.netguard import SECURE_DEFAULT, Policy, SsrfBlocked, judge_literal
+from shared.checks import (
+    REDACTED,
+    ExactStatus,
+    ExpectedStatus,
+    HttpCheck,
+    RangeStatus,
+    status_matches,
+)
+from shared.codes import (
     ASSERTION_FAILED,
     BODY_MISMATCH,
     CONNECTION_FAILED,
@@ -48,18 +59,6 @@ from probe_agent.checks.base import (
     TLS_ERROR,
     TOO_MANY_REDIRECTS,
     UNEXPECTED_STATUS,
-    Attempt,
-    is_refused,
-)
-from probe_agent.deadlines import deadline
-from probe_agent.netguard import SECURE_DEFAULT, Policy, SsrfBlocked, judge_literal
-from shared.checks import (
-    REDACTED,
-    ExactStatus,
-    ExpectedStatus,
-    HttpCheck,
-    RangeStatus,
-    status_matches,
 )
 from shared.protocol import AgentStatus, CheckResult, Lease, Timings
 

@@ -7,18 +7,11 @@ import socket
 import time
 from dataclasses import dataclass
 
-from probe_agent.checks.base import (
-    CONNECTION_FAILED,
-    CONNECTION_REFUSED,
-    DNS_FAILURE,
-    TIMEOUT,
-    Attempt,
-    is_refused,
-    ms_between,
-)
+from probe_agent.checks.base import Attempt, is_refused, ms_between
 from probe_agent.deadlines import deadline
 from probe_agent.netguard import Address, Policy, SsrfBlocked, resolve_stream
 from shared.checks import TcpCheck
+from shared.codes import CONNECTION_FAILED, CONNECTION_REFUSED, DNS_FAILURE, TIMEOUT
 from shared.protocol import CheckResult, Lease, Timings
 
 

@@ -23,24 +23,20 @@ import msgspec
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from probe_agent.checks.base import (
+from probe_agent.checks.base import Attempt, is_refused, ms_between, utcnow
+from probe_agent.checks.expiry import days_remaining, expiry_status, iso_utc
+from probe_agent.netguard import Policy, SsrfBlocked, resolve_stream
+from shared.checks import TlsCertCheck
+from shared.codes import (
+    CERT_EXPIRED,
+    CERT_EXPIRING,
     CONNECTION_FAILED,
     CONNECTION_REFUSED,
     DNS_FAILURE,
     TIMEOUT,
     TLS_ERROR,
-    Attempt,
-    is_refused,
-    ms_between,
-    utcnow,
 )
-from probe_agent.checks.expiry import days_remaining, expiry_status, iso_utc
-from probe_agent.netguard import Policy, SsrfBlocked, resolve_stream
-from shared.checks import TlsCertCheck
 from shared.protocol import CheckResult, Lease, Timings
-
-CERT_EXPIRED = "CERT_EXPIRED"
-CERT_EXPIRING = "CERT_EXPIRING"
 
 
 @functools.cache
