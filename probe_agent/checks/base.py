@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
-from probe_agent.netguard import SsrfBlocked
+from probe_agent.netguard import Policy, SsrfBlocked
 from shared.codes import PROBE_ERROR, SSRF_BLOCKED
 from shared.protocol import AgentStatus, CheckResult, Lease, Timings
 
@@ -19,6 +19,21 @@ class CheckRunner(Protocol[SpecT_contra]):
     """Runs one kind of check. ``run`` never raises for a failing target: that is a result."""
 
     async def run(self, check: SpecT_contra, lease: Lease) -> CheckResult: ...
+
+
+class GuardedRunner:
+    """What the runners that connect to a tenant's target share: the SSRF policy of a check.
+
+    ``ssrf_exempt`` names listeners, as (address, port), the guard lets through regardless (see
+    ``Policy``).
+    """
+
+    def __init__(self, *, ssrf_exempt: frozenset[tuple[str, int]] = frozenset()) -> None:
+        self._ssrf_exempt = ssrf_exempt
+
+    def policy(self, lease: Lease) -> Policy:
+        """What this lease's check may connect to."""
+        return Policy.for_lease(lease, self._ssrf_exempt)
 
 
 def is_refused(err: OSError) -> bool:

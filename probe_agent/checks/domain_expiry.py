@@ -29,7 +29,7 @@ import yarl
 from probe_agent import USER_AGENT
 from probe_agent.checks.base import Attempt, utcnow
 from probe_agent.checks.expiry import days_remaining, expiry_status, iso_utc
-from probe_agent.netguard import GuardedConnector, Policy, SsrfBlocked
+from probe_agent.netguard import GuardedConnector, GuardedResolver, Policy, SsrfBlocked
 from shared.checks import DomainExpiryCheck
 from shared.codes import (
     DOMAIN_EXPIRED,
@@ -260,7 +260,7 @@ class DomainExpiryRunner:
 
     async def _lookup(self, domain: str, details: dict[str, Any], policy: Policy) -> Any:
         headers = {"Accept": "application/rdap+json", "User-Agent": USER_AGENT}
-        connector = GuardedConnector(policy, trusted=self.bootstrap.trusted)
+        connector = GuardedConnector(GuardedResolver(policy, self.bootstrap.trusted))
         async with aiohttp.ClientSession(
             headers=headers, connector=connector, trust_env=False
         ) as session:
