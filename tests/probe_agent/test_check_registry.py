@@ -1,25 +1,98 @@
-"""One runner per wire kind; a probe that cannot run a check answers ``error``, never nothing."""
+"""Every check kind is whole on both sides; a probe that cannot run a check answers ``error``,
+never nothing.
+
+A kind is one module in ``shared/checks/``, one runner module in ``probe_agent/checks/`` and one
+registry line on each side: the first tests here fail when a registered kind lacks any part.
+"""
 
 from __future__ import annotations
 
 import typing
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 import msgspec
+import pytest
 
-from probe_agent.checks import RUNNERS, close_runners, run_lease
+from probe_agent.checks import RUNNERS, build_runners, close_runners, run_lease
 from probe_agent.leases import decode_lease_response
-from shared.checks import PUSH_KINDS, CheckSpec, HttpCheck, TcpCheck
+from shared.checks import (
+    ABSOLUTE_MIN_INTERVAL,
+    KIND_DEFAULT_INTERVAL,
+    KIND_MIN_INTERVAL,
+    KINDS,
+    MAX_INTERVAL,
+    PUSH_KINDS,
+    SECRET_FIELDS,
+    CheckSpec,
+    HttpCheck,
+    KindInfo,
+    TcpCheck,
+    all_field_codes,
+    field_codes,
+)
 from shared.protocol import CheckResult, Lease
 from tests.probe_agent.helpers import closed_port, make_lease
 
+UNION = typing.get_args(CheckSpec)
+
 
 def test_every_wire_kind_has_a_runner() -> None:
-    kinds = {member.__struct_config__.tag for member in typing.get_args(CheckSpec)}
+    kinds = {member.__struct_config__.tag for member in UNION}
     assert kinds, "CheckSpec is not a union of tagged structs any more"
     probed = kinds - PUSH_KINDS  # pushed to the control plane, never leased to an agent
     assert probed <= set(RUNNERS), f"no runner for {probed - set(RUNNERS)}"
+
+
+def test_every_struct_of_the_wire_union_is_registered() -> None:
+    registered = [info.struct for info in KINDS.values()]
+    assert sorted(UNION, key=str) == sorted(registered, key=str)
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_a_registered_kind_has_every_part(kind: str) -> None:
+    info: KindInfo[Any] = KINDS[kind]
+    fields = set(info.struct.__struct_fields__)
+    # Its struct: in the wire union, tagged with the kind, declared in the kind's own module.
+    assert info.kind == kind
+    assert info.struct in UNION
+    assert info.struct.__module__ == f"shared.checks.{kind}"
+    # Its validator, beside it.
+    assert callable(info.validate)
+    assert info.validate.__module__ == info.struct.__module__
+    # Its field codes: pointers (relative to the spec) to fields it has, with a code each.
+    assert info.field_codes, f"{kind} has no field-to-error-code map"
+    for pointer, code in info.field_codes.items():
+        assert pointer.startswith("/") and pointer[1:] in fields, pointer
+        assert code and code.isupper(), code
+    assert field_codes(kind) == dict(info.field_codes)
+    # Its interval floor and default.
+    assert ABSOLUTE_MIN_INTERVAL <= info.min_interval <= info.default_interval <= MAX_INTERVAL
+    # Its secret fields: a tuple (empty when it has none) of fields it has.
+    assert isinstance(info.secret_fields, tuple)
+    assert set(info.secret_fields) <= fields
+    # And, unless the monitored job pushes it to the control plane, a runner.
+    runners = build_runners()
+    if info.push:
+        assert kind not in runners, f"{kind} is a push kind: no agent may run it"
+    else:
+        assert kind in runners, f"no runner for {kind} in probe_agent.checks.build_runners"
+        assert getattr(runners[kind], "kind", kind) == kind
+
+
+def test_the_tables_the_control_plane_reads_follow_the_registry() -> None:
+    assert SECRET_FIELDS == {kind: info.secret_fields for kind, info in KINDS.items()}
+    assert KIND_MIN_INTERVAL == {kind: info.min_interval for kind, info in KINDS.items()}
+    assert KIND_DEFAULT_INTERVAL == {kind: info.default_interval for kind, info in KINDS.items()}
+    assert {kind for kind, info in KINDS.items() if info.push} == PUSH_KINDS
+
+
+def test_all_field_codes_is_every_kinds_codes_in_one_map() -> None:
+    merged = all_field_codes()  # raises when two kinds give one pointer different codes
+    for kind in KINDS:
+        assert field_codes(kind).items() <= merged.items()
+    assert set(merged) == {pointer for kind in KINDS for pointer in field_codes(kind)}
 
 
 async def test_a_kind_without_runner_is_a_probe_error() -> None:
