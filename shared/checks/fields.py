@@ -32,8 +32,9 @@ class SpecError(Exception):
         self.status = status
 
 
-_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
-_DNS_LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")
+# ``\Z``, not ``$``: ``$`` also matches before a final newline, and "example.com\n" is no name.
+_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)\Z")
+_DNS_LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)\Z")
 # warn_days / critical_days of tls_cert and domain_expiry: at most ten years.
 MAX_EXPIRY_DAYS = 3650
 MAX_URL_LEN = 2048

@@ -109,7 +109,8 @@ FIELD_CODES = {
     "/assertions": "INVALID_ASSERTION",
 }
 
-_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+# ``\Z``, not ``$``, which also matches before a final newline.
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
 MAX_REDIRECTS = 20
 
 
