@@ -1,4 +1,5 @@
-"""What every check runner shares: the runner interface and how a result is put together."""
+"""What every check runner shares: the runner interface, the SSRF policy of a check, and how a
+result is put together."""
 
 from __future__ import annotations
 
