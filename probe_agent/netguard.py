@@ -5,8 +5,9 @@ A check connects only to addresses this module has validated against the block l
 is refused if any one of them is blocked (a name that mixes public and private records is an
 attack, not a misconfiguration). The connection then goes to one of those validated addresses,
 never to a second resolution of the name, so DNS rebinding cannot slip a private address in
-between the check and the connect. IP literals are judged as they are. The HTTP runner applies
-the same rule on every redirect hop (its resolver and connector run once per hop).
+between the check and the connect. IP literals are judged as they are. Checks that speak HTTP
+(http, domain_expiry's RDAP lookups) connect through ``GuardedConnector``, which applies the same
+rule on every redirect hop (its resolver and its ``connect`` run once per hop).
 
 A lease with ``allow_private`` (the deployment's ``allow_private_targets`` or its region's own
 flag, decided by the control plane) turns the guard off for that check.
@@ -142,52 +143,64 @@ async def resolve_stream(
     return addresses, dns_ms
 
 
-def judge_literal(policy: Policy, host: str | None, port: int) -> None:
-    """aiohttp connects to an IP-literal host without asking its resolver: a connector judges a
-    literal with this before opening anything (names are judged by the resolver)."""
-    if host and (literal := ip_literal(host)) is not None:
-        policy.check(host, [str(literal)], port)
-
-
 def _nobody(_host: str) -> bool:
     return False
 
 
-class GuardedResolver(AbstractResolver):
-    """An aiohttp resolver that hands the connector only addresses ``policy`` lets through;
-    names ``trusted`` says yes to (servers the operator configured) are not judged."""
+def _source(policy: Policy | Callable[[], Policy]) -> Callable[[], Policy]:
+    """Where to find the policy: a fixed one is always itself."""
+    if isinstance(policy, Policy):
+        return lambda: policy
+    return policy
 
-    def __init__(self, policy: Policy, trusted: Callable[[str], bool] = _nobody) -> None:
-        self._policy = policy
+
+class GuardedResolver(AbstractResolver):
+    """The guard of an aiohttp session: it hands the connector only addresses the policy lets
+    through, and judges the IP-literal hosts aiohttp connects to without asking a resolver
+    (``judge_literal``, called by ``GuardedConnector``). Hosts ``trusted`` says yes to (servers
+    the operator configured, names or literals as in the URL) are not judged.
+
+    ``policy`` is a ``Policy``, or where to find the policy of the check being run (a session
+    shared by many checks reads it from the running task's context). ``lookup`` resolves (by
+    default aiohttp's own resolver); one that times the lookup leaves the judging here.
+    """
+
+    def __init__(
+        self,
+        policy: Policy | Callable[[], Policy],
+        trusted: Callable[[str], bool] = _nobody,
+        lookup: AbstractResolver | None = None,
+    ) -> None:
+        self._policy = _source(policy)
         self._trusted = trusted
-        self._inner = DefaultResolver()
+        self._inner = lookup or DefaultResolver()
 
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
     ) -> list[ResolveResult]:
         addresses = await self._inner.resolve(host, port, family)
         if not self._trusted(host):
-            self._policy.check(host, (a["host"] for a in addresses), port)
+            self._policy().check(host, (a["host"] for a in addresses), port)
         return addresses
+
+    def judge_literal(self, host: str | None, port: int) -> None:
+        """Raise ``SsrfBlocked`` when ``host`` is an IP literal the policy refuses."""
+        if host and not self._trusted(host) and (literal := ip_literal(host)) is not None:
+            self._policy().check(host, [str(literal)], port)
 
     async def close(self) -> None:
         await self._inner.close()
 
 
 class GuardedConnector(aiohttp.TCPConnector):
-    """An aiohttp connector whose every hop, redirects included, is judged by ``policy``: names
-    by its resolver, IP literals (which aiohttp never resolves) here, before anything opens.
-
-    ``trusted`` says which hosts (names or literals, as in the URL) the operator configured: they
-    are reached whatever their address (an RDAP mirror inside an air-gapped network, say). A
-    redirect elsewhere is judged.
+    """An aiohttp connector whose every hop, redirects included, is judged by ``guard`` before
+    anything opens: names as it resolves them, IP literals here. It never caches a name: each hop
+    is resolved and judged afresh. Other keywords are ``TCPConnector``'s.
     """
 
-    def __init__(self, policy: Policy, trusted: Callable[[str], bool] = _nobody, **kw: Any) -> None:
-        self._trusted = trusted
-        resolver = GuardedResolver(policy, trusted)
-        super().__init__(resolver=resolver, use_dns_cache=False, **kw)
-        self._policy = policy
+    def __init__(self, guard: GuardedResolver, **kw: Any) -> None:
+        super().__init__(resolver=guard, use_dns_cache=False, **kw)
+        self._guard = guard
 
     async def connect(
         self,
@@ -195,7 +208,5 @@ class GuardedConnector(aiohttp.TCPConnector):
         traces: list[Trace],
         timeout: aiohttp.ClientTimeout,  # noqa: ASYNC109 (aiohttp's signature)
     ) -> Connection:
-        host = req.url.raw_host
-        if host is not None and not self._trusted(host):
-            judge_literal(self._policy, host, req.port or 0)
+        self._guard.judge_literal(req.url.raw_host, req.port or 0)
         return await super().connect(req, traces, timeout)

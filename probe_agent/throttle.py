@@ -16,9 +16,9 @@ from urllib.parse import urlsplit
 
 from probe_agent.checks.base import utcnow
 from shared.checks import CheckSpec, DnsCheck, HttpCheck, IcmpCheck, TcpCheck, TlsCertCheck
+from shared.codes import THROTTLED
 from shared.protocol import CheckResult, Lease
 
-THROTTLED = "THROTTLED"
 THROTTLED_MESSAGE = "throttled: host concurrency cap"
 DEFAULT_PER_HOST_MAX_INFLIGHT = 2
 

@@ -1,8 +1,10 @@
-"""HTTP assertions, the parts both sides need: which operators each type takes, how a value is
-read, the JSON path subset and the regular expressions (RE2: linear time, whatever the pattern).
+"""HTTP assertions, the parts both sides need: the wire type, which operators each type takes,
+how a value is read, the JSON path subset and the regular expressions (RE2: linear time, whatever
+the pattern).
 
-The control plane validates with these on write; the agent evaluates with the same functions
-(``probe_agent.checks.assertions``), so a path or pattern it accepts is one the agent can run.
+The control plane validates with these on write (``shared.checks.http``); the agent evaluates with
+the same functions (``probe_agent.checks.assertions``), so a path or pattern it accepts is one the
+agent can run. This module imports nothing from ``shared.checks``: the http kind builds on it.
 """
 
 from __future__ import annotations
@@ -10,12 +12,30 @@ from __future__ import annotations
 import functools
 import math
 import re
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 import re2
 
-from shared.checks import Assertion
+AssertionType = Literal["status_code", "response_time", "json_path", "header", "body"]
+AssertionOperator = Literal[
+    "equals", "not_equals", "greater_than", "less_than", "contains", "not_contains", "regex"
+]
+
+
+class Assertion(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """One check on an HTTP response, e.g. ``{"type": "json_path", "path": "$.status",
+    "operator": "equals", "value": "ok"}``. The operators each type takes, and what ``value``
+    must be, are below (``OPERATORS``); ``value`` is kept as written ("200" or 200)."""
+
+    type: AssertionType
+    operator: AssertionOperator
+    value: str | int | float | bool
+    # json_path only: where in the JSON body ($, $.a.b, $.a[0].b, $['key with space']).
+    path: str | None = None
+    # header only: the response header's name (case-insensitive).
+    name: str | None = None
+
 
 MAX_ASSERTIONS = 20
 MAX_PATTERN_LEN = 1000

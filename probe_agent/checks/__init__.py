@@ -1,7 +1,19 @@
 """Check runners, one small module per kind, registered under the kind's wire tag.
 
-Adding a kind is a new module plus one line in ``build_runners``; a test fails when a kind of the
-wire union (``shared.checks.CheckSpec``) has no runner here.
+Adding a check kind takes three steps:
+
+1. its module in ``shared/checks/`` (struct, validation, field codes, intervals, secrets: see
+   ``shared.checks``);
+2. its runner module here, ``probe_agent/checks/<kind>.py``, a class with
+   ``async run(check, lease) -> CheckResult`` that never raises for a failing target;
+3. one registry line on each side: ``<kind>.KIND`` in ``shared.checks.registry.KINDS``, and the
+   runner in ``build_runners`` below.
+
+A push kind (heartbeat) has no runner: the control plane receives it and never leases it.
+``tests/probe_agent/test_check_registry.py`` fails when a registered kind lacks any part.
+Modules that are not runners: ``base`` (the runner interface, results), ``stream`` (what tcp and
+tls_cert share), ``http_session`` and ``http_verdict`` (the http runner's halves),
+``assertions`` and ``expiry``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""What every check runner shares: the runner interface and how a result is put together."""
+"""What every check runner shares: the runner interface, the SSRF policy of a check, and how a
+result is put together."""
 
 from __future__ import annotations
 
@@ -8,34 +9,32 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
-from probe_agent.netguard import SsrfBlocked
+from probe_agent.netguard import Policy, SsrfBlocked
+from shared.codes import PROBE_ERROR, SSRF_BLOCKED
 from shared.protocol import AgentStatus, CheckResult, Lease, Timings
 
 SpecT_contra = TypeVar("SpecT_contra", contravariant=True)
-
-# Stable machine codes a runner puts in ``CheckResult.error_code``.
-TIMEOUT = "TIMEOUT"
-DNS_FAILURE = "DNS_FAILURE"
-CONNECTION_REFUSED = "CONNECTION_REFUSED"
-CONNECTION_FAILED = "CONNECTION_FAILED"
-CONNECTION_RESET = "CONNECTION_RESET"
-TLS_ERROR = "TLS_ERROR"
-INVALID_RESPONSE = "INVALID_RESPONSE"
-UNEXPECTED_STATUS = "UNEXPECTED_STATUS"
-BODY_MISMATCH = "BODY_MISMATCH"
-# An HTTP assertion (status_code, response_time, json_path, header, body) did not hold.
-ASSERTION_FAILED = "ASSERTION_FAILED"
-TOO_MANY_REDIRECTS = "TOO_MANY_REDIRECTS"
-RATE_LIMITED = "RATE_LIMITED"
-PROBE_ERROR = "PROBE_ERROR"
-# The target (or a redirect hop) is, or resolves to, an address the SSRF guard blocks.
-SSRF_BLOCKED = "SSRF_BLOCKED"
 
 
 class CheckRunner(Protocol[SpecT_contra]):
     """Runs one kind of check. ``run`` never raises for a failing target: that is a result."""
 
     async def run(self, check: SpecT_contra, lease: Lease) -> CheckResult: ...
+
+
+class GuardedRunner:
+    """What the runners that connect to a tenant's target share: the SSRF policy of a check.
+
+    ``ssrf_exempt`` names listeners, as (address, port), the guard lets through regardless (see
+    ``Policy``).
+    """
+
+    def __init__(self, *, ssrf_exempt: frozenset[tuple[str, int]] = frozenset()) -> None:
+        self._ssrf_exempt = ssrf_exempt
+
+    def policy(self, lease: Lease) -> Policy:
+        """What this lease's check may connect to."""
+        return Policy.for_lease(lease, self._ssrf_exempt)
 
 
 def is_refused(err: OSError) -> bool:

@@ -18,14 +18,18 @@ import dns.exception
 import dns.rdata
 import dns.resolver
 
-from probe_agent.checks.base import DNS_FAILURE, PROBE_ERROR, TIMEOUT, Attempt
-from probe_agent.netguard import Policy, SsrfBlocked
+from probe_agent.checks.base import Attempt, GuardedRunner
+from probe_agent.netguard import SsrfBlocked
 from shared.checks import DnsCheck
+from shared.codes import (
+    DNS_FAILURE,
+    DNS_MISMATCH,
+    DNS_NO_ANSWER,
+    DNS_NXDOMAIN,
+    PROBE_ERROR,
+    TIMEOUT,
+)
 from shared.protocol import CheckResult, Lease, Timings
-
-DNS_NXDOMAIN = "DNS_NXDOMAIN"
-DNS_NO_ANSWER = "DNS_NO_ANSWER"
-DNS_MISMATCH = "DNS_MISMATCH"
 
 
 @dataclass(frozen=True)
@@ -111,12 +115,8 @@ def _where(check: DnsCheck) -> str:
     return f"{host}:{check.port}"
 
 
-class DnsRunner:
+class DnsRunner(GuardedRunner):
     kind = "dns"
-
-    def __init__(self, *, ssrf_exempt: frozenset[tuple[str, int]] = frozenset()) -> None:
-        # Listeners (address, port) the SSRF guard lets through regardless (see Policy).
-        self._ssrf_exempt = ssrf_exempt
 
     async def run(self, check: DnsCheck, lease: Lease) -> CheckResult:
         attempt = Attempt(lease)
@@ -138,9 +138,7 @@ class DnsRunner:
             # The check's own server is a target like any other (the system resolver is the
             # agent's, not the tenant's).
             try:
-                Policy.for_lease(lease, self._ssrf_exempt).check(
-                    check.server, [check.server], check.port
-                )
+                self.policy(lease).check(check.server, [check.server], check.port)
             except SsrfBlocked as exc:
                 return attempt.blocked(exc, details=details)
         try:

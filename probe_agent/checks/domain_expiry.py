@@ -27,10 +27,21 @@ import msgspec
 import yarl
 
 from probe_agent import USER_AGENT
-from probe_agent.checks.base import RATE_LIMITED, TIMEOUT, Attempt, utcnow
+from probe_agent.checks.base import Attempt, utcnow
 from probe_agent.checks.expiry import days_remaining, expiry_status, iso_utc
-from probe_agent.netguard import GuardedConnector, Policy, SsrfBlocked
+from probe_agent.netguard import GuardedConnector, GuardedResolver, Policy, SsrfBlocked
 from shared.checks import DomainExpiryCheck
+from shared.codes import (
+    DOMAIN_EXPIRED,
+    DOMAIN_EXPIRING,
+    DOMAIN_NOT_FOUND,
+    RATE_LIMITED,
+    RDAP_BOOTSTRAP_FAILED,
+    RDAP_ERROR,
+    RDAP_NO_EXPIRATION,
+    RDAP_UNSUPPORTED_TLD,
+    TIMEOUT,
+)
 from shared.protocol import CheckResult, Lease
 
 IANA_RDAP_BOOTSTRAP = "https://data.iana.org/rdap/dns.json"
@@ -38,14 +49,6 @@ BOOTSTRAP_TTL_S = 24 * 3600
 BOOTSTRAP_LIMIT = 4 << 20
 RESPONSE_LIMIT = 1 << 20
 MAX_REDIRECTS = 5
-
-DOMAIN_EXPIRED = "DOMAIN_EXPIRED"
-DOMAIN_EXPIRING = "DOMAIN_EXPIRING"
-DOMAIN_NOT_FOUND = "DOMAIN_NOT_FOUND"
-RDAP_BOOTSTRAP_FAILED = "RDAP_BOOTSTRAP_FAILED"
-RDAP_UNSUPPORTED_TLD = "RDAP_UNSUPPORTED_TLD"
-RDAP_ERROR = "RDAP_ERROR"
-RDAP_NO_EXPIRATION = "RDAP_NO_EXPIRATION"
 
 
 class RdapError(Exception):
@@ -257,7 +260,7 @@ class DomainExpiryRunner:
 
     async def _lookup(self, domain: str, details: dict[str, Any], policy: Policy) -> Any:
         headers = {"Accept": "application/rdap+json", "User-Agent": USER_AGENT}
-        connector = GuardedConnector(policy, trusted=self.bootstrap.trusted)
+        connector = GuardedConnector(GuardedResolver(policy, self.bootstrap.trusted))
         async with aiohttp.ClientSession(
             headers=headers, connector=connector, trust_env=False
         ) as session:

@@ -24,17 +24,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Literal
 
-from probe_agent.checks.base import DNS_FAILURE, TIMEOUT, Attempt, ms_between
+from probe_agent.checks.base import Attempt, ms_between
 from probe_agent.deadlines import deadline
 from probe_agent.netguard import Policy, SsrfBlocked
 from shared.checks import IcmpCheck
+from shared.checks.icmp import DEFAULT_ICMP_INTERVAL_MS
+from shared.codes import DNS_FAILURE, HOST_UNREACHABLE, ICMP_NOT_PERMITTED, PACKET_LOSS, TIMEOUT
 from shared.netguard import ip_literal
 from shared.protocol import CheckResult, Lease, Timings
-from shared.validation import DEFAULT_ICMP_INTERVAL_MS
-
-ICMP_NOT_PERMITTED = "ICMP_NOT_PERMITTED"
-PACKET_LOSS = "PACKET_LOSS"
-HOST_UNREACHABLE = "HOST_UNREACHABLE"
 
 Mode = Literal["dgram", "raw"]
 # "auto": the unprivileged datagram socket when the system allows it, else a raw socket.

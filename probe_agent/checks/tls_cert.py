@@ -12,10 +12,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import ipaddress
-import socket
 import ssl
 import time
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -23,24 +21,13 @@ import msgspec
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from probe_agent.checks.base import (
-    CONNECTION_FAILED,
-    CONNECTION_REFUSED,
-    DNS_FAILURE,
-    TIMEOUT,
-    TLS_ERROR,
-    Attempt,
-    is_refused,
-    ms_between,
-    utcnow,
-)
+from probe_agent.checks.base import Attempt, GuardedRunner, ms_between, utcnow
 from probe_agent.checks.expiry import days_remaining, expiry_status, iso_utc
-from probe_agent.netguard import Policy, SsrfBlocked, resolve_stream
+from probe_agent.checks.stream import Stream
+from probe_agent.netguard import Policy, SsrfBlocked
 from shared.checks import TlsCertCheck
+from shared.codes import CERT_EXPIRED, CERT_EXPIRING, TIMEOUT, TLS_ERROR
 from shared.protocol import CheckResult, Lease, Timings
-
-CERT_EXPIRED = "CERT_EXPIRED"
-CERT_EXPIRING = "CERT_EXPIRING"
 
 
 @functools.cache
@@ -72,46 +59,13 @@ def certificate_facts(der: bytes, now: datetime) -> dict[str, Any]:
     }
 
 
-@dataclass
-class _Phases:
-    dns_ms: float | None = None
-    connect_ms: float | None = None
-    tls_ms: float | None = None
-    address: str | None = None
-
-
 class _HandshakeFailed(Exception):
     pass
 
 
-async def _connect(host: str, port: int, phases: _Phases, policy: Policy) -> socket.socket:
-    """A TCP connection to one of ``host``'s addresses, all validated by the SSRF guard."""
-    loop = asyncio.get_running_loop()
-    addresses, phases.dns_ms = await resolve_stream(host, port, policy)
-    started = time.perf_counter()
-    last: OSError = OSError("no address to connect to")
-    for family, sockaddr in addresses:
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            sock.setblocking(False)
-            await loop.sock_connect(sock, sockaddr)
-        except BaseException as exc:
-            sock.close()
-            if not isinstance(exc, OSError):
-                raise
-            last = exc
-            continue
-        phases.connect_ms = ms_between(started, time.perf_counter())
-        phases.address = str(sockaddr[0])
-        return sock
-    raise last
-
-
-async def peer_certificate(
-    host: str, port: int, server_name: str, phases: _Phases, policy: Policy
-) -> bytes:
+async def peer_certificate(stream: Stream, server_name: str, policy: Policy) -> bytes:
     """The DER leaf certificate the server presents (``server_name`` '' sends no SNI)."""
-    sock = await _connect(host, port, phases, policy)
+    sock = await stream.open(policy)
     loop = asyncio.get_running_loop()
     started = time.perf_counter()
     try:
@@ -125,7 +79,7 @@ async def peer_certificate(
         sock.close()
         raise
     try:
-        phases.tls_ms = ms_between(started, time.perf_counter())
+        stream.tls_ms = ms_between(started, time.perf_counter())
         ssl_object: ssl.SSLObject | None = transport.get_extra_info("ssl_object")
         der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
     finally:
@@ -145,56 +99,39 @@ def _server_name(check: TlsCertCheck, host: str) -> str:
     return ""  # no SNI for an IP literal
 
 
-class TlsCertRunner:
+class TlsCertRunner(GuardedRunner):
     kind = "tls_cert"
-
-    def __init__(self, *, ssrf_exempt: frozenset[tuple[str, int]] = frozenset()) -> None:
-        # Listeners (address, port) the SSRF guard lets through regardless (see Policy).
-        self._ssrf_exempt = ssrf_exempt
 
     async def run(self, check: TlsCertCheck, lease: Lease) -> CheckResult:
         attempt = Attempt(lease)
-        host = check.host.strip().strip("[]")
-        where = f"{host}:{check.port}"
-        phases = _Phases()
+        stream = Stream.to(check.host, check.port)
+        where = stream.where
 
         def timings() -> Timings:
-            return Timings(
-                dns_ms=phases.dns_ms,
-                connect_ms=phases.connect_ms,
-                tls_ms=phases.tls_ms,
-                total_ms=attempt.elapsed_ms(),
-            )
+            return stream.timings(attempt.elapsed_ms())
 
         def failed(message: str, code: str) -> CheckResult:
             return attempt.finish("error", timings=timings(), error=message, error_code=code)
 
-        policy = Policy.for_lease(lease, self._ssrf_exempt)
         try:
             async with asyncio.timeout(check.timeout / 1000):
-                der = await peer_certificate(
-                    host, check.port, _server_name(check, host), phases, policy
-                )
+                server_name = _server_name(check, stream.host)
+                der = await peer_certificate(stream, server_name, self.policy(lease))
         except SsrfBlocked as exc:
-            phases.dns_ms = exc.dns_ms
             return attempt.blocked(exc, timings=timings())
         except TimeoutError:
             return failed(f"no TLS handshake with {where} within {check.timeout} ms", TIMEOUT)
-        except socket.gaierror as exc:
-            return failed(f"DNS lookup of {host} failed: {exc.strerror or exc}", DNS_FAILURE)
         except _HandshakeFailed as exc:
             return failed(f"TLS handshake with {where} failed: {exc}", TLS_ERROR)
         except OSError as exc:
-            if is_refused(exc):
-                return failed(f"connection refused by {where}", CONNECTION_REFUSED)
-            return failed(f"cannot connect to {where}: {exc.strerror or exc}", CONNECTION_FAILED)
+            return failed(*stream.failure(exc))
         try:
             facts = certificate_facts(der, utcnow())
         except ValueError as exc:
             return failed(f"the certificate of {where} cannot be parsed: {exc}", TLS_ERROR)
 
         status = expiry_status(facts["days_remaining"], check.warn_days, check.critical_days)
-        details = {**facts, "address": phases.address}
+        details = {**facts, "address": stream.address}
         if status == "up":
             return attempt.finish("up", timings=timings(), details=details)
         code = CERT_EXPIRED if facts["days_remaining"] < 0 else CERT_EXPIRING

@@ -30,9 +30,9 @@ from control_plane.settings import Settings
 from control_plane.worker.main import sweep
 from probe_agent.checks import run_lease
 from shared.checks import HeartbeatCheck
-from tests.agent.helpers import make_lease
 from tests.conftest import Persona, assert_error, make_org
 from tests.monitoring_helpers import fetch, make_agent, make_due, make_target
+from tests.probe_agent.helpers import make_lease
 from tests.stack import SEALING_KEYS, TOKEN_KEY
 
 

@@ -8,7 +8,7 @@ import msgspec
 import pytest
 
 from probe_agent.spool import Spool, SpoolLockedError
-from tests.agent.helpers import drain, ids, results
+from tests.probe_agent.helpers import drain, ids, results
 
 LINE = len(msgspec.json.encode(results(0, 1)[0])) + 1
 

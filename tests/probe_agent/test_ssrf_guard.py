@@ -25,8 +25,8 @@ from probe_agent.checks.tls_cert import TlsCertRunner
 from probe_agent.netguard import Policy, SsrfBlocked
 from shared.checks import DnsCheck, HttpCheck, TcpCheck, TlsCertCheck
 from shared.protocol import CheckResult
-from tests.agent.conftest import Target
-from tests.agent.helpers import make_lease, self_signed_server_context
+from tests.probe_agent.conftest import Target
+from tests.probe_agent.helpers import make_lease, self_signed_server_context
 
 # --- observing connection attempts -------------------------------------------------------------
 

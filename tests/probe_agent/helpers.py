@@ -67,8 +67,18 @@ def self_signed_server_context(directory: Path) -> ssl.SSLContext:
         )
         .sign(key, hashes.SHA256())
     )
-    cert_file, key_file = directory / "cert.pem", directory / "key.pem"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return server_context(
+        directory / "cert.pem", cert.public_bytes(serialization.Encoding.PEM), key
+    )
+
+
+def server_context(
+    cert_file: Path, chain: bytes, key: ec.EllipticCurvePrivateKey
+) -> ssl.SSLContext:
+    """A server TLS context presenting ``chain`` (PEM), written to ``cert_file`` and its key
+    beside it (``.key``): ``ssl`` loads certificates only from files."""
+    key_file = cert_file.with_suffix(".key")
+    cert_file.write_bytes(chain)
     key_file.write_bytes(
         key.private_bytes(
             serialization.Encoding.PEM,

@@ -26,9 +26,9 @@ from shared.checks import (
     TlsCertCheck,
 )
 from shared.protocol import CheckResult, Lease
-from tests.agent.conftest import Target
-from tests.agent.helpers import make_lease
-from tests.agent.test_executor import until
+from tests.probe_agent.conftest import Target
+from tests.probe_agent.helpers import make_lease
+from tests.probe_agent.test_executor import until
 
 ORG_A = str(uuid.uuid4())
 ORG_B = str(uuid.uuid4())

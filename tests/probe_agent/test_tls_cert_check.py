@@ -23,7 +23,7 @@ from probe_agent.checks.expiry import days_remaining, expiry_status
 from probe_agent.checks.tls_cert import TlsCertRunner
 from shared.checks import TlsCertCheck
 from shared.protocol import CheckResult
-from tests.agent.helpers import closed_port, make_lease
+from tests.probe_agent.helpers import closed_port, make_lease, server_context
 
 CA_NAME = "Vigil Test CA"
 
@@ -79,19 +79,7 @@ def make_leaf(
     chain = cert.public_bytes(serialization.Encoding.PEM)
     if issuer:
         chain += issuer.cert.public_bytes(serialization.Encoding.PEM)
-    cert_file = directory / f"{common_name}-{not_after.timestamp():.0f}.pem"
-    key_file = cert_file.with_suffix(".key")
-    cert_file.write_bytes(chain)
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ctx.load_cert_chain(cert_file, key_file)
-    return ctx
+    return server_context(directory / f"{common_name}-{not_after.timestamp():.0f}.pem", chain, key)
 
 
 @dataclass

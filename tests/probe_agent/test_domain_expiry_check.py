@@ -24,7 +24,7 @@ from probe_agent.checks.domain_expiry import (
 from probe_agent.config import ConfigError, parse_config
 from shared.checks import DomainExpiryCheck
 from shared.protocol import CheckResult
-from tests.agent.helpers import make_lease
+from tests.probe_agent.helpers import make_lease
 
 TOKEN = "sm_agent_test"
 

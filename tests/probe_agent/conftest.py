@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from tests.agent.helpers import self_signed_server_context
+from tests.probe_agent.helpers import self_signed_server_context
 
 
 @dataclass

@@ -10,7 +10,7 @@ import pytest
 from probe_agent.checks.tcp import TcpRunner
 from shared.checks import TcpCheck
 from shared.protocol import CheckResult
-from tests.agent.helpers import closed_port, make_lease
+from tests.probe_agent.helpers import closed_port, make_lease
 
 
 async def check(host: str, port: int, timeout_ms: int = 2000) -> CheckResult:

@@ -14,7 +14,7 @@ from probe_agent.metrics import AgentMetrics
 from probe_agent.runner import CheckExecutor
 from shared.checks import TcpCheck
 from shared.protocol import CheckResult, Lease
-from tests.agent.helpers import make_lease
+from tests.probe_agent.helpers import make_lease
 
 # Bounds every wait for something that must happen, so a broken executor fails, not hangs.
 GUARD_S = 5.0

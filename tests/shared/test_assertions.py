@@ -1,6 +1,6 @@
 """HTTP assertions, pure: the JSON path subset, the wire type and the validation rules.
 
-No database, no HTTP (the runner's evaluation is in tests/agent/test_http_assertions.py).
+No database, no HTTP (the runner's evaluation is in tests/probe_agent/test_http_assertions.py).
 """
 
 from __future__ import annotations

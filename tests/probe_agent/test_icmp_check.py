@@ -25,7 +25,7 @@ from probe_agent.checks import RUNNERS, run_lease
 from probe_agent.checks.icmp import IcmpRunner, open_socket
 from shared.checks import IcmpCheck
 from shared.protocol import CheckResult
-from tests.agent.helpers import make_lease
+from tests.probe_agent.helpers import make_lease
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -83,7 +83,7 @@ def in_netns(
         import msgspec
         from probe_agent.checks.icmp import IcmpRunner
         from shared.checks import IcmpCheck
-        from tests.agent.helpers import make_lease
+        from tests.probe_agent.helpers import make_lease
 
         def ignore():
             with open("/proc/sys/net/ipv4/icmp_echo_ignore_all", "w") as f:

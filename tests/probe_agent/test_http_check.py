@@ -11,8 +11,8 @@ from probe_agent import USER_AGENT
 from probe_agent.checks.http import HttpRunner
 from shared.checks import ExactStatus, HttpCheck, OneOfStatus, RangeStatus, StatusRange
 from shared.protocol import CheckResult
-from tests.agent.conftest import Target
-from tests.agent.helpers import closed_port, make_lease
+from tests.probe_agent.conftest import Target
+from tests.probe_agent.helpers import closed_port, make_lease
 
 
 async def check(url: str, runner: HttpRunner | None = None, **spec: Any) -> CheckResult:

@@ -13,7 +13,7 @@ from probe_agent.client import ControlPlaneClient, ControlPlaneUnavailableError
 from probe_agent.metrics import AgentMetrics
 from probe_agent.publisher import Publisher
 from probe_agent.spool import Spool
-from tests.agent.helpers import closed_port, drain, ids, results
+from tests.probe_agent.helpers import closed_port, drain, ids, results
 
 
 def unavailable(metrics: AgentMetrics) -> float:

@@ -161,6 +161,14 @@ TCP: dict[str, Any] = {"type": "tcp", "host": "db.example.com", "port": 5432}
         ({**TCP, "host": " db"}, "INVALID_TCP_HOST", "/host"),
         ({**TCP, "host": "db..example"}, "INVALID_TCP_HOST", "/host"),
         ({**TCP, "host": "[db]"}, "INVALID_TCP_HOST", "/host"),
+        # A final newline is not part of a name (a regex ``$`` would let it through).
+        ({**TCP, "host": "db.example\n"}, "INVALID_TCP_HOST", "/host"),
+        (
+            {**HTTP, "url": "https://example.com/", "headers": {"X-A\n": "v"}},
+            "INVALID_HEADER",
+            "/headers/X-A\n",
+        ),
+        ({"type": "dns", "name": "example.com\n"}, "INVALID_DNS_PARAMS", "/name"),
         (
             {**HTTP, "expected_status": {"kind": "exact", "value": 42}},
             "INVALID_STATUS_RANGE",

@@ -18,7 +18,7 @@ from probe_agent.checks.http import HttpRunner
 from shared.checks import Assertion, HttpCheck
 from shared.protocol import CheckResult
 from shared.validation import validate_check
-from tests.agent.helpers import make_lease
+from tests.probe_agent.helpers import make_lease
 
 DOC = {
     "status": "ok",

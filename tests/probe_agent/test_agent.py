@@ -18,7 +18,7 @@ from probe_agent.agent import Agent, AgentStartupError
 from probe_agent.cli import GC_GEN0_THRESHOLD, tune_gc
 from probe_agent.config import AgentConfig, ConfigError, parse_config
 from probe_agent.spool import Spool
-from tests.agent.helpers import closed_port, drain, ids, results
+from tests.probe_agent.helpers import closed_port, drain, ids, results
 
 GUARD_S = 30.0
 METRICS = (

@@ -17,7 +17,7 @@ from probe_agent.checks import RUNNERS, run_lease
 from probe_agent.checks.dns import DnsRunner
 from shared.checks import DnsCheck
 from shared.protocol import CheckResult
-from tests.agent.helpers import make_lease
+from tests.probe_agent.helpers import make_lease
 
 ZONE: dict[tuple[str, str], list[str]] = {
     ("www.example.test.", "A"): ["192.0.2.10", "192.0.2.11"],
