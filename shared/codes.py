@@ -61,3 +61,5 @@ MISSED = "MISSED"
 SECRET_UNAVAILABLE = "SECRET_UNAVAILABLE"
 # A heartbeat job reported failure through its ``/fail`` ping (status ``down``).
 HEARTBEAT_FAILED = "HEARTBEAT_FAILED"
+# A heartbeat period passed without any ping (status ``down``).
+HEARTBEAT_MISSED = "HEARTBEAT_MISSED"

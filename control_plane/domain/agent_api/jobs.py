@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from control_plane.core.state import Resources
 from control_plane.db.sql import Queries
+from shared import codes
 
 Q = Queries.beside(__file__)
 
@@ -20,7 +21,12 @@ async def sweep_missed(res: Resources) -> int:
         while True:
             row = await (
                 await conn.execute(
-                    Q.sweep_missed, {"limit": SWEEP_BATCH, "max_slots": MAX_MISSED_SLOTS}
+                    Q.sweep_missed,
+                    {
+                        "limit": SWEEP_BATCH,
+                        "max_slots": MAX_MISSED_SLOTS,
+                        "error_code": codes.MISSED,
+                    },
                 )
             ).fetchone()
             moved = int(row["moved"]) if row else 0

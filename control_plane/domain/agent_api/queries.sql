@@ -142,7 +142,7 @@ slots AS (
 stored AS (
     INSERT INTO results (target_id, region_id, scheduled_at, org_id, status, error, error_code)
     SELECT target_id, region_id, slot, org_id, 'missed',
-           'no agent ran this slot before the next one was due', 'MISSED'
+           'no agent ran this slot before the next one was due', %(error_code)s
     FROM slots
     ON CONFLICT DO NOTHING
     RETURNING target_id

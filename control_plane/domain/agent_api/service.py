@@ -20,6 +20,7 @@ from control_plane.db.sql import Queries
 from control_plane.domain.ondemand.agent_side import complete_on_demand, fail_on_demand, lease_jobs
 from control_plane.domain.targets.codec import open_check
 from control_plane.security.sealing import SecretUnavailable
+from shared import codes
 from shared.protocol import (
     MAX_INGEST_BATCH,
     MAX_LEASE_BATCH,
@@ -142,7 +143,7 @@ class AgentProtocol(Service):
                     "interval_secs": row["interval_secs"],
                     "error": "a credential of this check cannot be decrypted with the keys "
                     "configured",
-                    "error_code": "SECRET_UNAVAILABLE",
+                    "error_code": codes.SECRET_UNAVAILABLE,
                 },
             )
             return None

@@ -13,6 +13,7 @@ from psycopg.types.json import Jsonb
 from control_plane.core.queue import enqueue_evaluation
 from control_plane.core.state import Resources
 from control_plane.db.sql import Queries
+from shared import codes
 
 from .service import HEARTBEAT_REGION
 
@@ -24,7 +25,6 @@ SWEEP_BATCH = 2000
 # outage the deadline still jumps to the present.
 MAX_MISSED_PERIODS = 1440
 MISSED_ERROR = "no ping within interval + grace"
-MISSED_CODE = "HEARTBEAT_MISSED"
 
 
 async def sweep_overdue(res: Resources) -> int:
@@ -36,7 +36,7 @@ async def sweep_overdue(res: Resources) -> int:
         "max_periods": MAX_MISSED_PERIODS,
         "region_id": HEARTBEAT_REGION,
         "error": MISSED_ERROR,
-        "error_code": MISSED_CODE,
+        "error_code": codes.HEARTBEAT_MISSED,
         "details": Jsonb({"signal": "missed"}),
     }
     async with res.db.connection() as conn:

@@ -29,6 +29,7 @@ from control_plane.db.sql import Queries
 from control_plane.domain.targets.schemas import Target
 from control_plane.security import tokens
 from control_plane.security.sealing import Sealer, SecretUnavailable
+from shared import codes
 from shared.checks import HeartbeatCheck
 
 from .schemas import HeartbeatEndpoint
@@ -142,7 +143,7 @@ def _signal_params(target_id: uuid.UUID, signal: Signal, body: bytes) -> dict[st
         "region_id": HEARTBEAT_REGION,
         "status": "down" if failed else "up",
         "error": fail_message(body) if failed else None,
-        "error_code": "HEARTBEAT_FAILED" if failed else None,
+        "error_code": codes.HEARTBEAT_FAILED if failed else None,
         "details": Jsonb({"signal": signal}),
     }
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from shared import codes
+
 BAD = frozenset({"down"})
 GOOD = frozenset({"up", "degraded"})
 CONCLUSIVE = BAD | GOOD
@@ -26,7 +28,7 @@ THROTTLED = "throttled"
 def counted_status(status: str, error_code: str | None) -> str:
     """The status the incident rules count: a check the agent's per-host throttle never ran
     (``degraded``/``THROTTLED``) is neither a failure nor a recovery."""
-    if error_code == "THROTTLED" and status == "degraded":
+    if error_code == codes.THROTTLED and status == "degraded":
         return THROTTLED
     return status
 

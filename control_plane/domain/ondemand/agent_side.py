@@ -17,6 +17,7 @@ from psycopg.types.json import Jsonb
 
 from control_plane.core.timerange import aware
 from control_plane.db.sql import Queries
+from shared import codes
 from shared.protocol import CheckResult
 
 if TYPE_CHECKING:
@@ -83,6 +84,6 @@ async def fail_on_demand(conn: Any, row: dict[str, Any]) -> None:
         finished_at=now,
         status="error",
         error="a credential of this check cannot be decrypted with the keys configured",
-        error_code="SECRET_UNAVAILABLE",
+        error_code=codes.SECRET_UNAVAILABLE,
     )
     await conn.execute(Q.complete_on_demand, _params(row["job_id"], row["region_id"], None, result))

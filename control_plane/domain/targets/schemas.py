@@ -10,7 +10,14 @@ import msgspec
 from msgspec import UNSET, UnsetType
 
 from control_plane.domain.heartbeats.schemas import HeartbeatEndpoint
-from shared.checks import CheckSpec, DnsMatch, DnsRecordType, HttpMethod
+from shared.checks import (
+    KINDS,
+    CheckSpec,
+    DnsMatch,
+    DnsRecordType,
+    HttpMethod,
+    all_field_codes,
+)
 
 WriteSource = Literal["ui", "api", "terraform"]
 
@@ -28,7 +35,8 @@ class AlertBinding(msgspec.Struct, forbid_unknown_fields=True):
 
 
 # A wrong type or value under one of these pointers answers with the field's own code
-# (unknown and missing fields stay UNKNOWN_FIELD / MISSING_FIELD); see errors.decode_body.
+# (unknown and missing fields stay UNKNOWN_FIELD / MISSING_FIELD); see errors.decode_body. The
+# check's own fields come from its kind's module (``shared.checks.<kind>``).
 FIELD_CODES: dict[str, str] = {
     "/name": "INVALID_NAME",
     "/interval": "INVALID_INTERVAL",
@@ -37,30 +45,12 @@ FIELD_CODES: dict[str, str] = {
     "/alert_confirmations": "INVALID_ALERT_CONFIG",
     "/renotify_interval_secs": "INVALID_ALERT_CONFIG",
     "/region_policy": "INVALID_REGION_POLICY",
-    "/check/url": "INVALID_URL_FORMAT",
-    "/check/host": "INVALID_TCP_HOST",
-    "/check/port": "INVALID_TCP_PORT",
-    "/check/timeout": "INVALID_TIMEOUT",
-    "/check/expected_status": "INVALID_STATUS_RANGE",
-    "/check/headers": "INVALID_HEADER",
-    "/check/assertions": "INVALID_ASSERTION",
-    # Fields only one kind has (warn_days / critical_days are shared, so they stay generic).
-    "/check/name": "INVALID_DNS_PARAMS",
-    "/check/record_type": "INVALID_DNS_PARAMS",
-    "/check/server": "INVALID_DNS_PARAMS",
-    "/check/expected": "INVALID_DNS_PARAMS",
-    "/check/match": "INVALID_DNS_PARAMS",
-    "/check/server_name": "INVALID_TLS_CERT_PARAMS",
-    "/check/domain": "INVALID_DOMAIN_PARAMS",
-    "/check/grace": "INVALID_HEARTBEAT_PARAMS",
-    "/check/count": "INVALID_ICMP_PARAMS",
-    "/check/interval": "INVALID_ICMP_PARAMS",
+    **{f"/check{pointer}": code for pointer, code in all_field_codes().items()},
 }
-
 
 # What a refused value of these fields could have been (listed in the error's message).
 FIELD_CHOICES: dict[str, tuple[str, ...]] = {
-    "/check/type": tuple(str(s.__struct_config__.tag) for s in get_args(CheckSpec)),
+    "/check/type": tuple(KINDS),
     "/check/method": get_args(HttpMethod),
     "/check/expected_status/kind": ("exact", "range", "one_of"),
     "/check/record_type": get_args(DnsRecordType),

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 from control_plane.core.errors import ApiError
 from control_plane.core.ids import parse_uuid
 from control_plane.core.text import clean_text, has_control
+from shared import codes
 from shared.checks import (
     ABSOLUTE_MIN_INTERVAL,
     KIND_MIN_INTERVAL,
@@ -62,7 +63,7 @@ def ssrf(spec: CheckSpec) -> None:
         if blocked:
             raise ApiError(
                 400,
-                "SSRF_BLOCKED",
+                codes.SSRF_BLOCKED,
                 f"{ip} is in a blocked range ({blocked}); private, loopback, link-local and "
                 "metadata addresses cannot be probed on this deployment",
                 pointer,
