@@ -42,42 +42,6 @@ from .schemas import (
 Q = Queries.beside(__file__, "reads")
 
 
-async def results_page(
-    conn: AsyncConnection[Any],
-    org_id: uuid.UUID,
-    target_id: uuid.UUID,
-    *,
-    start: datetime,
-    end: datetime,
-    region: str | None,
-    limit: int,
-    offset: int,
-) -> tuple[list[CheckResultOut], int]:
-    """One page, newest first, and how many results match. Rows come as tuples in binary
-    format (a page is up to 10,000 rows: parsing is most of its cost); the total is the page's
-    length when the page is the whole answer, else counted like /uptime (settled minutes and
-    hours from rollups, edges and tail from raw rows) instead of over every matching raw row."""
-    horizon = await _horizon(conn, org_id, target_id)
-    params = {
-        "target_id": target_id,
-        "org_id": org_id,
-        "from": start,
-        "to": end,
-        "region": region,
-        "limit": limit,
-        "offset": offset,
-    }
-    async with conn.cursor(row_factory=tuple_row, binary=True) as cur:
-        await cur.execute(Q.results_page, params)
-        rows = await cur.fetchall()
-    if offset == 0 and len(rows) < limit:
-        total = len(rows)
-    else:
-        counts = await _counts(conn, org_id, target_id, start, end, region, horizon)
-        total = sum(counts.values())
-    return [result_from_row(target_id, r) for r in rows], total
-
-
 class Horizon(NamedTuple):
     # Up to where the target's rollups are final (None: nothing is).
     settled: datetime | None
@@ -154,29 +118,6 @@ async def _counts(
     return {k: int(row[k]) for k in ("up", "down", "degraded", "error", "missed")}
 
 
-async def uptime(
-    conn: AsyncConnection[Any],
-    org_id: uuid.UUID,
-    target_id: uuid.UUID,
-    *,
-    start: datetime,
-    end: datetime,
-    region: str | None,
-) -> Uptime:
-    horizon = await _horizon(conn, org_id, target_id)
-    c = await _counts(conn, org_id, target_id, start, end, region, horizon)
-    total = c["up"] + c["down"] + c["degraded"] + c["error"]
-    return Uptime(
-        total=total,
-        up=c["up"],
-        down=c["down"],
-        degraded=c["degraded"],
-        error=c["error"],
-        missed=c["missed"],
-        uptime_pct=round(100.0 * (c["up"] + c["degraded"]) / total, 3) if total else None,
-    )
-
-
 async def _latency_rows(
     conn: AsyncConnection[Any],
     org_id: uuid.UUID,
@@ -216,103 +157,110 @@ async def _latency_rows(
     return origin, bucket, rows
 
 
-async def latency(
-    conn: AsyncConnection[Any],
-    org_id: uuid.UUID,
-    target_id: uuid.UUID,
-    *,
-    start: datetime,
-    end: datetime,
-    region: str | None,
-) -> LatencySeries:
-    """Latency buckets over [start, end) from the per-minute rollups, all regions together.
-
-    Quantile q of a bucket is the q-quantile of the bucket's per-(minute, region) q-quantiles:
-    exact when each of those holds one sample (a check every 60 s or slower), an approximation
-    otherwise. avg and the phase means are sample-weighted means of the minute means, so exact.
-    With buckets of 6 h or more (ranges of 15 days or more) the settled hours come from the
-    hourly rollups instead: an hour goes whole to the bucket its start falls in, and its
-    quantiles are themselves quantiles of its minutes' quantiles. So do, whatever the bucket,
-    the hours of days whose minute rollups expired (retention): there the series has hourly
-    grain, and an edge hour partly in the range counts whole."""
-    origin, bucket, rows = await _latency_rows(
-        conn, org_id, target_id, start=start, end=end, region=region, by_region=False
-    )
-    return LatencySeries(bucket_seconds=bucket, buckets=series(rows, origin, end, bucket))
-
-
-async def latency_by_region(
-    conn: AsyncConnection[Any],
-    org_id: uuid.UUID,
-    target_id: uuid.UUID,
-    *,
-    start: datetime,
-    end: datetime,
-    region: str | None,
-) -> LatencyByRegion:
-    """As ``latency``, one series per region that has samples in the range."""
-    origin, bucket, rows = await _latency_rows(
-        conn, org_id, target_id, start=start, end=end, region=region, by_region=True
-    )
-    regions: dict[str, list[dict[str, Any]]] = {}
-    for r in rows:
-        regions.setdefault(r["region"], []).append(r)
-    return LatencyByRegion(
-        bucket_seconds=bucket,
-        regions=[
-            RegionLatency(region=name, buckets=series(rs, origin, end, bucket))
-            for name, rs in sorted(regions.items())
-        ],
-    )
-
-
 class ResultService(TenantService):
     """Range reads of one of the org's targets (another org's target is a 404)."""
 
     async def results_page(
-        self, target_id: uuid.UUID, span: TimeRange, *, region: str | None, limit: int, offset: int
+        self,
+        target_id: uuid.UUID,
+        span: TimeRange,
+        *,
+        region: str | None,
+        limit: int,
+        offset: int,
     ) -> tuple[list[CheckResultOut], int]:
-        return await results_page(
-            await self.conn(),
-            self.org.org_id,
-            target_id,
-            start=span.start,
-            end=span.end,
-            region=region,
-            limit=limit,
-            offset=offset,
-        )
+        """One page, newest first, and how many results match. Rows come as tuples in binary
+        format (a page is up to 10,000 rows: parsing is most of its cost); the total is the page's
+        length when the page is the whole answer, else counted like /uptime (settled minutes and
+        hours from rollups, edges and tail from raw rows) instead of over every matching raw row."""
+        conn, org_id = await self.conn(), self.org.org_id
+        start, end = span
+        horizon = await _horizon(conn, org_id, target_id)
+        params = {
+            "target_id": target_id,
+            "org_id": org_id,
+            "from": start,
+            "to": end,
+            "region": region,
+            "limit": limit,
+            "offset": offset,
+        }
+        async with conn.cursor(row_factory=tuple_row, binary=True) as cur:
+            await cur.execute(Q.results_page, params)
+            rows = await cur.fetchall()
+        if offset == 0 and len(rows) < limit:
+            total = len(rows)
+        else:
+            counts = await _counts(conn, org_id, target_id, start, end, region, horizon)
+            total = sum(counts.values())
+        return [result_from_row(target_id, r) for r in rows], total
 
-    async def uptime(self, target_id: uuid.UUID, span: TimeRange, *, region: str | None) -> Uptime:
-        return await uptime(
-            await self.conn(),
-            self.org.org_id,
-            target_id,
-            start=span.start,
-            end=span.end,
-            region=region,
+    async def uptime(
+        self,
+        target_id: uuid.UUID,
+        span: TimeRange,
+        *,
+        region: str | None,
+    ) -> Uptime:
+        conn, org_id = await self.conn(), self.org.org_id
+        start, end = span
+        horizon = await _horizon(conn, org_id, target_id)
+        c = await _counts(conn, org_id, target_id, start, end, region, horizon)
+        total = c["up"] + c["down"] + c["degraded"] + c["error"]
+        return Uptime(
+            total=total,
+            up=c["up"],
+            down=c["down"],
+            degraded=c["degraded"],
+            error=c["error"],
+            missed=c["missed"],
+            uptime_pct=round(100.0 * (c["up"] + c["degraded"]) / total, 3) if total else None,
         )
 
     async def latency(
-        self, target_id: uuid.UUID, span: TimeRange, *, region: str | None
+        self,
+        target_id: uuid.UUID,
+        span: TimeRange,
+        *,
+        region: str | None,
     ) -> LatencySeries:
-        return await latency(
-            await self.conn(),
-            self.org.org_id,
-            target_id,
-            start=span.start,
-            end=span.end,
-            region=region,
+        """Latency buckets over [start, end) from the per-minute rollups, all regions together.
+
+        Quantile q of a bucket is the q-quantile of the bucket's per-(minute, region) q-quantiles:
+        exact when each of those holds one sample (a check every 60 s or slower), an approximation
+        otherwise. avg and the phase means are sample-weighted means of the minute means, so exact.
+        With buckets of 6 h or more (ranges of 15 days or more) the settled hours come from the
+        hourly rollups instead: an hour goes whole to the bucket its start falls in, and its
+        quantiles are themselves quantiles of its minutes' quantiles. So do, whatever the bucket,
+        the hours of days whose minute rollups expired (retention): there the series has hourly
+        grain, and an edge hour partly in the range counts whole."""
+        conn, org_id = await self.conn(), self.org.org_id
+        start, end = span
+        origin, bucket, rows = await _latency_rows(
+            conn, org_id, target_id, start=start, end=end, region=region, by_region=False
         )
+        return LatencySeries(bucket_seconds=bucket, buckets=series(rows, origin, end, bucket))
 
     async def latency_by_region(
-        self, target_id: uuid.UUID, span: TimeRange, *, region: str | None
+        self,
+        target_id: uuid.UUID,
+        span: TimeRange,
+        *,
+        region: str | None,
     ) -> LatencyByRegion:
-        return await latency_by_region(
-            await self.conn(),
-            self.org.org_id,
-            target_id,
-            start=span.start,
-            end=span.end,
-            region=region,
+        """As ``latency``, one series per region that has samples in the range."""
+        conn, org_id = await self.conn(), self.org.org_id
+        start, end = span
+        origin, bucket, rows = await _latency_rows(
+            conn, org_id, target_id, start=start, end=end, region=region, by_region=True
+        )
+        regions: dict[str, list[dict[str, Any]]] = {}
+        for r in rows:
+            regions.setdefault(r["region"], []).append(r)
+        return LatencyByRegion(
+            bucket_seconds=bucket,
+            regions=[
+                RegionLatency(region=name, buckets=series(rs, origin, end, bucket))
+                for name, rs in sorted(regions.items())
+            ],
         )
