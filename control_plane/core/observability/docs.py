@@ -22,9 +22,9 @@ DOCS_PATH = "/docs"
 STATIC_PATH = f"{DOCS_PATH}/static"
 ASSET_DIR = Path(str(swagger_ui_path))
 ASSETS: dict[str, str] = {
-    "swagger-ui.css": "text/css; charset=utf-8",
-    "index.css": "text/css; charset=utf-8",
-    "swagger-ui-bundle.js": "text/javascript; charset=utf-8",
+    "swagger-ui.css": "text/css",
+    "index.css": "text/css",
+    "swagger-ui-bundle.js": "text/javascript",
     "favicon-32x32.png": "image/png",
     "favicon-16x16.png": "image/png",
 }
@@ -84,7 +84,7 @@ def swagger_ui_init(request: Request[Any, Any, Any]) -> Response[str]:
     """Starts Swagger UI on our OpenAPI document (a file, so the page needs no inline script)."""
     return Response(
         _INIT % json.dumps(openapi_url(request)),
-        media_type="text/javascript; charset=utf-8",
+        media_type="text/javascript",
         headers={"Cache-Control": "no-cache"},
     )
 
