@@ -1,17 +1,16 @@
 """The pagination envelope ``{items, total, limit, offset}`` and its query parameters.
 
-A list route takes ``paging: Paging`` from the ``paging(default, cap)`` dependency of its
-controller, and answers ``paging.page(items, total)``.
+A list route declares ``limit``/``offset`` with its ``PageSize``, reads them with
+``SIZE.paging(limit, offset)`` and answers ``paging.page(items, total)``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 import msgspec
-from litestar.di import Provide
-from litestar.params import Parameter
+from litestar.params import QueryParameter
 
 from control_plane.core.errors import ApiError
 
@@ -49,20 +48,25 @@ class Paging:
         return Page(items=items, total=total, limit=self.limit, offset=self.offset)
 
 
-def paging(default: int, cap: int) -> Provide:
-    """The ``limit``/``offset`` query parameters of a list route: ``limit`` defaults to
-    ``default`` and is silently capped at ``cap``."""
+Offset = Annotated[
+    int | None, QueryParameter(ge=0, le=MAX_OFFSET, description="rows to skip (default 0)")
+]
 
-    # Defaults, not ``Annotated``: the annotations are strings evaluated in the module's scope,
-    # where ``default`` and ``cap`` do not exist.
-    def provider(
-        limit: int | None = Parameter(
-            default=None, ge=1, description=f"page size (default {default}, capped at {cap})"
-        ),
-        offset: int | None = Parameter(
-            default=None, ge=0, le=MAX_OFFSET, description="rows to skip (default 0)"
-        ),
-    ) -> Paging:
-        return Paging(*page_params(limit, offset, default, cap))
 
-    return Provide(provider, sync_to_thread=False)
+@dataclass(frozen=True, slots=True)
+class PageSize:
+    """A list route's page size: ``limit: Annotated[int | None, SIZE.limit] = None`` (with
+    ``offset: Offset = None``) declares the parameters, ``SIZE.paging(limit, offset)`` reads
+    them. Parameters, not a dependency: see ``core/timerange.py``."""
+
+    default: int
+    cap: int
+
+    @property
+    def limit(self) -> Any:
+        return QueryParameter(
+            ge=1, description=f"page size (default {self.default}, capped at {self.cap})"
+        )
+
+    def paging(self, limit: int | None, offset: int | None) -> Paging:
+        return Paging(*page_params(limit, offset, self.default, self.cap))

@@ -1,8 +1,8 @@
 """The ``from``/``to`` pair of range reads: ISO 8601 times, default the last 24 h, ``to``
 strictly after ``from``.
 
-Routes take it as the ``span`` dependency (``dependencies={"span": TIME_RANGE}``), so every
-range read documents and checks the pair the same way. The values are parsed here rather than by
+Routes declare the pair with ``FromTime``/``ToTime`` and read it with ``span_of``, so every range
+read documents and checks it the same way. The values are parsed here rather than by
 Litestar: an error names the parameter as the client wrote it (``from``, not ``from_``) and says
 what a valid value looks like, and a bare number (a unix time, which a lenient decoder would
 take) is refused, as the OpenAPI document's ``date-time`` says.
@@ -14,7 +14,6 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, NamedTuple
 
-from litestar.di import Provide
 from litestar.params import QueryParameter
 
 from control_plane.core.errors import ApiError
@@ -70,26 +69,28 @@ def time_range(
     return TimeRange(start, end)
 
 
-def _time_range_params(
-    from_: Annotated[
-        str | None,
-        QueryParameter(
-            name="from",
-            description="start of the range, ISO 8601 (default: 24 h before `to`)",
-            format="date-time",
-            max_length=MAX_TIME_LEN,
-        ),
-    ] = None,
-    to: Annotated[
-        str | None,
-        QueryParameter(
-            description="end of the range, ISO 8601 (default: now)",
-            format="date-time",
-            max_length=MAX_TIME_LEN,
-        ),
-    ] = None,
-) -> TimeRange:
+# The pair as route parameters: ``from_: FromTime = None, to: ToTime = None``, then ``span_of``.
+# (Parameters, not a dependency: a second dependency next to a route's service makes Litestar
+# resolve them in a task group, about 0.1 ms a request.)
+FromTime = Annotated[
+    str | None,
+    QueryParameter(
+        name="from",
+        description="start of the range, ISO 8601 (default: 24 h before `to`)",
+        format="date-time",
+        max_length=MAX_TIME_LEN,
+    ),
+]
+ToTime = Annotated[
+    str | None,
+    QueryParameter(
+        description="end of the range, ISO 8601 (default: now)",
+        format="date-time",
+        max_length=MAX_TIME_LEN,
+    ),
+]
+
+
+def span_of(from_: str | None, to: str | None) -> TimeRange:
+    """The range the ``from``/``to`` query parameters name (400 when they do not)."""
     return time_range(parse_time(from_, "from"), parse_time(to, "to"))
-
-
-TIME_RANGE = Provide(_time_range_params, sync_to_thread=False)

@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
-from control_plane.core.pagination import Page, Paging, paging
+from control_plane.core.pagination import Offset, Page, PageSize
 from control_plane.core.requests import path_uuid, strict_body
 from control_plane.core.service import provide
 
 from .schemas import Agent, AgentCreate, AgentUpdate, NewAgent
 from .service import AgentService, agent_not_found
 
-LIST_DEFAULT, LIST_CAP = 50, 1000
+LIST = PageSize(default=50, cap=1000)
 
 
 class OperatorAgentController(Controller):
@@ -24,7 +24,7 @@ class OperatorAgentController(Controller):
 
     path = "/agents"
     tags = ["operator"]
-    dependencies = {"agents": provide(AgentService), "paging": paging(LIST_DEFAULT, LIST_CAP)}
+    dependencies = {"agents": provide(AgentService)}
 
     @post("/", operation_id="operatorCreateAgent", status_code=HTTP_201_CREATED)
     async def create(
@@ -47,10 +47,12 @@ class OperatorAgentController(Controller):
     async def list_agents(
         self,
         agents: NamedDependency[AgentService],
-        paging: NamedDependency[Paging],
+        limit: Annotated[int | None, LIST.limit] = None,
+        offset: Offset = None,
         region: str | None = Parameter(default=None, description="only agents of this region"),
     ) -> Page[Agent]:
         """Every agent, revoked ones included, oldest first."""
+        paging = LIST.paging(limit, offset)
         items, total = await agents.list_page(
             limit=paging.limit, offset=paging.offset, region=region
         )

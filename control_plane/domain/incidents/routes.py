@@ -2,44 +2,49 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from litestar import Controller, get
 from litestar.di import NamedDependency
 from litestar.params import FromPath, Parameter
 
-from control_plane.core.pagination import Page, Paging, paging
+from control_plane.core.pagination import Offset, Page, PageSize
 from control_plane.core.requests import path_uuid
 from control_plane.core.service import provide
-from control_plane.core.timerange import TIME_RANGE, TimeRange
+from control_plane.core.timerange import FromTime, ToTime, span_of
 from control_plane.domain.targets.service import target_not_found
 
 from .schemas import Incident
 from .service import IncidentService
 
-INCIDENTS_DEFAULT, INCIDENTS_CAP = 100, 1000
+INCIDENTS = PageSize(default=100, cap=1000)
 
 
 class IncidentController(Controller):
     path = "/"
     tags = ["incidents"]
-    dependencies = {
-        "incidents": provide(IncidentService),
-        "span": TIME_RANGE,
-        "paging": paging(INCIDENTS_DEFAULT, INCIDENTS_CAP),
-    }
+    dependencies = {"incidents": provide(IncidentService)}
 
     @get("/targets/{target_id:str}/incidents", operation_id="listTargetIncidents")
     async def target_incidents(
         self,
         incidents: NamedDependency[IncidentService],
         target_id: FromPath[str],
-        span: NamedDependency[TimeRange],
-        paging: NamedDependency[Paging],
+        from_: FromTime = None,
+        to: ToTime = None,
+        limit: Annotated[int | None, INCIDENTS.limit] = None,
+        offset: Offset = None,
         ongoing_only: bool = Parameter(default=False),
     ) -> Page[Incident]:
         """This target's incidents overlapping [from, to) (default the last 24 h), newest first."""
         tid = path_uuid(target_id, target_not_found())
+        paging = INCIDENTS.paging(limit, offset)
         items, total = await incidents.page(
-            span, target_id=tid, ongoing_only=ongoing_only, limit=paging.limit, offset=paging.offset
+            span_of(from_, to),
+            target_id=tid,
+            ongoing_only=ongoing_only,
+            limit=paging.limit,
+            offset=paging.offset,
         )
         return paging.page(items, total)
 
@@ -47,13 +52,16 @@ class IncidentController(Controller):
     async def org_incidents(
         self,
         incidents: NamedDependency[IncidentService],
-        span: NamedDependency[TimeRange],
-        paging: NamedDependency[Paging],
+        from_: FromTime = None,
+        to: ToTime = None,
+        limit: Annotated[int | None, INCIDENTS.limit] = None,
+        offset: Offset = None,
         ongoing_only: bool = Parameter(default=False),
     ) -> Page[Incident]:
         """Every incident of the org overlapping [from, to), newest first."""
+        paging = INCIDENTS.paging(limit, offset)
         items, total = await incidents.page(
-            span,
+            span_of(from_, to),
             target_id=None,
             ongoing_only=ongoing_only,
             limit=paging.limit,

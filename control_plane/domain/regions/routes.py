@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
-from control_plane.core.pagination import Page, Paging, paging
+from control_plane.core.pagination import Offset, Page, PageSize
 from control_plane.core.requests import strict_body
 from control_plane.core.service import provide
 
 from .schemas import Region, RegionCreate, RegionSummary, RegionUpdate
 from .service import RegionService
 
-LIST_DEFAULT, LIST_CAP = 50, 1000
+LIST = PageSize(default=50, cap=1000)
 
 
 class OperatorRegionController(Controller):
@@ -24,7 +24,7 @@ class OperatorRegionController(Controller):
 
     path = "/regions"
     tags = ["operator"]
-    dependencies = {"regions": provide(RegionService), "paging": paging(LIST_DEFAULT, LIST_CAP)}
+    dependencies = {"regions": provide(RegionService)}
 
     @post("/", operation_id="operatorCreateRegion", status_code=HTTP_201_CREATED)
     async def create(
@@ -45,9 +45,11 @@ class OperatorRegionController(Controller):
     async def list_regions(
         self,
         regions: NamedDependency[RegionService],
-        paging: NamedDependency[Paging],
+        limit: Annotated[int | None, LIST.limit] = None,
+        offset: Offset = None,
     ) -> Page[Region]:
         """Every region, enabled or not, ordered by id."""
+        paging = LIST.paging(limit, offset)
         items, total = await regions.list_page(limit=paging.limit, offset=paging.offset)
         return paging.page(items, total)
 
@@ -86,14 +88,16 @@ class RegionCatalogController(Controller):
 
     path = "/regions"
     tags = ["regions"]
-    dependencies = {"regions": provide(RegionService), "paging": paging(LIST_DEFAULT, LIST_CAP)}
+    dependencies = {"regions": provide(RegionService)}
 
     @get("/", operation_id="listRegions")
     async def list_regions(
         self,
         regions: NamedDependency[RegionService],
-        paging: NamedDependency[Paging],
+        limit: Annotated[int | None, LIST.limit] = None,
+        offset: Offset = None,
     ) -> Page[RegionSummary]:
         """The enabled probe regions (id, name, location), ordered by id."""
+        paging = LIST.paging(limit, offset)
         items, total = await regions.list_enabled(limit=paging.limit, offset=paging.offset)
         return paging.page(items, total)

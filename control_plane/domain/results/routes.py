@@ -2,44 +2,45 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from litestar import Controller, get
 from litestar.di import NamedDependency
 from litestar.params import FromPath, Parameter
 
-from control_plane.core.pagination import Page, Paging, paging
+from control_plane.core.pagination import Offset, Page, PageSize
 from control_plane.core.requests import path_uuid, query_text
 from control_plane.core.service import provide
-from control_plane.core.timerange import TIME_RANGE, TimeRange
+from control_plane.core.timerange import FromTime, ToTime, span_of
 from control_plane.domain.targets.service import target_not_found
 
 from .schemas import CheckResultOut, LatencyByRegion, LatencySeries, Uptime
 from .service import ResultService
 
-RESULTS_DEFAULT, RESULTS_CAP = 1000, 10_000
+RESULTS = PageSize(default=1000, cap=10_000)
 
 
 class TargetResultsController(Controller):
     path = "/targets/{target_id:str}"
     tags = ["results"]
-    dependencies = {
-        "results": provide(ResultService),
-        "span": TIME_RANGE,
-        "paging": paging(RESULTS_DEFAULT, RESULTS_CAP),
-    }
+    dependencies = {"results": provide(ResultService)}
 
     @get("/results", operation_id="listTargetResults")
     async def results(
         self,
         results: NamedDependency[ResultService],
         target_id: FromPath[str],
-        span: NamedDependency[TimeRange],
-        paging: NamedDependency[Paging],
+        from_: FromTime = None,
+        to: ToTime = None,
+        limit: Annotated[int | None, RESULTS.limit] = None,
+        offset: Offset = None,
         region: str | None = Parameter(default=None, description="only this region's results"),
     ) -> Page[CheckResultOut]:
         """Check results in [from, to) (default the last 24 h), newest first."""
+        paging = RESULTS.paging(limit, offset)
         items, total = await results.results_page(
             path_uuid(target_id, target_not_found()),
-            span,
+            span_of(from_, to),
             region=query_text(region, "region"),
             limit=paging.limit,
             offset=paging.offset,
@@ -51,7 +52,8 @@ class TargetResultsController(Controller):
         self,
         results: NamedDependency[ResultService],
         target_id: FromPath[str],
-        span: NamedDependency[TimeRange],
+        from_: FromTime = None,
+        to: ToTime = None,
         region: str | None = Parameter(default=None, description="only this region's results"),
     ) -> Uptime:
         """Result counts by status and the uptime percentage over [from, to).
@@ -60,29 +62,33 @@ class TargetResultsController(Controller):
         minutes at the edges and the not-yet-settled tail from raw results, so the counts are
         exactly those of the raw results in the range."""
         tid = path_uuid(target_id, target_not_found())
-        return await results.uptime(tid, span, region=query_text(region, "region"))
+        return await results.uptime(tid, span_of(from_, to), region=query_text(region, "region"))
 
     @get("/latency", operation_id="getTargetLatency")
     async def latency(
         self,
         results: NamedDependency[ResultService],
         target_id: FromPath[str],
-        span: NamedDependency[TimeRange],
+        from_: FromTime = None,
+        to: ToTime = None,
         region: str | None = Parameter(default=None, description="only this region's samples"),
     ) -> LatencySeries:
         """Latency quantiles, mean and phase means over [from, to) in ~60 buckets (a multiple of
         60 s), read from the per-minute rollups."""
         tid = path_uuid(target_id, target_not_found())
-        return await results.latency(tid, span, region=query_text(region, "region"))
+        return await results.latency(tid, span_of(from_, to), region=query_text(region, "region"))
 
     @get("/latency/by-region", operation_id="getTargetLatencyByRegion")
     async def latency_by_region(
         self,
         results: NamedDependency[ResultService],
         target_id: FromPath[str],
-        span: NamedDependency[TimeRange],
+        from_: FromTime = None,
+        to: ToTime = None,
         region: str | None = Parameter(default=None, description="only this region's samples"),
     ) -> LatencyByRegion:
         """As /latency, one series per region that has samples in the range."""
         tid = path_uuid(target_id, target_not_found())
-        return await results.latency_by_region(tid, span, region=query_text(region, "region"))
+        return await results.latency_by_region(
+            tid, span_of(from_, to), region=query_text(region, "region")
+        )

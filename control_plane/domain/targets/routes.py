@@ -2,27 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, delete, get, patch, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
-from control_plane.core.pagination import Page, Paging, paging
+from control_plane.core.pagination import Offset, Page, PageSize
 from control_plane.core.requests import path_uuid, query_text, strict_body, write_source
 from control_plane.core.service import provide
 
 from .schemas import Target, TargetCreate, TargetRegions, TargetUpdate
 from .service import TargetService, target_not_found
 
-LIST_DEFAULT, LIST_CAP = 50, 1000
+LIST = PageSize(default=50, cap=1000)
 
 
 class TargetController(Controller):
     path = "/targets"
     tags = ["targets"]
-    dependencies = {"targets": provide(TargetService), "paging": paging(LIST_DEFAULT, LIST_CAP)}
+    dependencies = {"targets": provide(TargetService)}
 
     @post("/", operation_id="createTarget", status_code=HTTP_201_CREATED)
     async def create(
@@ -44,12 +44,14 @@ class TargetController(Controller):
     async def list_targets(
         self,
         targets: NamedDependency[TargetService],
-        paging: NamedDependency[Paging],
+        limit: Annotated[int | None, LIST.limit] = None,
+        offset: Offset = None,
         tag: str | None = Parameter(default=None, description="only targets carrying this tag"),
         enabled: FromQuery[bool | None] = None,
         q: str | None = Parameter(default=None, description="substring of name, url or host"),
     ) -> Page[Target]:
         """List the org's targets, oldest first."""
+        paging = LIST.paging(limit, offset)
         items, total = await targets.list_page(
             limit=paging.limit,
             offset=paging.offset,
