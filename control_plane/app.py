@@ -38,7 +38,11 @@ from control_plane.domain.agents.routes import OperatorAgentController
 from control_plane.domain.heartbeats.routes import HeartbeatController
 from control_plane.domain.incidents.routes import IncidentController
 from control_plane.domain.ondemand.routes import OnDemandController
-from control_plane.domain.regions.routes import OperatorRegionController, RegionCatalogController
+from control_plane.domain.regions.routes import (
+    OperatorGrantController,
+    OperatorRegionController,
+    RegionCatalogController,
+)
 from control_plane.domain.results.routes import TargetResultsController
 from control_plane.domain.targets.routes import TargetController
 from control_plane.security.sealing import Sealer
@@ -100,7 +104,7 @@ def tenant_router() -> Router:
 def operator_router() -> Router:
     return Router(
         path="/operator",
-        route_handlers=[OperatorRegionController, OperatorAgentController],
+        route_handlers=[OperatorRegionController, OperatorGrantController, OperatorAgentController],
         guards=[operator_guard],
         security=[{"operator": []}],
         tags=["operator"],

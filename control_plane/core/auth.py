@@ -30,8 +30,6 @@ class OrgContext:
     org_id: uuid.UUID
     token_id: uuid.UUID
     min_interval_secs: int
-    # Deployment setting: may this org's targets point at private/loopback addresses?
-    allow_private_targets: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,11 +37,9 @@ class AgentContext:
     agent_id: uuid.UUID
     region_id: str
     name: str
-    # The region lets its agents probe private addresses (read fresh on every call).
-    region_allows_private: bool = False
 
 
-def _unauthorized(message: str = "missing or invalid bearer token") -> ApiError:
+def unauthorized(message: str = "missing or invalid bearer token") -> ApiError:
     return ApiError(401, "UNAUTHORIZED", message, headers={"WWW-Authenticate": "Bearer"})
 
 
@@ -51,7 +47,7 @@ def bearer(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
     header = connection.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() != "bearer" or not value.strip():
-        raise _unauthorized()
+        raise unauthorized()
     return value.strip()
 
 
@@ -65,12 +61,12 @@ async def provide_org(request: ASGIConnection[Any, Any, Any, Any]) -> OrgContext
     token = bearer(request)
     prefix = tokens.lookup_prefix(token, tokens.API_TOKEN_PREFIX)
     if prefix is None:
-        raise _unauthorized()
+        raise unauthorized()
     res = resources(request)
     async with res.db.connection() as conn:
         row = await (await conn.execute(Q.api_token_by_prefix, {"prefix": prefix})).fetchone()
         if row is None or not tokens.verify(res.settings.security.token_key, token, row["hash"]):
-            raise _unauthorized()
+            raise unauthorized()
         if row["stale"]:
             await conn.execute(Q.touch_api_token, {"id": row["id"]})
     ctx = OrgContext(
@@ -78,7 +74,6 @@ async def provide_org(request: ASGIConnection[Any, Any, Any, Any]) -> OrgContext
         token_id=row["id"],
         min_interval_secs=row["min_check_interval_secs"]
         or res.settings.api.default_min_interval_secs,
-        allow_private_targets=res.settings.security.allow_private_targets,
     )
     structlog.contextvars.bind_contextvars(org_id=str(ctx.org_id))
     request.scope["state"]["org_id"] = str(ctx.org_id)
@@ -90,12 +85,12 @@ async def provide_agent(request: ASGIConnection[Any, Any, Any, Any]) -> AgentCon
     token = bearer(request)
     prefix = tokens.lookup_prefix(token, tokens.AGENT_TOKEN_PREFIX)
     if prefix is None:
-        raise _unauthorized("missing or invalid agent token")
+        raise unauthorized("missing or invalid agent token")
     res = resources(request)
     async with res.db.connection() as conn:
         row = await (await conn.execute(Q.agent_by_prefix, {"prefix": prefix})).fetchone()
         if row is None or not tokens.verify(res.settings.security.token_key, token, row["hash"]):
-            raise _unauthorized("missing or invalid agent token")
+            raise unauthorized("missing or invalid agent token")
         await conn.execute(Q.touch_agent, {"id": row["id"]})
     structlog.contextvars.bind_contextvars(agent_id=str(row["id"]), region=row["region_id"])
     request.scope["state"].update(agent_id=str(row["id"]), region=row["region_id"])
@@ -103,7 +98,6 @@ async def provide_agent(request: ASGIConnection[Any, Any, Any, Any]) -> AgentCon
         agent_id=row["id"],
         region_id=row["region_id"],
         name=row["name"],
-        region_allows_private=row["allow_private_targets"],
     )
 
 
@@ -117,7 +111,7 @@ def operator_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteH
     if scheme.lower() != "bearer" or not hmac.compare_digest(
         value.strip().encode(), expected.encode()
     ):
-        raise _unauthorized("missing or invalid operator token")
+        raise unauthorized("missing or invalid operator token")
 
 
 # Guards run before Litestar reads a body, dependencies after: authenticating in a guard makes a

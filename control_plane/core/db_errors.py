@@ -36,6 +36,7 @@ CONSTRAINTS: dict[str, Rule] = {
         400, "UNKNOWN_REGION", "region '{value}' does not exist or is disabled", "/regions"
     ),
     "regions_pkey": Rule(409, "REGION_EXISTS", "region '{value}' already exists", "/id"),
+    "region_grants_org_id_fkey": Rule(404, "ORG_NOT_FOUND", "org {value} does not exist"),
 }
 # Deletes refused because rows elsewhere still refer to the row, by the referenced table.
 REFERENCED: dict[str, Rule] = {

@@ -283,6 +283,14 @@ CREATE TABLE public.orgs (
     CONSTRAINT orgs_name_check CHECK (((length(name) >= 1) AND (length(name) <= 200)))
 );
 
+CREATE TABLE public.region_grants (
+    region_id text NOT NULL,
+    org_id uuid NOT NULL,
+    allow_private_targets boolean DEFAULT false NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
 CREATE TABLE public.region_states (
     target_id uuid NOT NULL,
     region_id text NOT NULL,
@@ -304,6 +312,8 @@ CREATE TABLE public.regions (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     allow_private_targets boolean DEFAULT false NOT NULL,
+    access text DEFAULT 'public'::text NOT NULL,
+    CONSTRAINT regions_access_check CHECK ((access = ANY (ARRAY['public'::text, 'restricted'::text]))),
     CONSTRAINT regions_id_check CHECK ((id ~ '^[a-z0-9][a-z0-9-]{0,62}$'::text)),
     CONSTRAINT regions_name_check CHECK (((length(name) >= 1) AND (length(name) <= 100)))
 );
@@ -545,6 +555,9 @@ ALTER TABLE ONLY public.on_demand_checks
 ALTER TABLE ONLY public.orgs
     ADD CONSTRAINT orgs_pkey PRIMARY KEY (id);
 
+ALTER TABLE ONLY public.region_grants
+    ADD CONSTRAINT region_grants_pkey PRIMARY KEY (region_id, org_id);
+
 ALTER TABLE ONLY public.region_states
     ADD CONSTRAINT region_states_pkey PRIMARY KEY (target_id, region_id);
 
@@ -599,6 +612,8 @@ CREATE INDEX incidents_target_idx ON public.incidents USING btree (target_id, st
 CREATE INDEX on_demand_expires_idx ON public.on_demand_checks USING btree (expires_at);
 
 CREATE INDEX on_demand_open_idx ON public.on_demand_checks USING btree (region_id, created_at) WHERE (state <> 'done'::text);
+
+CREATE INDEX region_grants_org_idx ON public.region_grants USING btree (org_id);
 
 CREATE INDEX result_rollups_target_minute_idx ON ONLY public.result_rollups USING btree (target_id, minute);
 
@@ -663,6 +678,12 @@ ALTER TABLE ONLY public.on_demand_checks
 
 ALTER TABLE ONLY public.on_demand_checks
     ADD CONSTRAINT on_demand_checks_target_id_fkey FOREIGN KEY (target_id) REFERENCES public.targets(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.region_grants
+    ADD CONSTRAINT region_grants_org_id_fkey FOREIGN KEY (org_id) REFERENCES public.orgs(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.region_grants
+    ADD CONSTRAINT region_grants_region_id_fkey FOREIGN KEY (region_id) REFERENCES public.regions(id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.region_states
     ADD CONSTRAINT region_states_target_id_fkey FOREIGN KEY (target_id) REFERENCES public.targets(id) ON DELETE CASCADE;

@@ -24,6 +24,23 @@ AGENT_REGION = "default"
 AGENT_NAME = "local-dev"
 ORG_EXISTS = "SELECT id FROM orgs WHERE id = %(id)s"
 REGION_EXISTS = "SELECT id FROM regions WHERE id = %(id)s"
+# dev.env's note that the local region was opened to the demo org (once, see ensure_demo).
+PRIVATE_DEFAULT = "VIGIL_DEV_PRIVATE_DEFAULT"
+ALLOW_PRIVATE_HERE = f"""
+WITH region AS (
+    UPDATE regions SET allow_private_targets = true, updated_at = now()
+    WHERE id = '{AGENT_REGION}' RETURNING id
+)
+INSERT INTO region_grants (region_id, org_id, allow_private_targets)
+SELECT id, %(org_id)s, true FROM region
+ON CONFLICT (region_id, org_id) DO UPDATE SET allow_private_targets = true, updated_at = now()
+RETURNING region_id
+"""
+PRIVATE_NOW = f"""
+SELECT r.allow_private_targets AND g.allow_private_targets
+FROM regions r JOIN region_grants g ON g.region_id = r.id AND g.org_id = %(org_id)s
+WHERE r.id = '{AGENT_REGION}'
+"""
 
 
 def ensure_database(admin_url: str, name: str = DB_NAME) -> str:
@@ -84,4 +101,18 @@ async def ensure_demo(db_url: str, key: bytes, values: dict[str, str]) -> list[s
                 )
                 values[AGENT_TOKEN] = new.token
                 created.append(f"agent {AGENT_NAME!r} in region {AGENT_REGION!r}")
+        if values.get(PRIVATE_DEFAULT) != "1":
+            # Once: a developer monitors their own box (a server on 127.0.0.1:3000), so the local
+            # region lends its network to the demo org. Turned off later, it stays off.
+            found = await (await conn.execute(ALLOW_PRIVATE_HERE, {"org_id": org_id})).fetchone()
+            if found is not None:
+                values[PRIVATE_DEFAULT] = "1"
+                created.append(f"private targets in region {AGENT_REGION!r} for the demo org")
     return created
+
+
+async def private_here(db_url: str, org_id: str) -> bool:
+    """Whether the demo org may probe private addresses from the local region now."""
+    async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as conn:
+        row = await (await conn.execute(PRIVATE_NOW, {"org_id": org_id})).fetchone()
+    return bool(row and row[0])

@@ -43,7 +43,7 @@ from .envfile import (
     dev_dir,
     ensure_secrets,
 )
-from .seed import AGENT_REGION, DEMO_ORG_NAME, ensure_database, ensure_demo
+from .seed import AGENT_REGION, DEMO_ORG_NAME, ensure_database, ensure_demo, private_here
 from .supervisor import Children, DevError, Output, Signals, _command, _Stop
 
 DEFAULT_PORT = 8000
@@ -125,7 +125,8 @@ class DevStack:
             self.children.start("agent", [*agent, "--spool-dir", spool], agent_env)
         else:
             self.out.say("agent skipped: probe_agent.cli is not available in this install")
-        self._banner(base, dev)
+        private = asyncio.run(private_here(db_url, dev.values[ORG_ID]))
+        self._banner(base, dev, private)
         while True:
             self.children.check()
             time.sleep(0.25)
@@ -212,7 +213,26 @@ class DevStack:
             time.sleep(0.2)
         raise DevError(f"the API did not answer 200 on {base}/readyz in {READY_TIMEOUT_S:.0f}s")
 
-    def _banner(self, base: str, dev: DevFile) -> None:
+    def _private_lines(self, base: str, dev: DevFile, operator: str, private: bool) -> list[str]:
+        """What the local region may reach, and how to change it."""
+        grant = f"{base}/operator/regions/{AGENT_REGION}/grants/{dev.values[ORG_ID]}"
+        op = shlex.quote(f"Authorization: Bearer {operator}")
+        set_to = f"curl -sS -X PUT {grant} -H {op} -H 'Content-Type: application/json' -d "
+        if private:
+            return [
+                f"Private targets: region {AGENT_REGION!r} may probe this machine and your network "
+                f"(127.0.0.1, 10.0.0.0/8, …) for org {DEMO_ORG_NAME!r},",
+                "so you can monitor your own services (a deployment blocks them by default). "
+                "To block them here too:",
+                "  " + set_to + shlex.quote('{"allow_private_targets": false}'),
+            ]
+        return [
+            f"Private targets are blocked in region {AGENT_REGION!r} (the SSRF guard is on). "
+            "To monitor this machine (127.0.0.1, 10.0.0.0/8, …):",
+            "  " + set_to + shlex.quote('{"allow_private_targets": true}'),
+        ]
+
+    def _banner(self, base: str, dev: DevFile, private: bool) -> None:
         token, operator = dev.values[API_TOKEN], os.environ.get("VIGIL_OPERATOR_ADMIN_TOKEN")
         operator = operator or dev.values["VIGIL_OPERATOR_ADMIN_TOKEN"]
         docs = f"{base}/docs" if _http_status(f"{base}/docs") == 200 else None
@@ -239,6 +259,7 @@ class DevStack:
                 f"  curl -sS {base}/operator/agents "
                 f"-H {shlex.quote(f'Authorization: Bearer {operator}')}",
             ]
+        lines += self._private_lines(base, dev, operator, private)
         lines += ["", "Press Ctrl-C to stop everything.", ""]
         for line in lines:
             self.out.raw(line)

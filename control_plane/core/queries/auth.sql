@@ -10,10 +10,9 @@ UPDATE api_tokens SET last_used_at = now() WHERE id = %(id)s;
 
 -- name: agent_by_prefix
 -- A live (not revoked) agent. Agents of a disabled region still authenticate: operators bring
--- agents up before they open a region to tenants. ``allow_private_targets`` is the region's SSRF
--- switch, carried on every lease the agent takes.
-SELECT a.id, a.region_id, a.name, a.hash, r.allow_private_targets
-FROM agents a JOIN regions r ON r.id = a.region_id
+-- agents up before they open a region to tenants.
+SELECT a.id, a.region_id, a.name, a.hash
+FROM agents a
 WHERE a.prefix = %(prefix)s AND a.revoked_at IS NULL;
 
 -- name: touch_agent

@@ -3,13 +3,18 @@
 -- name: lease_due
 -- Hands up to %(max)s due slots of one region to an agent. A slot is due when its time has come
 -- and nobody holds a live lease on it (an expired lease is leased again). SKIP LOCKED keeps two
--- agents of a region from ever taking the same slot.
+-- agents of a region from ever taking the same slot. Nothing is handed to an agent revoked since
+-- its request was authenticated (a long-poll may wait 30 s): the check is in the statement that
+-- takes the slots. ``allow_private`` is this target's org's permission to probe private addresses
+-- from the region: the region's switch and the org's grant (the deployment-wide setting is
+-- added by the caller).
 WITH due AS (
     SELECT s.target_id, s.region_id
     FROM schedules s
     WHERE s.region_id = %(region_id)s
       AND s.next_due_at <= now()
       AND (s.lease_expires_at IS NULL OR s.lease_expires_at < now())
+      AND EXISTS (SELECT 1 FROM agents a WHERE a.id = %(agent_id)s AND a.revoked_at IS NULL)
     ORDER BY s.next_due_at
     LIMIT %(max)s
     FOR UPDATE SKIP LOCKED
@@ -18,18 +23,24 @@ UPDATE schedules s
 SET leased_by = %(agent_id)s,
     lease_expires_at = now() + make_interval(
         secs => coalesce((t.spec ->> 'timeout')::int, 10000) / 1000.0 + %(grace_secs)s)
-FROM due, targets t
-WHERE s.target_id = due.target_id AND s.region_id = due.region_id AND t.id = s.target_id
+FROM due
+JOIN targets t ON t.id = due.target_id
+JOIN regions r ON r.id = due.region_id
+LEFT JOIN region_grants g ON g.region_id = due.region_id AND g.org_id = t.org_id
+WHERE s.target_id = due.target_id AND s.region_id = due.region_id
 RETURNING s.target_id, s.region_id, s.next_due_at AS scheduled_at, s.lease_expires_at AS expires_at,
-          t.org_id, t.kind, t.spec, t.secrets, t.interval_secs, now() AS server_time;
+          t.org_id, t.kind, t.spec, t.secrets, t.interval_secs, now() AS server_time,
+          r.allow_private_targets AND coalesce(g.allow_private_targets, false) AS allow_private;
 
 -- name: next_due_in_region
 -- When the next free slot of a region falls due, for long-polling: an index scan that stops at
--- the first slot nobody holds (held leases that expire are caught by the poll step).
+-- the first slot nobody holds (held leases that expire are caught by the poll step). ``live`` is
+-- false once the agent is revoked: its waiting request ends with a 401.
 SELECT (SELECT next_due_at FROM schedules
         WHERE region_id = %(region_id)s AND lease_expires_at IS NULL
         ORDER BY next_due_at LIMIT 1) AS next_at,
-       now() AS now;
+       now() AS now,
+       EXISTS (SELECT 1 FROM agents a WHERE a.id = %(agent_id)s AND a.revoked_at IS NULL) AS live;
 
 -- name: ingest_results
 -- Stores a batch for one region, once per slot. Rows for targets not assigned to the region are

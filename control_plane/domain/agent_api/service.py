@@ -11,7 +11,7 @@ from typing import Any
 
 import structlog
 
-from control_plane.core.auth import AgentContext
+from control_plane.core.auth import AgentContext, unauthorized
 from control_plane.core.errors import ApiError
 from control_plane.core.observability.monitoring import MonitoringMetrics
 from control_plane.core.queue import enqueue_evaluation
@@ -74,12 +74,6 @@ class AgentProtocol(Service):
     def signer(self) -> LeaseSigner:
         return _signer(self.res.settings.security.token_key)
 
-    @property
-    def allow_private(self) -> bool:
-        """Whether this agent's checks may reach private addresses (the SSRF guard is off): the
-        deployment allows private targets, or the agent's region does."""
-        return self.res.settings.security.allow_private_targets or self.agent.region_allows_private
-
     async def lease(self, req: LeaseRequest) -> LeaseResponse:
         validate_lease_request(req)
         deadline = time.monotonic() + req.wait_ms / 1000
@@ -119,6 +113,9 @@ class AgentProtocol(Service):
             if rows:
                 return leases, rows[0]["server_time"], None
             nxt = await (await conn.execute(Q.next_due_in_region, params)).fetchone()
+        if nxt is not None and not nxt["live"]:
+            # Revoked while it waited: end the long-poll now, as the next call would.
+            raise unauthorized("missing or invalid agent token")
         now = nxt["now"] if nxt else datetime.now(UTC)
         return leases, now, nxt["next_at"] if nxt else None
 
@@ -164,7 +161,9 @@ class AgentProtocol(Service):
             interval_secs=row["interval_secs"],
             check=spec,
             org_id=str(row["org_id"]),
-            allow_private=self.allow_private,
+            # The SSRF guard is off for this check: the deployment allows private targets, or
+            # the region does and the target's org is granted it there.
+            allow_private=self.settings.security.allow_private_targets or row["allow_private"],
         )
 
     async def ingest(self, req: IngestRequest) -> IngestResponse:

@@ -107,8 +107,8 @@ class AgentService(Service):
         return await self.get(agent_id)
 
     async def revoke(self, agent_id: uuid.UUID) -> Agent:
-        conn = await self.conn()
         """Its token stops authenticating with the next request; the row stays for the record."""
+        conn = await self.conn()
         row = await (await conn.execute(Q.revoke_agent, {"id": agent_id})).fetchone()
         if row is None:
             raise agent_not_found()

@@ -7,9 +7,6 @@ SELECT t.id, t.kind, t.spec, t.regions
 FROM target_details t
 WHERE t.id = %(target_id)s AND t.org_id = %(org_id)s;
 
--- name: enabled_region
-SELECT id FROM regions WHERE id = %(region_id)s AND enabled;
-
 -- name: live_regions
 -- Regions among %(regions)s served by an agent that is not revoked and called in recently (every
 -- agent call, lease or ingest, stamps last_seen_at; an idle agent long-polls at most 30 s).
@@ -51,14 +48,16 @@ DELETE FROM on_demand_checks WHERE expires_at < now() - interval '10 minutes';
 -- due slot. A job whose lease expired is leased again; a job past expires_at is left alone (its
 -- caller has stopped waiting). A check-now job runs the target's stored spec and credentials;
 -- a /test job carries its own, sealed with the job id as the binding (so the ``target_id`` of
--- its lease is the job id).
+-- its lease is the job id). As for the schedule's slots (agent_api/queries.sql, lease_due):
+-- nothing goes to a revoked agent, and ``allow_private`` is the org's permission in the region.
 WITH due AS (
-    SELECT j.id, j.target_id
+    SELECT j.id, j.target_id, j.org_id
     FROM on_demand_checks j
     WHERE j.region_id = %(region_id)s
       AND j.state <> 'done'
       AND j.expires_at > now()
       AND (j.state = 'pending' OR j.lease_expires_at < now())
+      AND EXISTS (SELECT 1 FROM agents a WHERE a.id = %(agent_id)s AND a.revoked_at IS NULL)
     ORDER BY j.created_at
     LIMIT %(max)s
     FOR UPDATE SKIP LOCKED
@@ -67,13 +66,17 @@ UPDATE on_demand_checks j
 SET state = 'leased',
     leased_by = %(agent_id)s,
     lease_expires_at = now() + make_interval(secs => j.timeout_ms / 1000.0 + %(grace_secs)s)
-FROM due LEFT JOIN targets t ON t.id = due.target_id
+FROM due
+LEFT JOIN targets t ON t.id = due.target_id
+JOIN regions r ON r.id = %(region_id)s
+LEFT JOIN region_grants g ON g.region_id = r.id AND g.org_id = due.org_id
 WHERE j.id = due.id
 RETURNING j.id AS job_id, coalesce(j.target_id, j.id) AS target_id, j.region_id,
           j.scheduled_at, j.lease_expires_at AS expires_at, j.org_id,
           coalesce(t.kind, j.spec ->> 'type') AS kind, coalesce(t.spec, j.spec) AS spec,
           CASE WHEN j.target_id IS NULL THEN j.secrets ELSE t.secrets END AS secrets,
-          coalesce(t.interval_secs, 60) AS interval_secs, now() AS server_time;
+          coalesce(t.interval_secs, 60) AS interval_secs, now() AS server_time,
+          r.allow_private_targets AND coalesce(g.allow_private_targets, false) AS allow_private;
 
 -- name: complete_on_demand
 -- Ingest of one on-demand result: the job is done once (a re-sent result is a duplicate); a

@@ -22,6 +22,12 @@ from control_plane.core.ids import new_id
 from control_plane.core.service import TenantService
 from control_plane.db.sql import Queries
 from control_plane.domain.heartbeats.service import HEARTBEAT
+from control_plane.domain.regions.service import (
+    Access,
+    private_allowed,
+    region_access,
+    require_usable,
+)
 from control_plane.domain.results.schemas import CheckResultOut, result_from_row
 from control_plane.domain.targets import validation as v
 from control_plane.domain.targets.codec import seal_check
@@ -91,24 +97,19 @@ class OnDemandService(TenantService):
     async def test(self, body: TestRequest) -> TestResponse:
         """Run ``body.check`` once on an agent of ``body.region``; nothing is kept."""
         spec = body.check
-        v.check(spec, self.org.allow_private_targets)
+        v.check(spec)
         if isinstance(spec, HeartbeatCheck):
             raise _heartbeat_refused()
         warnings = warnings_for(spec, body.interval, self.org)
         job_id = new_id()
         public, sealed = seal_check(self.res.sealer, self.org.org_id, job_id, spec)
         async with self.res.db.connection() as conn:
-            found = await (
-                await conn.execute(Q.enabled_region, {"region_id": body.region})
-            ).fetchone()
-            if found is None:
-                raise ApiError(
-                    400,
-                    "UNKNOWN_REGION",
-                    f"region '{body.region}' does not exist or is disabled",
-                    "/region",
-                )
-            await self._require_agents(conn, [body.region])
+            regions = [body.region]
+            access = await self._access(conn, regions)
+            require_usable(access, regions, "/region")
+            if not private_allowed(access, regions):
+                v.ssrf(spec)
+            await self._require_agents(conn, regions)
             await conn.execute(Q.sweep_jobs)
             await self._insert(conn, job_id, None, body.region, spec.timeout, public, sealed)
         try:
@@ -137,6 +138,8 @@ class OnDemandService(TenantService):
             regions: list[str] = list(target["regions"])
             if not regions:
                 raise ApiError(503, "PROBE_UNAVAILABLE", "the target is not probed from any region")
+            # Bindings to a region the org lost are dropped with the grant; never run one anyway.
+            require_usable(await self._access(conn, regions), regions, "/regions/{i}")
             await self._require_agents(conn, regions)
             timeout = int(target["spec"].get("timeout") or 10_000)
             await conn.execute(Q.sweep_jobs)
@@ -153,6 +156,10 @@ class OnDemandService(TenantService):
                 key=lambda r: r.region,
             )
         )
+
+    async def _access(self, conn: Any, regions: list[str]) -> dict[str, Access]:
+        allow_all = self.settings.security.allow_private_targets
+        return await region_access(conn, self.org.org_id, regions, allow_all)
 
     async def _require_agents(self, conn: Any, regions: list[str]) -> None:
         rows = await (

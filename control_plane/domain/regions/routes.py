@@ -4,19 +4,25 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from litestar import Controller, Request, Response, delete, get, patch, post
+from litestar import Controller, Request, Response, delete, get, patch, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
-from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
+from control_plane.core.errors import ApiError, not_found
 from control_plane.core.pagination import Offset, Page, PageSize
-from control_plane.core.requests import strict_body
+from control_plane.core.requests import path_uuid, strict_body
 from control_plane.core.service import provide
 
-from .schemas import Region, RegionCreate, RegionSummary, RegionUpdate
-from .service import RegionService
+from .grants import GrantService, grant_not_found
+from .schemas import GrantUpdate, Region, RegionCreate, RegionGrant, RegionSummary, RegionUpdate
+from .service import RegionCatalog, RegionService
 
 LIST = PageSize(default=50, cap=1000)
+
+
+def org_not_found() -> ApiError:
+    return not_found("ORG_NOT_FOUND", "org")
 
 
 class OperatorRegionController(Controller):
@@ -88,16 +94,62 @@ class RegionCatalogController(Controller):
 
     path = "/regions"
     tags = ["regions"]
-    dependencies = {"regions": provide(RegionService)}
+    dependencies = {"catalog": provide(RegionCatalog)}
 
     @get("/", operation_id="listRegions")
     async def list_regions(
         self,
-        regions: NamedDependency[RegionService],
+        catalog: NamedDependency[RegionCatalog],
         limit: Annotated[int | None, LIST.limit] = None,
         offset: Offset = None,
     ) -> Page[RegionSummary]:
-        """The enabled probe regions (id, name, location), ordered by id."""
+        """The probe regions this org may pick (enabled, and public or granted to it), ordered
+        by id, with whether its targets may probe private addresses from each."""
         paging = LIST.paging(limit, offset)
-        items, total = await regions.list_enabled(limit=paging.limit, offset=paging.offset)
+        items, total = await catalog.list_page(limit=paging.limit, offset=paging.offset)
         return paging.page(items, total)
+
+
+class OperatorGrantController(Controller):
+    """Mounted under the operator router: who may use a region, and probe private addresses."""
+
+    path = "/regions/{region_id:str}/grants"
+    tags = ["operator"]
+    dependencies = {"grants": provide(GrantService)}
+
+    @get("/", operation_id="operatorListRegionGrants")
+    async def list_grants(
+        self,
+        grants: NamedDependency[GrantService],
+        region_id: FromPath[str],
+        limit: Annotated[int | None, LIST.limit] = None,
+        offset: Offset = None,
+    ) -> Page[RegionGrant]:
+        """The orgs granted this region, by org id."""
+        paging = LIST.paging(limit, offset)
+        items, total = await grants.list_page(region_id, limit=paging.limit, offset=paging.offset)
+        return paging.page(items, total)
+
+    @put("/{org_id:str}", operation_id="operatorPutRegionGrant", status_code=HTTP_200_OK)
+    async def put_grant(
+        self,
+        request: Request[Any, Any, Any],
+        grants: NamedDependency[GrantService],
+        region_id: FromPath[str],
+        org_id: FromPath[str],
+        data: JSONBody[GrantUpdate],
+    ) -> Response[RegionGrant]:
+        """Grant the region to an org (it may use the region when restricted), and say whether
+        its targets may probe private addresses from it. 201 when new, 200 when changed."""
+        oid = path_uuid(org_id, org_not_found())
+        grant, created = await grants.put(region_id, oid, await strict_body(request, GrantUpdate))
+        return Response(grant, status_code=HTTP_201_CREATED if created else HTTP_200_OK)
+
+    @delete(
+        "/{org_id:str}", operation_id="operatorDeleteRegionGrant", status_code=HTTP_204_NO_CONTENT
+    )
+    async def delete_grant(
+        self, grants: NamedDependency[GrantService], region_id: FromPath[str], org_id: FromPath[str]
+    ) -> None:
+        """Withdraw the grant. From a restricted region, the org's targets are unbound at once."""
+        await grants.delete(region_id, path_uuid(org_id, grant_not_found()))

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import msgspec
 from msgspec import UNSET, UnsetType
@@ -14,7 +15,12 @@ FIELD_CODES: dict[str, str] = {
     "/id": "INVALID_REGION_ID",
     "/name": "INVALID_NAME",
     "/location": "INVALID_LOCATION",
+    "/access": "INVALID_REGION_ACCESS",
 }
+
+# ``public``: every org may probe from the region. ``restricted``: only the orgs granted it
+# (``PUT /operator/regions/{id}/grants/{org_id}``); to every other org it does not exist.
+RegionAccess = Literal["public", "restricted"]
 
 
 class RegionCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -25,9 +31,10 @@ class RegionCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     name: str
     location: str = ""
     enabled: bool = True
-    # Agents of this region may probe private, loopback and link-local addresses (the SSRF
-    # guard is off for its checks), as with the deployment-wide ``allow_private_targets``.
+    # The region's agents sit in a network worth reaching: private, loopback and link-local
+    # addresses may be probed from it, but only by orgs whose grant allows it too.
     allow_private_targets: bool = False
+    access: RegionAccess = "public"
 
 
 class RegionUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -39,6 +46,7 @@ class RegionUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     location: str | UnsetType = UNSET
     enabled: bool | UnsetType = UNSET
     allow_private_targets: bool | UnsetType = UNSET
+    access: RegionAccess | UnsetType = UNSET
 
 
 class Region(msgspec.Struct, kw_only=True):
@@ -48,15 +56,34 @@ class Region(msgspec.Struct, kw_only=True):
     name: str
     location: str
     enabled: bool
-    # The region's own SSRF switch; the deployment-wide setting, when on, applies on top.
+    # The region's own SSRF switch: private addresses may be probed from it by the orgs whose
+    # grant allows it (the deployment-wide setting, when on, allows every org everywhere).
     allow_private_targets: bool
+    access: RegionAccess
     created_at: datetime
     updated_at: datetime
 
 
 class RegionSummary(msgspec.Struct, kw_only=True):
-    """A region of the tenant catalog (enabled regions only)."""
+    """A region of the tenant catalog: enabled, and public or granted to the org."""
 
     id: str
     name: str
     location: str
+    # Whether this org's targets probed from here may point at private addresses.
+    allow_private_targets: bool
+
+
+class GrantUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """PUT body of a grant: the org may use the region (if restricted) and, with
+    ``allow_private_targets``, probe private addresses from it (if the region allows them)."""
+
+    allow_private_targets: bool = False
+
+
+class RegionGrant(msgspec.Struct, kw_only=True):
+    region: str
+    org_id: uuid.UUID
+    allow_private_targets: bool
+    created_at: datetime
+    updated_at: datetime

@@ -69,9 +69,6 @@ INSERT INTO target_alerts (target_id, channel_id, position)
 SELECT %(target_id)s, c.id, c.pos - 1
 FROM unnest(%(channel_ids)s::uuid[]) WITH ORDINALITY AS c (id, pos);
 
--- name: enabled_regions_among
-SELECT id FROM regions WHERE enabled AND id = ANY(%(ids)s::text[]);
-
 -- name: replace_target_regions_delete
 DELETE FROM target_regions WHERE target_id = %(target_id)s;
 

@@ -21,6 +21,12 @@ from control_plane.domain.heartbeats.service import (
     show_endpoints,
     sync_target,
 )
+from control_plane.domain.regions.service import (
+    Access,
+    private_allowed,
+    region_access,
+    require_usable,
+)
 from shared.checks import KIND_DEFAULT_INTERVAL, CheckSpec, check_kind
 
 from . import validation as v
@@ -149,7 +155,7 @@ class TargetService(TenantService):
 
     async def create(self, data: TargetCreate, write_source: str) -> Target:
         conn = await self.conn()
-        v.check(data.check, self.org.allow_private_targets)
+        v.check(data.check)
         spec = data.check
         interval = (
             data.interval
@@ -176,7 +182,8 @@ class TargetService(TenantService):
         )
         async with conn.transaction():
             channel_ids = await _check_channels(conn, self.org.org_id, data.alerts)
-            regions = await self._default_regions()
+            regions = await self._default_regions(conn)
+            await self._guard_private(conn, spec, regions)
             sources = policy_sources(fields.kind, regions)
             v.region_policy_fits(data.region_policy, sources, "/region_policy")
             await conn.execute(
@@ -200,12 +207,24 @@ class TargetService(TenantService):
         (target,) = await show_endpoints(conn, self.sealer, org_id, targets, self.public_url)
         return target
 
-    async def _default_regions(self) -> list[str]:
-        conn = await self.conn()
-        rows = await (
-            await conn.execute(Q.enabled_regions_among, {"ids": [DEFAULT_REGION]})
-        ).fetchall()
-        return [r["id"] for r in rows]
+    async def _access(self, conn: AsyncConnection[Any], region_ids: list[str]) -> dict[str, Access]:
+        allow_all = self.settings.security.allow_private_targets
+        return await region_access(conn, self.org.org_id, region_ids, allow_all)
+
+    async def _default_regions(self, conn: AsyncConnection[Any]) -> list[str]:
+        """Where a new target is probed from: the default region, if enabled and the org may
+        use it."""
+        access = await self._access(conn, [DEFAULT_REGION])
+        return [r for r, a in access.items() if a.enabled and a.visible]
+
+    async def _guard_private(
+        self, conn: AsyncConnection[Any], spec: CheckSpec, regions: list[str]
+    ) -> None:
+        """The create-time SSRF check, against the regions the check will run from: a private
+        IP literal (or ``localhost``) is refused unless every one of them lets this org probe
+        private addresses (the region's switch and the org's grant, or the deployment's)."""
+        if not private_allowed(await self._access(conn, regions), regions):
+            v.ssrf(spec)
 
     async def get(self, target_id: uuid.UUID) -> Target:
         conn = await self.conn()
@@ -251,7 +270,9 @@ class TargetService(TenantService):
             # A heartbeat turned into a probed check starts from the default regions.
             to_probed = row["kind"] == HEARTBEAT and fields.kind != HEARTBEAT
             if to_probed:
-                regions = await self._default_regions()
+                regions = await self._default_regions(conn)
+            if data.check is not UNSET:
+                await self._guard_private(conn, data.check, regions)
             sources = policy_sources(fields.kind, regions)
             v.region_policy_fits(fields.region_policy, sources, "/region_policy")
             await conn.execute(Q.update_target, fields.params(org_id, target_id, write_source))
@@ -265,7 +286,7 @@ class TargetService(TenantService):
     def _merge(self, row: dict[str, Any], data: TargetUpdate, target_id: uuid.UUID) -> _Fields:
         spec: CheckSpec
         if data.check is not UNSET:
-            v.check(data.check, self.org.allow_private_targets)
+            v.check(data.check)
             spec = data.check
             public, sealed = seal_check(self.sealer, self.org.org_id, target_id, spec)
         else:
@@ -336,17 +357,9 @@ class TargetService(TenantService):
                 ).fetchone()
             ) is None:
                 raise target_not_found()
-            rows = await (await conn.execute(Q.enabled_regions_among, {"ids": wanted})).fetchall()
-            known = {r["id"] for r in rows}
-            for i, rid in enumerate(wanted):
-                if rid not in known:
-                    raise ApiError(
-                        400,
-                        "UNKNOWN_REGION",
-                        f"region '{rid}' does not exist or is disabled",
-                        f"/regions/{i}",
-                    )
+            require_usable(await self._access(conn, wanted), wanted, "/regions/{i}")
             current = await self._fetch(conn, target_id)
+            await self._guard_private(conn, current.check, wanted)
             if check_kind(current.check) == HEARTBEAT:
                 raise ApiError(
                     422,

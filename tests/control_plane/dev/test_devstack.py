@@ -33,7 +33,7 @@ import pytest
 
 from control_plane.dev.embedded import EmbeddedPostgres, EmbeddedRedis, free_port, pid_alive
 from control_plane.dev.envfile import DevFile, child_env, ensure_secrets
-from control_plane.dev.seed import ensure_demo
+from control_plane.dev.seed import ensure_demo, private_here
 from control_plane.settings import settings_from_env
 from tests.stack import TOKEN_KEY
 
@@ -254,6 +254,28 @@ def test_dev_stack_serves_printed_curls_stops_on_sigint_and_reuses_its_data(devd
         assert made.returncode == 0, made.stderr
         assert uuid.UUID(made.stdout.strip())
 
+        # A newcomer monitors their own box: the local region lends the demo org its network
+        # (the banner says so), so a target on 127.0.0.1 is accepted and checked `up`.
+        assert "Private targets: region 'default' may probe this machine" in first.output()
+        local = create.replace("https://example.com", f"{shell['VIGIL']}/healthz").replace(
+            '"example.com"', '"my box"'
+        )
+        local = local.replace('"check":', '"interval": 10, "check":')
+        status, mine = curl(local)
+        assert status == 201, mine
+        assert isinstance(mine, dict)
+        results_line = f"curl -sS {shell['VIGIL']}/api/v1/targets/{mine['id']}/results -H " + (
+            shlex.quote(f"Authorization: Bearer {shell['TOKEN']}")
+        )
+        deadline = time.monotonic() + 40
+        statuses: list[str] = []
+        while time.monotonic() < deadline and not statuses:
+            time.sleep(1)
+            _, page = curl(results_line)
+            assert isinstance(page, dict)
+            statuses = [r["status"] for r in page["items"]]
+        assert statuses and statuses[0] == "up", statuses
+
         assert first.interrupt() == 0, first.output()
         assert_all_gone(pids)
     finally:
@@ -269,7 +291,7 @@ def test_dev_stack_serves_printed_curls_stops_on_sigint_and_reuses_its_data(devd
         status, listed = curl(list_again)
         assert status == 200, listed
         assert isinstance(listed, dict)
-        assert [t["name"] for t in listed["items"]] == [created["name"]]
+        assert [t["name"] for t in listed["items"]] == [created["name"], "my box"]
         assert listed["items"][0]["id"] == created["id"]
 
         pids = second.pids()
@@ -325,7 +347,8 @@ async def test_demo_credentials_are_created_once_and_replaced_when_they_stop_wor
 ) -> None:
     values: dict[str, str] = {}
     created = await ensure_demo(db_url, TOKEN_KEY, values)
-    assert len(created) == 3, created
+    assert len(created) == 4, created
+    assert created[-1] == "private targets in region 'default' for the demo org"
     first = dict(values)
     assert first["VIGIL_DEV_API_TOKEN"].startswith("vgl_")
     assert first["VIGIL_DEV_AGENT_TOKEN"].startswith("sm_agent_")
@@ -346,3 +369,18 @@ async def test_demo_credentials_are_created_once_and_replaced_when_they_stop_wor
     created = await ensure_demo(db_url, b"x" * 32, values)
     assert created == ["API token", "agent 'local-dev' in region 'default'"]
     assert values["VIGIL_DEV_ORG_ID"] == first["VIGIL_DEV_ORG_ID"]
+
+
+async def test_the_local_region_is_opened_to_the_demo_org_once(db_url: str) -> None:
+    values: dict[str, str] = {}
+    await ensure_demo(db_url, TOKEN_KEY, values)
+    assert await private_here(db_url, values["VIGIL_DEV_ORG_ID"]) is True
+    # The developer blocks it; the next `make dev` does not open it again.
+    async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as conn:
+        await conn.execute("UPDATE region_grants SET allow_private_targets = false")
+    assert await ensure_demo(db_url, TOKEN_KEY, values) == []
+    assert await private_here(db_url, values["VIGIL_DEV_ORG_ID"]) is False
+    # Only the demo org is given the network, not every org of the deployment.
+    async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as conn:
+        grants = await (await conn.execute("SELECT count(*) FROM region_grants")).fetchone()
+    assert grants is not None and grants[0] == 1

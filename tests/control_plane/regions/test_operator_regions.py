@@ -52,12 +52,14 @@ async def test_default_region_exists_from_the_migration(operator: Persona) -> No
     assert body["id"] == "default"
     assert body["enabled"] is True
     assert body["allow_private_targets"] is False  # the SSRF guard is on by default
+    assert body["access"] == "public"
     assert set(body) == {
         "id",
         "name",
         "location",
         "enabled",
         "allow_private_targets",
+        "access",
         "created_at",
         "updated_at",
     }

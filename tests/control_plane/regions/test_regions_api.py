@@ -24,8 +24,19 @@ async def test_catalog_lists_enabled_regions_only(operator: Persona, owner: Pers
     assert resp.headers["cache-control"] == "private, max-age=10"
     assert resp.json() == {
         "items": [
-            {"id": "default", "name": "Default", "location": "local"},
-            {"id": "eu-west", "name": "EU West", "location": "Dublin"},
+            # The test deployment allows private targets everywhere (tests/stack.py).
+            {
+                "id": "default",
+                "name": "Default",
+                "location": "local",
+                "allow_private_targets": True,
+            },
+            {
+                "id": "eu-west",
+                "name": "EU West",
+                "location": "Dublin",
+                "allow_private_targets": True,
+            },
         ],
         "total": 2,
         "limit": 50,

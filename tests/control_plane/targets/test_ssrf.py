@@ -102,7 +102,19 @@ async def guarded_operator(guarded: Persona) -> Persona:
     return Persona(guarded.client, {"Authorization": f"Bearer {OPERATOR_TOKEN}"})
 
 
-async def test_leases_carry_the_region_flag_set_through_the_operator_api(
+async def grant(
+    operator: Persona, region: str, org_id: Any, *, allow_private: bool, status: int = 200
+) -> dict[str, Any]:
+    resp = await operator.put(
+        f"/operator/regions/{region}/grants/{org_id}",
+        json={"allow_private_targets": allow_private},
+    )
+    assert resp.status_code == status, resp.text
+    body: dict[str, Any] = resp.json()
+    return body
+
+
+async def test_leases_carry_the_region_switch_and_the_orgs_grant(
     guarded: Persona, guarded_operator: Persona, db_url: str
 ) -> None:
     operator = guarded_operator
@@ -125,24 +137,30 @@ async def test_leases_carry_the_region_flag_set_through_the_operator_api(
     resp = await operator.patch("/operator/regions/on-prem", json={"allow_private_targets": True})
     assert resp.status_code == 200, resp.text
     assert resp.json()["allow_private_targets"] is True
-    assert (await operator.get("/operator/regions/on-prem")).json()["allow_private_targets"]
     listed = (await operator.get("/operator/regions")).json()["items"]
     assert {r["id"]: r["allow_private_targets"] for r in listed} == {
         "default": False,
         "on-prem": True,
     }
-    # The region's own agents now get it on every lease; another region's agents do not.
+    # The region's switch alone lends its network to nobody: the org needs a grant.
+    assert await _lease_allow_private(on_prem, db_url, target["id"]) is False
+    await grant(operator, "on-prem", guarded.org_id, allow_private=True, status=201)
     assert await _lease_allow_private(on_prem, db_url, target["id"]) is True
+    # Another region's agents do not get it, grant or not.
     assert await _lease_allow_private(default, db_url, target["id"]) is False
-    # A PATCH that leaves the flag out keeps it.
+    # A PATCH that leaves the switch out keeps it.
     await operator.patch("/operator/regions/on-prem", json={"name": "On premises"})
     assert await _lease_allow_private(on_prem, db_url, target["id"]) is True
-    # Turned off again, the next lease is guarded again.
+    # The region's switch off: guarded again, whatever the grants say.
     await operator.patch("/operator/regions/on-prem", json={"allow_private_targets": False})
+    assert await _lease_allow_private(on_prem, db_url, target["id"]) is False
+    # On again, but the grant withdrawn from private: guarded.
+    await operator.patch("/operator/regions/on-prem", json={"allow_private_targets": True})
+    await grant(operator, "on-prem", guarded.org_id, allow_private=False)
     assert await _lease_allow_private(on_prem, db_url, target["id"]) is False
 
 
-async def test_a_region_created_allowing_private_targets(
+async def test_a_region_created_allowing_private_targets_lends_it_only_to_granted_orgs(
     guarded: Persona, guarded_operator: Persona, db_url: str
 ) -> None:
     resp = await guarded_operator.post(
@@ -150,14 +168,22 @@ async def test_a_region_created_allowing_private_targets(
     )
     assert resp.status_code == 201, resp.text
     assert resp.json()["allow_private_targets"] is True
-    # Tenants see the catalog, never the operator's switch.
-    (catalog,) = [
-        r for r in (await guarded.get("/api/v1/regions")).json()["items"] if r["id"] == "lab"
-    ]
-    assert set(catalog) == {"id", "name", "location"}
+
+    def catalog_entry(items: list[dict[str, Any]]) -> dict[str, Any]:
+        (entry,) = [r for r in items if r["id"] == "lab"]
+        return entry
+
+    # Tenants see the catalog and their own permission there, never the operator's switch.
+    entry = catalog_entry((await guarded.get("/api/v1/regions")).json()["items"])
+    assert entry == {"id": "lab", "name": "Lab", "location": "", "allow_private_targets": False}
     target = await make_target(guarded)
     await guarded.put(f"/api/v1/targets/{target['id']}/regions", json={"regions": ["lab"]})
     agent = await make_agent(guarded_operator, region="lab")
+    assert await _lease_allow_private(agent, db_url, target["id"]) is False
+
+    await grant(guarded_operator, "lab", guarded.org_id, allow_private=True, status=201)
+    entry = catalog_entry((await guarded.get("/api/v1/regions")).json()["items"])
+    assert entry["allow_private_targets"] is True
     assert await _lease_allow_private(agent, db_url, target["id"]) is True
 
 
