@@ -301,7 +301,9 @@ CREATE TABLE public.region_states (
     evaluated_to timestamp with time zone DEFAULT '-infinity'::timestamp with time zone NOT NULL,
     last_reported_at timestamp with time zone,
     last_status text,
-    last_error text
+    last_error text,
+    good_since timestamp with time zone,
+    failing_hard boolean DEFAULT true NOT NULL
 );
 
 CREATE TABLE public.regions (

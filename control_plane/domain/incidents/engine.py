@@ -26,7 +26,10 @@ from control_plane.domain.incidents.policy import (
     RegionCounters,
     apply_result,
     counted_status,
+    needed,
     policy_met,
+    quorum_end,
+    quorum_start,
 )
 
 Q = Queries.beside(__file__, "engine")
@@ -63,7 +66,12 @@ def _region_from_row(row: dict[str, Any]) -> RegionRow:
     return RegionRow(
         region_id=row["region_id"],
         counters=RegionCounters(
-            row["consecutive_bad"], row["consecutive_good"], row["failing"], row["failing_since"]
+            row["consecutive_bad"],
+            row["consecutive_good"],
+            row["failing"],
+            row["failing_since"],
+            row["good_since"],
+            row["failing_hard"],
         ),
         evaluated_to=row["evaluated_to"],
         last_reported_at=row["last_reported_at"],
@@ -212,6 +220,8 @@ def _region_arrays(saves: list[tuple[uuid.UUID, RegionRow]]) -> dict[str, list[A
         "consecutive_good": [r.counters.consecutive_good for _, r in saves],
         "failing": [r.counters.failing for _, r in saves],
         "failing_since": [r.counters.failing_since for _, r in saves],
+        "good_since": [r.counters.good_since for _, r in saves],
+        "failing_hard": [r.counters.hard for _, r in saves],
         "evaluated_to": [r.evaluated_to for _, r in saves],
         "last_reported_at": [r.last_reported_at for _, r in saves],
         "last_status": [r.last_status for _, r in saves],
@@ -238,17 +248,24 @@ async def _decide(
     outcome: Outcome,
 ) -> None:
     """Open, extend or close the target's one incident; ``current`` is the open one, read in
-    this transaction under the target's lock."""
+    this transaction under the target's lock.
+
+    Its times tell the truth: it starts when the policy's quorum formed (the k-th first failure
+    among the failing regions, k as many as the policy needs) and ends when it broke (the start
+    of the recovery run that took the failing count below k), not at the confirming results.
+    It is ``down`` when a failing region saw a ``down``, else ``degraded`` (only 429/503 without
+    Retry-After)."""
     target_id = target["id"]
     reporting = _reporting(target, regions)
     failing = [r for r in reporting if r.counters.failing]
+    k = needed(target["region_policy"], len(reporting))
     should_be_open = policy_met(target["region_policy"], len(failing), len(reporting))
     failing_ids = sorted(r.region_id for r in failing)
     cause = next((r.last_error for r in failing if r.last_error), None)
+    status = "down" if any(r.counters.hard for r in failing) else "degraded"
     if should_be_open and current is None:
-        started = min(
-            (r.counters.failing_since for r in failing if r.counters.failing_since),
-            default=None,
+        started = quorum_start(
+            [r.counters.failing_since for r in failing if r.counters.failing_since], k
         )
         row = await (
             await conn.execute(
@@ -258,6 +275,7 @@ async def _decide(
                     "org_id": target["org_id"],
                     "target_id": target_id,
                     "started_at": started,
+                    "status": status,
                     "cause": cause,
                     "regions": failing_ids,
                     "check_count": sum(r.counters.consecutive_bad for r in failing),
@@ -273,10 +291,19 @@ async def _decide(
                 "regions": failing_ids,
                 "bad": sum(r.bad_seen for r in regions.values()),
                 "cause": cause,
+                "status": status,
             },
         )
     elif not should_be_open and current is not None:
-        ended = max((r.evaluated_to for r in regions.values() if r.evaluated_to), default=None)
+        involved = set(current["regions"])
+        recoveries = [
+            r.counters.good_since
+            for r in reporting
+            if r.region_id in involved and not r.counters.failing and r.counters.good_since
+        ]
+        ended = quorum_end(recoveries, len(failing), k) or max(
+            (r.evaluated_to for r in regions.values() if r.evaluated_to), default=None
+        )
         row = await (
             await conn.execute(Q.close_incident, {"id": current["id"], "ended_at": ended})
         ).fetchone()

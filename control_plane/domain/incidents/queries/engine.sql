@@ -37,6 +37,7 @@ WHERE t.id = ANY(%(ids)b::uuid[]);
 
 -- name: region_states
 SELECT target_id, region_id, consecutive_bad, consecutive_good, failing, failing_since,
+       good_since, failing_hard,
        evaluated_to, last_reported_at, last_status, last_error
 FROM region_states
 WHERE target_id = ANY(%(ids)b::uuid[])
@@ -70,15 +71,18 @@ ORDER BY target_id, region_id, scheduled_at;
 
 -- name: save_region_states
 INSERT INTO region_states (target_id, region_id, consecutive_bad, consecutive_good, failing,
-                           failing_since, evaluated_to, last_reported_at, last_status, last_error)
+                           failing_since, good_since, failing_hard, evaluated_to,
+                           last_reported_at, last_status, last_error)
 SELECT *
 FROM unnest(%(target_id)b::uuid[], %(region_id)b::text[], %(consecutive_bad)b::int[],
             %(consecutive_good)b::int[], %(failing)b::bool[], %(failing_since)b::timestamptz[],
+            %(good_since)b::timestamptz[], %(failing_hard)b::bool[],
             %(evaluated_to)b::timestamptz[], %(last_reported_at)b::timestamptz[],
             %(last_status)b::text[], %(last_error)b::text[])
 ON CONFLICT (target_id, region_id) DO UPDATE
 SET consecutive_bad = EXCLUDED.consecutive_bad, consecutive_good = EXCLUDED.consecutive_good,
     failing = EXCLUDED.failing, failing_since = EXCLUDED.failing_since,
+    good_since = EXCLUDED.good_since, failing_hard = EXCLUDED.failing_hard,
     evaluated_to = EXCLUDED.evaluated_to, last_reported_at = EXCLUDED.last_reported_at,
     last_status = EXCLUDED.last_status, last_error = EXCLUDED.last_error;
 
@@ -90,14 +94,16 @@ WHERE target_id = ANY(%(ids)b::uuid[]) AND ended_at IS NULL;
 -- name: open_incident
 -- The partial unique index makes this succeed for one writer only.
 INSERT INTO incidents (id, org_id, target_id, started_at, status, cause, regions, check_count)
-VALUES (%(id)s, %(org_id)s, %(target_id)s, coalesce(%(started_at)s, now()), 'down', %(cause)s, %(regions)s,
-        %(check_count)s)
+VALUES (%(id)s, %(org_id)s, %(target_id)s, coalesce(%(started_at)s, now()), %(status)s, %(cause)s,
+        %(regions)s, %(check_count)s)
 ON CONFLICT (target_id) WHERE ended_at IS NULL DO NOTHING
 RETURNING id;
 
 -- name: extend_incident
+-- A ``degraded`` incident becomes ``down`` when a hard failure joins it; never the reverse.
 UPDATE incidents
 SET regions = ARRAY(SELECT DISTINCT unnest(regions || %(regions)s::text[]) ORDER BY 1),
+    status = CASE WHEN %(status)s = 'down' THEN 'down' ELSE status END,
     check_count = check_count + %(bad)s,
     cause = coalesce(%(cause)s, cause)
 WHERE id = %(id)s AND ended_at IS NULL;
