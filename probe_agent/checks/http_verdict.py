@@ -7,6 +7,7 @@ the I/O and turns the ``Outcome`` into a result.
 
 from __future__ import annotations
 
+import errno
 import ssl
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +35,7 @@ from shared.codes import (
 )
 from shared.protocol import AgentStatus
 
+_RESET_ERRNOS = frozenset({errno.ECONNRESET, errno.EPIPE})
 # "I'm here, back off": degraded rather than down unless expected_status accepts them.
 RATE_LIMIT_STATUSES = frozenset({429, 503})
 
@@ -156,8 +158,13 @@ def classify_error(exc: Exception, check: HttpCheck) -> Outcome | None:
             return Outcome("down", None, f"connection refused by {where}", CONNECTION_REFUSED)
         reason = exc.os_error.strerror or str(exc.os_error)
         return Outcome("down", None, f"cannot connect to {where}: {reason}", CONNECTION_FAILED)
-    if isinstance(exc, aiohttp.ServerDisconnectedError | ConnectionResetError):
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
         return Outcome("down", None, "the server closed the connection", CONNECTION_RESET)
+    if isinstance(exc, ConnectionResetError | BrokenPipeError) or (
+        isinstance(exc, OSError) and exc.errno in _RESET_ERRNOS
+    ):
+        # aiohttp wraps a reset in ``ClientOSError``, which only its errno tells apart.
+        return Outcome("down", None, "the server reset the connection", CONNECTION_RESET)
     if isinstance(exc, aiohttp.ClientResponseError | aiohttp.ClientPayloadError):
         return Outcome("down", None, f"invalid HTTP response: {exc}", INVALID_RESPONSE)
     if isinstance(exc, aiohttp.InvalidURL):
