@@ -31,12 +31,15 @@ from shared.codes import (
     TIMEOUT,
     TLS_ERROR,
     TOO_MANY_REDIRECTS,
+    UNAVAILABLE,
     UNEXPECTED_STATUS,
 )
 from shared.protocol import AgentStatus
 
 _RESET_ERRNOS = frozenset({errno.ECONNRESET, errno.EPIPE})
-# "I'm here, back off": degraded rather than down unless expected_status accepts them.
+# Degraded rather than down unless expected_status accepts them. With a Retry-After the service
+# says "I'm here, back off" (RATE_LIMITED); without one it is not serving us and gives no sign of
+# when it will (UNAVAILABLE), which the control plane counts toward a degraded incident.
 RATE_LIMIT_STATUSES = frozenset({429, 503})
 
 
@@ -82,7 +85,7 @@ def body_text(body: bytes, charset: str | None) -> str:
 def judge(
     check: HttpCheck, code: int, retry_after: str | None, body: bytes, charset: str | None
 ) -> Outcome:
-    """Status of a check that got a response: expected status first, then rate limits."""
+    """Status of a check that got a response: expected status first, then 429/503."""
     if status_matches(check.expected_status, code):
         needle = check.expected_body_contains
         if needle is not None and needle not in body_text(body, charset):
@@ -90,7 +93,9 @@ def judge(
             return Outcome("down", code, f"response body does not contain {shown!r}", BODY_MISMATCH)
         return Outcome("up", code)
     if code in RATE_LIMIT_STATUSES:
-        value = (retry_after or "").strip()[:100] or "none"
+        value = (retry_after or "").strip()[:100]
+        if not value:
+            return Outcome("degraded", code, f"unavailable {code} (no Retry-After)", UNAVAILABLE)
         return Outcome(
             "degraded", code, f"rate-limited {code} (Retry-After: {value})", RATE_LIMITED
         )
