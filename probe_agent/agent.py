@@ -1,9 +1,9 @@
 """The agent: lease due checks, run them, publish the results; stop cleanly when asked.
 
 Three loops share one event loop: leasing (as many slots as there are free check slots,
-long-polling when nothing is due), the batcher (results to ingest by count or age) and the
-spool drain. Leased work keeps running while the control plane is unreachable; its results
-wait in the spool.
+long-polling when nothing is due), the batcher (results to ingest by count or age, or at once
+for a result that changes its target's status) and the spool drain. Leased work keeps running
+while the control plane is unreachable; its results wait in the spool.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import structlog
 
 from probe_agent.backoff import Backoff
 from probe_agent.batcher import Batcher
+from probe_agent.changes import StatusMemory
 from probe_agent.checks import build_runners, close_runners
 from probe_agent.checks.base import CheckRunner
 from probe_agent.client import (
@@ -31,7 +32,7 @@ from probe_agent.metrics import AgentMetrics
 from probe_agent.publisher import Publisher
 from probe_agent.runner import CheckExecutor
 from probe_agent.spool import Spool, SpoolLockedError
-from shared.protocol import MAX_LEASE_BATCH
+from shared.protocol import MAX_LEASE_BATCH, CheckResult
 
 log = structlog.get_logger("vigil.agent")
 
@@ -110,9 +111,14 @@ class Agent:
         batcher = Batcher(
             publisher.publish, max_size=cfg.batch_size, max_age=cfg.batch_age_ms / 1000
         )
+        memory = StatusMemory()
+
+        def report(result: CheckResult) -> None:
+            batcher.add(result, urgent=memory.changed(result))
+
         executor = CheckExecutor(
             cfg.concurrency,
-            batcher.add,
+            report,
             self.metrics,
             self.runners,
             per_host_max_inflight=cfg.per_host_max_inflight,
@@ -123,7 +129,7 @@ class Agent:
             concurrency=cfg.concurrency,
             spooled=spool.pending,
         )
-        leasing = asyncio.create_task(self._lease_loop(client, executor), name="lease")
+        leasing = asyncio.create_task(self._lease_loop(client, executor, memory), name="lease")
         batching = asyncio.create_task(batcher.run(), name="batch")
         draining = asyncio.create_task(publisher.run(), name="drain")
         stopping = asyncio.create_task(self._stop.wait(), name="stop")
@@ -160,7 +166,9 @@ class Agent:
         )
         return exit_code
 
-    async def _lease_loop(self, client: ControlPlaneClient, executor: CheckExecutor) -> None:
+    async def _lease_loop(
+        self, client: ControlPlaneClient, executor: CheckExecutor, memory: StatusMemory
+    ) -> None:
         backoff = Backoff()
         while True:
             await executor.wait_for_free_slot()
@@ -182,6 +190,7 @@ class Agent:
                 log.info("lease_resumed")
             backoff.reset()
             for lease in batch.leases:
+                memory.leased(lease)
                 executor.submit(lease)
             for unreadable in batch.unreadable:
                 executor.answer_unreadable(unreadable)

@@ -1,5 +1,6 @@
-"""Collects results and hands them on in batches: when ``max_size`` are waiting, or when the
-oldest has waited ``max_age`` seconds, whichever comes first."""
+"""Collects results and hands them on in batches: when ``max_size`` are waiting, when the
+oldest has waited ``max_age`` seconds, or at once when an urgent one arrives (a result that
+changes its target's state, see ``probe_agent.changes``), whichever comes first."""
 
 from __future__ import annotations
 
@@ -25,18 +26,25 @@ class Batcher:
         self._sink = sink
         self.max_size = max_size
         self.max_age = max_age
-        self._items: deque[tuple[float, CheckResult]] = deque()
+        # (added at, result, urgent)
+        self._items: deque[tuple[float, CheckResult, bool]] = deque()
+        # Urgent results among ``_items``: while there is one, nothing waits for the age.
+        self._urgent = 0
         self._changed = asyncio.Event()
         self._closing = False
 
     def __len__(self) -> int:
         return len(self._items)
 
-    def add(self, result: CheckResult) -> None:
+    def add(self, result: CheckResult, *, urgent: bool = False) -> None:
+        """Queue ``result``; ``urgent`` sends it right away, with whatever else is waiting."""
         if self._closing:
             raise RuntimeError("batcher is closed")
-        self._items.append((time.monotonic(), result))
-        if len(self._items) == 1 or len(self._items) >= self.max_size:
+        self._items.append((time.monotonic(), result, urgent))
+        if urgent:
+            self._urgent += 1
+            self._changed.set()
+        elif len(self._items) == 1 or len(self._items) >= self.max_size:
             self._changed.set()
 
     def close(self) -> None:
@@ -52,7 +60,7 @@ class Batcher:
                 self._changed.clear()
                 await self._changed.wait()
                 continue
-            if len(self._items) < self.max_size and not self._closing:
+            if len(self._items) < self.max_size and not self._closing and not self._urgent:
                 wait = self._items[0][0] + self.max_age - time.monotonic()
                 if wait > 0:
                     self._changed.clear()
@@ -66,10 +74,15 @@ class Batcher:
 
     def take_all(self) -> list[CheckResult]:
         """Remove and return every waiting result (what a failed ``run`` left behind)."""
-        items = [result for _, result in self._items]
+        items = [result for _, result, _ in self._items]
         self._items.clear()
+        self._urgent = 0
         return items
 
     def _take(self) -> list[CheckResult]:
-        n = min(self.max_size, len(self._items))
-        return [self._items.popleft()[1] for _ in range(n)]
+        batch: list[CheckResult] = []
+        for _ in range(min(self.max_size, len(self._items))):
+            _, result, urgent = self._items.popleft()
+            self._urgent -= urgent
+            batch.append(result)
+        return batch

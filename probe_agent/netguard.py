@@ -5,7 +5,9 @@ A check connects only to addresses this module has validated against the block l
 is refused if any one of them is blocked (a name that mixes public and private records is an
 attack, not a misconfiguration). The connection then goes to one of those validated addresses,
 never to a second resolution of the name, so DNS rebinding cannot slip a private address in
-between the check and the connect. IP literals are judged as they are. Checks that speak HTTP
+between the check and the connect. IP literals are judged before anything is resolved, in their
+canonical form (``shared.netguard.canonical_host``): ``http://2130706433/`` and ``0x7f.1`` are
+127.0.0.1 to the C library's resolver, so they are 127.0.0.1 here too. Checks that speak HTTP
 (http, domain_expiry's RDAP lookups) connect through ``GuardedConnector``, which applies the same
 rule on every redirect hop (its resolver and its ``connect`` run once per hop).
 
@@ -184,7 +186,9 @@ class GuardedResolver(AbstractResolver):
         return addresses
 
     def judge_literal(self, host: str | None, port: int) -> None:
-        """Raise ``SsrfBlocked`` when ``host`` is an IP literal the policy refuses."""
+        """Raise ``SsrfBlocked`` when ``host`` is an IP literal the policy refuses, in any
+        spelling the resolver would read as one (``127.1``, ``2130706433``, ``127.0.0.1.``):
+        aiohttp hands those to the resolver as names, which would look them up first."""
         if host and not self._trusted(host) and (literal := ip_literal(host)) is not None:
             self._policy().check(host, [str(literal)], port)
 

@@ -15,8 +15,11 @@ CONNECTION_REFUSED = "CONNECTION_REFUSED"
 CONNECTION_FAILED = "CONNECTION_FAILED"
 CONNECTION_RESET = "CONNECTION_RESET"
 TLS_ERROR = "TLS_ERROR"
+# 429 or 503 with Retry-After: the service is there and asks us to back off (``degraded``, and
+# harmless to incidents).
 RATE_LIMITED = "RATE_LIMITED"
-# 429 or 503 without Retry-After: the service is not serving us and gives no sign of when it will.
+# 429 or 503 without Retry-After: the service is not serving us and gives no sign of when it
+# will (``degraded``; lasting longer than the confirmations, it opens a ``degraded`` incident).
 UNAVAILABLE = "UNAVAILABLE"
 # The probe could not run the check at all (bad spec, unknown kind, a bug in a runner).
 PROBE_ERROR = "PROBE_ERROR"

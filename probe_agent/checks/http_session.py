@@ -204,7 +204,7 @@ class _TimedResponse(aiohttp.ClientResponse):
 
 
 def _open_session() -> aiohttp.ClientSession:
-    return aiohttp.ClientSession(
+    session = aiohttp.ClientSession(
         connector=_TimedConnector(
             GuardedResolver(_current_policy.get, lookup=_TimedResolver()),
             force_close=True,
@@ -218,6 +218,13 @@ def _open_session() -> aiohttp.ClientSession:
         trust_env=False,
         timeout=aiohttp.ClientTimeout(total=None),  # each check has its own budget
     )
+    # One attempt per check: aiohttp sends an idempotent request again, on a new connection,
+    # when the first is reset or closed before the answer (RFC 9112 9.3.1 lets a client retry),
+    # and ``force_close`` does not stop it. A target that fails every other request must not
+    # look up. No public option turns it off; aiohttp's own test client sets this attribute the
+    # same way, and tests/probe_agent/test_http_attempts.py fails if it stops working.
+    session._retry_connection = False
+    return session
 
 
 class SessionSlot:

@@ -7,6 +7,7 @@ the I/O and turns the ``Outcome`` into a result.
 
 from __future__ import annotations
 
+import errno
 import ssl
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,11 +31,15 @@ from shared.codes import (
     TIMEOUT,
     TLS_ERROR,
     TOO_MANY_REDIRECTS,
+    UNAVAILABLE,
     UNEXPECTED_STATUS,
 )
 from shared.protocol import AgentStatus
 
-# "I'm here, back off": degraded rather than down unless expected_status accepts them.
+_RESET_ERRNOS = frozenset({errno.ECONNRESET, errno.EPIPE})
+# Degraded rather than down unless expected_status accepts them. With a Retry-After the service
+# says "I'm here, back off" (RATE_LIMITED); without one it is not serving us and gives no sign of
+# when it will (UNAVAILABLE), which the control plane counts toward a degraded incident.
 RATE_LIMIT_STATUSES = frozenset({429, 503})
 
 
@@ -80,7 +85,7 @@ def body_text(body: bytes, charset: str | None) -> str:
 def judge(
     check: HttpCheck, code: int, retry_after: str | None, body: bytes, charset: str | None
 ) -> Outcome:
-    """Status of a check that got a response: expected status first, then rate limits."""
+    """Status of a check that got a response: expected status first, then 429/503."""
     if status_matches(check.expected_status, code):
         needle = check.expected_body_contains
         if needle is not None and needle not in body_text(body, charset):
@@ -88,7 +93,9 @@ def judge(
             return Outcome("down", code, f"response body does not contain {shown!r}", BODY_MISMATCH)
         return Outcome("up", code)
     if code in RATE_LIMIT_STATUSES:
-        value = (retry_after or "").strip()[:100] or "none"
+        value = (retry_after or "").strip()[:100]
+        if not value:
+            return Outcome("degraded", code, f"unavailable {code} (no Retry-After)", UNAVAILABLE)
         return Outcome(
             "degraded", code, f"rate-limited {code} (Retry-After: {value})", RATE_LIMITED
         )
@@ -156,8 +163,13 @@ def classify_error(exc: Exception, check: HttpCheck) -> Outcome | None:
             return Outcome("down", None, f"connection refused by {where}", CONNECTION_REFUSED)
         reason = exc.os_error.strerror or str(exc.os_error)
         return Outcome("down", None, f"cannot connect to {where}: {reason}", CONNECTION_FAILED)
-    if isinstance(exc, aiohttp.ServerDisconnectedError | ConnectionResetError):
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
         return Outcome("down", None, "the server closed the connection", CONNECTION_RESET)
+    if isinstance(exc, ConnectionResetError | BrokenPipeError) or (
+        isinstance(exc, OSError) and exc.errno in _RESET_ERRNOS
+    ):
+        # aiohttp wraps a reset in ``ClientOSError``, which only its errno tells apart.
+        return Outcome("down", None, "the server reset the connection", CONNECTION_RESET)
     if isinstance(exc, aiohttp.ClientResponseError | aiohttp.ClientPayloadError):
         return Outcome("down", None, f"invalid HTTP response: {exc}", INVALID_RESPONSE)
     if isinstance(exc, aiohttp.InvalidURL):

@@ -1,6 +1,10 @@
 """Validation of the fields several check kinds share: hosts, URLs, ports, timeouts, expiry
 thresholds, and credentials that still hold the redaction sentinel.
 
+A host that spells an IPv4 address any other way than its dotted quad (``127.1``, ``0x7f.1``,
+``2130706433``, ``127.0.0.1.``) is refused, naming the address: the resolver reads it as that
+address, so the tenant should see (and the SSRF check judge) what will really be probed.
+
 Errors carry the primary reference's stable codes and a JSON pointer relative to the spec; each
 kind's own rules are in its module (``shared.checks.<kind>``).
 """
@@ -13,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from shared.checks.common import MAX_TIMEOUT_MS, REDACTED
+from shared.netguard import ip_literal
 
 
 class SpecError(Exception):
@@ -66,6 +71,26 @@ def is_dns_name(name: str) -> bool:
     if not bare or len(bare) > 253 or is_ip(bare):
         return False
     return all(_DNS_LABEL.match(label) for label in bare.split("."))
+
+
+def noncanonical_ipv4(host: str) -> str | None:
+    """The dotted quad ``host`` spells some other way (see above), or None when it is a name,
+    an IPv6 literal or already the dotted quad."""
+    ip = ip_literal(host)
+    if isinstance(ip, ipaddress.IPv4Address) and host != str(ip):
+        return str(ip)
+    return None
+
+
+def _noncanonical(what: str, host: str, code: str, field: str) -> None:
+    canonical = noncanonical_ipv4(host)
+    if canonical is not None:
+        raise SpecError(
+            code,
+            f"{what} '{host}' is a non-canonical spelling of {canonical}; write {canonical}",
+            field,
+            {"host": host, "canonical": canonical},
+        )
 
 
 def _is_ipv6(text: str) -> bool:
@@ -147,6 +172,7 @@ def validate_url(url: str) -> None:
         raise SpecError("INVALID_URL_FORMAT", "url has an invalid port", "/url") from None
     if port == 0:
         raise SpecError("INVALID_URL_FORMAT", "url port must be between 1 and 65535", "/url")
+    _noncanonical("url host", host, "INVALID_URL_FORMAT", "/url")
     if not is_valid_hostname(host):
         raise SpecError("INVALID_URL_FORMAT", f"url host '{host}' is not a valid hostname", "/url")
 
@@ -157,6 +183,7 @@ def validate_host(host: str, kind: str) -> None:
     if host.startswith("[") and host.endswith("]"):
         valid = _is_ipv6(host[1:-1])  # brackets only ever wrap an IPv6 literal
     else:
+        _noncanonical(f"{kind} host", host, "INVALID_TCP_HOST", "/host")
         valid = is_valid_hostname(host)
     if not valid:
         raise SpecError(

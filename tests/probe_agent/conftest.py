@@ -1,11 +1,15 @@
-"""A real HTTP(S) target server on 127.0.0.1 that records every request the agent sends."""
+"""Real servers on 127.0.0.1 for agent tests: an HTTP(S) target that records every request the
+agent sends, a TCP listener that counts the connections it accepts, and a record of every
+``socket.connect`` this process makes (so "never connected" means zero attempts)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -116,3 +120,52 @@ async def tls_target(tmp_path: Path) -> AsyncIterator[Target]:
     finally:
         t.release.set()
         await server.close()
+
+
+# --- observing connection attempts -------------------------------------------------------------
+
+_recorders: list[list[Any]] = []
+
+
+def _audit(event: str, args: tuple[Any, ...]) -> None:
+    if _recorders and event == "socket.connect":
+        for recorder in _recorders:
+            recorder.append(args[1])
+
+
+sys.addaudithook(_audit)  # audit hooks cannot be removed; it records only while a test looks
+
+
+@pytest.fixture
+def connects() -> Iterator[list[Any]]:
+    """Every address this process calls ``socket.connect`` on while the test runs."""
+    recorder: list[Any] = []
+    _recorders.append(recorder)
+    try:
+        yield recorder
+    finally:
+        _recorders.remove(recorder)
+
+
+class Listener:
+    """A TCP listener on 127.0.0.1 that counts the connections it accepts (and drops them)."""
+
+    def __init__(self) -> None:
+        self.accepted = 0
+        self.port = 0
+
+    async def _handle(self, _reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.accepted += 1
+        writer.close()
+
+
+@pytest.fixture
+async def listener() -> AsyncIterator[Listener]:
+    lst = Listener()
+    server = await asyncio.start_server(lst._handle, "127.0.0.1", 0)
+    lst.port = server.sockets[0].getsockname()[1]
+    try:
+        yield lst
+    finally:
+        server.close()
+        await server.wait_closed()

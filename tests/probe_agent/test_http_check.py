@@ -7,6 +7,8 @@ import base64
 from datetime import UTC
 from typing import Any
 
+import pytest
+
 from probe_agent import USER_AGENT
 from probe_agent.checks.http import HttpRunner
 from shared.checks import ExactStatus, HttpCheck, OneOfStatus, RangeStatus, StatusRange
@@ -66,10 +68,28 @@ async def test_429_with_retry_after_is_degraded(target: Target) -> None:
     assert result.error_code == "RATE_LIMITED"
 
 
-async def test_503_without_retry_after_is_degraded(target: Target) -> None:
-    result = await check(target.url("/status/503"))
+async def test_503_with_retry_after_is_rate_limited(target: Target) -> None:
+    result = await check(
+        target.url("/status/503?retry_after=Wed,%2021%20Oct%202037%2007:28:00%20GMT")
+    )
     assert result.status == "degraded"
-    assert result.error == "rate-limited 503 (Retry-After: none)"
+    assert result.status_code == 503
+    assert result.error == "rate-limited 503 (Retry-After: Wed, 21 Oct 2037 07:28:00 GMT)"
+    assert result.error_code == "RATE_LIMITED"
+
+
+@pytest.mark.parametrize("code", [429, 503])
+@pytest.mark.parametrize("query", ["", "?retry_after=", "?retry_after=%20"])
+async def test_429_or_503_without_retry_after_is_unavailable(
+    target: Target, code: int, query: str
+) -> None:
+    # No Retry-After (or an empty one): not "back off", but "not serving you", with no end in
+    # sight; the control plane counts it toward a degraded incident.
+    result = await check(target.url(f"/status/{code}{query}"))
+    assert result.status == "degraded"
+    assert result.status_code == code
+    assert result.error == f"unavailable {code} (no Retry-After)"
+    assert result.error_code == "UNAVAILABLE"
 
 
 async def test_429_accepted_by_one_of_is_up(target: Target) -> None:

@@ -9,8 +9,7 @@ an attempt that happened to fail.
 from __future__ import annotations
 
 import asyncio
-import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -25,56 +24,8 @@ from probe_agent.checks.tls_cert import TlsCertRunner
 from probe_agent.netguard import Policy, SsrfBlocked
 from shared.checks import DnsCheck, HttpCheck, TcpCheck, TlsCertCheck
 from shared.protocol import CheckResult
-from tests.probe_agent.conftest import Target
+from tests.probe_agent.conftest import Listener, Target
 from tests.probe_agent.helpers import make_lease, self_signed_server_context
-
-# --- observing connection attempts -------------------------------------------------------------
-
-_recorders: list[list[Any]] = []
-
-
-def _audit(event: str, args: tuple[Any, ...]) -> None:
-    if _recorders and event == "socket.connect":
-        for recorder in _recorders:
-            recorder.append(args[1])
-
-
-sys.addaudithook(_audit)  # audit hooks cannot be removed; it records only while a test looks
-
-
-@pytest.fixture
-def connects() -> Iterator[list[Any]]:
-    """Every address this process calls ``socket.connect`` on while the test runs."""
-    recorder: list[Any] = []
-    _recorders.append(recorder)
-    try:
-        yield recorder
-    finally:
-        _recorders.remove(recorder)
-
-
-class Listener:
-    """A TCP listener on 127.0.0.1 that counts the connections it accepts (and drops them)."""
-
-    def __init__(self) -> None:
-        self.accepted = 0
-        self.port = 0
-
-    async def _handle(self, _reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.accepted += 1
-        writer.close()
-
-
-@pytest.fixture
-async def listener() -> AsyncIterator[Listener]:
-    lst = Listener()
-    server = await asyncio.start_server(lst._handle, "127.0.0.1", 0)
-    lst.port = server.sockets[0].getsockname()[1]
-    try:
-        yield lst
-    finally:
-        server.close()
-        await server.wait_closed()
 
 
 class _Datagrams(asyncio.DatagramProtocol):

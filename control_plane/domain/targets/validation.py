@@ -17,7 +17,13 @@ from shared.checks import (
     HeartbeatCheck,
     check_kind,
 )
-from shared.netguard import blocked_range, ip_literal
+from shared.netguard import (
+    LOCALHOST_RANGE,
+    blocked_range,
+    canonical_host,
+    ip_literal,
+    is_localhost,
+)
 from shared.validation import SpecError, validate_check
 
 from .schemas import AlertBinding, RegionCount, RegionPolicy
@@ -40,24 +46,39 @@ def check(spec: CheckSpec) -> None:
 
 
 def _probed_hosts(spec: CheckSpec) -> list[tuple[str, str]]:
-    """(pointer, host) of every address a check of this spec connects to."""
+    """(pointer, canonical host) of every address a check of this spec connects to: the host
+    as the agent will judge it (``shared.netguard.canonical_host``)."""
     hosts: list[tuple[str, str]] = []
     url = getattr(spec, "url", None)
     if isinstance(url, str):
-        host = urlsplit(url).hostname
+        try:
+            host = urlsplit(url).hostname
+        except ValueError:  # not a URL at all: validation says so, there is nothing to judge
+            host = None
         if host:
-            hosts.append(("/check/url", host))
+            hosts.append(("/check/url", canonical_host(host)))
     for field in ("host", "server"):
         value = getattr(spec, field, None)
         if isinstance(value, str):
-            hosts.append((f"/check/{field}", value))
+            hosts.append((f"/check/{field}", canonical_host(value)))
     return hosts
 
 
 def ssrf(spec: CheckSpec) -> None:
-    """An IP-literal host in a blocked range is refused now; names are checked by the agent at
-    every connection (they may resolve differently then)."""
+    """An IP-literal host in a blocked range is refused now, judged in its canonical form, and
+    so is ``localhost`` (and any name under it), which RFC 6761 makes loopback whatever DNS
+    says. Other names are checked by the agent at every connection (they may resolve
+    differently then)."""
     for pointer, host in _probed_hosts(spec):
+        if is_localhost(host):
+            raise ApiError(
+                400,
+                codes.SSRF_BLOCKED,
+                f"{host} is always a loopback address (RFC 6761); private, loopback, link-local "
+                "and metadata addresses cannot be probed on this deployment",
+                pointer,
+                details={"host": host, "range": LOCALHOST_RANGE},
+            )
         ip = ip_literal(host)
         blocked = blocked_range(ip) if ip is not None else None
         if blocked:

@@ -69,8 +69,89 @@ async def test_blocked_ip_literals_are_refused_on_create_and_patch(
     assert (await guarded.get("/api/v1/targets")).json()["total"] == 1
 
 
+# Teredo: server 65.54.227.120, client 127.0.0.1 (stored with its bits inverted).
+TEREDO = "2001:0:4136:e378:8000:63bf:80ff:fffe"
+ISATAP = "2001:470::5efe:a00:1"  # ISATAP interface id carrying 10.0.0.1
+
+# Every IPv6 form of a blocked address: (URL host, address, blocked range).
+EMBEDDED: list[tuple[str, str, str]] = [
+    ("[::127.0.0.1]", "::7f00:1", "127.0.0.0/8 (embedded in ::7f00:1)"),
+    ("[::ffff:0:7f00:1]", "::ffff:0:7f00:1", "127.0.0.0/8 (embedded in ::ffff:0:7f00:1)"),
+    ("[64:ff9b:1::a00:1]", "64:ff9b:1::a00:1", "64:ff9b:1::/48"),
+    ("[2002:7f00:1::]", "2002:7f00:1::", "127.0.0.0/8 (embedded in 2002:7f00:1::)"),
+    (f"[{TEREDO}]", TEREDO, f"127.0.0.0/8 (embedded in {TEREDO})"),
+    ("[2001:470::5efe:10.0.0.1]", ISATAP, f"10.0.0.0/8 (embedded in {ISATAP})"),
+    ("[::]", "::", "::/128"),
+]
+
+
+@pytest.mark.parametrize(("host", "address", "blocked"), EMBEDDED)
+async def test_every_ipv6_form_of_a_blocked_address_is_refused_on_create(
+    guarded: Persona, host: str, address: str, blocked: str
+) -> None:
+    url = {"type": "http", "url": f"http://{host}:8080/"}
+    tcp = {"type": "tcp", "host": host, "port": 22}
+    for check, field in ((url, "/check/url"), (tcp, "/check/host")):
+        resp = await guarded.post("/api/v1/targets", json={"name": "x", "check": check})
+        err = assert_error(resp, 400, "SSRF_BLOCKED", field)
+        assert err["details"] == {"address": address, "range": blocked}
+    assert (await guarded.get("/api/v1/targets")).json()["total"] == 0
+
+
+SPELLINGS = ["127.1", "0x7f.1", "2130706433", "0177.0.0.1", "127.0.0.1.", "0X7F.0.0.1"]
+
+
+@pytest.mark.parametrize("spelling", SPELLINGS)
+async def test_non_canonical_ipv4_spellings_are_refused_naming_the_address(
+    guarded: Persona, owner: Persona, spelling: str
+) -> None:
+    # Refused whether or not the deployment allows private targets: the spelling is the
+    # problem, and the tenant is told which address it really is.
+    for persona in (guarded, owner):
+        url = {"type": "http", "url": f"http://{spelling}:8080/health"}
+        resp = await persona.post("/api/v1/targets", json={"name": "x", "check": url})
+        err = assert_error(resp, 400, "INVALID_URL_FORMAT", "/check/url")
+        shown = spelling.lower()  # a URL's host is case-insensitive, and read lower-cased
+        assert err["message"] == (
+            f"url host '{shown}' is a non-canonical spelling of 127.0.0.1; write 127.0.0.1"
+        )
+        for kind in ("tcp", "tls_cert", "icmp"):
+            check: dict[str, Any] = {"type": kind, "host": spelling}
+            if kind != "icmp":
+                check["port"] = 443
+            resp = await persona.post("/api/v1/targets", json={"name": "x", "check": check})
+            err = assert_error(resp, 400, "INVALID_TCP_HOST", "/check/host")
+            assert f"'{spelling}' is a non-canonical spelling of 127.0.0.1" in err["message"]
+
+
+@pytest.mark.parametrize("host", ["localhost", "LOCALHOST", "localhost.", "api.localhost"])
+async def test_localhost_is_refused_like_the_loopback_address_it_always_is(
+    guarded: Persona, owner: Persona, host: str
+) -> None:
+    url = {"type": "http", "url": f"http://{host}:8080/"}
+    tcp = {"type": "tcp", "host": host, "port": 5432}
+    for check, field in ((url, "/check/url"), (tcp, "/check/host")):
+        resp = await guarded.post("/api/v1/targets", json={"name": "x", "check": check})
+        err = assert_error(resp, 400, "SSRF_BLOCKED", field)
+        assert err["details"]["range"] == "localhost (RFC 6761: always loopback)"
+        # Where private targets are allowed, localhost is as fine as 127.0.0.1.
+        resp = await owner.post("/api/v1/targets", json={"name": "x", "check": check})
+        assert resp.status_code == 201, resp.text
+
+
 async def test_public_literals_and_names_pass(guarded: Persona) -> None:
-    for url in ("http://93.184.216.34/", "https://example.com/", "http://localhost:8080/"):
+    for url in (
+        "http://93.184.216.34/",
+        "https://example.com/",
+        "https://example.com./",  # a DNS name may end with the root's dot
+        "http://localhost.example.com/",
+        # Forms that carry a public IPv4 address are judged by it.
+        "http://[::ffff:8.8.8.8]/",
+        "http://[::ffff:0:8.8.8.8]/",
+        "http://[64:ff9b::8.8.8.8]/",
+        "http://[2002:808:808::]/",
+        "http://[2001:0:4136:e378:8000:63bf:f7f7:f7f7]/",  # Teredo, client 8.8.8.8
+    ):
         resp = await guarded.post(
             "/api/v1/targets", json={"name": "x", "check": {"type": "http", "url": url}}
         )
