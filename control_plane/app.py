@@ -165,4 +165,4 @@ def create_app(settings: Settings | None = None) -> Litestar:
         logging_config=None,
         debug=False,
     )
-    return instrument(app)
+    return instrument(app, metrics_token=settings.security.metrics_token)

@@ -4,6 +4,8 @@ vigil migrate                  apply pending migrations
 vigil serve [--host H --port P --workers N]
 vigil org create NAME          prints the new org id
 vigil token create --org ID [--name NAME]   prints the token once
+vigil token list --org ID      an org's tokens: id, prefix, last use, revoked
+vigil token revoke --id ID     revoke a token at once
 vigil worker                   the background worker (evaluation, sweeps)
 vigil keys rotate [--batch-size N]   rewrap every sealed secret under VIGIL_SECRET_PRIMARY
 vigil keys status              how many sealed values sit on each key id
@@ -20,6 +22,7 @@ import uuid
 from collections.abc import Callable, Sequence
 
 import psycopg
+from psycopg.rows import dict_row
 
 from control_plane.core.logs import configure_logging
 from control_plane.db.migrate import migrate
@@ -68,6 +71,58 @@ async def _token_create(org: uuid.UUID, name: str) -> str:
         settings.database.url, autocommit=True
     ) as conn:
         return (await create_token(conn, settings.security.token_key, org, name)).token
+
+
+async def _token_list(org: uuid.UUID) -> list[dict[str, object]]:
+    from control_plane.domain.orgs.service import list_tokens
+
+    async with await psycopg.AsyncConnection.connect(
+        get_settings().database.url, autocommit=True, row_factory=dict_row
+    ) as conn:
+        return await list_tokens(conn, org)
+
+
+async def _token_revoke(token_id: uuid.UUID) -> dict[str, object] | None:
+    from control_plane.domain.orgs.service import revoke_token
+
+    async with await psycopg.AsyncConnection.connect(
+        get_settings().database.url, autocommit=True, row_factory=dict_row
+    ) as conn:
+        return await revoke_token(conn, token_id)
+
+
+def _uuid_arg(raw: str, what: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        print(f"error: {raw!r} is not {what}", file=sys.stderr)
+        return None
+
+
+def _cmd_token_list(args: argparse.Namespace) -> int:
+    org = _uuid_arg(args.org, "an org id")
+    if org is None:
+        return 2
+    for row in asyncio.run(_token_list(org)):
+        state = f"revoked {row['revoked_at']:%Y-%m-%dT%H:%M:%SZ}" if row["revoked_at"] else "live"
+        used = row["last_used_at"]
+        last = f"{used:%Y-%m-%dT%H:%M:%SZ}" if used else "never"
+        print(f"{row['id']}  {row['prefix']}…  {row['name']!s:<16} last used {last}  {state}")
+    return 0
+
+
+def _cmd_token_revoke(args: argparse.Namespace) -> int:
+    token_id = _uuid_arg(args.id, "a token id (see `vigil token list --org ID`)")
+    if token_id is None:
+        return 2
+    row = asyncio.run(_token_revoke(token_id))
+    if row is None:
+        print(f"error: no API token {token_id}", file=sys.stderr)
+        return 1
+    print(
+        f"revoked {row['id']} ({row['prefix']}…, org {row['org_id']}): it no longer authenticates"
+    )
+    return 0
 
 
 def _cmd_org_create(args: argparse.Namespace) -> int:
@@ -183,6 +238,12 @@ def build_parser() -> argparse.ArgumentParser:
     tc.add_argument("--org", required=True, help="id of the org the token acts for")
     tc.add_argument("--name", default="cli", help="a label to tell tokens apart (default: cli)")
     tc.set_defaults(fn=_cmd_token_create)
+    tl = tok.add_parser("list", help="list an org's API tokens (ids, prefixes, last use)")
+    tl.add_argument("--org", required=True, help="id of the org")
+    tl.set_defaults(fn=_cmd_token_list)
+    tr = tok.add_parser("revoke", help="revoke an API token now: its next request is a 401")
+    tr.add_argument("--id", required=True, help="the token's id (from `vigil token list`)")
+    tr.set_defaults(fn=_cmd_token_revoke)
 
     keys = sub.add_parser("keys", help="sealing keys").add_subparsers(
         dest="keys_cmd", required=True

@@ -71,6 +71,8 @@ class SecuritySettings:
     # Static bearer secret for /operator; None disables the surface (404).
     operator_admin_token: str | None = None
     allow_private_targets: bool = False
+    # Bearer token a /metrics scrape must bring; None leaves /metrics open (bind it privately).
+    metrics_token: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +166,7 @@ def settings_from_env(env: dict[str, str] | None = None) -> Settings:
             primary_key_id=primary,
             operator_admin_token=e.get("VIGIL_OPERATOR_ADMIN_TOKEN") or None,
             allow_private_targets=_bool(e.get("VIGIL_ALLOW_PRIVATE_TARGETS")),
+            metrics_token=e.get("VIGIL_METRICS_TOKEN") or None,
         ),
         api=ApiSettings(
             host=e.get("VIGIL_HOST", "127.0.0.1"),

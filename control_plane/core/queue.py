@@ -29,6 +29,21 @@ def queue_name(settings: RedisSettings) -> str:
     return f"{settings.prefix}queue"
 
 
+# arq names its keys after job ids (``arq:job:<id>``, ``arq:in-progress:<id>``, ``arq:retry:<id>``,
+# ``arq:result:<id>``) and its cron jobs after their names; its ``arq:`` head is fixed. So every
+# job id and cron name Vigil gives arq carries VIGIL_REDIS_PREFIX: two deployments on one Redis
+# never take each other's jobs or cron ticks, and a deployment's keys are found with
+# ``*<prefix>*``. (The queue and its health-check key start with the prefix.)
+
+
+def job_id(settings: RedisSettings, name: str) -> str:
+    return f"{settings.prefix}{name}"
+
+
+def cron_name(settings: RedisSettings, name: str) -> str:
+    return f"{settings.prefix}{name}"
+
+
 async def enqueue_evaluation(res: Resources, target_ids: list[str]) -> None:
     """Ask the worker to evaluate these targets. Losing Redis loses nothing: the evaluation
     queue table keeps the marks and the worker's sweep picks them up."""
@@ -38,7 +53,7 @@ async def enqueue_evaluation(res: Resources, target_ids: list[str]) -> None:
         await res.queue.enqueue_job(
             EVALUATE_TARGETS,
             target_ids,
-            _job_id=f"eval:{uuid.uuid4().hex}",
+            _job_id=job_id(res.settings.redis, f"eval:{uuid.uuid4().hex}"),
             _queue_name=queue_name(res.settings.redis),
         )
     except Exception as exc:  # Redis down: the sweep covers it.

@@ -16,7 +16,7 @@ from arq.connections import RedisSettings as ArqRedisSettings
 from arq.worker import Worker
 from redis.asyncio import Redis
 
-from control_plane.core.queue import EVALUATE_TARGETS, job_resources, queue_name
+from control_plane.core.queue import EVALUATE_TARGETS, cron_name, job_resources, queue_name
 from control_plane.core.state import Resources
 from control_plane.db.pool import make_pool
 from control_plane.domain.agent_api.jobs import sweep_missed
@@ -71,8 +71,20 @@ def build_worker(settings: Settings, *, handle_signals: bool = True) -> Worker:
     return Worker(
         functions=[evaluate_targets],
         cron_jobs=[
-            cron(sweep, name="sweep", second=set(range(60)), unique=True, timeout=30),
-            cron(results.rollup, name="rollup", second={0, 15, 30, 45}, unique=True, timeout=600),
+            cron(
+                sweep,
+                name=cron_name(settings.redis, "sweep"),
+                second=set(range(60)),
+                unique=True,
+                timeout=30,
+            ),
+            cron(
+                results.rollup,
+                name=cron_name(settings.redis, "rollup"),
+                second={0, 15, 30, 45},
+                unique=True,
+                timeout=600,
+            ),
         ],
         redis_settings=ArqRedisSettings.from_dsn(settings.redis.url),
         queue_name=queue_name(settings.redis),

@@ -19,9 +19,13 @@ from control_plane.core.observability.openapi import (
 from control_plane.core.observability.request_context import RequestContext, merge_request_state
 
 
-def instrument(app: Litestar, metrics: Metrics | None = None) -> Litestar:
+def instrument(
+    app: Litestar, metrics: Metrics | None = None, metrics_token: str | None = None
+) -> Litestar:
     metrics = metrics or Metrics()
     app.state.metrics = metrics
+    # /metrics answers only with this bearer token, when one is set.
+    app.state.metrics_token = metrics_token
     for handler in (metrics_endpoint, *docs_handlers()):
         app.register(handler)
     app.asgi_handler = RequestContext(app.asgi_handler, metrics)

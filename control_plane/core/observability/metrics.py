@@ -14,6 +14,7 @@ Names follow ``vigil_<subsystem>_<name>_<unit>``.
 
 from __future__ import annotations
 
+import hmac
 import re
 from collections.abc import Sequence
 from typing import Any, TypeVar
@@ -24,6 +25,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from prometheus_client.exposition import generate_latest
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.registry import Collector
+
+from control_plane.core.errors import ApiError
 
 # HTTP request latency buckets, in seconds; the agent's lease long-poll can hold a request ~30 s.
 HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -112,7 +115,20 @@ def metrics_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Metrics:
 
 @get("/metrics", include_in_schema=False, cache_control=None, sync_to_thread=False)
 def metrics_endpoint(request: Request[Any, Any, Any]) -> Response[bytes]:
-    """Prometheus scrape endpoint."""
+    """Prometheus scrape endpoint. With ``VIGIL_METRICS_TOKEN`` set, a scrape must bring it as
+    a bearer token (Prometheus: ``authorization: {credentials: …}``); else it is a 401."""
+    expected: str | None = getattr(request.app.state, "metrics_token", None)
+    if expected is not None:
+        scheme, _, value = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            value.strip().encode(), expected.encode()
+        ):
+            raise ApiError(
+                401,
+                "UNAUTHORIZED",
+                "missing or invalid metrics token",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
     return Response(
         metrics_of(request).exposition(),
         media_type=CONTENT_TYPE_LATEST,

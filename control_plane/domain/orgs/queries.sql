@@ -9,3 +9,17 @@ RETURNING id;
 
 -- name: list_orgs
 SELECT id, name, created_at FROM orgs ORDER BY id;
+
+-- name: list_tokens
+-- An org's API tokens, never their hashes; revoked ones too, for the record.
+SELECT id, name, prefix, created_at, last_used_at, revoked_at
+FROM api_tokens
+WHERE org_id = %(org_id)s
+ORDER BY created_at, id;
+
+-- name: revoke_token
+-- Idempotent: revoking again keeps the first revocation time. The next request with the token
+-- is a 401 (authentication reads revoked_at on every request).
+UPDATE api_tokens SET revoked_at = coalesce(revoked_at, now())
+WHERE id = %(id)s
+RETURNING id, org_id, name, prefix, revoked_at;

@@ -48,3 +48,18 @@ async def create_token(
     if row is None:
         raise LookupError(f"org {org_id} does not exist")
     return NewToken(token_id, org_id, issued.token)
+
+
+async def list_tokens(conn: AsyncConnection[Any], org_id: uuid.UUID) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = await (
+        await conn.execute(Q.list_tokens, {"org_id": org_id})
+    ).fetchall()
+    return rows
+
+
+async def revoke_token(conn: AsyncConnection[Any], token_id: uuid.UUID) -> dict[str, Any] | None:
+    """Revoke an API token at once; None when there is no such token."""
+    row: dict[str, Any] | None = await (
+        await conn.execute(Q.revoke_token, {"id": token_id})
+    ).fetchone()
+    return row

@@ -150,3 +150,36 @@ def test_org_create_refuses_a_bad_name(settings: Settings, name: str) -> None:
     assert done.returncode == 2, done
     assert "org name" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+async def test_token_revoke_stops_the_token_at_once_and_list_shows_it(settings: Settings) -> None:
+    org_id = create_org(settings, "Acme")
+    keep, doomed = (
+        create_token(settings, org_id, "--name", "keep"),
+        create_token(settings, org_id, "--name", "ci"),
+    )
+    listed = run_vigil(settings, "token", "list", "--org", str(org_id))
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.strip().splitlines()
+    assert len(lines) == 2 and all(" live" in line for line in lines), lines
+    # Never the token itself: its id, the stored prefix and the name.
+    assert keep not in listed.stdout and doomed not in listed.stdout
+    token_id = next(line.split()[0] for line in lines if " ci " in line)
+
+    async with AsyncTestClient(app=create_app(settings)) as client:
+        headers = {"Authorization": f"Bearer {doomed}"}
+        assert (await client.get("/api/v1/targets", headers=headers)).status_code == 200
+        done = run_vigil(settings, "token", "revoke", "--id", token_id)
+        assert done.returncode == 0, done.stderr
+        assert_error(await client.get("/api/v1/targets", headers=headers), 401, "UNAUTHORIZED")
+        # The other token of the org keeps working.
+        other = {"Authorization": f"Bearer {keep}"}
+        assert (await client.get("/api/v1/targets", headers=other)).status_code == 200
+    listed = run_vigil(settings, "token", "list", "--org", str(org_id))
+    assert sum("revoked" in line for line in listed.stdout.splitlines()) == 1
+    # Revoking again is harmless; an unknown or malformed id is a clear error.
+    assert run_vigil(settings, "token", "revoke", "--id", token_id).returncode == 0
+    missing = run_vigil(settings, "token", "revoke", "--id", str(uuid.uuid4()))
+    assert missing.returncode == 1 and "no API token" in missing.stderr
+    bad = run_vigil(settings, "token", "revoke", "--id", "vgl_nope")
+    assert bad.returncode == 2 and "is not a token id" in bad.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import logging
@@ -21,7 +22,7 @@ from control_plane.app import create_app
 from control_plane.core.auth import OrgContext, provide_org
 from control_plane.core.logs import configure_logging
 from control_plane.core.observability import Metrics, metrics_of
-from control_plane.settings import Settings
+from control_plane.settings import Settings, settings_from_env
 from tests.conftest import Persona, assert_error
 
 HEX_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -282,3 +283,32 @@ async def test_metrics_of_a_request_is_the_apps_metrics(app: Litestar) -> None:
     app.register(probe_handler)
     async with AsyncTestClient(app=app) as client:
         assert (await client.get("/_metrics-probe")).json() == {"same": True}
+
+
+async def test_metrics_can_require_a_bearer_token(settings: Settings) -> None:
+    security = dataclasses.replace(settings.security, metrics_token="scrape-secret")
+    app = create_app(dataclasses.replace(settings, security=security))
+    async with AsyncTestClient(app=app) as client:
+        for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": "scrape-secret"}):
+            resp = await client.get("/metrics", headers=headers)
+            assert_error(resp, 401, "UNAUTHORIZED")
+            assert resp.headers["www-authenticate"] == "Bearer"
+            assert "vigil_http_requests_total" not in resp.text
+        ok = await client.get("/metrics", headers={"Authorization": "Bearer scrape-secret"})
+        assert ok.status_code == 200, ok.text
+        assert "vigil_http_requests_total" in ok.text
+    # Unset, /metrics stays open (for a scraper on a private network).
+    async with AsyncTestClient(app=create_app(settings)) as client:
+        assert (await client.get("/metrics")).status_code == 200
+
+
+def test_the_metrics_token_comes_from_the_environment() -> None:
+    env = {
+        "VIGIL_DATABASE_URL": "postgresql://db/vigil",
+        "VIGIL_REDIS_URL": "redis://r/0",
+        "VIGIL_TOKEN_KEY": "dHR0dHR0dHR0dHR0dHR0dHR0dHR0dHR0dHR0dHR0dHQ=",
+        "VIGIL_SECRET_KEYS": "k1:MTExMTExMTExMTExMTExMTExMTExMTExMTExMTExMTE=",
+    }
+    assert settings_from_env(env).security.metrics_token is None
+    env["VIGIL_METRICS_TOKEN"] = "abc"
+    assert settings_from_env(env).security.metrics_token == "abc"
