@@ -30,6 +30,7 @@ from control_plane.core.observability import (
     openapi_router,
 )
 from control_plane.core.observability.monitoring import MonitoringMetrics, refresher
+from control_plane.core.permissions import permission_guard
 from control_plane.core.state import Resources
 from control_plane.db.pool import make_pool
 from control_plane.domain.agent_api.routes import AgentController
@@ -95,7 +96,7 @@ def tenant_router() -> Router:
             IncidentController,
             RegionCatalogController,
         ],
-        guards=[org_guard],
+        guards=[org_guard, permission_guard],
         dependencies={"org": Provide(authenticated_org, sync_to_thread=False)},
         security=[{"bearer": []}],
     )

@@ -30,6 +30,8 @@ class OrgContext:
     org_id: uuid.UUID
     token_id: uuid.UUID
     min_interval_secs: int
+    # What the caller may do (core/permissions.py); None: everything (a full-access key).
+    permissions: frozenset[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +76,7 @@ async def provide_org(request: ASGIConnection[Any, Any, Any, Any]) -> OrgContext
         token_id=row["id"],
         min_interval_secs=row["min_check_interval_secs"]
         or res.settings.api.default_min_interval_secs,
+        permissions=None if row["permissions"] is None else frozenset(row["permissions"]),
     )
     structlog.contextvars.bind_contextvars(org_id=str(ctx.org_id))
     request.scope["state"]["org_id"] = str(ctx.org_id)
@@ -116,16 +119,16 @@ def operator_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteH
 
 # Guards run before Litestar reads a body, dependencies after: authenticating in a guard makes a
 # bad token 401 whatever the body holds. The dependency then hands the context to the handler.
-_ORG_KEY = "vigil_org"
+ORG_KEY = "vigil_org"
 _AGENT_KEY = "vigil_agent"
 
 
 async def org_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    connection.scope["state"][_ORG_KEY] = await provide_org(connection)
+    connection.scope["state"][ORG_KEY] = await provide_org(connection)
 
 
 def authenticated_org(request: Request[Any, Any, Any]) -> OrgContext:
-    org: OrgContext = request.scope["state"][_ORG_KEY]
+    org: OrgContext = request.scope["state"][ORG_KEY]
     return org
 
 
@@ -142,5 +145,5 @@ def caller_of(connection: ASGIConnection[Any, Any, Any, Any]) -> OrgContext | Ag
     """Who the guards authenticated for this request: an org, an agent, or nobody (the operator
     and public surfaces)."""
     state = connection.scope["state"]
-    caller: OrgContext | AgentContext | None = state.get(_ORG_KEY) or state.get(_AGENT_KEY)
+    caller: OrgContext | AgentContext | None = state.get(ORG_KEY) or state.get(_AGENT_KEY)
     return caller

@@ -15,6 +15,7 @@ Outside a request (the CLI, the worker, tests) a service is an async context man
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import AsyncGenerator
 from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
@@ -23,6 +24,8 @@ from litestar.connection import ASGIConnection
 from litestar.di import Provide
 from psycopg import AsyncConnection
 
+from control_plane.core import audit
+from control_plane.core.audit import Actor, RequestMeta
 from control_plane.core.auth import AgentContext, OrgContext, caller_of, resources
 from control_plane.core.state import Resources
 from control_plane.security.sealing import Sealer
@@ -33,11 +36,13 @@ Caller = OrgContext | AgentContext | None
 
 
 class Service:
-    def __init__(self, res: Resources, caller: Caller = None, origin: str = "") -> None:
+    def __init__(
+        self, res: Resources, caller: Caller = None, meta: RequestMeta | None = None
+    ) -> None:
         self.res = res
         self.caller = caller
-        # Scheme and host the request came to (``https://vigil.example.com``), for links.
-        self.origin = origin
+        # Where the request came to, its id and its source (links, the audit log).
+        self.meta = meta or RequestMeta()
         self._lease: AbstractAsyncContextManager[AsyncConnection[Any]] | None = None
         self._conn: AsyncConnection[Any] | None = None
 
@@ -49,7 +54,7 @@ class Service:
     def public_url(self) -> str:
         """The base of the links this service hands out (heartbeat URLs, …): the deployment's
         ``VIGIL_PUBLIC_URL``, else the origin of the request, without a trailing slash."""
-        return (self.settings.api.public_url or self.origin).rstrip("/")
+        return (self.settings.api.public_url or self.meta.origin).rstrip("/")
 
     @property
     def sealer(self) -> Sealer:
@@ -84,13 +89,56 @@ class TenantService(Service):
         assert isinstance(self.caller, OrgContext), "a tenant service needs the calling org"
         return self.caller
 
+    @property
+    def actor(self) -> Actor:
+        return Actor("api_key", self.org.token_id)
+
+    async def audit(
+        self,
+        conn: AsyncConnection[Any],
+        action: str,
+        resource_type: str,
+        resource_id: Any = None,
+        *,
+        before: Any = None,
+        after: Any = None,
+    ) -> None:
+        """Record a mutation in the audit log, in ``conn``'s current transaction (call it inside
+        the transaction that makes the change). ``before``/``after``: API read shapes."""
+        await audit.record(
+            conn,
+            org_id=self.org.org_id,
+            actor=self.actor,
+            meta=self.meta,
+            action=action,
+            resource_type=resource_type,
+            resource_id=resource_id,
+            before=before,
+            after=after,
+        )
+
+
+def _ip(host: str | None) -> str | None:
+    try:
+        return str(ipaddress.ip_address(host or ""))
+    except ValueError:  # a unix socket, a test client's made-up name
+        return None
+
+
+def request_meta(request: ASGIConnection[Any, Any, Any, Any]) -> RequestMeta:
+    client = request.client
+    return RequestMeta(
+        origin=f"{request.url.scheme}://{request.url.netloc}",
+        request_id=request.scope.get("state", {}).get("request_id"),
+        source_ip=_ip(client.host if client else None),
+    )
+
 
 def provide(cls: type[S]) -> Provide:
     """The Litestar dependency that hands a handler its ``cls`` service for the request."""
 
     async def provider(request: ASGIConnection[Any, Any, Any, Any]) -> AsyncGenerator[Any, None]:
-        origin = f"{request.url.scheme}://{request.url.netloc}"
-        service = cls(resources(request), caller_of(request), origin)
+        service = cls(resources(request), caller_of(request), request_meta(request))
         try:
             yield service
         finally:

@@ -72,8 +72,10 @@ def migrated_dump(admin_url: str, pg_dump: Path) -> str:
 
 
 def main() -> int:
+    from control_plane.core.logs import configure_logging
     from control_plane.dev.embedded import EmbeddedPostgres, pg_bin_dir
 
+    configure_logging("warning")
     with tempfile.TemporaryDirectory(prefix="vigil-schema-") as tmp:
         Path(tmp).chmod(0o755)  # as root, PostgreSQL runs as `postgres` and must reach it
         pg = EmbeddedPostgres(Path(tmp) / "pg", fast=True)

@@ -206,7 +206,23 @@ CREATE TABLE public.api_tokens (
     hash bytea NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     last_used_at timestamp with time zone,
-    revoked_at timestamp with time zone
+    revoked_at timestamp with time zone,
+    permissions text[]
+);
+
+CREATE TABLE public.audit_log (
+    id uuid NOT NULL,
+    org_id uuid NOT NULL,
+    at timestamp with time zone DEFAULT now() NOT NULL,
+    actor_type text NOT NULL,
+    actor_id uuid,
+    action text NOT NULL,
+    resource_type text NOT NULL,
+    resource_id text,
+    before jsonb,
+    after jsonb,
+    request_id text,
+    source_ip inet
 );
 
 CREATE TABLE public.channels (
@@ -533,6 +549,9 @@ ALTER TABLE ONLY public.api_tokens
 ALTER TABLE ONLY public.api_tokens
     ADD CONSTRAINT api_tokens_prefix_key UNIQUE (prefix);
 
+ALTER TABLE ONLY public.audit_log
+    ADD CONSTRAINT audit_log_pkey PRIMARY KEY (id);
+
 ALTER TABLE ONLY public.channels
     ADD CONSTRAINT channels_org_name_key UNIQUE (org_id, name);
 
@@ -603,6 +622,8 @@ CREATE INDEX agents_region_idx ON public.agents USING btree (region_id);
 
 CREATE INDEX api_tokens_org_idx ON public.api_tokens USING btree (org_id);
 
+CREATE INDEX audit_log_org_idx ON public.audit_log USING btree (org_id, at DESC, id DESC);
+
 CREATE INDEX heartbeats_due_idx ON public.heartbeats USING btree (due_at);
 
 CREATE UNIQUE INDEX incidents_one_open_idx ON public.incidents USING btree (target_id) WHERE (ended_at IS NULL);
@@ -656,6 +677,9 @@ ALTER TABLE ONLY public.agents
 
 ALTER TABLE ONLY public.api_tokens
     ADD CONSTRAINT api_tokens_org_id_fkey FOREIGN KEY (org_id) REFERENCES public.orgs(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.audit_log
+    ADD CONSTRAINT audit_log_org_id_fkey FOREIGN KEY (org_id) REFERENCES public.orgs(id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.channels
     ADD CONSTRAINT channels_org_id_fkey FOREIGN KEY (org_id) REFERENCES public.orgs(id) ON DELETE CASCADE;

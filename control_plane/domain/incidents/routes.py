@@ -9,6 +9,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, Parameter
 
 from control_plane.core.pagination import Offset, Page, PageSize
+from control_plane.core.permissions import requires
 from control_plane.core.requests import path_uuid
 from control_plane.core.service import provide
 from control_plane.core.timerange import FromTime, ToTime, span_of
@@ -25,7 +26,11 @@ class IncidentController(Controller):
     tags = ["incidents"]
     dependencies = {"incidents": provide(IncidentService)}
 
-    @get("/targets/{target_id:str}/incidents", operation_id="listTargetIncidents")
+    @get(
+        "/targets/{target_id:str}/incidents",
+        operation_id="listTargetIncidents",
+        opt=requires("incidents:read"),
+    )
     async def target_incidents(
         self,
         incidents: NamedDependency[IncidentService],
@@ -48,7 +53,7 @@ class IncidentController(Controller):
         )
         return paging.page(items, total)
 
-    @get("/incidents", operation_id="listIncidents")
+    @get("/incidents", operation_id="listIncidents", opt=requires("incidents:read"))
     async def org_incidents(
         self,
         incidents: NamedDependency[IncidentService],

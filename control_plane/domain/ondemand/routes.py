@@ -11,6 +11,7 @@ from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_200_OK
 
 from control_plane.core.errors import ErrorEnvelope
+from control_plane.core.permissions import requires
 from control_plane.core.requests import path_uuid, strict_body
 from control_plane.core.service import provide
 from control_plane.domain.targets.service import target_not_found
@@ -36,7 +37,13 @@ class OnDemandController(Controller):
     tags = ["targets"]
     dependencies = {"ondemand": provide(OnDemandService)}
 
-    @post("/test", operation_id="testTarget", status_code=HTTP_200_OK, responses=RESPONSES)
+    @post(
+        "/test",
+        operation_id="testTarget",
+        opt=requires("targets:write"),
+        status_code=HTTP_200_OK,
+        responses=RESPONSES,
+    )
     async def test(
         self,
         request: Request[Any, Any, Any],
@@ -53,6 +60,7 @@ class OnDemandController(Controller):
     @post(
         "/{target_id:str}/check-now",
         operation_id="checkTargetNow",
+        opt=requires("targets:write"),
         status_code=HTTP_200_OK,
         responses={
             **RESPONSES,

@@ -29,8 +29,13 @@ async def create_org(conn: AsyncConnection[Any], name: str) -> uuid.UUID:
 
 
 async def create_token(
-    conn: AsyncConnection[Any], token_key: bytes, org_id: uuid.UUID, name: str = "default"
+    conn: AsyncConnection[Any],
+    token_key: bytes,
+    org_id: uuid.UUID,
+    name: str = "default",
+    permissions: frozenset[str] | None = None,
 ) -> NewToken:
+    """A new API key of the org, shown once; ``permissions`` None is full access."""
     issued = tokens.issue(token_key, tokens.API_TOKEN_PREFIX)
     token_id = new_id()
     row = await (
@@ -42,6 +47,7 @@ async def create_token(
                 "name": name,
                 "prefix": issued.prefix,
                 "hash": issued.hash,
+                "permissions": None if permissions is None else sorted(permissions),
             },
         )
     ).fetchone()

@@ -11,6 +11,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CON
 
 from control_plane.core.errors import ApiError, not_found
 from control_plane.core.pagination import Offset, Page, PageSize
+from control_plane.core.permissions import requires
 from control_plane.core.requests import path_uuid, strict_body
 from control_plane.core.service import provide
 
@@ -96,7 +97,7 @@ class RegionCatalogController(Controller):
     tags = ["regions"]
     dependencies = {"catalog": provide(RegionCatalog)}
 
-    @get("/", operation_id="listRegions")
+    @get("/", operation_id="listRegions", opt=requires("targets:read"))
     async def list_regions(
         self,
         catalog: NamedDependency[RegionCatalog],

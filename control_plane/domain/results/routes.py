@@ -9,6 +9,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, Parameter
 
 from control_plane.core.pagination import Offset, Page, PageSize
+from control_plane.core.permissions import requires
 from control_plane.core.requests import path_uuid, query_text
 from control_plane.core.service import provide
 from control_plane.core.timerange import FromTime, ToTime, span_of
@@ -25,7 +26,7 @@ class TargetResultsController(Controller):
     tags = ["results"]
     dependencies = {"results": provide(ResultService)}
 
-    @get("/results", operation_id="listTargetResults")
+    @get("/results", operation_id="listTargetResults", opt=requires("targets:read"))
     async def results(
         self,
         results: NamedDependency[ResultService],
@@ -47,7 +48,7 @@ class TargetResultsController(Controller):
         )
         return paging.page(items, total)
 
-    @get("/uptime", operation_id="getTargetUptime")
+    @get("/uptime", operation_id="getTargetUptime", opt=requires("targets:read"))
     async def uptime(
         self,
         results: NamedDependency[ResultService],
@@ -64,7 +65,7 @@ class TargetResultsController(Controller):
         tid = path_uuid(target_id, target_not_found())
         return await results.uptime(tid, span_of(from_, to), region=query_text(region, "region"))
 
-    @get("/latency", operation_id="getTargetLatency")
+    @get("/latency", operation_id="getTargetLatency", opt=requires("targets:read"))
     async def latency(
         self,
         results: NamedDependency[ResultService],
@@ -78,7 +79,9 @@ class TargetResultsController(Controller):
         tid = path_uuid(target_id, target_not_found())
         return await results.latency(tid, span_of(from_, to), region=query_text(region, "region"))
 
-    @get("/latency/by-region", operation_id="getTargetLatencyByRegion")
+    @get(
+        "/latency/by-region", operation_id="getTargetLatencyByRegion", opt=requires("targets:read")
+    )
     async def latency_by_region(
         self,
         results: NamedDependency[ResultService],

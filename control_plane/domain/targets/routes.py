@@ -10,6 +10,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from control_plane.core.pagination import Offset, Page, PageSize
+from control_plane.core.permissions import requires
 from control_plane.core.requests import path_uuid, query_text, strict_body, write_source
 from control_plane.core.service import provide
 
@@ -24,7 +25,12 @@ class TargetController(Controller):
     tags = ["targets"]
     dependencies = {"targets": provide(TargetService)}
 
-    @post("/", operation_id="createTarget", status_code=HTTP_201_CREATED)
+    @post(
+        "/",
+        operation_id="createTarget",
+        opt=requires("targets:write"),
+        status_code=HTTP_201_CREATED,
+    )
     async def create(
         self,
         request: Request[Any, Any, Any],
@@ -40,7 +46,7 @@ class TargetController(Controller):
             headers={"Location": f"/api/v1/targets/{target.id}"},
         )
 
-    @get("/", operation_id="listTargets")
+    @get("/", operation_id="listTargets", opt=requires("targets:read"))
     async def list_targets(
         self,
         targets: NamedDependency[TargetService],
@@ -61,14 +67,14 @@ class TargetController(Controller):
         )
         return paging.page(items, total)
 
-    @get("/{target_id:str}", operation_id="getTarget")
+    @get("/{target_id:str}", operation_id="getTarget", opt=requires("targets:read"))
     async def get_target(
         self, targets: NamedDependency[TargetService], target_id: FromPath[str]
     ) -> Target:
         """One target; credentials read back as ``***``."""
         return await targets.get(path_uuid(target_id, target_not_found()))
 
-    @patch("/{target_id:str}", operation_id="updateTarget")
+    @patch("/{target_id:str}", operation_id="updateTarget", opt=requires("targets:write"))
     async def update(
         self,
         request: Request[Any, Any, Any],
@@ -81,14 +87,19 @@ class TargetController(Controller):
         body = await strict_body(request, TargetUpdate)
         return await targets.update(tid, body, write_source(request))
 
-    @delete("/{target_id:str}", operation_id="deleteTarget", status_code=HTTP_204_NO_CONTENT)
+    @delete(
+        "/{target_id:str}",
+        operation_id="deleteTarget",
+        opt=requires("targets:write"),
+        status_code=HTTP_204_NO_CONTENT,
+    )
     async def delete_target(
         self, targets: NamedDependency[TargetService], target_id: FromPath[str]
     ) -> None:
         """Delete a target and everything that belongs to it."""
         await targets.delete(path_uuid(target_id, target_not_found()))
 
-    @get("/{target_id:str}/regions", operation_id="getTargetRegions")
+    @get("/{target_id:str}/regions", operation_id="getTargetRegions", opt=requires("targets:read"))
     async def get_regions(
         self, targets: NamedDependency[TargetService], target_id: FromPath[str]
     ) -> TargetRegions:
@@ -97,7 +108,7 @@ class TargetController(Controller):
             regions=await targets.get_regions(path_uuid(target_id, target_not_found()))
         )
 
-    @put("/{target_id:str}/regions", operation_id="setTargetRegions")
+    @put("/{target_id:str}/regions", operation_id="setTargetRegions", opt=requires("targets:write"))
     async def set_regions(
         self,
         request: Request[Any, Any, Any],

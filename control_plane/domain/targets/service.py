@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
-import msgspec
 from msgspec import UNSET
 from psycopg import AsyncConnection
-from psycopg.types.json import Jsonb
 
 from control_plane.core.errors import ApiError, not_found
 from control_plane.core.ids import new_id
@@ -31,7 +28,8 @@ from shared.checks import KIND_DEFAULT_INTERVAL, CheckSpec, check_kind
 
 from . import validation as v
 from .codec import redacted_check, seal_check
-from .schemas import AlertBinding, RegionCount, RegionPolicy, Target, TargetCreate, TargetUpdate
+from .rows import Fields, audited, policy_from_json, row_to_target
+from .schemas import AlertBinding, Target, TargetCreate, TargetUpdate
 
 Q = Queries.beside(__file__)
 DEFAULT_REGION = "default"
@@ -50,69 +48,6 @@ async def ensure_target(
     ).fetchone()
     if row is None:
         raise target_not_found()
-
-
-def _policy_to_json(policy: RegionPolicy) -> Any:
-    return msgspec.to_builtins(policy)
-
-
-def _policy_from_json(raw: Any) -> RegionPolicy:
-    return RegionCount(count=int(raw["count"])) if isinstance(raw, dict) else str(raw)
-
-
-def row_to_target(row: dict[str, Any]) -> Target:
-    return Target(
-        id=row["id"],
-        name=row["name"],
-        check=redacted_check(row["spec"], row["secrets"]),
-        interval=row["interval_secs"],
-        enabled=row["enabled"],
-        tags=list(row["tags"]),
-        alerts=[AlertBinding(channel_id=str(c)) for c in row["alert_ids"]],
-        alert_confirmations=row["alert_confirmations"],
-        notify_recovery=row["notify_recovery"],
-        renotify_interval_secs=row["renotify_interval_secs"],
-        region_policy=_policy_from_json(row["region_policy"]),
-        regions=list(row["regions"]),
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        write_source=row["write_source"],
-    )
-
-
-@dataclass(slots=True)
-class _Fields:
-    """The full set of mutable fields, as stored, after a create or a merged PATCH."""
-
-    name: str
-    kind: str
-    spec: dict[str, Any]
-    secrets: dict[str, str]
-    interval: int
-    enabled: bool
-    tags: list[str]
-    alert_confirmations: int
-    notify_recovery: bool
-    renotify_interval_secs: int
-    region_policy: RegionPolicy
-
-    def params(self, org_id: uuid.UUID, target_id: uuid.UUID, write_source: str) -> dict[str, Any]:
-        return {
-            "id": target_id,
-            "org_id": org_id,
-            "name": self.name,
-            "kind": self.kind,
-            "spec": Jsonb(self.spec),
-            "secrets": Jsonb(self.secrets),
-            "interval_secs": self.interval,
-            "enabled": self.enabled,
-            "tags": self.tags,
-            "alert_confirmations": self.alert_confirmations,
-            "notify_recovery": self.notify_recovery,
-            "renotify_interval_secs": self.renotify_interval_secs,
-            "region_policy": Jsonb(_policy_to_json(self.region_policy)),
-            "write_source": write_source,
-        }
 
 
 async def _check_channels(
@@ -167,7 +102,7 @@ class TargetService(TenantService):
         v.alert_fields(data.alert_confirmations, data.renotify_interval_secs)
         target_id = new_id()
         public, sealed = seal_check(self.sealer, self.org.org_id, target_id, spec)
-        fields = _Fields(
+        fields = Fields(
             name=v.name(data.name),
             kind=check_kind(spec),
             spec=public,
@@ -194,7 +129,9 @@ class TargetService(TenantService):
             await sync_target(
                 conn, self.sealer, self.token_key, self.org.org_id, target_id, fields.kind
             )
-            return await self._fetch(conn, target_id)
+            created = await self._fetch(conn, target_id)
+            await self.audit(conn, "target.create", "target", target_id, after=audited(created))
+            return created
 
     async def _fetch(self, conn: AsyncConnection[Any], target_id: uuid.UUID) -> Target:
         org_id = self.org.org_id
@@ -265,6 +202,7 @@ class TargetService(TenantService):
                 await conn.execute(Q.get_target, {"org_id": org_id, "id": target_id})
             ).fetchone()
             assert row is not None
+            before = row_to_target(row)
             fields = self._merge(row, data, target_id)
             regions = list(row["regions"])
             # A heartbeat turned into a probed check starts from the default regions.
@@ -281,9 +219,18 @@ class TargetService(TenantService):
             await sync_target(conn, self.sealer, self.token_key, org_id, target_id, fields.kind)
             if to_probed:
                 await _set_regions(conn, target_id, regions)
-            return await self._fetch(conn, target_id)
+            updated = await self._fetch(conn, target_id)
+            await self.audit(
+                conn,
+                "target.update",
+                "target",
+                target_id,
+                before=audited(before),
+                after=audited(updated),
+            )
+            return updated
 
-    def _merge(self, row: dict[str, Any], data: TargetUpdate, target_id: uuid.UUID) -> _Fields:
+    def _merge(self, row: dict[str, Any], data: TargetUpdate, target_id: uuid.UUID) -> Fields:
         spec: CheckSpec
         if data.check is not UNSET:
             v.check(data.check)
@@ -296,7 +243,7 @@ class TargetService(TenantService):
         if data.interval is not UNSET or data.check is not UNSET:
             v.interval(interval, spec, self.org.min_interval_secs)
         policy = (
-            _policy_from_json(row["region_policy"])
+            policy_from_json(row["region_policy"])
             if data.region_policy is UNSET
             else data.region_policy
         )
@@ -312,7 +259,7 @@ class TargetService(TenantService):
             else data.renotify_interval_secs
         )
         v.alert_fields(confirmations, renotify)
-        return _Fields(
+        return Fields(
             name=row["name"] if data.name is UNSET else v.name(data.name),
             kind=check_kind(spec),
             spec=public,
@@ -330,11 +277,15 @@ class TargetService(TenantService):
 
     async def delete(self, target_id: uuid.UUID) -> None:
         conn = await self.conn()
-        row = await (
+        async with conn.transaction():
+            row = await (
+                await conn.execute(Q.get_target, {"org_id": self.org.org_id, "id": target_id})
+            ).fetchone()
+            if row is None:
+                raise target_not_found()
             await conn.execute(Q.delete_target, {"org_id": self.org.org_id, "id": target_id})
-        ).fetchone()
-        if row is None:
-            raise target_not_found()
+            before = audited(row_to_target(row))
+            await self.audit(conn, "target.delete", "target", target_id, before=before)
 
     async def get_regions(self, target_id: uuid.UUID) -> list[str]:
         return (await self.get(target_id)).regions
@@ -369,6 +320,14 @@ class TargetService(TenantService):
                 )
             v.region_policy_fits(current.region_policy, len(wanted), "/regions")
             await _set_regions(conn, target_id, wanted)
+            await self.audit(
+                conn,
+                "target.set_regions",
+                "target",
+                target_id,
+                before={"regions": current.regions},
+                after={"regions": sorted(wanted)},
+            )
             await conn.execute(
                 Q.touch_target, {"org_id": org_id, "id": target_id, "write_source": write_source}
             )

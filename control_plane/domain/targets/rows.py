@@ -1,0 +1,85 @@
+"""Targets between their stored rows and what the API shows: the read shape, the audit log's
+copy of it, and the full set of mutable fields a create or a merged PATCH writes."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from psycopg.types.json import Jsonb
+
+from .codec import redacted_check
+from .schemas import AlertBinding, RegionCount, RegionPolicy, Target
+
+
+def audited(target: Target) -> dict[str, Any]:
+    """A target as the audit log keeps it: the read shape (credentials already ``***``) without
+    the heartbeat endpoint, whose token is itself a credential."""
+    doc: dict[str, Any] = msgspec.to_builtins(target)
+    doc.pop("heartbeat", None)
+    return doc
+
+
+def policy_to_json(policy: RegionPolicy) -> Any:
+    return msgspec.to_builtins(policy)
+
+
+def policy_from_json(raw: Any) -> RegionPolicy:
+    return RegionCount(count=int(raw["count"])) if isinstance(raw, dict) else str(raw)
+
+
+def row_to_target(row: dict[str, Any]) -> Target:
+    return Target(
+        id=row["id"],
+        name=row["name"],
+        check=redacted_check(row["spec"], row["secrets"]),
+        interval=row["interval_secs"],
+        enabled=row["enabled"],
+        tags=list(row["tags"]),
+        alerts=[AlertBinding(channel_id=str(c)) for c in row["alert_ids"]],
+        alert_confirmations=row["alert_confirmations"],
+        notify_recovery=row["notify_recovery"],
+        renotify_interval_secs=row["renotify_interval_secs"],
+        region_policy=policy_from_json(row["region_policy"]),
+        regions=list(row["regions"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        write_source=row["write_source"],
+    )
+
+
+@dataclass(slots=True)
+class Fields:
+    """The full set of mutable fields, as stored, after a create or a merged PATCH."""
+
+    name: str
+    kind: str
+    spec: dict[str, Any]
+    secrets: dict[str, str]
+    interval: int
+    enabled: bool
+    tags: list[str]
+    alert_confirmations: int
+    notify_recovery: bool
+    renotify_interval_secs: int
+    region_policy: RegionPolicy
+
+    def params(self, org_id: uuid.UUID, target_id: uuid.UUID, write_source: str) -> dict[str, Any]:
+        return {
+            "id": target_id,
+            "org_id": org_id,
+            "name": self.name,
+            "kind": self.kind,
+            "spec": Jsonb(self.spec),
+            "secrets": Jsonb(self.secrets),
+            "interval_secs": self.interval,
+            "enabled": self.enabled,
+            "tags": self.tags,
+            "alert_confirmations": self.alert_confirmations,
+            "notify_recovery": self.notify_recovery,
+            "renotify_interval_secs": self.renotify_interval_secs,
+            "region_policy": Jsonb(policy_to_json(self.region_policy)),
+            "write_source": write_source,
+        }
