@@ -295,9 +295,96 @@ CREATE TABLE public.orgs (
     name text NOT NULL,
     min_check_interval_secs integer,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
+    plan_id text DEFAULT 'unlimited'::text NOT NULL,
     CONSTRAINT orgs_min_check_interval_secs_check CHECK ((min_check_interval_secs >= 10)),
     CONSTRAINT orgs_name_check CHECK (((length(name) >= 1) AND (length(name) <= 200)))
 );
+
+CREATE TABLE public.plan_overrides (
+    org_id uuid NOT NULL,
+    max_targets integer,
+    min_check_interval_secs integer,
+    max_notification_channels integer,
+    max_status_pages integer,
+    max_public_components integer,
+    max_members integer,
+    max_share_links_per_monitor integer,
+    max_shared_monitors integer,
+    rate_api_writes integer,
+    rate_api_reads integer,
+    rate_bulk_ops integer,
+    rate_test_now integer,
+    rate_check_now integer,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT plan_overrides_max_members_check CHECK ((max_members >= 0)),
+    CONSTRAINT plan_overrides_max_notification_channels_check CHECK ((max_notification_channels >= 0)),
+    CONSTRAINT plan_overrides_max_public_components_check CHECK ((max_public_components >= 0)),
+    CONSTRAINT plan_overrides_max_share_links_per_monitor_check CHECK ((max_share_links_per_monitor >= 0)),
+    CONSTRAINT plan_overrides_max_shared_monitors_check CHECK ((max_shared_monitors >= 0)),
+    CONSTRAINT plan_overrides_max_status_pages_check CHECK ((max_status_pages >= 0)),
+    CONSTRAINT plan_overrides_max_targets_check CHECK ((max_targets >= 0)),
+    CONSTRAINT plan_overrides_min_check_interval_secs_check CHECK ((min_check_interval_secs >= 10)),
+    CONSTRAINT plan_overrides_rate_api_reads_check CHECK ((rate_api_reads >= 1)),
+    CONSTRAINT plan_overrides_rate_api_writes_check CHECK ((rate_api_writes >= 1)),
+    CONSTRAINT plan_overrides_rate_bulk_ops_check CHECK ((rate_bulk_ops >= 1)),
+    CONSTRAINT plan_overrides_rate_check_now_check CHECK ((rate_check_now >= 1)),
+    CONSTRAINT plan_overrides_rate_test_now_check CHECK ((rate_test_now >= 1))
+);
+
+CREATE TABLE public.plans (
+    id text NOT NULL,
+    name text NOT NULL,
+    max_targets integer,
+    min_check_interval_secs integer,
+    max_notification_channels integer,
+    max_status_pages integer,
+    max_public_components integer,
+    max_members integer,
+    max_share_links_per_monitor integer,
+    max_shared_monitors integer,
+    rate_api_writes integer,
+    rate_api_reads integer,
+    rate_bulk_ops integer,
+    rate_test_now integer,
+    rate_check_now integer,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT plans_id_check CHECK ((id ~ '^[a-z0-9][a-z0-9_-]{0,62}$'::text)),
+    CONSTRAINT plans_max_members_check CHECK ((max_members >= 0)),
+    CONSTRAINT plans_max_notification_channels_check CHECK ((max_notification_channels >= 0)),
+    CONSTRAINT plans_max_public_components_check CHECK ((max_public_components >= 0)),
+    CONSTRAINT plans_max_share_links_per_monitor_check CHECK ((max_share_links_per_monitor >= 0)),
+    CONSTRAINT plans_max_shared_monitors_check CHECK ((max_shared_monitors >= 0)),
+    CONSTRAINT plans_max_status_pages_check CHECK ((max_status_pages >= 0)),
+    CONSTRAINT plans_max_targets_check CHECK ((max_targets >= 0)),
+    CONSTRAINT plans_min_check_interval_secs_check CHECK ((min_check_interval_secs >= 10)),
+    CONSTRAINT plans_name_check CHECK (((length(name) >= 1) AND (length(name) <= 100))),
+    CONSTRAINT plans_rate_api_reads_check CHECK ((rate_api_reads >= 1)),
+    CONSTRAINT plans_rate_api_writes_check CHECK ((rate_api_writes >= 1)),
+    CONSTRAINT plans_rate_bulk_ops_check CHECK ((rate_bulk_ops >= 1)),
+    CONSTRAINT plans_rate_check_now_check CHECK ((rate_check_now >= 1)),
+    CONSTRAINT plans_rate_test_now_check CHECK ((rate_test_now >= 1))
+);
+
+CREATE VIEW public.org_limits AS
+ SELECT o.id AS org_id,
+    o.plan_id,
+    COALESCE(v.max_targets, p.max_targets) AS max_targets,
+    GREATEST(COALESCE(v.min_check_interval_secs, p.min_check_interval_secs), o.min_check_interval_secs) AS min_check_interval_secs,
+    COALESCE(v.max_notification_channels, p.max_notification_channels) AS max_notification_channels,
+    COALESCE(v.max_status_pages, p.max_status_pages) AS max_status_pages,
+    COALESCE(v.max_public_components, p.max_public_components) AS max_public_components,
+    COALESCE(v.max_members, p.max_members) AS max_members,
+    COALESCE(v.max_share_links_per_monitor, p.max_share_links_per_monitor) AS max_share_links_per_monitor,
+    COALESCE(v.max_shared_monitors, p.max_shared_monitors) AS max_shared_monitors,
+    COALESCE(v.rate_api_writes, p.rate_api_writes) AS rate_api_writes,
+    COALESCE(v.rate_api_reads, p.rate_api_reads) AS rate_api_reads,
+    COALESCE(v.rate_bulk_ops, p.rate_bulk_ops) AS rate_bulk_ops,
+    COALESCE(v.rate_test_now, p.rate_test_now) AS rate_test_now,
+    COALESCE(v.rate_check_now, p.rate_check_now) AS rate_check_now
+   FROM ((public.orgs o
+     JOIN public.plans p ON ((p.id = o.plan_id)))
+     LEFT JOIN public.plan_overrides v ON ((v.org_id = o.id)));
 
 CREATE TABLE public.region_grants (
     region_id text NOT NULL,
@@ -576,6 +663,12 @@ ALTER TABLE ONLY public.on_demand_checks
 ALTER TABLE ONLY public.orgs
     ADD CONSTRAINT orgs_pkey PRIMARY KEY (id);
 
+ALTER TABLE ONLY public.plan_overrides
+    ADD CONSTRAINT plan_overrides_pkey PRIMARY KEY (org_id);
+
+ALTER TABLE ONLY public.plans
+    ADD CONSTRAINT plans_pkey PRIMARY KEY (id);
+
 ALTER TABLE ONLY public.region_grants
     ADD CONSTRAINT region_grants_pkey PRIMARY KEY (region_id, org_id);
 
@@ -704,6 +797,12 @@ ALTER TABLE ONLY public.on_demand_checks
 
 ALTER TABLE ONLY public.on_demand_checks
     ADD CONSTRAINT on_demand_checks_target_id_fkey FOREIGN KEY (target_id) REFERENCES public.targets(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.orgs
+    ADD CONSTRAINT orgs_plan_id_fkey FOREIGN KEY (plan_id) REFERENCES public.plans(id);
+
+ALTER TABLE ONLY public.plan_overrides
+    ADD CONSTRAINT plan_overrides_org_id_fkey FOREIGN KEY (org_id) REFERENCES public.orgs(id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.region_grants
     ADD CONSTRAINT region_grants_org_id_fkey FOREIGN KEY (org_id) REFERENCES public.orgs(id) ON DELETE CASCADE;

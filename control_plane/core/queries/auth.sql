@@ -1,8 +1,9 @@
 -- name: api_token_by_prefix
--- A live API token and its org; ``stale`` says last_used_at is worth refreshing.
-SELECT t.id, t.org_id, t.hash, t.permissions, o.min_check_interval_secs,
+-- A live API token and its org; ``stale`` says last_used_at is worth refreshing;
+-- ``min_check_interval_secs`` is the org's floor (its plan, override or own setting).
+SELECT t.id, t.org_id, t.hash, t.permissions, l.min_check_interval_secs,
        (t.last_used_at IS NULL OR t.last_used_at < now() - interval '60 seconds') AS stale
-FROM api_tokens t JOIN orgs o ON o.id = t.org_id
+FROM api_tokens t JOIN org_limits l ON l.org_id = t.org_id
 WHERE t.prefix = %(prefix)s AND t.revoked_at IS NULL;
 
 -- name: touch_api_token

@@ -75,3 +75,7 @@ DELETE FROM target_regions WHERE target_id = %(target_id)s;
 -- name: insert_target_regions
 INSERT INTO target_regions (target_id, region_id)
 SELECT %(target_id)s, r FROM unnest(%(region_ids)s::text[]) AS r;
+
+-- name: count_org_targets
+-- What the max_targets quota counts (core/quotas.py).
+SELECT count(*) AS n FROM targets WHERE org_id = %(org_id)s;

@@ -8,6 +8,7 @@ from typing import Any
 from msgspec import UNSET
 from psycopg import AsyncConnection
 
+from control_plane.core import quotas
 from control_plane.core.errors import ApiError, not_found
 from control_plane.core.ids import new_id
 from control_plane.core.service import TenantService
@@ -116,6 +117,7 @@ class TargetService(TenantService):
             region_policy=data.region_policy,
         )
         async with conn.transaction():
+            await quotas.enforce(conn, self.org.org_id, "max_targets", Q.count_org_targets)
             channel_ids = await _check_channels(conn, self.org.org_id, data.alerts)
             regions = await self._default_regions(conn)
             await self._guard_private(conn, spec, regions)
