@@ -23,6 +23,7 @@ from control_plane.core.auth import (
 from control_plane.core.cache_control import cache_control_middleware
 from control_plane.core.errors import exception_handlers
 from control_plane.core.health import healthz, readyz
+from control_plane.core.input_limits import input_limits_middleware, json_body_guard
 from control_plane.core.observability import (
     OPENAPI_PATH,
     EnvelopeJsonRenderPlugin,
@@ -91,7 +92,7 @@ def tenant_router() -> Router:
             IncidentController,
             RegionCatalogController,
         ],
-        guards=[org_guard],
+        guards=[org_guard, json_body_guard],
         dependencies={"org": Provide(authenticated_org, sync_to_thread=False)},
         security=[{"bearer": []}],
     )
@@ -101,7 +102,7 @@ def operator_router() -> Router:
     return Router(
         path="/operator",
         route_handlers=[OperatorRegionController, OperatorAgentController],
-        guards=[operator_guard],
+        guards=[operator_guard, json_body_guard],
         security=[{"operator": []}],
         tags=["operator"],
     )
@@ -111,7 +112,7 @@ def agent_router() -> Router:
     return Router(
         path="/api/agent",
         route_handlers=[AgentController],
-        guards=[agent_guard],
+        guards=[agent_guard, json_body_guard],
         dependencies={"agent": Provide(authenticated_agent, sync_to_thread=False)},
         security=[{"agent": []}],
     )
@@ -156,7 +157,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ],
         lifespan=[_lifespan(settings)],
         exception_handlers=exception_handlers(),
-        middleware=[cache_control_middleware],
+        middleware=[cache_control_middleware, input_limits_middleware],
         openapi_config=openapi_config(),
         logging_config=None,
         debug=False,

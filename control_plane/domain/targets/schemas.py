@@ -35,7 +35,7 @@ class AlertBinding(msgspec.Struct, forbid_unknown_fields=True):
 
 
 # A wrong type or value under one of these pointers answers with the field's own code
-# (unknown and missing fields stay UNKNOWN_FIELD / MISSING_FIELD); see errors.decode_body. The
+# (unknown and missing fields stay UNKNOWN_FIELD / MISSING_FIELD); see decoding.decode_body. The
 # check's own fields come from its kind's module (``shared.checks.<kind>``).
 FIELD_CODES: dict[str, str] = {
     "/name": "INVALID_NAME",
