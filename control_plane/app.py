@@ -13,6 +13,7 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from redis.asyncio import Redis
 
+from control_plane.core.allow import allow_header_middleware
 from control_plane.core.auth import (
     agent_guard,
     authenticated_agent,
@@ -31,6 +32,7 @@ from control_plane.core.observability import (
     openapi_router,
 )
 from control_plane.core.observability.monitoring import MonitoringMetrics, refresher
+from control_plane.core.observability.openapi import StrictStructSchemaPlugin
 from control_plane.core.state import Resources
 from control_plane.db.pool import make_pool
 from control_plane.domain.agent_api.routes import AgentController
@@ -157,8 +159,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ],
         lifespan=[_lifespan(settings)],
         exception_handlers=exception_handlers(),
-        middleware=[cache_control_middleware, input_limits_middleware],
+        middleware=[cache_control_middleware, allow_header_middleware, input_limits_middleware],
         openapi_config=openapi_config(),
+        plugins=[StrictStructSchemaPlugin()],
         logging_config=None,
         debug=False,
     )

@@ -7,7 +7,7 @@ headers are sealed at rest and redacted on reads.
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -22,13 +22,15 @@ from shared.assertions import (
     expected_text,
     parse_json_path,
 )
-from shared.checks.common import KindInfo
+from shared.checks.common import MAX_TIMEOUT_MS, KindInfo, stated
 from shared.checks.fields import (
     SpecError,
     reject_redaction_sentinel,
     validate_timeout,
     validate_url,
 )
+
+MAX_REDIRECTS = 20
 
 HttpMethod = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
@@ -67,9 +69,9 @@ class HttpCheck(
     url: str
     method: HttpMethod = "GET"
     # Total request budget in milliseconds.
-    timeout: int = 5000
+    timeout: Annotated[int, stated(1, MAX_TIMEOUT_MS)] = 5000
     follow_redirects: bool = False
-    max_redirects: int = 0
+    max_redirects: Annotated[int, stated(0, MAX_REDIRECTS)] = 0
     expected_status: ExpectedStatus = msgspec.field(default_factory=lambda: ExactStatus(200))
     expected_body_contains: str | None = None
     headers: dict[str, str] = msgspec.field(default_factory=dict)
@@ -111,7 +113,6 @@ FIELD_CODES = {
 
 # ``\Z``, not ``$``, which also matches before a final newline.
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
-MAX_REDIRECTS = 20
 
 # Size limits of the free-form fields (the control plane refuses a spec past them on write; the
 # agent runs only specs that passed). Enough for any real probe, small enough that a spec stays

@@ -9,6 +9,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
+from control_plane.core.observability.openapi import errors
 from control_plane.core.pagination import Offset, Page, PageSize
 from control_plane.core.requests import path_uuid, query_text, strict_body, write_source
 from control_plane.core.service import provide
@@ -17,6 +18,11 @@ from .schemas import Target, TargetCreate, TargetRegions, TargetUpdate
 from .service import TargetService, target_not_found
 
 LIST = PageSize(default=50, cap=1000)
+# What a target's write can answer beyond the common errors (core/observability/openapi.py).
+WRITE_ERRORS = errors(
+    s422="[MIN_CHECK_INTERVAL] interval below the kind's or plan's floor; "
+    "[INVALID_REGION_POLICY] a region count past the target's regions"
+)
 
 
 class TargetController(Controller):
@@ -24,7 +30,7 @@ class TargetController(Controller):
     tags = ["targets"]
     dependencies = {"targets": provide(TargetService)}
 
-    @post("/", operation_id="createTarget", status_code=HTTP_201_CREATED)
+    @post("/", operation_id="createTarget", status_code=HTTP_201_CREATED, responses=WRITE_ERRORS)
     async def create(
         self,
         request: Request[Any, Any, Any],
@@ -68,7 +74,7 @@ class TargetController(Controller):
         """One target; credentials read back as ``***``."""
         return await targets.get(path_uuid(target_id, target_not_found()))
 
-    @patch("/{target_id:str}", operation_id="updateTarget")
+    @patch("/{target_id:str}", operation_id="updateTarget", responses=WRITE_ERRORS)
     async def update(
         self,
         request: Request[Any, Any, Any],
@@ -97,7 +103,14 @@ class TargetController(Controller):
             regions=await targets.get_regions(path_uuid(target_id, target_not_found()))
         )
 
-    @put("/{target_id:str}/regions", operation_id="setTargetRegions")
+    @put(
+        "/{target_id:str}/regions",
+        operation_id="setTargetRegions",
+        responses=errors(
+            s422="[HEARTBEAT_HAS_NO_REGIONS] a heartbeat target is not probed from regions; "
+            "[INVALID_REGION_POLICY] the target's region count is past the new regions"
+        ),
+    )
     async def set_regions(
         self,
         request: Request[Any, Any, Any],
