@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 from litestar import Litestar
 
+from control_plane.core.decoding import find_nul
+from control_plane.core.text import without_nul
 from tests.conftest import Persona, assert_error
 from tests.monitoring_helpers import make_agent
 
@@ -173,3 +175,21 @@ async def test_a_nul_in_a_query_parameter_name_is_refused(owner: Persona) -> Non
 async def test_authentication_comes_before_the_media_type(anon: Persona) -> None:
     resp = await anon.post("/api/v1/targets", content=b"x", headers={"Content-Type": "text/plain"})
     assert_error(resp, 401, "UNAUTHORIZED")
+
+
+def test_nul_helpers_walk_any_depth_without_recursion() -> None:
+    deep: list[Any] = []
+    cur = deep
+    for _ in range(100_000):
+        nxt: list[Any] = []
+        cur.append(nxt)
+        cur = nxt
+    cur.append({"k\x00": "v\x00"})
+    assert find_nul(deep) == "/0" * 100_000 + "/0/k\x00"
+    cleaned = without_nul(deep)
+    for _ in range(100_000):
+        cleaned = cleaned[0]
+    assert cleaned == [{"k\ufffd": "v\ufffd"}]
+    assert without_nul({"a": [1, None, 2.5, True, "x\x00"]}) == {
+        "a": [1, None, 2.5, True, "x\ufffd"]
+    }
