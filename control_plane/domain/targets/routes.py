@@ -52,9 +52,13 @@ class TargetController(Controller):
         targets: NamedDependency[TargetService],
         limit: Annotated[int | None, LIST.limit] = None,
         offset: Offset = None,
-        tag: str | None = Parameter(default=None, description="only targets carrying this tag"),
+        tag: str | None = Parameter(
+            default=None, description="only targets carrying this tag", max_length=200
+        ),
         enabled: FromQuery[bool | None] = None,
-        q: str | None = Parameter(default=None, description="substring of name, url or host"),
+        q: str | None = Parameter(
+            default=None, description="substring of name, url or host", max_length=200
+        ),
     ) -> Page[Target]:
         """List the org's targets, oldest first."""
         paging = LIST.paging(limit, offset)
