@@ -13,6 +13,7 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from redis.asyncio import Redis
 
+from control_plane.core.allow import allow_header_middleware
 from control_plane.core.auth import (
     agent_guard,
     authenticated_agent,
@@ -23,6 +24,7 @@ from control_plane.core.auth import (
 from control_plane.core.cache_control import cache_control_middleware
 from control_plane.core.errors import exception_handlers
 from control_plane.core.health import healthz, readyz
+from control_plane.core.input_limits import input_limits_middleware, json_body_guard
 from control_plane.core.observability import (
     OPENAPI_PATH,
     EnvelopeJsonRenderPlugin,
@@ -30,6 +32,7 @@ from control_plane.core.observability import (
     openapi_router,
 )
 from control_plane.core.observability.monitoring import MonitoringMetrics, refresher
+from control_plane.core.observability.openapi import StrictStructSchemaPlugin
 from control_plane.core.permissions import permission_guard
 from control_plane.core.state import Resources
 from control_plane.db.pool import make_pool
@@ -96,7 +99,7 @@ def tenant_router() -> Router:
             IncidentController,
             RegionCatalogController,
         ],
-        guards=[org_guard, permission_guard],
+        guards=[org_guard, permission_guard, json_body_guard],
         dependencies={"org": Provide(authenticated_org, sync_to_thread=False)},
         security=[{"bearer": []}],
     )
@@ -106,7 +109,7 @@ def operator_router() -> Router:
     return Router(
         path="/operator",
         route_handlers=[OperatorRegionController, OperatorGrantController, OperatorAgentController],
-        guards=[operator_guard],
+        guards=[operator_guard, json_body_guard],
         security=[{"operator": []}],
         tags=["operator"],
     )
@@ -116,7 +119,7 @@ def agent_router() -> Router:
     return Router(
         path="/api/agent",
         route_handlers=[AgentController],
-        guards=[agent_guard],
+        guards=[agent_guard, json_body_guard],
         dependencies={"agent": Provide(authenticated_agent, sync_to_thread=False)},
         security=[{"agent": []}],
     )
@@ -161,8 +164,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ],
         lifespan=[_lifespan(settings)],
         exception_handlers=exception_handlers(),
-        middleware=[cache_control_middleware],
+        middleware=[cache_control_middleware, allow_header_middleware, input_limits_middleware],
         openapi_config=openapi_config(),
+        plugins=[StrictStructSchemaPlugin()],
         logging_config=None,
         debug=False,
     )

@@ -41,6 +41,8 @@ def _cmd_migrate(_: argparse.Namespace) -> int:
 def _cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from control_plane.core.http_protocols import PROTOCOL
+
     settings = get_settings()
     uvicorn.run(
         "control_plane.asgi:app",
@@ -50,6 +52,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         log_config=None,
         access_log=False,
         proxy_headers=True,
+        # uvicorn's own protocol, answering what its parser refuses in the error envelope.
+        http=PROTOCOL,
     )
     return 0
 

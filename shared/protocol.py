@@ -22,6 +22,24 @@ MAX_LEASE_BATCH = 500
 MAX_WAIT_MS = 30_000
 MAX_INGEST_BATCH = 1_000
 
+# What one result may carry. Ingest refuses a row outside these (``INVALID_RESULT``, naming the
+# field) and stores the rest of its batch: one broken row must not hold back a batch, nor make an
+# agent re-send it forever.
+MIN_STATUS_CODE = 100
+"""Lowest ``status_code``: HTTP statuses are three digits (RFC 9110 15), 100 to 999."""
+MAX_STATUS_CODE = 999
+"""Highest ``status_code`` (stored as a smallint, which a 40000 would overflow)."""
+MAX_RESULT_MS = 86_400_000.0
+"""Longest ``latency_ms`` or phase timing: one day in milliseconds. A check's own timeout is at
+most a minute; anything past a day is a broken clock, and stored as a 4-byte real a 1e300 would
+overflow. Times are finite and never negative."""
+MAX_ERROR_CODE_LEN = 64
+"""Longest ``error_code``: codes are short UPPER_SNAKE names (``shared.codes``)."""
+MAX_DETAILS_BYTES = 64 * 1024
+"""Largest ``details``, measured as compact JSON: 64 KiB. The agent's own details (assertion
+excerpts, certificate facts, RDAP fields) stay under a few KiB; a result is not a place for a
+response body."""
+
 
 class LeaseRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # How many slots the agent can take now (its free concurrency).

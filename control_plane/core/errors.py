@@ -2,13 +2,13 @@
 
 Routes and services raise ``ApiError`` (or a subclass helper); ``exception_handlers()`` turns it,
 Litestar's own HTTP errors, request-decoding failures and anything unexpected into the envelope.
-A client mistake is never a 500.
+A client mistake is never a 500. How bodies are decoded, and how a decoding failure reads, is
+``core/decoding.py`` (imported where used: it builds on ``ApiError``).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -108,157 +108,11 @@ def error_response(
     return Response(body, status_code=status, headers=headers, media_type="application/json")
 
 
-# msgspec reports locations as ``$.check.port`` or ``$.tags[2]``; we answer with a JSON pointer.
-_AT = re.compile(r" - at `\$(?P<path>[^`]*)`$")
-_PATH_PART = re.compile(r"\.([^.\[]+)|\[(\d+)\]|\[\.\.\.\]")
-
-
-def msgspec_path_to_pointer(path: str) -> str:
-    parts = []
-    for m in _PATH_PART.finditer(path):
-        name, index = m.group(1), m.group(2)
-        if name is not None:
-            parts.append(_escape(name))
-        elif index is not None:
-            parts.append(index)
-    return "/" + "/".join(parts) if parts else ""
-
-
-# msgspec's names for JSON types, as a user reads them.
-_TYPE_WORDS = {
-    "int": "an integer",
-    "float": "a number",
-    "str": "a string",
-    "bool": "true or false",
-    "object": "an object",
-    "array": "an array",
-    "null": "null",
-}
-_EXPECTED = re.compile(r"^Expected `(?P<want>[^`]+)`, got `(?P<got>[^`]+)`$")
-_INVALID = re.compile(r"^Invalid (?:enum )?value (?P<value>.+)$")
-
-
-def _words(types: str) -> str:
-    return " or ".join(_TYPE_WORDS.get(t.strip(), f"`{t.strip()}`") for t in types.split("|"))
-
-
-def humanize(
-    message: str, field: str | None, choices: Mapping[str, Sequence[str]] | None = None
-) -> str:
-    """msgspec's text for a wrong type or value, as a sentence naming the field as the client
-    wrote it (``check.port must be an integer, got a string``) and, where ``choices`` lists them
-    for the field, what it may be."""
-    where = (field or "").strip("/").replace("/", ".").replace("~1", "/").replace("~0", "~")
-    where = where or "the body"
-    expected = _EXPECTED.match(message)
-    if expected:
-        return f"{where} must be {_words(expected['want'])}, got {_words(expected['got'])}"
-    invalid = _INVALID.match(message)
-    if invalid:
-        allowed = (choices or {}).get(field or "")
-        text = f"{where}: {invalid['value']} is not allowed"
-        return f"{text}; expected one of {', '.join(allowed)}" if allowed else text
-    return f"{where}: {message[:1].lower()}{message[1:]}" if field else message
-
-
-def decode_error_to_api(
-    message: str,
-    malformed: bool = False,
-    field_codes: Mapping[str, str] | None = None,
-    choices: Mapping[str, Sequence[str]] | None = None,
-) -> ApiError:
-    """Map a msgspec decode/validation message to the envelope's code and field.
-
-    Unknown and missing fields are always ``UNKNOWN_FIELD`` / ``MISSING_FIELD``; any other wrong
-    type or value takes the code ``field_codes`` gives its pointer (or the nearest parent's), else
-    ``VALIDATION_ERROR``, with a message in words (``humanize``).
-    """
-    if malformed:
-        return ApiError(400, "INVALID_JSON", f"request body is not valid JSON: {message}")
-    field = None
-    m = _AT.search(message)
-    if m:
-        field = msgspec_path_to_pointer(m.group("path")) or None
-        message = message[: m.start()]
-    unknown = re.match(r"Object contains unknown field `([^`]+)`", message)
-    if unknown:
-        name = unknown.group(1)
-        field = f"{field or ''}/{_escape(name)}"
-        return ApiError(400, "UNKNOWN_FIELD", f"unknown field '{name}'", field)
-    missing = re.match(r"Object missing required field `([^`]+)`", message)
-    if missing:
-        name = missing.group(1)
-        field = f"{field or ''}/{_escape(name)}"
-        return ApiError(400, "MISSING_FIELD", f"required field '{name}' is missing", field)
-    return ApiError(400, field_code(field, field_codes), humanize(message, field, choices), field)
-
-
-def field_code(field: str | None, field_codes: Mapping[str, str] | None) -> str:
-    """The code of the closest pointer in ``field_codes`` that is ``field`` or a parent of it."""
-    pointer = field or ""
-    while pointer and field_codes:
-        if pointer in field_codes:
-            return field_codes[pointer]
-        pointer = pointer.rpartition("/")[0]
-    return "VALIDATION_ERROR"
-
-
-def _escape(name: str) -> str:
-    return name.replace("~", "~0").replace("/", "~1")
-
-
-def find_nul(value: Any, pointer: str = "") -> str | None:
-    """The JSON pointer of the first string (value or key) holding a NUL, which no text column
-    can store."""
-    if isinstance(value, str):
-        return pointer if "\x00" in value else None
-    if isinstance(value, dict):
-        for key, item in value.items():
-            here = f"{pointer}/{_escape(str(key))}"
-            if "\x00" in str(key):
-                return here
-            found = find_nul(item, here)
-            if found is not None:
-                return found
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            found = find_nul(item, f"{pointer}/{i}")
-            if found is not None:
-                return found
-    return None
-
-
-def decode_body(body: bytes, type_: type[Any]) -> Any:
-    """Decode a JSON request body into ``type_`` strictly (no "60" -> 60) or raise the 400.
-
-    ``type_`` may declare ``__field_codes__`` (pointer -> code) to name the code of a wrong type
-    or value under a pointer, and ``__field_choices__`` (pointer -> allowed values) to list what a
-    field takes when a value is refused; see ``decode_error_to_api``.
-    """
-    codes: Mapping[str, str] = getattr(type_, "__field_codes__", None) or {}
-    choices: Mapping[str, Sequence[str]] = getattr(type_, "__field_choices__", None) or {}
-    if not body.strip():
-        raise ApiError(400, "INVALID_JSON", "request body is empty; a JSON object is required")
-    try:
-        raw = msgspec.json.decode(body)
-    except msgspec.ValidationError as exc:  # e.g. a number out of range
-        raise decode_error_to_api(str(exc), field_codes=codes) from None
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        raise decode_error_to_api(str(exc), malformed=True) from None
-    nul = find_nul(raw)
-    if nul is not None:
-        raise ApiError(
-            400, field_code(nul, codes), "strings must not contain NUL characters", nul or None
-        )
-    try:
-        return msgspec.convert(raw, type_, strict=True)
-    except msgspec.ValidationError as exc:
-        raise decode_error_to_api(str(exc), field_codes=codes, choices=choices) from None
-
-
 def _strict_body_error(request: Request[Any, Any, Any]) -> ApiError | None:
     """Litestar's own body decoding is lenient and drops nested paths from its messages; decode
     the already-read body strictly against the handler's ``data`` type to name the exact field."""
+    from control_plane.core.decoding import decode_body
+
     handler = request.scope.get("route_handler")
     data_field = getattr(handler, "parsed_data_field", None)
     body = ScopeState.from_scope(request.scope).body
@@ -287,6 +141,8 @@ def _handle_validation(
     request: Request[Any, Any, Any], exc: ValidationException
 ) -> Response[ErrorEnvelope]:
     # Litestar raises this for bodies, query and path parameters it decodes itself.
+    from control_plane.core.decoding import decode_error_to_api, humanize, msgspec_path_to_pointer
+
     extra = exc.extra if isinstance(exc.extra, list) else []
     for item in extra:
         if not isinstance(item, dict):
@@ -368,6 +224,12 @@ def _handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Respo
     ):
         # Litestar decodes the body before the handler and lets this one escape.
         return error_response(request, 400, "INVALID_JSON", "request body is not valid UTF-8")
+    if isinstance(exc, RecursionError):
+        from control_plane.core.decoding import too_deep, too_deep_error
+
+        if too_deep(ScopeState.from_scope(request.scope).body):
+            # Litestar's own decoding of a body nested deeper than msgspec can follow.
+            return _handle_api_error(request, too_deep_error())
     log.exception("unhandled_error", path=request.url.path, error=repr(exc))
     return error_response(request, HTTP_500_INTERNAL_SERVER_ERROR, "INTERNAL", "internal error")
 

@@ -48,8 +48,15 @@ class Paging:
         return Page(items=items, total=total, limit=self.limit, offset=self.offset)
 
 
+# ``minimum`` is stated again for the document: Litestar leaves out a bound of 0.
 Offset = Annotated[
-    int | None, QueryParameter(ge=0, le=MAX_OFFSET, description="rows to skip (default 0)")
+    int | None,
+    QueryParameter(
+        ge=0,
+        le=MAX_OFFSET,
+        description="rows to skip (default 0)",
+        schema_extra={"minimum": 0},
+    ),
 ]
 
 

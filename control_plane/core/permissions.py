@@ -65,6 +65,8 @@ def permission_guard(
     """After authentication (``org_guard``): the caller may do what the route declares."""
     from control_plane.core.auth import ORG_KEY
 
+    if connection.scope.get("method") == "OPTIONS":
+        return  # Litestar's own answer listing the route's methods: nothing to permit
     permission = declared(handler)
     if permission is None:
         raise ApiError(403, "FORBIDDEN", "this route declares no permission; refused")

@@ -8,7 +8,8 @@ from typing import Any, TypeVar
 
 from litestar import Request
 
-from control_plane.core.errors import ApiError, decode_body
+from control_plane.core.decoding import decode_body
+from control_plane.core.errors import ApiError
 from control_plane.core.ids import parse_uuid
 
 T = TypeVar("T")

@@ -33,11 +33,26 @@ JSON_NUL = b"\\u0000"
 def without_nul(value: Any) -> Any:
     """``value`` (JSON builtins: str, list, dict, scalars) with every NUL character replaced by
     U+FFFD. A result may quote what a server sent (a body excerpt, a TXT record), NULs included;
-    it is stored with them marked rather than refused."""
-    if isinstance(value, str):
-        return value.replace("\x00", "\ufffd")
-    if isinstance(value, list):
-        return [without_nul(v) for v in value]
-    if isinstance(value, dict):
-        return {without_nul(k): without_nul(v) for k, v in value.items()}
-    return value
+    it is stored with them marked rather than refused. Builds the copy with an explicit stack,
+    so no nesting depth can exhaust Python's recursion limit."""
+    root: list[Any] = [None]
+    # (a value to copy, the container its copy goes in, the index or key there)
+    stack: list[tuple[Any, Any, Any]] = [(value, root, 0)]
+    while stack:
+        item, into, at = stack.pop()
+        if isinstance(item, str):
+            into[at] = item.replace("\x00", "\ufffd")
+        elif isinstance(item, list):
+            copy: list[Any] = [None] * len(item)
+            into[at] = copy
+            stack.extend((child, copy, i) for i, child in enumerate(item))
+        elif isinstance(item, dict):
+            mapping: dict[Any, Any] = {}
+            into[at] = mapping
+            for key, child in item.items():
+                clean = key.replace("\x00", "\ufffd") if isinstance(key, str) else key
+                mapping[clean] = None  # keeps the keys in their order
+                stack.append((child, mapping, clean))
+        else:
+            into[at] = item
+    return root[0]

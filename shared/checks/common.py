@@ -20,6 +20,15 @@ MAX_TIMEOUT_MS = 60_000
 
 SpecT = TypeVar("SpecT", bound=msgspec.Struct)
 
+MAX_PORT = 65535
+
+
+def stated(minimum: int, maximum: int) -> msgspec.Meta:
+    """A numeric field's bounds as the control plane's OpenAPI document states them
+    (``Annotated[int, stated(1, 10)]``). Only stated: the kind's ``validate`` enforces them and
+    answers with the kind's own code and message."""
+    return msgspec.Meta(extra_json_schema={"extra": {"minimum": minimum, "maximum": maximum}})
+
 
 def check_kind(spec: msgspec.Struct) -> str:
     """The kind of a spec: its wire tag (``"http"``), also its registry key and database value."""

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import ipaddress
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
-from shared.checks.common import KindInfo
+from shared.checks.common import MAX_PORT, MAX_TIMEOUT_MS, KindInfo, stated
 from shared.checks.fields import SpecError, is_dns_name, is_ip, validate_port, validate_timeout
 
 DnsRecordType = Literal["A", "AAAA", "CNAME", "MX", "TXT", "NS", "SOA"]
@@ -24,13 +24,13 @@ class DnsCheck(
     record_type: DnsRecordType = "A"
     # Resolver to ask (an IP address); None = the agent's system resolver.
     server: str | None = None
-    port: int = 53
+    port: Annotated[int, stated(1, MAX_PORT)] = 53
     # Empty: any answer is up. A/AAAA compare as addresses, names case-insensitively without the
     # trailing dot; an MX value may be "10 mx.example.com" or just "mx.example.com", an SOA value
     # the whole record or just its primary name server.
     expected: list[str] = msgspec.field(default_factory=list)
     match: DnsMatch = "contains"
-    timeout: int = 5000
+    timeout: Annotated[int, stated(1, MAX_TIMEOUT_MS)] = 5000
 
 
 FIELD_CODES = {

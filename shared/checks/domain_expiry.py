@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import msgspec
 
-from shared.checks.common import KindInfo
+from shared.checks.common import MAX_TIMEOUT_MS, KindInfo, stated
 from shared.checks.fields import (
+    MAX_EXPIRY_DAYS,
     SpecError,
     is_ip,
     is_valid_hostname,
@@ -18,9 +21,9 @@ class DomainExpiryCheck(
     msgspec.Struct, tag="domain_expiry", tag_field="type", forbid_unknown_fields=True, kw_only=True
 ):
     domain: str
-    warn_days: int = 30
-    critical_days: int = 7
-    timeout: int = 10000
+    warn_days: Annotated[int, stated(1, MAX_EXPIRY_DAYS)] = 30
+    critical_days: Annotated[int, stated(0, MAX_EXPIRY_DAYS)] = 7
+    timeout: Annotated[int, stated(1, MAX_TIMEOUT_MS)] = 10000
 
 
 # warn_days / critical_days are absent: tls_cert has them too with another code (see there).

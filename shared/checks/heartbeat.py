@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import msgspec
 
 from shared.checks.common import MAX_INTERVAL, KindInfo
 from shared.checks.fields import SpecError
+
+# A heartbeat's grace: nothing in the monitoring loop is finer than the 10 s interval floor.
+MIN_HEARTBEAT_GRACE = 10
 
 
 class HeartbeatCheck(
@@ -14,13 +19,17 @@ class HeartbeatCheck(
     """Push monitoring: the job calls the target's ping URL every ``interval`` seconds; it is down
     once a ping is more than ``grace`` seconds late. No agent ever runs it (see PUSH_KINDS)."""
 
-    grace: int = 60
+    # The bounds are stated for the OpenAPI document; ``validate`` enforces them with the kind's
+    # own code.
+    grace: Annotated[
+        int,
+        msgspec.Meta(
+            extra_json_schema={"extra": {"minimum": MIN_HEARTBEAT_GRACE, "maximum": MAX_INTERVAL}}
+        ),
+    ] = 60
 
 
 FIELD_CODES = {"/grace": "INVALID_HEARTBEAT_PARAMS"}
-
-# A heartbeat's grace: nothing in the monitoring loop is finer than the 10 s interval floor.
-MIN_HEARTBEAT_GRACE = 10
 
 
 def validate(spec: HeartbeatCheck) -> None:

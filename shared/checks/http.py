@@ -7,7 +7,7 @@ headers are sealed at rest and redacted on reads.
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -22,13 +22,15 @@ from shared.assertions import (
     expected_text,
     parse_json_path,
 )
-from shared.checks.common import KindInfo
+from shared.checks.common import MAX_TIMEOUT_MS, KindInfo, stated
 from shared.checks.fields import (
     SpecError,
     reject_redaction_sentinel,
     validate_timeout,
     validate_url,
 )
+
+MAX_REDIRECTS = 20
 
 HttpMethod = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
@@ -67,9 +69,9 @@ class HttpCheck(
     url: str
     method: HttpMethod = "GET"
     # Total request budget in milliseconds.
-    timeout: int = 5000
+    timeout: Annotated[int, stated(1, MAX_TIMEOUT_MS)] = 5000
     follow_redirects: bool = False
-    max_redirects: int = 0
+    max_redirects: Annotated[int, stated(0, MAX_REDIRECTS)] = 0
     expected_status: ExpectedStatus = msgspec.field(default_factory=lambda: ExactStatus(200))
     expected_body_contains: str | None = None
     headers: dict[str, str] = msgspec.field(default_factory=dict)
@@ -111,7 +113,27 @@ FIELD_CODES = {
 
 # ``\Z``, not ``$``, which also matches before a final newline.
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
-MAX_REDIRECTS = 20
+
+# Size limits of the free-form fields (the control plane refuses a spec past them on write; the
+# agent runs only specs that passed). Enough for any real probe, small enough that a spec stays
+# a few KiB to seal, store and lease.
+MAX_HEADERS = 50
+"""Request headers a check may send (``INVALID_HEADER``); ``secret_headers`` names at most as
+many."""
+MAX_HEADER_NAME_LEN = 256
+"""Longest header name (``INVALID_HEADER``)."""
+MAX_HEADER_VALUE_LEN = 8 * 1024
+"""Longest header value, 8 KiB (``INVALID_HEADER``): what common servers accept in one header
+line."""
+MAX_CREDENTIAL_LEN = 4 * 1024
+"""Longest ``bearer_token``, and ``basic_auth`` user or password, 4 KiB (``VALIDATION_ERROR``):
+each becomes an Authorization header."""
+MAX_BODY_LEN = 64 * 1024
+"""Longest request ``body``, 64 KiB (``VALIDATION_ERROR``): a probe posts a small payload."""
+MAX_EXPECTED_BODY_LEN = 4 * 1024
+"""Longest ``expected_body_contains``, 4 KiB (``VALIDATION_ERROR``), like an assertion's value."""
+MAX_ONE_OF = 50
+"""Most statuses in an ``expected_status`` of kind ``one_of`` (``INVALID_STATUS_RANGE``)."""
 
 
 def validate(spec: HttpCheck) -> None:
@@ -126,25 +148,11 @@ def validate(spec: HttpCheck) -> None:
             f"max_redirects must be between 0 and {MAX_REDIRECTS}",
             "/max_redirects",
         )
-    for name, value in spec.headers.items():
-        if not _HEADER_NAME.match(name):
-            raise SpecError(
-                "INVALID_HEADER", f"header name '{name}' is not a valid token", f"/headers/{name}"
-            )
-        if "\r" in value or "\n" in value:
-            raise SpecError(
-                "INVALID_HEADER", f"header '{name}' value contains a line break", f"/headers/{name}"
-            )
+    _validate_headers(spec)
     _validate_secret_headers(spec)
     _validate_assertions(spec)
-    if isinstance(spec.basic_auth, str):
-        raise SpecError(
-            "VALIDATION_ERROR", 'basic_auth must be ["user", "pass"] or null', "/basic_auth"
-        )
-    if spec.basic_auth is not None and not spec.basic_auth[0]:
-        raise SpecError("VALIDATION_ERROR", "basic_auth user must not be empty", "/basic_auth/0")
-    if spec.bearer_token is not None and not spec.bearer_token.strip():
-        raise SpecError("VALIDATION_ERROR", "bearer_token must not be empty", "/bearer_token")
+    _validate_texts(spec)
+    _validate_credentials(spec)
     has_creds = (
         spec.basic_auth is not None
         or spec.bearer_token is not None
@@ -157,6 +165,96 @@ def validate(spec: HttpCheck) -> None:
             "header over https",
             "/verify_tls",
         )
+
+
+def _validate_headers(spec: HttpCheck) -> None:
+    if len(spec.headers) > MAX_HEADERS:
+        raise SpecError("INVALID_HEADER", f"at most {MAX_HEADERS} headers", "/headers")
+    for name, value in spec.headers.items():
+        field = f"/headers/{_pointer_part(name)}"
+        if len(name) > MAX_HEADER_NAME_LEN or not _HEADER_NAME.match(name):
+            shown = name if len(name) <= 100 else name[:100] + "…"
+            raise SpecError(
+                "INVALID_HEADER",
+                f"header name '{shown}' is not a valid token of at most {MAX_HEADER_NAME_LEN} "
+                "characters",
+                field,
+            )
+        if "\r" in value or "\n" in value:
+            raise SpecError("INVALID_HEADER", f"header '{name}' value contains a line break", field)
+        if len(value) > MAX_HEADER_VALUE_LEN:
+            raise SpecError(
+                "INVALID_HEADER",
+                f"header '{name}' value is longer than {MAX_HEADER_VALUE_LEN} characters",
+                field,
+            )
+
+
+def _pointer_part(name: str) -> str:
+    return name.replace("~", "~0").replace("/", "~1")
+
+
+def _validate_texts(spec: HttpCheck) -> None:
+    if spec.body is not None and len(spec.body) > MAX_BODY_LEN:
+        raise SpecError(
+            "VALIDATION_ERROR", f"body is longer than {MAX_BODY_LEN} characters", "/body"
+        )
+    expected = spec.expected_body_contains
+    if expected is not None and len(expected) > MAX_EXPECTED_BODY_LEN:
+        raise SpecError(
+            "VALIDATION_ERROR",
+            f"expected_body_contains is longer than {MAX_EXPECTED_BODY_LEN} characters",
+            "/expected_body_contains",
+        )
+
+
+def _validate_credentials(spec: HttpCheck) -> None:
+    """Credentials that could never be sent are refused here rather than failing every check."""
+    if isinstance(spec.basic_auth, str):
+        raise SpecError(
+            "VALIDATION_ERROR", 'basic_auth must be ["user", "pass"] or null', "/basic_auth"
+        )
+    if spec.basic_auth is not None and spec.bearer_token is not None:
+        raise SpecError(
+            "VALIDATION_ERROR",
+            "basic_auth and bearer_token cannot both be set: a request has one Authorization "
+            "header",
+            "/bearer_token",
+        )
+    if spec.basic_auth is not None:
+        user, password = spec.basic_auth
+        if not user:
+            raise SpecError(
+                "VALIDATION_ERROR", "basic_auth user must not be empty", "/basic_auth/0"
+            )
+        if ":" in user:
+            raise SpecError(
+                "VALIDATION_ERROR",
+                "basic_auth user must not contain ':' (it separates user and password)",
+                "/basic_auth/0",
+            )
+        for i, part in enumerate((user, password)):
+            if len(part) > MAX_CREDENTIAL_LEN:
+                raise SpecError(
+                    "VALIDATION_ERROR",
+                    f"basic_auth {('user', 'password')[i]} is longer than {MAX_CREDENTIAL_LEN} "
+                    "characters",
+                    f"/basic_auth/{i}",
+                )
+    token = spec.bearer_token
+    if token is not None:
+        if not token.strip():
+            raise SpecError("VALIDATION_ERROR", "bearer_token must not be empty", "/bearer_token")
+        if "\r" in token or "\n" in token:
+            raise SpecError(
+                "VALIDATION_ERROR", "bearer_token must not contain a line break", "/bearer_token"
+            )
+        if len(token) > MAX_CREDENTIAL_LEN:
+            raise SpecError(
+                "VALIDATION_ERROR",
+                f"bearer_token is longer than {MAX_CREDENTIAL_LEN} characters",
+                "/bearer_token",
+            )
 
 
 def _validate_status(expected: ExpectedStatus) -> None:
@@ -185,6 +283,8 @@ def _validate_status(expected: ExpectedStatus) -> None:
     elif isinstance(expected, OneOfStatus):
         if not expected.value:
             raise SpecError("INVALID_STATUS_RANGE", "one_of needs at least one status", field)
+        if len(expected.value) > MAX_ONE_OF:
+            raise SpecError("INVALID_STATUS_RANGE", f"one_of takes at most {MAX_ONE_OF}", field)
         for i, code in enumerate(expected.value):
             if not ok(code):
                 raise SpecError(
@@ -207,6 +307,10 @@ def _validate_secret_headers(spec: HttpCheck) -> None:
                 "case-insensitive",
                 f"/headers/{name}",
             )
+    if len(spec.secret_headers) > MAX_HEADERS:
+        raise SpecError(
+            "VALIDATION_ERROR", f"secret_headers names at most {MAX_HEADERS}", "/secret_headers"
+        )
     for i, name in enumerate(spec.secret_headers):
         if name.lower() not in seen:
             raise SpecError(

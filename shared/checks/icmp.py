@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import msgspec
 
-from shared.checks.common import KindInfo
+from shared.checks.common import MAX_TIMEOUT_MS, KindInfo, stated
 from shared.checks.fields import SpecError, validate_host, validate_timeout
+
+MAX_ICMP_COUNT = 10
+MIN_ICMP_INTERVAL_MS = 10
+MAX_ICMP_INTERVAL_MS = 5000
 
 
 class IcmpCheck(
@@ -14,11 +20,11 @@ class IcmpCheck(
     """Ping: ``count`` ICMP echo requests; loss and round-trip times decide the status."""
 
     host: str
-    count: int = 3
+    count: Annotated[int, stated(1, MAX_ICMP_COUNT)] = 3
     # Budget for the whole check (every packet and its reply), in milliseconds.
-    timeout: int = 2000
+    timeout: Annotated[int, stated(1, MAX_TIMEOUT_MS)] = 2000
     # Milliseconds between two echo requests; None = the agent's default (200 ms).
-    interval: int | None = None
+    interval: Annotated[int, stated(MIN_ICMP_INTERVAL_MS, MAX_ICMP_INTERVAL_MS)] | None = None
 
 
 FIELD_CODES = {
@@ -28,9 +34,6 @@ FIELD_CODES = {
     "/timeout": "INVALID_TIMEOUT",
 }
 
-MAX_ICMP_COUNT = 10
-MIN_ICMP_INTERVAL_MS = 10
-MAX_ICMP_INTERVAL_MS = 5000
 # The agent's gap between two echo requests when the spec names none.
 DEFAULT_ICMP_INTERVAL_MS = 200
 

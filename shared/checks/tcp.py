@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import msgspec
 
-from shared.checks.common import KindInfo
+from shared.checks.common import MAX_PORT, MAX_TIMEOUT_MS, KindInfo, stated
 from shared.checks.fields import validate_host, validate_port, validate_timeout
 
 
@@ -12,8 +14,8 @@ class TcpCheck(
     msgspec.Struct, tag="tcp", tag_field="type", forbid_unknown_fields=True, kw_only=True
 ):
     host: str
-    port: int
-    timeout: int = 2000
+    port: Annotated[int, stated(1, MAX_PORT)]
+    timeout: Annotated[int, stated(1, MAX_TIMEOUT_MS)] = 2000
 
 
 FIELD_CODES = {

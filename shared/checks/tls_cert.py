@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import msgspec
 
-from shared.checks.common import KindInfo
+from shared.checks.common import MAX_PORT, MAX_TIMEOUT_MS, KindInfo, stated
 from shared.checks.fields import (
+    MAX_EXPIRY_DAYS,
     SpecError,
     is_dns_name,
     validate_days,
@@ -19,12 +22,12 @@ class TlsCertCheck(
     msgspec.Struct, tag="tls_cert", tag_field="type", forbid_unknown_fields=True, kw_only=True
 ):
     host: str
-    port: int = 443
+    port: Annotated[int, stated(1, MAX_PORT)] = 443
     # SNI override; None sends ``host``.
     server_name: str | None = None
-    warn_days: int = 14
-    critical_days: int = 7
-    timeout: int = 5000
+    warn_days: Annotated[int, stated(1, MAX_EXPIRY_DAYS)] = 14
+    critical_days: Annotated[int, stated(0, MAX_EXPIRY_DAYS)] = 7
+    timeout: Annotated[int, stated(1, MAX_TIMEOUT_MS)] = 5000
 
 
 # warn_days / critical_days are absent: domain_expiry has them too with another code, and a

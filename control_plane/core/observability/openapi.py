@@ -5,27 +5,120 @@ we answer is ``{"error": {code, message, field, details, trace_id}}``. The rende
 each 4xx/5xx response of the document to reference ``ErrorEnvelope`` and adds it as every
 operation's ``default`` response. The schema router's catch-all (Litestar answers unknown paths
 under the OpenAPI path with an HTML page) is refused by a guard so they get the envelope's 404.
+
+Every status an operation can answer is listed, by one rule for the errors any route can give
+(``COMMON_ERRORS``: 400 always, 401 where it is authenticated, 403 on the tenant API (route
+permissions), 404 where a path names a
+resource, 413 and 415 where it takes a body, 431 always) plus what a handler declares for
+itself with ``errors(...)`` (422 ``HEARTBEAT_HAS_NO_REGIONS``, 409 ``REGION_EXISTS``, …). Three
+corrections make the schemas say what the app accepts: a ``oneOf`` whose members overlap (an
+integer is also a number, so ``int | float`` matched both) becomes an ``anyOf``; a tuple says its
+length; and a struct that refuses unknown fields says ``additionalProperties: false``
+(``StrictStructSchemaPlugin``).
 """
 
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from litestar import Request, Router
+from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugin
 from litestar.connection import ASGIConnection
 from litestar.constants import OPENAPI_JSON_HANDLER_NAME
 from litestar.exceptions import NotFoundException
 from litestar.handlers.base import BaseRouteHandler
+from litestar.openapi import ResponseSpec
 from litestar.openapi.plugins import JsonRenderPlugin
+from litestar.openapi.spec import Schema
+from litestar.typing import FieldDefinition
 
 from control_plane.core.errors import ErrorEnvelope
+
+if TYPE_CHECKING:
+    from litestar._openapi.schema_generation import SchemaCreator
 
 OPENAPI_PATH = "/api"
 _REF = "#/components/schemas/{name}"
 INVALID_REQUEST = "Invalid request: `error.code` names the problem, `error.field` the input"
 _OPERATIONS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
+
+
+# Errors any operation can answer, by what the operation is (see the module docstring).
+COMMON_ERRORS = {
+    "401": "[UNAUTHORIZED] missing, unknown or revoked bearer token",
+    "403": "[FORBIDDEN] the key's permissions do not cover this action",
+    "404": "[NOT_FOUND or the resource's own code] nothing by that id for this caller",
+    "413": "[PAYLOAD_TOO_LARGE, BATCH_TOO_LARGE] the body is too large",
+    "415": "[UNSUPPORTED_MEDIA_TYPE] a body that is not `application/json` (or `*/*+json`)",
+    "431": "[REQUEST_HEADER_FIELDS_TOO_LARGE] request headers over 16 KiB in all",
+}
+
+
+def errors(**statuses: str) -> dict[int, ResponseSpec]:
+    """A handler's own error answers, for its ``responses=``: ``errors(s422="[CODE] why")``."""
+    return {
+        int(name.removeprefix("s")): ResponseSpec(ErrorEnvelope, description=description)
+        for name, description in statuses.items()
+    }
+
+
+def _common_errors(path: str, operation: dict[str, Any], secured: bool) -> list[str]:
+    found = ["400", "431"]
+    if secured:
+        found.append("401")
+    if path.startswith("/api/v1/"):
+        found.append("403")  # every tenant route declares a permission (core/permissions.py)
+    if "{" in path:
+        found.append("404")
+    if "requestBody" in operation:
+        found += ["413", "415"]
+    return found
+
+
+_NUMERIC = frozenset({"integer", "number"})
+
+
+def _exclusive(members: list[Any]) -> bool:
+    """Whether a ``oneOf``'s members can never match the same value, as far as their ``type``
+    says (an integer is a number too); members without a plain type are taken as exclusive."""
+    types = [m.get("type") for m in members if isinstance(m, dict) and "$ref" not in m]
+    plain = [t for t in types if isinstance(t, str)]
+    return len(plain) == len(set(plain)) and not _NUMERIC <= set(plain)
+
+
+def _tighten(node: Any) -> None:
+    """An overlapping ``oneOf`` becomes ``anyOf``; a fixed-length tuple (``prefixItems``) says
+    its length, as msgspec enforces it (``basic_auth`` is exactly ``["user", "pass"]``)."""
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            members = item.get("oneOf")
+            if isinstance(members, list) and not _exclusive(members):
+                item["anyOf"] = item.pop("oneOf")
+            prefix = item.get("prefixItems")
+            if isinstance(prefix, list) and "items" not in item:
+                item.update(items=False, minItems=len(prefix), maxItems=len(prefix))
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+class StrictStructSchemaPlugin(StructSchemaPlugin):
+    """Litestar's schema of a msgspec struct, plus ``additionalProperties: false`` when the
+    struct refuses unknown fields (``forbid_unknown_fields``): the decoder answers
+    ``UNKNOWN_FIELD``, and the document must not invite extra properties."""
+
+    def to_openapi_schema(
+        self, field_definition: FieldDefinition, schema_creator: SchemaCreator
+    ) -> Schema:
+        schema = super().to_openapi_schema(field_definition, schema_creator)
+        config = getattr(field_definition.type_, "__struct_config__", None)
+        if config is not None and config.forbid_unknown_fields:
+            schema.additional_properties = False
+        return schema
 
 
 def _envelope_content() -> tuple[dict[str, Any], dict[str, Any]]:
@@ -38,11 +131,15 @@ def with_error_envelope(document: dict[str, Any]) -> dict[str, Any]:
     doc = copy.deepcopy(document)
     content, components = _envelope_content()
     doc.setdefault("components", {}).setdefault("schemas", {}).update(components)
-    for item in doc.get("paths", {}).values():
+    for path, item in doc.get("paths", {}).items():
         for method, operation in item.items():
             if method not in _OPERATIONS:
                 continue
             responses = operation.setdefault("responses", {})
+            secured = bool(operation.get("security", doc.get("security")))
+            for status in _common_errors(path, operation, secured):
+                responses.setdefault(status, {"description": COMMON_ERRORS.get(status, "")})
+            operation["responses"] = responses = dict(sorted(responses.items()))
             for code, response in responses.items():
                 if code[:1] in ("4", "5"):
                     response["content"] = copy.deepcopy(content)
@@ -55,6 +152,7 @@ def with_error_envelope(document: dict[str, Any]) -> dict[str, Any]:
                     "content": copy.deepcopy(content),
                 },
             )
+    _tighten(doc)
     return doc
 
 

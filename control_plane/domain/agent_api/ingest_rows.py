@@ -11,16 +11,69 @@ import msgspec
 
 from control_plane.core.auth import AgentContext
 from control_plane.core.timerange import aware
-from shared.protocol import CheckResult
+from shared.protocol import (
+    MAX_DETAILS_BYTES,
+    MAX_ERROR_CODE_LEN,
+    MAX_RESULT_MS,
+    MAX_STATUS_CODE,
+    MIN_STATUS_CODE,
+    CheckResult,
+)
 
 from .lease_ids import LeaseClaim
 from .windows import CLOCK_SKEW
 
+INVALID_RESULT = "INVALID_RESULT"
+_DETAILS = msgspec.json.Encoder()
+
+
+def _bad_ms(value: float | None) -> bool:
+    return value is not None and not (0.0 <= value <= MAX_RESULT_MS)  # NaN compares False
+
+
+def check_values(result: CheckResult, *, measure_details: bool = True) -> tuple[str, str] | None:
+    """Why a row's values cannot be stored (see the limits in ``shared.protocol``), or None.
+
+    A handful of comparisons per row; ``details`` is measured (encoded once, in C) only when
+    ``measure_details``: the caller passes False when the whole request body is smaller than the
+    limit, which no single row's details can then exceed.
+    """
+    code = result.status_code
+    if code is not None and not MIN_STATUS_CODE <= code <= MAX_STATUS_CODE:
+        return INVALID_RESULT, (
+            f"status_code {code} is not an HTTP status ({MIN_STATUS_CODE}-{MAX_STATUS_CODE})"
+        )
+    if _bad_ms(result.latency_ms):
+        return INVALID_RESULT, f"latency_ms must be between 0 and {MAX_RESULT_MS:.0f}"
+    t = result.timings
+    for name, value in (
+        ("dns_ms", t.dns_ms),
+        ("connect_ms", t.connect_ms),
+        ("tls_ms", t.tls_ms),
+        ("ttfb_ms", t.ttfb_ms),
+        ("total_ms", t.total_ms),
+    ):
+        if _bad_ms(value):
+            return INVALID_RESULT, f"timings.{name} must be between 0 and {MAX_RESULT_MS:.0f}"
+    if result.error_code is not None and len(result.error_code) > MAX_ERROR_CODE_LEN:
+        return INVALID_RESULT, f"error_code is longer than {MAX_ERROR_CODE_LEN} characters"
+    if measure_details and result.details:
+        size = len(_DETAILS.encode(result.details))
+        if size > MAX_DETAILS_BYTES:
+            return INVALID_RESULT, (
+                f"details is {size} bytes as JSON; at most {MAX_DETAILS_BYTES} are stored"
+            )
+    return None
+
 
 def check_row(
-    claim: LeaseClaim | None, result: CheckResult, agent: AgentContext
+    claim: LeaseClaim | None,
+    result: CheckResult,
+    agent: AgentContext,
+    *,
+    measure_details: bool = True,
 ) -> tuple[str, str] | None:
-    """Why a row cannot be accepted under its lease, or None when it can."""
+    """Why a row cannot be accepted under its lease, or with its values, or None when it can."""
     if claim is None or claim.agent_id != agent.agent_id or claim.region_id != agent.region_id:
         return "UNKNOWN_LEASE", "lease_id was not issued to this agent"
     try:
@@ -38,7 +91,7 @@ def check_row(
             f"the check must run between {claim.scheduled_at.isoformat()} and "
             f"{claim.expires_at.isoformat()}",
         )
-    return None
+    return check_values(result, measure_details=measure_details)
 
 
 class Row(msgspec.Struct):

@@ -39,6 +39,7 @@ class AgentController(Controller):
         """Store a batch of results once per slot; bad rows are rejected one by one."""
         # Decoded once, by Litestar: agents are our own software, and unknown fields are still
         # refused (the wire types forbid them). Ingest is the hottest path of the system.
-        if JSON_NUL in await request.body():  # rare: only then is the batch walked
+        body = await request.body()
+        if JSON_NUL in body:  # rare: only then is the batch walked
             data = msgspec.convert(without_nul(msgspec.to_builtins(data)), IngestRequest)
-        return await protocol.ingest(data)
+        return await protocol.ingest(data, body_bytes=len(body))

@@ -22,6 +22,7 @@ from control_plane.domain.targets.codec import open_check
 from control_plane.security.sealing import SecretUnavailable
 from shared import codes
 from shared.protocol import (
+    MAX_DETAILS_BYTES,
     MAX_INGEST_BATCH,
     MAX_LEASE_BATCH,
     MAX_WAIT_MS,
@@ -166,7 +167,10 @@ class AgentProtocol(Service):
             allow_private=self.settings.security.allow_private_targets or row["allow_private"],
         )
 
-    async def ingest(self, req: IngestRequest) -> IngestResponse:
+    async def ingest(self, req: IngestRequest, body_bytes: int | None = None) -> IngestResponse:
+        """Store the batch's good rows; each bad one is rejected on its own with a code.
+        ``body_bytes``, the size of the request body, spares measuring each row's ``details``
+        when the whole body is within their limit."""
         if len(req.results) > MAX_INGEST_BATCH:
             raise ApiError(
                 413,
@@ -180,9 +184,10 @@ class AgentProtocol(Service):
         seen: set[tuple[uuid.UUID, datetime]] = set()
         duplicates = 0
         signer = self.signer
+        measure = body_bytes is None or body_bytes > MAX_DETAILS_BYTES
         for idx, result in enumerate(req.results):
             claim = signer.verify(result.lease_id)
-            problem = check_row(claim, result, self.agent)
+            problem = check_row(claim, result, self.agent, measure_details=measure)
             if problem:
                 rejected.append(RejectedResult(index=idx, code=problem[0], message=problem[1]))
                 continue

@@ -9,6 +9,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
+from control_plane.core.observability.openapi import errors
 from control_plane.core.pagination import Offset, Page, PageSize
 from control_plane.core.requests import path_uuid, strict_body
 from control_plane.core.service import provide
@@ -26,7 +27,12 @@ class OperatorAgentController(Controller):
     tags = ["operator"]
     dependencies = {"agents": provide(AgentService)}
 
-    @post("/", operation_id="operatorCreateAgent", status_code=HTTP_201_CREATED)
+    @post(
+        "/",
+        operation_id="operatorCreateAgent",
+        status_code=HTTP_201_CREATED,
+        responses=errors(s422="[UNKNOWN_REGION] no region by that id"),
+    )
     async def create(
         self,
         request: Request[Any, Any, Any],
@@ -49,7 +55,11 @@ class OperatorAgentController(Controller):
         agents: NamedDependency[AgentService],
         limit: Annotated[int | None, LIST.limit] = None,
         offset: Offset = None,
-        region: str | None = Parameter(default=None, description="only agents of this region"),
+        region: str | None = Parameter(
+            default=None,
+            description="only agents of this region (a region id)",
+            pattern=r"^[a-z0-9][a-z0-9-]{0,62}$",
+        ),
     ) -> Page[Agent]:
         """Every agent, revoked ones included, oldest first."""
         paging = LIST.paging(limit, offset)
@@ -66,7 +76,11 @@ class OperatorAgentController(Controller):
         aid = path_uuid(agent_id, agent_not_found())
         return await agents.get(aid)
 
-    @patch("/{agent_id:str}", operation_id="operatorUpdateAgent")
+    @patch(
+        "/{agent_id:str}",
+        operation_id="operatorUpdateAgent",
+        responses=errors(s422="[UNKNOWN_REGION] no region by that id"),
+    )
     async def update(
         self,
         request: Request[Any, Any, Any],

@@ -10,7 +10,7 @@ import msgspec
 from msgspec import UNSET, UnsetType
 
 # A wrong type under one of these pointers answers with the field's own code; see
-# errors.decode_body.
+# decoding.decode_body.
 FIELD_CODES: dict[str, str] = {"/name": "INVALID_NAME"}
 
 

@@ -6,11 +6,10 @@ from typing import Any
 
 from litestar import Controller, Request, post
 from litestar.di import NamedDependency
-from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_200_OK
 
-from control_plane.core.errors import ErrorEnvelope
+from control_plane.core.observability.openapi import errors
 from control_plane.core.permissions import requires
 from control_plane.core.requests import path_uuid, strict_body
 from control_plane.core.service import provide
@@ -20,16 +19,12 @@ from .schemas import CheckNowResponse, TestRequest, TestResponse
 from .service import OnDemandService
 
 # The answers particular to running a check now (the envelope's ``error.code`` in brackets).
-RESPONSES = {
-    503: ResponseSpec(
-        ErrorEnvelope,
-        description="[PROBE_UNAVAILABLE] no agent is serving a region the check must run from",
-    ),
-    504: ResponseSpec(
-        ErrorEnvelope,
-        description="[PROBE_TIMEOUT] no result came back within the check's timeout + 5 s",
-    ),
-}
+RESPONSES = errors(
+    s404="[REGION_NOT_FOUND] the region is restricted to other orgs; [TARGET_NOT_FOUND]",
+    s422="[HEARTBEAT_HAS_NO_REGIONS] a heartbeat check is not run by agents",
+    s503="[PROBE_UNAVAILABLE] no agent is serving a region the check must run from",
+    s504="[PROBE_TIMEOUT] no result came back within the check's timeout + 5 s",
+)
 
 
 class OnDemandController(Controller):
@@ -62,10 +57,7 @@ class OnDemandController(Controller):
         operation_id="checkTargetNow",
         opt=requires("targets:write"),
         status_code=HTTP_200_OK,
-        responses={
-            **RESPONSES,
-            404: ResponseSpec(ErrorEnvelope, description="[TARGET_NOT_FOUND]"),
-        },
+        responses=RESPONSES,
     )
     async def check_now(
         self, ondemand: NamedDependency[OnDemandService], target_id: FromPath[str]

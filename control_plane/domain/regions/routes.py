@@ -6,10 +6,12 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, delete, get, patch, post, put
 from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from control_plane.core.errors import ApiError, not_found
+from control_plane.core.observability.openapi import errors
 from control_plane.core.pagination import Offset, Page, PageSize
 from control_plane.core.permissions import requires
 from control_plane.core.requests import path_uuid, strict_body
@@ -33,7 +35,12 @@ class OperatorRegionController(Controller):
     tags = ["operator"]
     dependencies = {"regions": provide(RegionService)}
 
-    @post("/", operation_id="operatorCreateRegion", status_code=HTTP_201_CREATED)
+    @post(
+        "/",
+        operation_id="operatorCreateRegion",
+        status_code=HTTP_201_CREATED,
+        responses=errors(s409="[REGION_EXISTS] a region with this id exists"),
+    )
     async def create(
         self,
         request: Request[Any, Any, Any],
@@ -81,7 +88,10 @@ class OperatorRegionController(Controller):
         return await regions.update(region_id, await strict_body(request, RegionUpdate))
 
     @delete(
-        "/{region_id:str}", operation_id="operatorDeleteRegion", status_code=HTTP_204_NO_CONTENT
+        "/{region_id:str}",
+        operation_id="operatorDeleteRegion",
+        status_code=HTTP_204_NO_CONTENT,
+        responses=errors(s409="[REGION_IN_USE] targets or agents still refer to the region"),
     )
     async def delete_region(
         self, regions: NamedDependency[RegionService], region_id: FromPath[str]
@@ -131,7 +141,15 @@ class OperatorGrantController(Controller):
         items, total = await grants.list_page(region_id, limit=paging.limit, offset=paging.offset)
         return paging.page(items, total)
 
-    @put("/{org_id:str}", operation_id="operatorPutRegionGrant", status_code=HTTP_200_OK)
+    @put(
+        "/{org_id:str}",
+        operation_id="operatorPutRegionGrant",
+        status_code=HTTP_200_OK,
+        responses={
+            201: ResponseSpec(RegionGrant, description="the grant, new"),
+            **errors(s404="[REGION_NOT_FOUND, ORG_NOT_FOUND] no such region or org"),
+        },
+    )
     async def put_grant(
         self,
         request: Request[Any, Any, Any],

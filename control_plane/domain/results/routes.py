@@ -35,7 +35,9 @@ class TargetResultsController(Controller):
         to: ToTime = None,
         limit: Annotated[int | None, RESULTS.limit] = None,
         offset: Offset = None,
-        region: str | None = Parameter(default=None, description="only this region's results"),
+        region: str | None = Parameter(
+            default=None, description="only this region's results", max_length=200
+        ),
     ) -> Page[CheckResultOut]:
         """Check results in [from, to) (default the last 24 h), newest first."""
         paging = RESULTS.paging(limit, offset)
@@ -55,7 +57,9 @@ class TargetResultsController(Controller):
         target_id: FromPath[str],
         from_: FromTime = None,
         to: ToTime = None,
-        region: str | None = Parameter(default=None, description="only this region's results"),
+        region: str | None = Parameter(
+            default=None, description="only this region's results", max_length=200
+        ),
     ) -> Uptime:
         """Result counts by status and the uptime percentage over [from, to).
 
@@ -72,7 +76,9 @@ class TargetResultsController(Controller):
         target_id: FromPath[str],
         from_: FromTime = None,
         to: ToTime = None,
-        region: str | None = Parameter(default=None, description="only this region's samples"),
+        region: str | None = Parameter(
+            default=None, description="only this region's samples", max_length=200
+        ),
     ) -> LatencySeries:
         """Latency quantiles, mean and phase means over [from, to) in ~60 buckets (a multiple of
         60 s), read from the per-minute rollups."""
@@ -88,7 +94,9 @@ class TargetResultsController(Controller):
         target_id: FromPath[str],
         from_: FromTime = None,
         to: ToTime = None,
-        region: str | None = Parameter(default=None, description="only this region's samples"),
+        region: str | None = Parameter(
+            default=None, description="only this region's samples", max_length=200
+        ),
     ) -> LatencyByRegion:
         """As /latency, one series per region that has samples in the range."""
         tid = path_uuid(target_id, target_not_found())

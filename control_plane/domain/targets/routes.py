@@ -9,6 +9,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
+from control_plane.core.observability.openapi import errors
 from control_plane.core.pagination import Offset, Page, PageSize
 from control_plane.core.permissions import requires
 from control_plane.core.requests import path_uuid, query_text, strict_body, write_source
@@ -18,6 +19,12 @@ from .schemas import Target, TargetCreate, TargetRegions, TargetUpdate
 from .service import TargetService, target_not_found
 
 LIST = PageSize(default=50, cap=1000)
+# What a target's write can answer beyond the common errors (core/observability/openapi.py).
+WRITE_ERRORS = errors(
+    s422="[MIN_CHECK_INTERVAL] interval below the kind's or plan's floor; "
+    "[INVALID_REGION_POLICY] a region count past the target's regions; "
+    "[QUOTA_EXCEEDED] the org's plan allows no more targets"
+)
 
 
 class TargetController(Controller):
@@ -30,6 +37,7 @@ class TargetController(Controller):
         operation_id="createTarget",
         opt=requires("targets:write"),
         status_code=HTTP_201_CREATED,
+        responses=WRITE_ERRORS,
     )
     async def create(
         self,
@@ -52,9 +60,13 @@ class TargetController(Controller):
         targets: NamedDependency[TargetService],
         limit: Annotated[int | None, LIST.limit] = None,
         offset: Offset = None,
-        tag: str | None = Parameter(default=None, description="only targets carrying this tag"),
+        tag: str | None = Parameter(
+            default=None, description="only targets carrying this tag", max_length=200
+        ),
         enabled: FromQuery[bool | None] = None,
-        q: str | None = Parameter(default=None, description="substring of name, url or host"),
+        q: str | None = Parameter(
+            default=None, description="substring of name, url or host", max_length=200
+        ),
     ) -> Page[Target]:
         """List the org's targets, oldest first."""
         paging = LIST.paging(limit, offset)
@@ -74,7 +86,12 @@ class TargetController(Controller):
         """One target; credentials read back as ``***``."""
         return await targets.get(path_uuid(target_id, target_not_found()))
 
-    @patch("/{target_id:str}", operation_id="updateTarget", opt=requires("targets:write"))
+    @patch(
+        "/{target_id:str}",
+        operation_id="updateTarget",
+        opt=requires("targets:write"),
+        responses=WRITE_ERRORS,
+    )
     async def update(
         self,
         request: Request[Any, Any, Any],
@@ -108,7 +125,15 @@ class TargetController(Controller):
             regions=await targets.get_regions(path_uuid(target_id, target_not_found()))
         )
 
-    @put("/{target_id:str}/regions", operation_id="setTargetRegions", opt=requires("targets:write"))
+    @put(
+        "/{target_id:str}/regions",
+        operation_id="setTargetRegions",
+        opt=requires("targets:write"),
+        responses=errors(
+            s422="[HEARTBEAT_HAS_NO_REGIONS] a heartbeat target is not probed from regions; "
+            "[INVALID_REGION_POLICY] the target's region count is past the new regions"
+        ),
+    )
     async def set_regions(
         self,
         request: Request[Any, Any, Any],

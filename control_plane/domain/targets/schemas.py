@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, ClassVar, Literal, get_args
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 import msgspec
 from msgspec import UNSET, UnsetType
@@ -12,14 +12,19 @@ from msgspec import UNSET, UnsetType
 from control_plane.domain.heartbeats.schemas import HeartbeatEndpoint
 from shared.checks import (
     KINDS,
+    MAX_INTERVAL,
     CheckSpec,
     DnsMatch,
     DnsRecordType,
     HttpMethod,
     all_field_codes,
 )
+from shared.checks.common import stated
 
 WriteSource = Literal["ui", "api", "terraform"]
+# 1 s to a week (``INVALID_INTERVAL``), as the document states it; the floor of each kind and
+# plan is a 422 (``MIN_CHECK_INTERVAL``).
+Interval = Annotated[int, stated(1, MAX_INTERVAL)]
 
 
 class RegionCount(msgspec.Struct, forbid_unknown_fields=True):
@@ -35,7 +40,7 @@ class AlertBinding(msgspec.Struct, forbid_unknown_fields=True):
 
 
 # A wrong type or value under one of these pointers answers with the field's own code
-# (unknown and missing fields stay UNKNOWN_FIELD / MISSING_FIELD); see errors.decode_body. The
+# (unknown and missing fields stay UNKNOWN_FIELD / MISSING_FIELD); see decoding.decode_body. The
 # check's own fields come from its kind's module (``shared.checks.<kind>``).
 FIELD_CODES: dict[str, str] = {
     "/name": "INVALID_NAME",
@@ -65,7 +70,7 @@ class TargetCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     name: str
     check: CheckSpec
     # Seconds between ticks; defaults by kind (60 for http/tcp, 86400 for tls_cert/domain_expiry).
-    interval: int | None = None
+    interval: Interval | None = None
     enabled: bool = True
     tags: list[str] = msgspec.field(default_factory=list)
     alerts: list[AlertBinding] = msgspec.field(default_factory=list)
@@ -85,7 +90,7 @@ class TargetUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
     name: str | UnsetType = UNSET
     check: CheckSpec | UnsetType = UNSET
-    interval: int | UnsetType = UNSET
+    interval: Interval | UnsetType = UNSET
     enabled: bool | UnsetType = UNSET
     tags: list[str] | UnsetType = UNSET
     alerts: list[AlertBinding] | UnsetType = UNSET

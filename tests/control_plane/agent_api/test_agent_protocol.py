@@ -254,7 +254,9 @@ async def test_bad_requests_and_auth(owner: Persona, operator: Persona, anon: Pe
     agent = await make_agent(operator)
     assert_error(await agent.lease(max_n=0), 400, "VALIDATION_ERROR", "/max")
     assert_error(await agent.lease(wait_ms=60_000), 400, "VALIDATION_ERROR", "/wait_ms")
-    resp = await agent.persona.post("/api/agent/ingest", content=b"{not json")
+    resp = await agent.persona.post(
+        "/api/agent/ingest", content=b"{not json", headers={"Content-Type": "application/json"}
+    )
     assert_error(resp, 400, "INVALID_JSON")
     resp = await agent.persona.post("/api/agent/ingest", json={"results": [{"lease_id": "x"}]})
     assert_error(resp, 400, "MISSING_FIELD")

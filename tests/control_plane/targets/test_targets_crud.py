@@ -362,7 +362,12 @@ async def test_patch_without_check_keeps_the_stored_credentials(
     owner: Persona, db_url: str
 ) -> None:
     created = await create(
-        owner, http_target(basic_auth=["alice", "s3cret"], bearer_token="tok-123")
+        owner,
+        http_target(
+            basic_auth=["alice", "s3cret"],
+            headers={"X-Api-Key": "tok-123"},
+            secret_headers=["X-Api-Key"],
+        ),
     )
     before = await stored_row(db_url, created["id"])
     resp = await owner.patch(
@@ -370,7 +375,7 @@ async def test_patch_without_check_keeps_the_stored_credentials(
     )
     assert resp.status_code == 200, resp.text
     assert resp.json()["check"]["basic_auth"] == "***"
-    assert resp.json()["check"]["bearer_token"] == "***"
+    assert resp.json()["check"]["headers"]["X-Api-Key"] == "***"
     after = await stored_row(db_url, created["id"])
     assert after["secrets"] == before["secrets"]
     spec = open_check(
@@ -378,7 +383,7 @@ async def test_patch_without_check_keeps_the_stored_credentials(
     )
     assert isinstance(spec, HttpCheck)
     assert spec.basic_auth == ("alice", "s3cret")
-    assert spec.bearer_token == "tok-123"
+    assert spec.headers["X-Api-Key"] == "tok-123"
 
 
 async def test_patch_with_check_replaces_the_whole_spec(owner: Persona, db_url: str) -> None:

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from litestar.testing import TestClient
 
 from control_plane.app import create_app
-from control_plane.core.errors import (
+from control_plane.core.decoding import (
     decode_body,
     decode_error_to_api,
     find_nul,
