@@ -87,6 +87,9 @@ SEMANTIC = {
 SEMANTIC_FIELDS = {
     r"/check/secret_headers/\d+": "secret_headers names one of the check's own headers",
     r"/check/basic_auth/0": "a basic_auth user is not empty and has no ':'",
+    # One struct describes the check for reads and writes: reads show a set basic_auth as the
+    # string "***", which a write may not send back.
+    r"/check/basic_auth": "basic_auth's string form is the read sentinel; writes send a pair",
     r"/check/bearer_token": "a bearer token is not blank, has no line break, nor basic_auth",
 }
 # JSON Schema counts 626.0 as an integer; the API takes integers written as integers only.
