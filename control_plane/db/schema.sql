@@ -257,6 +257,18 @@ CREATE TABLE public.heartbeats (
     created_at timestamp with time zone DEFAULT now() NOT NULL
 );
 
+CREATE TABLE public.incident_updates (
+    id uuid NOT NULL,
+    incident_id uuid NOT NULL,
+    org_id uuid NOT NULL,
+    phase text NOT NULL,
+    message text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    created_by text,
+    CONSTRAINT incident_updates_message_check CHECK (((length(message) >= 1) AND (length(message) <= 2000))),
+    CONSTRAINT incident_updates_phase_check CHECK ((phase = ANY (ARRAY['investigating'::text, 'identified'::text, 'monitoring'::text, 'resolved'::text, 'postmortem'::text])))
+);
+
 CREATE TABLE public.incidents (
     id uuid NOT NULL,
     org_id uuid NOT NULL,
@@ -268,7 +280,46 @@ CREATE TABLE public.incidents (
     regions text[] DEFAULT '{}'::text[] NOT NULL,
     check_count integer DEFAULT 0 NOT NULL,
     opened_at timestamp with time zone DEFAULT now() NOT NULL,
-    closed_at timestamp with time zone
+    closed_at timestamp with time zone,
+    state text DEFAULT 'open'::text NOT NULL,
+    severity text,
+    public_title text,
+    public_description text,
+    acknowledged_at timestamp with time zone,
+    acknowledged_by text,
+    acknowledge_note text,
+    resolved_at timestamp with time zone,
+    resolved_by text,
+    resolve_note text,
+    in_maintenance boolean DEFAULT false NOT NULL,
+    CONSTRAINT incidents_acknowledge_note_check CHECK ((length(acknowledge_note) <= 2000)),
+    CONSTRAINT incidents_public_description_check CHECK ((length(public_description) <= 5000)),
+    CONSTRAINT incidents_public_title_check CHECK ((length(public_title) <= 200)),
+    CONSTRAINT incidents_resolve_note_check CHECK ((length(resolve_note) <= 2000)),
+    CONSTRAINT incidents_severity_check CHECK ((severity = ANY (ARRAY['critical'::text, 'major'::text, 'minor'::text]))),
+    CONSTRAINT incidents_state_check CHECK ((state = ANY (ARRAY['open'::text, 'acknowledged'::text, 'resolved'::text])))
+);
+
+CREATE TABLE public.maintenance_targets (
+    window_id uuid NOT NULL,
+    target_id uuid NOT NULL
+);
+
+CREATE TABLE public.maintenance_windows (
+    id uuid NOT NULL,
+    org_id uuid NOT NULL,
+    title text NOT NULL,
+    description text DEFAULT ''::text NOT NULL,
+    starts_at timestamp with time zone NOT NULL,
+    ends_at timestamp with time zone NOT NULL,
+    all_targets boolean DEFAULT false NOT NULL,
+    write_source text DEFAULT 'api'::text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT maintenance_windows_check CHECK ((ends_at > starts_at)),
+    CONSTRAINT maintenance_windows_description_check CHECK ((length(description) <= 5000)),
+    CONSTRAINT maintenance_windows_title_check CHECK (((length(title) >= 1) AND (length(title) <= 200))),
+    CONSTRAINT maintenance_windows_write_source_check CHECK ((write_source = ANY (ARRAY['ui'::text, 'api'::text, 'terraform'::text])))
 );
 
 CREATE TABLE public.on_demand_checks (
@@ -654,8 +705,17 @@ ALTER TABLE ONLY public.heartbeats
 ALTER TABLE ONLY public.heartbeats
     ADD CONSTRAINT heartbeats_token_prefix_key UNIQUE (token_prefix);
 
+ALTER TABLE ONLY public.incident_updates
+    ADD CONSTRAINT incident_updates_pkey PRIMARY KEY (id);
+
 ALTER TABLE ONLY public.incidents
     ADD CONSTRAINT incidents_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.maintenance_targets
+    ADD CONSTRAINT maintenance_targets_pkey PRIMARY KEY (window_id, target_id);
+
+ALTER TABLE ONLY public.maintenance_windows
+    ADD CONSTRAINT maintenance_windows_pkey PRIMARY KEY (id);
 
 ALTER TABLE ONLY public.on_demand_checks
     ADD CONSTRAINT on_demand_checks_pkey PRIMARY KEY (id);
@@ -719,11 +779,19 @@ CREATE INDEX audit_log_org_idx ON public.audit_log USING btree (org_id, at DESC,
 
 CREATE INDEX heartbeats_due_idx ON public.heartbeats USING btree (due_at);
 
+CREATE INDEX incident_updates_incident_idx ON public.incident_updates USING btree (incident_id, created_at);
+
 CREATE UNIQUE INDEX incidents_one_open_idx ON public.incidents USING btree (target_id) WHERE (ended_at IS NULL);
 
 CREATE INDEX incidents_org_idx ON public.incidents USING btree (org_id, started_at DESC);
 
+CREATE INDEX incidents_org_state_idx ON public.incidents USING btree (org_id, state);
+
 CREATE INDEX incidents_target_idx ON public.incidents USING btree (target_id, started_at DESC);
+
+CREATE INDEX maintenance_targets_target_idx ON public.maintenance_targets USING btree (target_id);
+
+CREATE INDEX maintenance_windows_org_idx ON public.maintenance_windows USING btree (org_id, starts_at);
 
 CREATE INDEX on_demand_expires_idx ON public.on_demand_checks USING btree (expires_at);
 
@@ -783,11 +851,26 @@ ALTER TABLE ONLY public.heartbeats
 ALTER TABLE ONLY public.heartbeats
     ADD CONSTRAINT heartbeats_org_id_fkey FOREIGN KEY (org_id) REFERENCES public.orgs(id) ON DELETE CASCADE;
 
+ALTER TABLE ONLY public.incident_updates
+    ADD CONSTRAINT incident_updates_incident_id_fkey FOREIGN KEY (incident_id) REFERENCES public.incidents(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.incident_updates
+    ADD CONSTRAINT incident_updates_org_id_fkey FOREIGN KEY (org_id) REFERENCES public.orgs(id) ON DELETE CASCADE;
+
 ALTER TABLE ONLY public.incidents
     ADD CONSTRAINT incidents_org_id_fkey FOREIGN KEY (org_id) REFERENCES public.orgs(id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.incidents
     ADD CONSTRAINT incidents_target_id_fkey FOREIGN KEY (target_id) REFERENCES public.targets(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.maintenance_targets
+    ADD CONSTRAINT maintenance_targets_target_id_fkey FOREIGN KEY (target_id) REFERENCES public.targets(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.maintenance_targets
+    ADD CONSTRAINT maintenance_targets_window_id_fkey FOREIGN KEY (window_id) REFERENCES public.maintenance_windows(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.maintenance_windows
+    ADD CONSTRAINT maintenance_windows_org_id_fkey FOREIGN KEY (org_id) REFERENCES public.orgs(id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.on_demand_checks
     ADD CONSTRAINT on_demand_checks_org_id_fkey FOREIGN KEY (org_id) REFERENCES public.orgs(id) ON DELETE CASCADE;
