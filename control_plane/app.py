@@ -78,8 +78,10 @@ def _lifespan(settings: Settings) -> Any:
         # while leasing and ingesting, issue 5).
         gc.freeze()
         try:
+            draining = app.state.resources.draining
             async with refresher(monitoring, pool), wakeups.running():
-                yield
+                with draining.on_signals():
+                    yield
         finally:
             await redis.aclose()
             if app.state.resources.queue is not None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import uuid
 from collections.abc import Callable, Sequence
@@ -38,6 +39,10 @@ def _cmd_migrate(_: argparse.Namespace) -> int:
     return 0
 
 
+# Seconds ``vigil serve`` waits for requests in flight once told to stop.
+SHUTDOWN_GRACE_S = 10
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -54,6 +59,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         proxy_headers=True,
         # uvicorn's own protocol, answering what its parser refuses in the error envelope.
         http=PROTOCOL,
+        # Lease long-polls end at once on SIGTERM (core/draining.py); anything else still in
+        # flight gets this long before the process exits anyway.
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
     )
     return 0
 
@@ -182,10 +190,13 @@ def _cmd_keys(args: argparse.Namespace) -> int:
     return asyncio.run(_keys(args))
 
 
-def _cmd_worker(_: argparse.Namespace) -> int:
+def _cmd_worker(args: argparse.Namespace) -> int:
     from control_plane.worker.main import run_worker
 
-    return run_worker(get_settings())
+    port = args.metrics_port
+    if port is None and os.environ.get("VIGIL_WORKER_METRICS_PORT"):
+        port = int(os.environ["VIGIL_WORKER_METRICS_PORT"])
+    return run_worker(get_settings(), metrics_port=port)
 
 
 def _cmd_dev(args: argparse.Namespace) -> int:
@@ -228,7 +239,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(fn=_cmd_serve)
 
-    sub.add_parser("worker", help="run the background worker (arq)").set_defaults(fn=_cmd_worker)
+    worker = sub.add_parser(
+        "worker", help="run the background worker (arq); it outlives Redis restarts"
+    )
+    worker.add_argument(
+        "--metrics-port",
+        type=int,
+        help="serve the worker's Prometheus metrics on 127.0.0.1:PORT "
+        "(default: VIGIL_WORKER_METRICS_PORT, else off)",
+    )
+    worker.set_defaults(fn=_cmd_worker)
 
     org = sub.add_parser("org", help="manage orgs").add_subparsers(dest="org_cmd", required=True)
     oc = org.add_parser("create", help="create an org and print its id")

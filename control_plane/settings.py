@@ -45,6 +45,9 @@ class DatabaseSettings:
     url: str
     pool_min: int = 2
     pool_max: int = 20
+    # Seconds a request waits for a pooled connection before answering 503 DEPENDENCY_DOWN
+    # (PostgreSQL down or saturated): short, so agents spool at once instead of timing out.
+    acquire_timeout_secs: float = 3.0
     # Raw results older than this many days are dropped (whole daily partitions, once rolled
     # up); the rollups stay (the minute ones subject to their own retention). 0 keeps raw
     # results forever.
@@ -154,6 +157,7 @@ def settings_from_env(env: dict[str, str] | None = None) -> Settings:
             url=need("VIGIL_DATABASE_URL"),
             pool_min=int(e.get("VIGIL_DB_POOL_MIN", "2")),
             pool_max=int(e.get("VIGIL_DB_POOL_MAX", "20")),
+            acquire_timeout_secs=float(e.get("VIGIL_DB_ACQUIRE_TIMEOUT_SECS", "3")),
             raw_retention_days=int(e.get("VIGIL_RAW_RETENTION_DAYS", "0")),
             minute_rollup_retention_days=_minute_rollup_retention_days(e),
         ),

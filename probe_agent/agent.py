@@ -32,7 +32,7 @@ from probe_agent.metrics import AgentMetrics
 from probe_agent.publisher import Publisher
 from probe_agent.runner import CheckExecutor
 from probe_agent.spool import Spool, SpoolLockedError
-from shared.protocol import MAX_LEASE_BATCH, CheckResult
+from shared.protocol import MAX_LEASE_BATCH, CheckResult, Lease
 
 log = structlog.get_logger("vigil.agent")
 
@@ -45,6 +45,9 @@ MIN_EMPTY_POLL_S = 1.0
 # CPU than the checks themselves. Such a slot starts up to this much later; a backlog (full
 # answers) is leased without pause.
 LEASE_PACE_S = 0.05
+# Longest pause between two lease attempts while the control plane is away: it is back to work
+# within seconds of returning.
+LEASE_BACKOFF_CAP_S = 5.0
 # At shutdown, how long delivering the last batches may take before they are spooled instead.
 FLUSH_DEADLINE_S = 15.0
 
@@ -145,6 +148,9 @@ class Agent:
             task.cancel()
         await asyncio.gather(leasing, draining, stopping, return_exceptions=True)
         publisher.begin_shutdown()
+        # What this agent leased but never started goes back now, so another agent of the
+        # region runs it at once rather than after the lease expires.
+        await self._release(client, executor.take_unstarted())
         cancelled = await executor.shutdown(cfg.shutdown_grace_s)
         batcher.close()
         try:
@@ -166,10 +172,20 @@ class Agent:
         )
         return exit_code
 
+    async def _release(self, client: ControlPlaneClient, leases: list[Lease]) -> None:
+        if not leases:
+            return
+        try:
+            released = await client.release([lease.lease_id for lease in leases])
+        except (ControlPlaneUnavailableError, RequestRejectedError, AgentRevokedError) as exc:
+            log.warning("release_failed", leases=len(leases), error=str(exc))
+            return
+        log.info("leases_released", leases=len(leases), released=released)
+
     async def _lease_loop(
         self, client: ControlPlaneClient, executor: CheckExecutor, memory: StatusMemory
     ) -> None:
-        backoff = Backoff()
+        backoff = Backoff(cap=LEASE_BACKOFF_CAP_S)
         while True:
             await executor.wait_for_free_slot()
             asked_at = time.monotonic()

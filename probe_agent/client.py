@@ -26,11 +26,15 @@ from shared.protocol import (
     IngestRequest,
     IngestResponse,
     LeaseRequest,
+    ReleaseRequest,
+    ReleaseResponse,
 )
 
 # Time allowed on top of the long-poll wait for the lease answer to arrive.
 LEASE_SLACK_S = 15.0
 INGEST_TIMEOUT_S = 30.0
+# Giving leases back at shutdown: short, the slots expire on their own anyway.
+RELEASE_TIMEOUT_S = 3.0
 CONNECT_TIMEOUT_S = 10.0
 _TRANSIENT_4XX = frozenset({408, 429})
 
@@ -133,6 +137,16 @@ class ControlPlaneClient:
         except msgspec.DecodeError as exc:
             # The batch may or may not have been stored; re-sending it is harmless.
             raise ControlPlaneUnavailableError(f"unreadable ingest response: {exc}") from exc
+
+    async def release(self, lease_ids: Sequence[str], budget_s: float = RELEASE_TIMEOUT_S) -> int:
+        """Give back leases this agent will not run (it is stopping); how many slots the control
+        plane made leasable again."""
+        body = msgspec.json.encode(ReleaseRequest(lease_ids=list(lease_ids)))
+        payload = await self._post("/api/agent/release", body, budget_s)
+        try:
+            return msgspec.json.decode(payload, type=ReleaseResponse).released
+        except msgspec.DecodeError as exc:
+            raise ControlPlaneUnavailableError(f"unreadable release response: {exc}") from exc
 
     async def _post(self, path: str, body: bytes, budget_s: float) -> bytes:
         if self._session is None:

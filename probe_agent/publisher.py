@@ -1,9 +1,10 @@
 """Delivers result batches to ingest, spooling them to disk while the control plane is away.
 
-``publish`` (the batcher's sink) sends a batch straight away when nothing is spooled; when the
-send fails transiently, or older results are still spooled, the batch is appended to the spool
-so results reach the control plane in the order they were produced. ``run`` drains the spool
-oldest first, backing off exponentially (with jitter) while the control plane stays unreachable.
+``publish`` (the batcher's sink) sends a batch straight away, spooled results or not (fresh
+results first); when the send fails transiently the batch is appended to the spool, and until a
+call succeeds again new batches join it. ``run`` drains the spool oldest first, backing off
+exponentially (with jitter, at most ``DRAIN_BACKOFF_CAP_S``) while the control plane stays
+unreachable, and at full speed from the moment any send succeeds.
 A batch the control plane rejects as a whole (4xx) is dropped with an error log: re-sending it
 cannot succeed. A 401 stops the agent (``AgentRevokedError`` propagates).
 """
@@ -11,6 +12,7 @@ cannot succeed. A 401 stops the agent (``AgentRevokedError`` propagates).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -30,6 +32,9 @@ log = structlog.get_logger("vigil.agent.publisher")
 
 # On shutdown, how long one last attempt to deliver a batch may take before it is spooled.
 SHUTDOWN_SEND_TIMEOUT_S = 5.0
+# Longest pause between two attempts to drain the spool while the control plane is away: when
+# it returns, the backlog goes within seconds.
+DRAIN_BACKOFF_CAP_S = 5.0
 
 
 class IngestApi(Protocol):
@@ -50,16 +55,26 @@ class Publisher:
         self._spool = spool
         self._metrics = metrics
         self._chunk_size = max(1, min(chunk_size, MAX_INGEST_BATCH))
-        self._backoff = backoff or Backoff()
+        self._backoff = backoff or Backoff(cap=DRAIN_BACKOFF_CAP_S)
         self._wake = asyncio.Event()
+        # Set by a successful send to cut the drain's backoff short.
+        self._retry = asyncio.Event()
+        # The last call failed: new batches join the spool rather than each waiting out a
+        # timeout; the drain (or the next success) clears it.
+        self._waiting_out_outage = False
         self._closing = False
         self._revoked = False
 
     async def publish(self, batch: list[CheckResult]) -> None:
-        """Deliver a batch now, or spool it. Raises ``AgentRevokedError`` after spooling it."""
+        """Deliver a batch now, or spool it. Raises ``AgentRevokedError`` after spooling it.
+
+        Fresh results go first, spool or not: while the drain works through an outage's backlog,
+        what was just measured is what an incident waits on, and its leases are still live (a
+        result held back until they expire gets its slot probed again by another agent). Slots
+        are unique, so the order results arrive in does not matter to ingest."""
         if not batch:
             return
-        if self._revoked or not self._spool.is_empty():
+        if self._revoked or self._waiting_out_outage:
             self._to_spool(batch)
             return
         for start in range(0, len(batch), self._chunk_size):
@@ -69,11 +84,14 @@ class Publisher:
             except ControlPlaneUnavailableError as exc:
                 log.warning("ingest_unavailable", error=str(exc), spooled=len(batch) - start)
                 self._to_spool(batch[start:])
+                self._waiting_out_outage = True
                 return
             except (AgentRevokedError, asyncio.CancelledError):
                 # Revoked, or cut short at shutdown: keep the results (re-sending is harmless).
                 self._to_spool(batch[start:])
                 raise
+            # The control plane answers: the drain may go at full speed again.
+            self._back_online()
 
     async def run(self) -> None:
         """Drain the spool for as long as the agent runs."""
@@ -86,6 +104,7 @@ class Publisher:
             try:
                 await self._send(chunk.results)
             except ControlPlaneUnavailableError as exc:
+                self._waiting_out_outage = True
                 delay = self._backoff.next_delay()
                 log.warning(
                     "spool_drain_retry",
@@ -93,12 +112,22 @@ class Publisher:
                     pending=self._spool.pending,
                     retry_in_s=round(delay, 2),
                 )
-                await asyncio.sleep(delay)
+                # A fresh batch that gets through ends the wait early (``_back_online``).
+                self._retry.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._retry.wait(), delay)
                 continue
             self._spool.commit(chunk)
             if self._backoff.failures:
                 log.info("spool_drain_resumed", pending=self._spool.pending)
             self._backoff.reset()
+            self._waiting_out_outage = False
+
+    def _back_online(self) -> None:
+        """A send just succeeded: stop backing off, drain what is spooled now."""
+        self._waiting_out_outage = False
+        self._backoff.reset()
+        self._retry.set()
 
     def keep(self, results: list[CheckResult]) -> None:
         """Spool results without trying to send them (what is left at shutdown)."""

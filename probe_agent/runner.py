@@ -109,6 +109,14 @@ class CheckExecutor:
         self._metrics.observe_check(lease.kind, result.status, 0.0)
         self._on_result(result)
 
+    def take_unstarted(self) -> list[Lease]:
+        """The leases waiting for a worker, taken out: they will not run (the agent stops and
+        gives them back)."""
+        waiting = list(self._queue)
+        self._queue.clear()
+        self._slot_freed.set()
+        return waiting
+
     async def shutdown(self, grace: float) -> int:
         """Let running checks finish for up to ``grace`` seconds, then cancel the rest.
 

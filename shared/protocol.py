@@ -113,3 +113,16 @@ class IngestResponse(msgspec.Struct, kw_only=True):
     accepted: int
     duplicates: int
     rejected: list[RejectedResult]
+
+
+class ReleaseRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Leases an agent gives back without having started them (it is stopping): their slots
+    can be leased by another agent at once instead of after the leases expire."""
+
+    lease_ids: list[str]
+
+
+class ReleaseResponse(msgspec.Struct, kw_only=True):
+    # Slots and on-demand jobs made leasable again (a lease already expired, answered or
+    # leased again elsewhere is not counted).
+    released: int

@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 import msgspec
+import psycopg
 import structlog
 from litestar import Request, Response
 from litestar.exceptions import (
@@ -27,6 +28,7 @@ from litestar.exceptions import (
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.utils.scope.state import ScopeState
 from psycopg import errors as pg
+from psycopg_pool import PoolTimeout
 
 from control_plane.core.cache_control import cache_control_for
 from shared.validation import SpecError
@@ -242,10 +244,32 @@ def _handle_integrity(
     return _handle_api_error(request, translate(exc))
 
 
+# How long a client should wait before trying again while a dependency is down.
+DEPENDENCY_RETRY_AFTER_S = 5
+
+
+def _handle_dependency_down(
+    request: Request[Any, Any, Any], exc: Exception
+) -> Response[ErrorEnvelope]:
+    """PostgreSQL unreachable (a broken connection, or none to be had in time): a 503 the
+    caller can retry, at once, not a 500 after the pool's wait."""
+    log.warning("database_unavailable", path=request.url.path, error=f"{type(exc).__name__}")
+    return error_response(
+        request,
+        503,
+        "DEPENDENCY_DOWN",
+        "the database is unreachable; try again shortly",
+        details={"dependency": "postgres"},
+        headers={"Retry-After": str(DEPENDENCY_RETRY_AFTER_S)},
+    )
+
+
 def exception_handlers() -> dict[Any, Any]:
     return {
         ApiError: _handle_api_error,
         pg.IntegrityError: _handle_integrity,
+        psycopg.OperationalError: _handle_dependency_down,
+        PoolTimeout: _handle_dependency_down,
         SpecError: _handle_spec_error,
         ValidationException: _handle_validation,
         HTTPException: _handle_http,

@@ -3,7 +3,7 @@ services."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from arq.connections import ArqRedis
@@ -11,6 +11,7 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
 
+from control_plane.core.draining import Draining
 from control_plane.security.sealing import Sealer
 from control_plane.settings import Settings
 
@@ -39,3 +40,5 @@ class Resources:
     wakeups: RegionWaker | None = None
     # Counters of the monitoring loop (lease, ingest); None outside the API process.
     monitoring: MonitoringMetrics | None = None
+    # Set when the process is asked to stop: waiting requests (lease long-polls) end at once.
+    draining: Draining = field(default_factory=Draining)

@@ -11,7 +11,11 @@ from psycopg_pool import AsyncConnectionPool
 from control_plane.settings import DatabaseSettings
 
 
-def make_pool(settings: DatabaseSettings) -> AsyncConnectionPool[AsyncConnection[Any]]:
+def make_pool(
+    settings: DatabaseSettings, *, acquire_timeout: float | None = None
+) -> AsyncConnectionPool[AsyncConnection[Any]]:
+    """The pool; ``acquire_timeout`` overrides the API's short wait for a connection (the
+    worker is not waited on by anyone and may wait longer)."""
     return AsyncConnectionPool(
         settings.url,
         min_size=settings.pool_min,
@@ -27,4 +31,6 @@ def make_pool(settings: DatabaseSettings) -> AsyncConnectionPool[AsyncConnection
         },
         open=False,
         name="vigil",
+        # How long connection() waits for one; past it PoolTimeout, answered 503 by the API.
+        timeout=acquire_timeout or settings.acquire_timeout_secs,
     )

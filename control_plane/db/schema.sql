@@ -586,6 +586,12 @@ CREATE TABLE public.results_default (
     CONSTRAINT results_status_check CHECK ((status = ANY (ARRAY['up'::text, 'down'::text, 'degraded'::text, 'error'::text, 'missed'::text])))
 );
 
+CREATE TABLE public.rollup_dirty (
+    target_id uuid NOT NULL,
+    minute timestamp with time zone NOT NULL,
+    marked_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
 CREATE TABLE public.rollup_state (
     id integer NOT NULL,
     ran_at timestamp with time zone,
@@ -752,6 +758,9 @@ ALTER TABLE ONLY public.results
 
 ALTER TABLE ONLY public.results_default
     ADD CONSTRAINT results_default_pkey PRIMARY KEY (target_id, region_id, scheduled_at);
+
+ALTER TABLE ONLY public.rollup_dirty
+    ADD CONSTRAINT rollup_dirty_pkey PRIMARY KEY (target_id, minute);
 
 ALTER TABLE ONLY public.rollup_state
     ADD CONSTRAINT rollup_state_pkey PRIMARY KEY (id);

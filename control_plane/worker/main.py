@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -27,6 +29,8 @@ from control_plane.security.sealing import Sealer
 from control_plane.settings import Settings
 
 log = structlog.get_logger("vigil.worker")
+# The worker's jobs wait this long for a pooled connection (nobody waits on them).
+WORKER_ACQUIRE_TIMEOUT_S = 30.0
 # The sweep makes the daily partitions on its first run and every this many runs after.
 PARTITIONS_EVERY = 600
 
@@ -45,21 +49,39 @@ async def sweep(ctx: dict[str, Any]) -> None:
         await results.ensure_partitions(res)
 
 
-def build_worker(settings: Settings, *, handle_signals: bool = True) -> Worker:
+def open_resources(settings: Settings) -> Resources:
+    """The worker's pool and Redis client; open the pool before use (``pool.open``)."""
+    return Resources(
+        settings=settings,
+        db=make_pool(settings.database, acquire_timeout=WORKER_ACQUIRE_TIMEOUT_S),
+        redis=Redis.from_url(settings.redis.url),
+        sealer=Sealer(settings.security.sealing_keys, settings.security.primary_key_id),
+    )
+
+
+def build_worker(
+    settings: Settings,
+    *,
+    handle_signals: bool = True,
+    resources: Resources | None = None,
+    on_connected: Callable[[], None] | None = None,
+) -> Worker:
+    """The arq worker. With ``resources`` (the supervisor's, kept across Redis reconnects) it
+    uses those and leaves them open at shutdown; ``on_connected`` runs once arq reached Redis."""
+
     async def startup(ctx: dict[str, Any]) -> None:
-        pool = make_pool(settings.database)
-        await pool.open(wait=True)
-        ctx["resources"] = Resources(
-            settings=settings,
-            db=pool,
-            redis=Redis.from_url(settings.redis.url),
-            sealer=Sealer(settings.security.sealing_keys, settings.security.primary_key_id),
-            queue=ctx["redis"],
-        )
+        res = resources
+        if res is None:
+            res = open_resources(settings)
+            await res.db.open(wait=True)
+        res.queue = ctx["redis"]
+        ctx["resources"] = res
+        if on_connected is not None:
+            on_connected()
 
     async def shutdown(ctx: dict[str, Any]) -> None:
         res: Resources | None = ctx.get("resources")
-        if res is not None:
+        if res is not None and resources is None:
             await res.redis.aclose()
             await res.db.close()
 
@@ -98,6 +120,8 @@ def build_worker(settings: Settings, *, handle_signals: bool = True) -> Worker:
     )
 
 
-def run_worker(settings: Settings) -> int:
-    build_worker(settings).run()
-    return 0
+def run_worker(settings: Settings, metrics_port: int | None = None) -> int:
+    """``vigil worker``: the arq worker under a supervisor that outlives Redis restarts."""
+    from control_plane.worker.supervisor import supervise
+
+    return asyncio.run(supervise(settings, metrics_port=metrics_port))

@@ -1,8 +1,9 @@
 -- The agent protocol: lease due slots, ingest results, record the slots nobody ran.
 
 -- name: lease_due
--- Hands up to %(max)s due slots of one region to an agent. A slot is due when its time has come
--- and nobody holds a live lease on it (an expired lease is leased again). SKIP LOCKED keeps two
+-- Hands up to %(max)s due slots of one region to an agent. A slot is due when its time has come,
+-- is not yet an interval old, and nobody holds a live lease on it (an expired lease is leased
+-- again). SKIP LOCKED keeps two
 -- agents of a region from ever taking the same slot. Nothing is handed to an agent revoked since
 -- its request was authenticated (a long-poll may wait 30 s): the check is in the statement that
 -- takes the slots. ``allow_private`` is this target's org's permission to probe private addresses
@@ -11,13 +12,17 @@
 WITH due AS (
     SELECT s.target_id, s.region_id
     FROM schedules s
+    JOIN targets t ON t.id = s.target_id
     WHERE s.region_id = %(region_id)s
       AND s.next_due_at <= now()
+      -- A slot later than its own interval is never run: the sweep records it missed and
+      -- moves the schedule to the present (no catch-up storm after an outage).
+      AND s.next_due_at > now() - make_interval(secs => t.interval_secs)
       AND (s.lease_expires_at IS NULL OR s.lease_expires_at < now())
       AND EXISTS (SELECT 1 FROM agents a WHERE a.id = %(agent_id)s AND a.revoked_at IS NULL)
     ORDER BY s.next_due_at
     LIMIT %(max)s
-    FOR UPDATE SKIP LOCKED
+    FOR UPDATE OF s SKIP LOCKED
 )
 UPDATE schedules s
 SET leased_by = %(agent_id)s,
@@ -101,6 +106,16 @@ marked AS (
     SELECT DISTINCT target_id FROM stored
     ON CONFLICT (target_id) DO UPDATE SET dirty_at = clock_timestamp()
     RETURNING target_id
+),
+late AS (
+    -- A result older than its target's settling window (interval + margin) lands in a minute
+    -- the rollups may have settled already: mark the minute for the next run to recompute.
+    -- Normal results are never this late; an agent's spool draining after an outage is.
+    INSERT INTO rollup_dirty (target_id, minute)
+    SELECT DISTINCT st.target_id, date_trunc('minute', st.scheduled_at)
+    FROM stored st JOIN valid v ON v.target_id = st.target_id AND v.scheduled_at = st.scheduled_at
+    WHERE st.scheduled_at < now() - make_interval(secs => v.interval_secs + %(late_secs)s)
+    ON CONFLICT DO NOTHING
 )
 SELECT (SELECT coalesce(array_agg(idx), '{}') FROM valid) AS valid_idx,
        (SELECT coalesce(array_agg(v.idx), '{}')
@@ -169,3 +184,15 @@ moved AS (
     RETURNING s.target_id
 )
 SELECT (SELECT count(*) FROM stored) AS missed, (SELECT count(*) FROM moved) AS moved;
+
+-- name: release_slots
+-- Gives back slots this agent holds and has not started: only while the lease is still its own
+-- and for that very slot (a schedule that moved on, or a lease that expired and went to another
+-- agent, is left alone).
+UPDATE schedules s
+SET leased_by = NULL, lease_expires_at = NULL
+FROM unnest(%(target_ids)s::uuid[], %(scheduled_at)s::timestamptz[]) AS r(target_id, scheduled_at)
+WHERE s.target_id = r.target_id AND s.region_id = %(region_id)s
+  AND s.next_due_at = r.scheduled_at AND s.leased_by = %(agent_id)s
+  AND s.lease_expires_at > now()
+RETURNING s.target_id;

@@ -9,6 +9,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
 import structlog
 
 from control_plane.core.auth import AgentContext, unauthorized
@@ -17,7 +18,12 @@ from control_plane.core.observability.monitoring import MonitoringMetrics
 from control_plane.core.queue import enqueue_evaluation
 from control_plane.core.service import Service
 from control_plane.db.sql import Queries
-from control_plane.domain.ondemand.agent_side import complete_on_demand, fail_on_demand, lease_jobs
+from control_plane.domain.ondemand.agent_side import (
+    complete_on_demand,
+    fail_on_demand,
+    lease_jobs,
+    release_jobs,
+)
 from control_plane.domain.targets.codec import open_check
 from control_plane.security.sealing import SecretUnavailable
 from shared import codes
@@ -33,11 +39,13 @@ from shared.protocol import (
     LeaseRequest,
     LeaseResponse,
     RejectedResult,
+    ReleaseRequest,
+    ReleaseResponse,
 )
 
 from .ingest_rows import ROWS, Row, check_row, to_row
 from .lease_ids import LeaseClaim, LeaseSigner
-from .windows import LEASE_GRACE_SECS
+from .windows import LEASE_GRACE_SECS, SETTLE_MARGIN_SECS
 
 Q = Queries.beside(__file__)
 log = structlog.get_logger("vigil.agent_api")
@@ -75,11 +83,18 @@ class AgentProtocol(Service):
     def signer(self) -> LeaseSigner:
         return _signer(self.res.settings.security.token_key)
 
-    async def lease(self, req: LeaseRequest) -> LeaseResponse:
+    async def lease(self, req: LeaseRequest, gone: asyncio.Event | None = None) -> LeaseResponse:
+        """Up to ``req.max`` due slots, long-polling ``req.wait_ms``. ``gone`` is set when the
+        caller disconnected: nothing is leased to a closed request (checked again before the
+        lease commits); a draining process answers at once with what it has (nothing)."""
         validate_lease_request(req)
+        gone = gone or asyncio.Event()
+        draining = self.res.draining.event
         deadline = time.monotonic() + req.wait_ms / 1000
         while True:
-            leases, server_time, next_at = await self._lease_once(req.max)
+            if gone.is_set() or draining.is_set():
+                return LeaseResponse(leases=[], server_time=datetime.now(UTC))
+            leases, server_time, next_at = await self._lease_once(req.max, gone)
             remaining = deadline - time.monotonic()
             if leases or remaining <= 0:
                 if self.metrics and leases:
@@ -88,12 +103,26 @@ class AgentProtocol(Service):
             step = POLL_STEP_SECS
             if next_at is not None:
                 step = min(step, max(0.01, (next_at - server_time).total_seconds()))
-            if self.res.wakeups is not None:  # an on-demand job cuts the wait short
-                await self.res.wakeups.sleep(self.agent.region_id, min(step, remaining))
-            else:
-                await asyncio.sleep(min(step, remaining))
+            await self._wait(min(step, remaining), gone, draining)
 
-    async def _lease_once(self, max_n: int) -> tuple[list[Lease], datetime, datetime | None]:
+    async def _wait(self, secs: float, *events: asyncio.Event) -> None:
+        """Sleep up to ``secs``; less when an on-demand job for the region is queued, the
+        caller disconnects or the process drains."""
+        nap = (
+            self.res.wakeups.sleep(self.agent.region_id, secs)
+            if self.res.wakeups is not None
+            else asyncio.sleep(secs)
+        )
+        waits = [asyncio.ensure_future(nap), *(asyncio.ensure_future(e.wait()) for e in events)]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+
+    async def _lease_once(
+        self, max_n: int, gone: asyncio.Event
+    ) -> tuple[list[Lease], datetime, datetime | None]:
         params = {
             "region_id": self.agent.region_id,
             "agent_id": self.agent.agent_id,
@@ -101,24 +130,30 @@ class AgentProtocol(Service):
             "grace_secs": LEASE_GRACE_SECS,
         }
         async with self.res.db.connection() as conn:
-            # On-demand jobs first: a caller is waiting on each of them.
-            rows = await lease_jobs(conn, params)
-            if len(rows) < max_n:
-                params["max"] = max_n - len(rows)
-                rows += await (await conn.execute(Q.lease_due, params)).fetchall()
-            leases: list[Lease] = []
-            for row in rows:
-                lease = await self._to_lease(conn, row)
-                if lease is not None:
-                    leases.append(lease)
-            if rows:
+            async with conn.transaction() as tx:
+                # On-demand jobs first: a caller is waiting on each of them.
+                rows = await lease_jobs(conn, params)
+                if len(rows) < max_n:
+                    params["max"] = max_n - len(rows)
+                    rows += await (await conn.execute(Q.lease_due, params)).fetchall()
+                leases: list[Lease] = []
+                for row in rows:
+                    lease = await self._to_lease(conn, row)
+                    if lease is not None:
+                        leases.append(lease)
+                if rows and gone.is_set():
+                    # The agent went away while we took its slots: give them back untouched,
+                    # so another agent leases them now rather than after the lease expires.
+                    log.info("lease_abandoned", slots=len(rows))
+                    raise psycopg.Rollback(tx)
+            if rows and not gone.is_set():
                 return leases, rows[0]["server_time"], None
             nxt = await (await conn.execute(Q.next_due_in_region, params)).fetchone()
         if nxt is not None and not nxt["live"]:
             # Revoked while it waited: end the long-poll now, as the next call would.
             raise unauthorized("missing or invalid agent token")
         now = nxt["now"] if nxt else datetime.now(UTC)
-        return leases, now, nxt["next_at"] if nxt else None
+        return [], now, nxt["next_at"] if nxt else None
 
     async def _to_lease(self, conn: Any, row: dict[str, Any]) -> Lease | None:
         try:
@@ -167,6 +202,40 @@ class AgentProtocol(Service):
             allow_private=self.settings.security.allow_private_targets or row["allow_private"],
         )
 
+    async def release(self, req: ReleaseRequest) -> ReleaseResponse:
+        """Give back leases this agent has not started (it is stopping); each must be a lease
+        this agent holds (signed ids that are not its own are ignored)."""
+        if len(req.lease_ids) > MAX_LEASE_BATCH:
+            raise ApiError(
+                413, "BATCH_TOO_LARGE", f"at most {MAX_LEASE_BATCH} lease ids", "/lease_ids"
+            )
+        slots: list[LeaseClaim] = []
+        jobs: list[uuid.UUID] = []
+        for lease_id in req.lease_ids:
+            claim = self.signer.verify(lease_id)
+            if claim is None or claim.agent_id != self.agent.agent_id:
+                continue
+            if claim.region_id != self.agent.region_id:
+                continue
+            if claim.job_id is not None:
+                jobs.append(claim.job_id)
+            else:
+                slots.append(claim)
+        released = 0
+        async with self.res.db.connection() as conn:
+            if slots:
+                params = {
+                    "target_ids": [c.target_id for c in slots],
+                    "scheduled_at": [c.scheduled_at for c in slots],
+                    "region_id": self.agent.region_id,
+                    "agent_id": self.agent.agent_id,
+                }
+                released += len(await (await conn.execute(Q.release_slots, params)).fetchall())
+            released += await release_jobs(conn, jobs, self.agent.region_id, self.agent.agent_id)
+        if released:
+            log.info("leases_released", released=released, asked=len(req.lease_ids))
+        return ReleaseResponse(released=released)
+
     async def ingest(self, req: IngestRequest, body_bytes: int | None = None) -> IngestResponse:
         """Store the batch's good rows; each bad one is rejected on its own with a code.
         ``body_bytes``, the size of the request body, spares measuring each row's ``details``
@@ -209,6 +278,7 @@ class AgentProtocol(Service):
                 "rows": ROWS.encode(accepted_rows).decode(),
                 "region_id": self.agent.region_id,
                 "agent_id": self.agent.agent_id,
+                "late_secs": SETTLE_MARGIN_SECS,
             }
             async with self.res.db.connection() as conn:
                 # Prepared from its first use on each connection (psycopg waits for 5): planning

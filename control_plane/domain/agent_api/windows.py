@@ -5,7 +5,16 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from shared.checks import MAX_TIMEOUT_MS
+
 # Seconds a lease outlives the check's own timeout (network, queueing, ingest latency).
 LEASE_GRACE_SECS = 10
 # Clock skew tolerated between an agent's timestamps and the lease window.
 CLOCK_SKEW = timedelta(seconds=30)
+
+# Every row of a slot is committed before ``scheduled_at + interval + SETTLE_MARGIN_SECS`` in
+# normal running (the longest timeout, the lease grace, the clock skew and a minute of slack):
+# the rollups settle minutes past that, and a result later than that marks its minute dirty.
+SETTLE_MARGIN_SECS = (
+    MAX_TIMEOUT_MS // 1000 + LEASE_GRACE_SECS + int(CLOCK_SKEW.total_seconds()) + 60
+)

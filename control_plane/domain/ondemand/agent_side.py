@@ -87,3 +87,14 @@ async def fail_on_demand(conn: Any, row: dict[str, Any]) -> None:
         error_code=codes.SECRET_UNAVAILABLE,
     )
     await conn.execute(Q.complete_on_demand, _params(row["job_id"], row["region_id"], None, result))
+
+
+async def release_jobs(
+    conn: Any, job_ids: list[uuid.UUID], region_id: str, agent_id: uuid.UUID
+) -> int:
+    """Jobs the agent gives back unstarted become pending again; how many."""
+    if not job_ids:
+        return 0
+    params = {"ids": job_ids, "region_id": region_id, "agent_id": agent_id}
+    rows = await (await conn.execute(Q.release_jobs, params)).fetchall()
+    return len(rows)

@@ -103,3 +103,11 @@ stored AS (
     RETURNING target_id
 )
 SELECT (SELECT count(*) FROM job) AS done, (SELECT count(*) FROM stored) AS stored;
+
+-- name: release_jobs
+-- On-demand jobs this agent holds and has not started go back to pending for another agent.
+UPDATE on_demand_checks
+SET state = 'pending', leased_by = NULL, lease_expires_at = NULL
+WHERE id = ANY(%(ids)s::uuid[]) AND region_id = %(region_id)s AND leased_by = %(agent_id)s
+  AND state = 'leased'
+RETURNING id;

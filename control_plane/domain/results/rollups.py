@@ -28,6 +28,11 @@ answered) keeps those minutes unsettled until the sweep has written its placehol
 next runs recompute them. Normally nothing is held. A first run, or one more than a day after
 the watermark, recomputes everything since the watermark in day-sized chunks.
 
+Late results. A result committed after its minute settled (an agent's spool drained after an
+outage longer than ``I + MARGIN_SECS``) marks its minute in ``rollup_dirty`` at ingest; every run
+first recomputes the marked minutes and their hours (``recompute_dirty``), so the rollups count
+what the raw results hold after any outage, one run (15 s) later.
+
 Known gap: the settled point uses the target's current interval. Shortening the interval of a
 target whose slot is held by a lease taken long (more than the new interval plus the margin)
 after the slot was due, and never answered, can make that slot's placeholders land in minutes
@@ -57,13 +62,12 @@ import structlog
 from psycopg import AsyncConnection
 
 from control_plane.db.sql import Queries
-from control_plane.domain.agent_api.windows import CLOCK_SKEW, LEASE_GRACE_SECS
-from shared.checks import MAX_TIMEOUT_MS
+from control_plane.domain.agent_api.windows import SETTLE_MARGIN_SECS
 
 log = structlog.get_logger("vigil.rollups")
 Q = Queries.beside(__file__, "rollups")
 
-MARGIN_SECS = MAX_TIMEOUT_MS // 1000 + LEASE_GRACE_SECS + int(CLOCK_SKEW.total_seconds()) + 60
+MARGIN_SECS = SETTLE_MARGIN_SECS
 # A run further behind than this (or a first run) backfills in chunks of this size.
 CHUNK = timedelta(days=1)
 # "vigil-rollups": one run at a time across workers.
@@ -124,6 +128,27 @@ async def rollup_range(conn: AsyncConnection[Any], lo: datetime, hi: datetime) -
     return written
 
 
+# Dirty minutes recomputed per statement (a spool of a long outage can mark many).
+DIRTY_BATCH = 5000
+
+
+async def recompute_dirty(conn: AsyncConnection[Any]) -> int:
+    """Recompute the minutes (and their hours) late results were marked in; rows written."""
+    written = 0
+    while True:
+        rows = await (await conn.execute(Q.rollup_dirty_minutes, {"limit": DIRTY_BATCH})).fetchall()
+        if not rows:
+            return written
+        written += int(rows[0]["written"])
+        await conn.execute(
+            Q.rollup_hours_of,
+            {"target_ids": [r["target_id"] for r in rows], "hours": [r["hour"] for r in rows]},
+        )
+        log.info("rollups_late_results", minutes=len(rows), rows=written)
+        if len(rows) < DIRTY_BATCH:
+            return written
+
+
 async def run_rollups(conn: AsyncConnection[Any]) -> RollupRun:
     """One run of the rollup job on an autocommit connection (see the module docstring)."""
     got = await (
@@ -132,6 +157,7 @@ async def run_rollups(conn: AsyncConnection[Any]) -> RollupRun:
     if not got or not got["ok"]:
         return RollupRun(ran=False)
     try:
+        late = await recompute_dirty(conn)
         state = await (await conn.execute(Q.rollup_state)).fetchone()
         assert state is not None
         prev: datetime | None = state["ran_at"]
@@ -181,7 +207,7 @@ async def run_rollups(conn: AsyncConnection[Any]) -> RollupRun:
         await conn.execute(Q.advance_watermark, {"ran_at": mark})
         return RollupRun(
             ran=True,
-            rows_written=written,
+            rows_written=written + late,
             hours_written=hours,
             watermark=mark,
             advanced=advanced,

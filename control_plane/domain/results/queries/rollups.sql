@@ -151,3 +151,81 @@ SELECT vigil_drop_rollup_partitions(least(
     ((s.ran_at - make_interval(secs => %(longest_secs)s)) AT TIME ZONE 'UTC')::date)) AS dropped
 FROM rollup_state s
 WHERE s.id = 1 AND s.ran_at IS NOT NULL;
+
+-- name: rollup_dirty_minutes
+-- Minutes a late result landed in after they were settled (ingest marked them): recomputed from
+-- the raw rows, the marks taken in the same statement (a failed run keeps them). Returns the
+-- (target, hour) of each, whose hourly rows ``rollup_hours_of`` then rebuilds.
+WITH dirty AS (
+    DELETE FROM rollup_dirty
+    WHERE (target_id, minute) IN (
+        SELECT target_id, minute FROM rollup_dirty ORDER BY marked_at LIMIT %(limit)s)
+    RETURNING target_id, minute
+),
+fresh AS (
+    INSERT INTO result_rollups AS ru (
+        target_id, region_id, minute, org_id, total, up, down, degraded, error, missed, samples,
+        latency_p50, latency_p95, latency_p99, latency_avg, dns_avg, connect_avg, tls_avg,
+        ttfb_avg)
+    SELECT r.target_id, r.region_id, d.minute, r.org_id,
+           count(*), count(*) FILTER (WHERE r.status = 'up'),
+           count(*) FILTER (WHERE r.status = 'down'),
+           count(*) FILTER (WHERE r.status = 'degraded'),
+           count(*) FILTER (WHERE r.status = 'error'),
+           count(*) FILTER (WHERE r.status = 'missed'),
+           count(r.latency_ms),
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY r.latency_ms),
+           percentile_cont(0.95) WITHIN GROUP (ORDER BY r.latency_ms),
+           percentile_cont(0.99) WITHIN GROUP (ORDER BY r.latency_ms),
+           avg(r.latency_ms), avg(r.dns_ms), avg(r.connect_ms), avg(r.tls_ms), avg(r.ttfb_ms)
+    FROM dirty d
+    JOIN results r ON r.target_id = d.target_id
+                  AND r.scheduled_at >= d.minute AND r.scheduled_at < d.minute + interval '1 minute'
+    GROUP BY r.target_id, r.region_id, d.minute, r.org_id
+    ON CONFLICT (target_id, region_id, minute) DO UPDATE
+    SET org_id = EXCLUDED.org_id, total = EXCLUDED.total, up = EXCLUDED.up,
+        down = EXCLUDED.down, degraded = EXCLUDED.degraded, error = EXCLUDED.error,
+        missed = EXCLUDED.missed, samples = EXCLUDED.samples,
+        latency_p50 = EXCLUDED.latency_p50, latency_p95 = EXCLUDED.latency_p95,
+        latency_p99 = EXCLUDED.latency_p99, latency_avg = EXCLUDED.latency_avg,
+        dns_avg = EXCLUDED.dns_avg, connect_avg = EXCLUDED.connect_avg,
+        tls_avg = EXCLUDED.tls_avg, ttfb_avg = EXCLUDED.ttfb_avg
+    RETURNING 1
+)
+SELECT DISTINCT target_id, date_trunc('hour', minute) AS hour,
+       (SELECT count(*) FROM fresh) AS written
+FROM dirty;
+
+-- name: rollup_hours_of
+-- Rebuilds the hourly rows of the given (target, hour) pairs from their minute rows.
+INSERT INTO result_rollups_hourly AS rh (
+    target_id, region_id, hour, org_id, total, up, down, degraded, error, missed, samples,
+    latency_p50, latency_p95, latency_p99, latency_avg, dns_avg, connect_avg, tls_avg, ttfb_avg)
+SELECT m.target_id, m.region_id, p.hour, m.org_id,
+       sum(m.total), sum(m.up), sum(m.down), sum(m.degraded), sum(m.error), sum(m.missed),
+       sum(m.samples),
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY m.latency_p50),
+       percentile_cont(0.95) WITHIN GROUP (ORDER BY m.latency_p95),
+       percentile_cont(0.99) WITHIN GROUP (ORDER BY m.latency_p99),
+       sum(m.latency_avg::float8 * m.samples) / nullif(sum(m.samples), 0),
+       sum(m.dns_avg::float8 * m.samples)
+           / nullif(sum(m.samples) FILTER (WHERE m.dns_avg IS NOT NULL), 0),
+       sum(m.connect_avg::float8 * m.samples)
+           / nullif(sum(m.samples) FILTER (WHERE m.connect_avg IS NOT NULL), 0),
+       sum(m.tls_avg::float8 * m.samples)
+           / nullif(sum(m.samples) FILTER (WHERE m.tls_avg IS NOT NULL), 0),
+       sum(m.ttfb_avg::float8 * m.samples)
+           / nullif(sum(m.samples) FILTER (WHERE m.ttfb_avg IS NOT NULL), 0)
+FROM unnest(%(target_ids)s::uuid[], %(hours)s::timestamptz[]) AS p(target_id, hour)
+JOIN result_rollups m ON m.target_id = p.target_id
+                     AND m.minute >= p.hour AND m.minute < p.hour + interval '1 hour'
+-- Not where retention dropped the minutes: the hour would be rebuilt from part of them.
+WHERE p.hour >= coalesce((SELECT minutes_from FROM rollup_state WHERE id = 1), '-infinity')
+GROUP BY m.target_id, m.region_id, p.hour, m.org_id
+ON CONFLICT (target_id, region_id, hour) DO UPDATE
+SET org_id = EXCLUDED.org_id, total = EXCLUDED.total, up = EXCLUDED.up, down = EXCLUDED.down,
+    degraded = EXCLUDED.degraded, error = EXCLUDED.error, missed = EXCLUDED.missed,
+    samples = EXCLUDED.samples, latency_p50 = EXCLUDED.latency_p50,
+    latency_p95 = EXCLUDED.latency_p95, latency_p99 = EXCLUDED.latency_p99,
+    latency_avg = EXCLUDED.latency_avg, dns_avg = EXCLUDED.dns_avg,
+    connect_avg = EXCLUDED.connect_avg, tls_avg = EXCLUDED.tls_avg, ttfb_avg = EXCLUDED.ttfb_avg;
