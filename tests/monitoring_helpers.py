@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -58,26 +59,33 @@ async def make_target(
 
 
 async def make_due(
-    db_url: str, target_id: str, seconds_ago: float = 1.0, *, on_grid: bool = True
+    db_url: str, target_id: str, seconds_ago: float = 1.0, *, on_grid: bool = False
 ) -> datetime:
-    """Make the target's slots due: the latest grid point at least ``seconds_ago`` in the past
-    (or, with ``on_grid=False``, exactly ``seconds_ago`` in the past). Returns that time."""
-    at = "date_trunc('milliseconds', now()) - make_interval(secs => %(ago)s)"
+    """Make the target's slot due exactly ``seconds_ago`` in the past, or with ``on_grid`` at a
+    point of its grid. Off the grid is the default because an agent is never leased a slot older
+    than its interval, and the latest grid point of a 60 s target may be 59 s old. On the grid,
+    the latest point at least ``seconds_ago`` old is taken unless it is within 5 s of falling out
+    of the lease window; then the next point is taken and this waits until it is due."""
+    ago = "date_trunc('milliseconds', now()) - make_interval(secs => %(ago)s)"
+    at = ago
     if on_grid:
+        upcoming = f"vigil_next_slot(t.id, t.interval_secs, {ago})"
         at = (
-            f"vigil_next_slot(t.id, t.interval_secs, {at}"
-            " - make_interval(secs => t.interval_secs) + interval '1 millisecond')"
+            f"CASE WHEN {upcoming} - now() > interval '5 seconds'"
+            f" THEN {upcoming} - make_interval(secs => t.interval_secs) ELSE {upcoming} END"
         )
     async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as conn:
         cur = await conn.execute(
             f"UPDATE schedules s SET next_due_at = {at}, leased_by = NULL,"
-            " lease_expires_at = NULL FROM targets t"
-            " WHERE t.id = s.target_id AND s.target_id = %(id)s RETURNING s.next_due_at",
+            " lease_expires_at = NULL FROM targets t WHERE t.id = s.target_id"
+            " AND s.target_id = %(id)s RETURNING s.next_due_at, s.next_due_at - now()",
             {"ago": seconds_ago, "id": uuid.UUID(target_id)},
         )
         row = await cur.fetchone()
         assert row is not None, "target has no schedule"
         due: datetime = row[0]
+        if on_grid and row[1].total_seconds() > 0:
+            await asyncio.sleep(row[1].total_seconds() + 0.01)
         return due
 
 

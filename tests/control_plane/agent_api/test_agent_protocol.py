@@ -98,7 +98,7 @@ async def test_ingest_is_idempotent_and_advances_the_grid(
     owner: Persona, operator: Persona, db_url: str
 ) -> None:
     target = await make_target(owner, interval=30)
-    due = await make_due(db_url, target["id"])
+    due = await make_due(db_url, target["id"], on_grid=True)
     agent = await make_agent(operator)
     (lease,) = (await agent.lease()).json()["leases"]
     batch = [result_for(lease, "down")]

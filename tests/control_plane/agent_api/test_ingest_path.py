@@ -101,7 +101,7 @@ async def test_a_batch_advances_every_schedule_and_marks_every_target(
 ) -> None:
     targets = [await make_target(owner, name=f"t{i}", interval=30 + i) for i in range(20)]
     for t in targets:
-        await make_due(db_url, t["id"])
+        await make_due(db_url, t["id"], on_grid=True)
     agent = await make_agent(operator)
     leases = (await agent.lease()).json()["leases"]
     assert len(leases) == 20

@@ -35,6 +35,11 @@ class Probe:
         await evaluate_targets({"resources": self.app.state.resources}, [self.target["id"]])
 
 
+# These tests replay an hour of history one slot a minute, so their targets' interval is an hour:
+# an agent is never leased a slot older than its interval (ARCHITECTURE: late slots are missed).
+HISTORY_INTERVAL = 3600
+
+
 async def make_due_in(db_url: str, target_id: str, region: str, seconds_ago: int) -> None:
     async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as conn:
         await conn.execute(
@@ -49,7 +54,9 @@ async def two_region_target(
 ) -> tuple[dict[str, Any], AgentHandle, AgentHandle]:
     east = await make_agent(operator, region="us-east", name="east")
     west = await make_agent(operator, region="eu-west", name="west")
-    target = await make_target(owner, region_policy=policy, alert_confirmations=confirmations)
+    target = await make_target(
+        owner, interval=HISTORY_INTERVAL, region_policy=policy, alert_confirmations=confirmations
+    )
     resp = await owner.put(
         f"/api/v1/targets/{target['id']}/regions", json={"regions": ["eu-west", "us-east"]}
     )
@@ -117,7 +124,9 @@ async def test_missed_and_error_never_count_as_down(
     owner: Persona, operator: Persona, app: Litestar, db_url: str
 ) -> None:
     agent = await make_agent(operator)
-    target = await make_target(owner, region_policy="any", alert_confirmations=1)
+    target = await make_target(
+        owner, interval=HISTORY_INTERVAL, region_policy="any", alert_confirmations=1
+    )
     probe = Probe(app, db_url, target)
     for status in ("error", "degraded", "error"):
         await probe.round({agent: status})
@@ -146,7 +155,9 @@ async def test_concurrent_evaluations_open_one_incident(
     owner: Persona, operator: Persona, app: Litestar, db_url: str
 ) -> None:
     agent = await make_agent(operator)
-    target = await make_target(owner, region_policy="any", alert_confirmations=1)
+    target = await make_target(
+        owner, interval=HISTORY_INTERVAL, region_policy="any", alert_confirmations=1
+    )
     await make_due(db_url, target["id"], 120, on_grid=False)
     (lease,) = (await agent.lease()).json()["leases"]
     assert (await agent.ingest([result_for(lease, "down")])).json()["accepted"] == 1
@@ -169,7 +180,7 @@ async def test_results_and_uptime_reads(
     owner: Persona, outsider: Persona, operator: Persona, app: Litestar, db_url: str
 ) -> None:
     agent = await make_agent(operator)
-    target = await make_target(owner)
+    target = await make_target(owner, interval=HISTORY_INTERVAL)
     probe = Probe(app, db_url, target)
     for status in ("up", "down", "up", "degraded"):
         await probe.round({agent: status})

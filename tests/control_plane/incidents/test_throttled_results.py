@@ -12,7 +12,7 @@ from psycopg.rows import dict_row
 
 from control_plane.domain.incidents.jobs import evaluate_targets
 from tests.conftest import Persona
-from tests.control_plane.incidents.test_incidents import incidents, make_due_in
+from tests.control_plane.incidents.test_incidents import HISTORY_INTERVAL, incidents, make_due_in
 from tests.monitoring_helpers import AgentHandle, make_agent, make_target, result_for
 
 THROTTLED = {"error": "throttled: host concurrency cap", "error_code": "THROTTLED"}
@@ -53,7 +53,9 @@ async def test_throttled_results_never_open_an_incident(
     owner: Persona, operator: Persona, app: Litestar, db_url: str
 ) -> None:
     agent = await make_agent(operator)
-    target = await make_target(owner, region_policy="any", alert_confirmations=1)
+    target = await make_target(
+        owner, interval=HISTORY_INTERVAL, region_policy="any", alert_confirmations=1
+    )
     slots = Slots(app, db_url, target, agent)
     await slots.run("down")  # one bad result: counting starts
     before = await slots.region_state()
@@ -82,7 +84,9 @@ async def test_throttled_results_do_not_close_an_open_incident(
     owner: Persona, operator: Persona, app: Litestar, db_url: str
 ) -> None:
     agent = await make_agent(operator)
-    target = await make_target(owner, region_policy="any", alert_confirmations=2)
+    target = await make_target(
+        owner, interval=HISTORY_INTERVAL, region_policy="any", alert_confirmations=2
+    )
     slots = Slots(app, db_url, target, agent)
     await slots.run("down")
     await slots.run("down")
@@ -107,7 +111,9 @@ async def test_a_degraded_result_that_is_not_throttled_still_counts_as_good(
     owner: Persona, operator: Persona, app: Litestar, db_url: str
 ) -> None:
     agent = await make_agent(operator)
-    target = await make_target(owner, region_policy="any", alert_confirmations=2)
+    target = await make_target(
+        owner, interval=HISTORY_INTERVAL, region_policy="any", alert_confirmations=2
+    )
     slots = Slots(app, db_url, target, agent)
     await slots.run("down")
     await slots.run("down")

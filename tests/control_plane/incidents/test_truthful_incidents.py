@@ -25,7 +25,7 @@ from control_plane.domain.incidents.policy import (
     quorum_start,
 )
 from tests.conftest import Persona
-from tests.control_plane.incidents.test_incidents import incidents, make_due_in
+from tests.control_plane.incidents.test_incidents import HISTORY_INTERVAL, incidents, make_due_in
 from tests.monitoring_helpers import AgentHandle, make_agent, make_target, result_for
 
 T = [datetime(2026, 5, 1, 12, m, tzinfo=UTC) for m in range(10)]
@@ -62,7 +62,7 @@ async def regions_target(
     owner: Persona, operator: Persona, regions: list[str], **fields: Any
 ) -> tuple[dict[str, Any], list[AgentHandle]]:
     agents = [await make_agent(operator, region=r, name=r) for r in regions]
-    target = await make_target(owner, **fields)
+    target = await make_target(owner, **({"interval": HISTORY_INTERVAL} | fields))
     resp = await owner.put(f"/api/v1/targets/{target['id']}/regions", json={"regions": regions})
     assert resp.status_code == 200, resp.text
     return target, agents
