@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint fmt bench clean schema
+.PHONY: dev test faults lint fmt bench clean schema
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Vigil needs Python >= 3.11")'
@@ -20,6 +20,12 @@ dev: $(STAMP)
 # servers and processes, so this is faster than one process even on two cores.
 test: $(STAMP)
 	$(BIN)/pytest -n 3
+
+# The fault suite (tests/faults): whole systems on their own PostgreSQL and Redis, with agents
+# killed, the API stopped for 4 minutes, PostgreSQL and Redis restarted, the worker killed; each
+# case judged over every slot. About 6 minutes; CI runs it after `make test`.
+faults: $(STAMP)
+	$(BIN)/pytest -n 3 -m faults tests/faults
 
 # `make bench` runs every scenario; `make bench SCENARIO=agent` (or a comma list) runs some.
 # Knobs are BENCH_* environment variables (bench/config.py); reports land in bench/results/.
