@@ -102,7 +102,9 @@ async def test_two_deployments_on_one_redis_keep_their_keys_and_ticks_apart(
             assert all(counts), counts
         finally:
             for w in workers:
-                await w.close()
+                # arq's close() cancels a job still in flight and re-raises its CancelledError.
+                with contextlib.suppress(asyncio.CancelledError):
+                    await w.close()
             for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
