@@ -91,11 +91,50 @@ class ApiSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class MailSettings:
+    """The one SMTP path: email channels, invitations and password resets all send through it.
+
+    ``host`` unset means mail is not configured: sending raises ``MailUnavailable``.
+    ``security`` is ``starttls`` (upgrade after connect), ``tls`` (implicit TLS, port 465) or
+    ``none`` (local relays and test servers only).
+    """
+
+    host: str | None = None
+    port: int = 587
+    username: str | None = None
+    password: str | None = None
+    security: str = "starttls"
+    sender: str = "Vigil <vigil@localhost>"
+    timeout_secs: float = 10.0
+
+
+MAIL_SECURITY = ("starttls", "tls", "none")
+
+
+def _mail(e: dict[str, str]) -> MailSettings:
+    security = (e.get("VIGIL_SMTP_SECURITY") or "starttls").strip().lower()
+    if security not in MAIL_SECURITY:
+        raise SettingsError(
+            f"VIGIL_SMTP_SECURITY={security!r}: expected one of {', '.join(MAIL_SECURITY)}"
+        )
+    return MailSettings(
+        host=e.get("VIGIL_SMTP_HOST") or None,
+        port=int(e.get("VIGIL_SMTP_PORT") or ("465" if security == "tls" else "587")),
+        username=e.get("VIGIL_SMTP_USERNAME") or None,
+        password=e.get("VIGIL_SMTP_PASSWORD") or None,
+        security=security,
+        sender=e.get("VIGIL_SMTP_FROM") or "Vigil <vigil@localhost>",
+        timeout_secs=float(e.get("VIGIL_SMTP_TIMEOUT_SECS") or "10"),
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     database: DatabaseSettings
     redis: RedisSettings
     security: SecuritySettings
     api: ApiSettings = field(default_factory=ApiSettings)
+    mail: MailSettings = field(default_factory=MailSettings)
 
 
 def _b64key(raw: str, name: str) -> bytes:
@@ -179,6 +218,7 @@ def settings_from_env(env: dict[str, str] | None = None) -> Settings:
             log_level=e.get("VIGIL_LOG_LEVEL", "info"),
             public_url=_public_url(e.get("VIGIL_PUBLIC_URL", "")),
         ),
+        mail=_mail(e),
     )
 
 
