@@ -23,7 +23,7 @@ class BenchConfig:
     runs: int = field(default_factory=lambda: max(3, _int("BENCH_RUNS", 3)))
     # agent: targets per variant at a 10 s interval (offered checks/s = targets / 10), the
     # measuring window of each run, and the concurrency of the agent, aiohttp loop and wrk.
-    agent_targets: int = field(default_factory=lambda: _int("BENCH_AGENT_TARGETS", 10_000))
+    agent_targets: int = field(default_factory=lambda: _int("BENCH_AGENT_TARGETS", 30_000))
     agent_window_s: float = field(default_factory=lambda: _float("BENCH_AGENT_WINDOW_S", 6.0))
     concurrency: int = field(default_factory=lambda: _int("BENCH_CONCURRENCY", 100))
     agent_variants: tuple[str, ...] = field(

@@ -28,6 +28,7 @@ from shared.checks import HttpCheck
 from shared.protocol import MAX_INGEST_BATCH, MAX_LEASE_BATCH
 
 BATCH = MAX_INGEST_BATCH
+INGEST_INTERVAL = 3600
 COLS = (
     "target_id, region_id, scheduled_at, org_id, agent_id, status, started_at, finished_at, "
     "latency_ms, status_code, error, error_code, dns_ms, connect_ms, tls_ms, ttfb_ms, details, "
@@ -136,14 +137,20 @@ async def run(vigil: Vigil, cfg: BenchConfig) -> Outcome:
     org_id, _ = await vigil.org()
     token = await vigil.agent_token("default", "ingest")
     # Never probed: no agent runs here; the bench leases the slots itself.
-    await vigil.bulk_targets(org_id, [HttpCheck(url="http://127.0.0.1:9/")] * n, interval=60)
+    # An hour's interval: each run's slot (10 minutes apart, in the past) is still leasable, since
+    # the lease never hands out a slot later than its own interval (the sweep records it missed).
+    await vigil.bulk_targets(
+        org_id, [HttpCheck(url="http://127.0.0.1:9/")] * n, interval=INGEST_INTERVAL
+    )
     pids = vigil.pids("api")
     ingest_rate, copy_rate, lease_rate, ratio = [], [], [], []
     cpu_api, cpu_pg, stored = [], [], []
     headers = {"Authorization": f"Bearer {token}"}
     async with aiohttp.ClientSession(headers=headers) as session:
         for i in range(cfg.runs):
-            slot = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10 * (i + 1))
+            # Distinct per run, within the interval (runs beyond the fifth reuse the window).
+            back = timedelta(minutes=10 * (i % 5 + 1), seconds=i // 5)
+            slot = datetime.now(UTC).replace(microsecond=0) - back
             async with await psycopg.AsyncConnection.connect(vigil.db_url, autocommit=True) as c:
                 await c.execute(MAKE_DUE, {"at": slot})
             t = time.perf_counter()
