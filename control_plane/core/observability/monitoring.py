@@ -4,6 +4,12 @@ Counters move where the work happens (lease, ingest). Gauges that describe the w
 (agents last seen per region, open incidents, evaluation lag, due slots waiting) are read from
 PostgreSQL by a refresher task every few seconds, so every control-plane replica exports the
 same truth and a scrape never waits on the database.
+
+The same refresher pings PostgreSQL and Redis (``vigil_dependency_up{dependency}``) and, when an
+operator opted orgs or tags in (``TargetMetricsSettings``), exports per-target series like
+blackbox's ``probe_success``: ``vigil_target_up{org,target,region}``,
+``vigil_target_latency_seconds`` and ``vigil_target_info{org,target,name}``, never more than
+``max_series`` target/region pairs (``vigil_target_metrics_truncated`` 1 when cut).
 """
 
 from __future__ import annotations
@@ -15,8 +21,10 @@ from typing import Any
 import structlog
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
+from redis.asyncio import Redis
 
 from control_plane.core.observability.metrics import Metrics
+from control_plane.settings import TargetMetricsSettings
 
 log = structlog.get_logger("vigil.metrics")
 REFRESH_SECS = 5.0
@@ -39,8 +47,30 @@ SELECT
 """
 
 
+# The last stored status of each opted-in target per region, and its last measured latency.
+_TARGET_SQL = """
+SELECT t.org_id::text AS org, t.id::text AS target, t.name, rs.region_id AS region,
+       rs.last_status AS status, r.latency_ms
+  FROM targets t
+  JOIN region_states rs ON rs.target_id = t.id
+  LEFT JOIN LATERAL (
+    SELECT latency_ms FROM results
+     WHERE target_id = t.id AND region_id = rs.region_id AND status <> 'missed'
+     ORDER BY scheduled_at DESC LIMIT 1) r ON true
+ WHERE t.enabled
+   AND rs.last_status IN ('up', 'degraded', 'down', 'error')
+   AND (%(all_orgs)s OR t.org_id::text = ANY(%(orgs)s) OR t.tags && %(tags)s::text[])
+ ORDER BY t.org_id, t.id, rs.region_id
+ LIMIT %(limit)s
+"""
+# Statuses that count as a successful check for ``vigil_target_up`` (like ``probe_success``).
+UP_STATUSES = frozenset({"up", "degraded"})
+DEPENDENCY_TIMEOUT_S = 2.0
+
+
 class MonitoringMetrics:
-    def __init__(self, metrics: Metrics) -> None:
+    def __init__(self, metrics: Metrics, targets: TargetMetricsSettings | None = None) -> None:
+        self.targets = targets or TargetMetricsSettings()
         self.leases = metrics.counter(
             "vigil_agent_leases_total", "slots handed to agents", ("region",)
         )
@@ -65,10 +95,47 @@ class MonitoringMetrics:
         self.evaluation_lag = metrics.gauge(
             "vigil_evaluation_lag_seconds", "age of the oldest result not yet evaluated"
         )
+        self.dependency_up = metrics.gauge(
+            "vigil_dependency_up",
+            "1 when the last ping of the dependency (postgres, redis) succeeded, else 0",
+            ("dependency",),
+        )
+        self.target_up = metrics.gauge(
+            "vigil_target_up",
+            "1 when the target's last check in the region succeeded (up or degraded), else 0; "
+            "opted-in orgs/tags only",
+            ("org", "target", "region"),
+        )
+        self.target_latency = metrics.gauge(
+            "vigil_target_latency_seconds",
+            "latency of the target's last check in the region; opted-in orgs/tags only",
+            ("org", "target", "region"),
+        )
+        self.target_info = metrics.gauge(
+            "vigil_target_info", "1 per exported target, naming it", ("org", "target", "name")
+        )
+        self.target_truncated = metrics.gauge(
+            "vigil_target_metrics_truncated",
+            "1 when more target/region pairs are opted in than VIGIL_TARGET_METRICS_MAX allows",
+        )
 
-    async def refresh(self, pool: AsyncConnectionPool[AsyncConnection[Any]]) -> None:
-        async with pool.connection() as conn:
-            row = await (await conn.execute(_GAUGE_SQL)).fetchone()
+    async def refresh(
+        self,
+        pool: AsyncConnectionPool[AsyncConnection[Any]],
+        redis: Redis | None = None,
+    ) -> None:
+        if redis is not None:
+            await self.ping_redis(redis)
+        try:
+            async with pool.connection(timeout=DEPENDENCY_TIMEOUT_S) as conn:
+                row = await (await conn.execute(_GAUGE_SQL)).fetchone()
+                target_rows = await self._target_rows(conn)
+        except Exception:
+            self.dependency_up.labels(dependency="postgres").set(0)
+            raise
+        self.dependency_up.labels(dependency="postgres").set(1)
+        if target_rows is not None:
+            self._set_targets(target_rows)
         if row is None:
             return
         for region, ts in row["last_seen"].items():
@@ -79,8 +146,49 @@ class MonitoringMetrics:
         self.open_incidents.set(float(row["open_incidents"]))
         self.evaluation_lag.set(float(row["evaluation_lag"]))
 
+    async def ping_redis(self, redis: Redis) -> None:
+        try:
+            await asyncio.wait_for(redis.ping(), DEPENDENCY_TIMEOUT_S)
+        except Exception as exc:
+            self.dependency_up.labels(dependency="redis").set(0)
+            log.warning("metrics_redis_ping_failed", error=str(exc) or type(exc).__name__)
+        else:
+            self.dependency_up.labels(dependency="redis").set(1)
+
+    async def _target_rows(self, conn: AsyncConnection[Any]) -> list[dict[str, Any]] | None:
+        t = self.targets
+        if not t.enabled:
+            return None
+        cur = await conn.execute(
+            _TARGET_SQL,
+            {
+                "all_orgs": "*" in t.orgs,
+                "orgs": sorted(t.orgs - {"*"}),
+                "tags": sorted(t.tags),
+                "limit": t.max_series + 1,
+            },
+        )
+        return list(await cur.fetchall())
+
+    def _set_targets(self, rows: list[dict[str, Any]]) -> None:
+        limit = self.targets.max_series
+        self.target_truncated.set(1 if len(rows) > limit else 0)
+        if len(rows) > limit:
+            log.warning("target_metrics_truncated", max_series=limit)
+        for gauge in (self.target_up, self.target_latency, self.target_info):
+            gauge.clear()
+        for r in rows[:limit]:
+            key = {"org": r["org"], "target": r["target"], "region": r["region"]}
+            self.target_up.labels(**key).set(1 if r["status"] in UP_STATUSES else 0)
+            if r["latency_ms"] is not None:
+                self.target_latency.labels(**key).set(float(r["latency_ms"]) / 1000)
+            self.target_info.labels(org=r["org"], target=r["target"], name=r["name"]).set(1)
+
     async def run_refresher(
-        self, pool: AsyncConnectionPool[AsyncConnection[Any]], stop: asyncio.Event
+        self,
+        pool: AsyncConnectionPool[AsyncConnection[Any]],
+        stop: asyncio.Event,
+        redis: Redis | None = None,
     ) -> None:
         # Never cancelled mid-query (a cancelled pool checkout can wedge shutdown): it stops
         # between refreshes when ``stop`` is set.
@@ -90,15 +198,19 @@ class MonitoringMetrics:
             if stop.is_set():
                 return
             try:
-                await self.refresh(pool)
+                await self.refresh(pool, redis)
             except Exception as exc:  # the database being down must not kill the app
                 log.warning("metrics_refresh_failed", error=str(exc))
 
 
 @contextlib.asynccontextmanager
-async def refresher(mm: MonitoringMetrics, pool: AsyncConnectionPool[AsyncConnection[Any]]) -> Any:
+async def refresher(
+    mm: MonitoringMetrics,
+    pool: AsyncConnectionPool[AsyncConnection[Any]],
+    redis: Redis | None = None,
+) -> Any:
     stop = asyncio.Event()
-    task = asyncio.create_task(mm.run_refresher(pool, stop))
+    task = asyncio.create_task(mm.run_refresher(pool, stop, redis))
     try:
         yield
     finally:
