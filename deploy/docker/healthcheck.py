@@ -34,7 +34,8 @@ def flag(argv: list[str], name: str) -> str | None:
 
 def url_for(argv: list[str]) -> str | None:
     words = [os.path.basename(a) for a in argv]
-    if "vigil-agent" in words:
+    # Under an init (docker --init, `sh -c "… exec vigil-agent"`) the command is further in.
+    if any("vigil-agent" in a for a in argv):
         port = flag(argv, "--metrics-port") or os.environ.get("VIGIL_AGENT_METRICS_PORT")
         return f"http://127.0.0.1:{port}/metrics" if port else None
     if "vigil" in words:
