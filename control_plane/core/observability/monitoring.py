@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -49,12 +51,14 @@ SELECT
 
 # The last stored status of each opted-in target per region, and its last measured latency.
 _TARGET_SQL = """
-SELECT t.org_id::text AS org, t.id::text AS target, t.name, rs.region_id AS region,
-       rs.last_status AS status, r.latency_ms
+SELECT t.org_id::text AS org, t.id::text AS target, t.name, t.kind, rs.region_id AS region,
+       rs.last_status AS status, r.latency_ms, r.dns_ms, r.connect_ms, r.tls_ms, r.ttfb_ms,
+       CASE WHEN jsonb_typeof(r.details -> 'days_remaining') = 'number'
+            THEN (r.details ->> 'days_remaining')::float8 END AS days_remaining
   FROM targets t
   JOIN region_states rs ON rs.target_id = t.id
   LEFT JOIN LATERAL (
-    SELECT latency_ms FROM results
+    SELECT latency_ms, dns_ms, connect_ms, tls_ms, ttfb_ms, details FROM results
      WHERE target_id = t.id AND region_id = rs.region_id AND status <> 'missed'
      ORDER BY scheduled_at DESC LIMIT 1) r ON true
  WHERE t.enabled
@@ -63,9 +67,15 @@ SELECT t.org_id::text AS org, t.id::text AS target, t.name, rs.region_id AS regi
  ORDER BY t.org_id, t.id, rs.region_id
  LIMIT %(limit)s
 """
+# The phases of a check's latency exported per target (columns of ``results``, milliseconds).
+PHASES = ("dns", "connect", "tls", "ttfb")
+# Check kinds whose results carry ``details.days_remaining``, and the gauge each feeds.
+EXPIRY_KINDS = {"tls_cert": "tls", "domain_expiry": "domain"}
 # Statuses that count as a successful check for ``vigil_target_up`` (like ``probe_success``).
 UP_STATUSES = frozenset({"up", "degraded"})
 DEPENDENCY_TIMEOUT_S = 2.0
+# Seconds between a slot's scheduled time and its lease (an idle region leases on time).
+LATENESS_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0)
 
 
 class MonitoringMetrics:
@@ -73,6 +83,12 @@ class MonitoringMetrics:
         self.targets = targets or TargetMetricsSettings()
         self.leases = metrics.counter(
             "vigil_agent_leases_total", "slots handed to agents", ("region",)
+        )
+        self.lateness = metrics.histogram(
+            "vigil_lease_lateness_seconds",
+            "how late a slot was leased after its scheduled time",
+            ("region",),
+            buckets=LATENESS_BUCKETS,
         )
         self.results = metrics.counter(
             "vigil_ingest_results_total", "check results stored, by status", ("region", "status")
@@ -111,6 +127,22 @@ class MonitoringMetrics:
             "latency of the target's last check in the region; opted-in orgs/tags only",
             ("org", "target", "region"),
         )
+        self.target_phase = metrics.gauge(
+            "vigil_target_phase_seconds",
+            "time of each phase (dns, connect, tls, ttfb) of the target's last check in the "
+            "region; opted-in orgs/tags only",
+            ("org", "target", "region", "phase"),
+        )
+        self.target_tls_days = metrics.gauge(
+            "vigil_target_tls_days_remaining",
+            "days until the certificate of a tls_cert target expires, as last checked",
+            ("org", "target", "region"),
+        )
+        self.target_domain_days = metrics.gauge(
+            "vigil_target_domain_days_remaining",
+            "days until the domain of a domain_expiry target expires, as last checked",
+            ("org", "target", "region"),
+        )
         self.target_info = metrics.gauge(
             "vigil_target_info", "1 per exported target, naming it", ("org", "target", "name")
         )
@@ -118,6 +150,11 @@ class MonitoringMetrics:
             "vigil_target_metrics_truncated",
             "1 when more target/region pairs are opted in than VIGIL_TARGET_METRICS_MAX allows",
         )
+
+    def observe_lateness(self, region: str, leases: Sequence[Any], now: datetime) -> None:
+        hist = self.lateness.labels(region=region)
+        for lease in leases:
+            hist.observe(max(0.0, (now - lease.scheduled_at).total_seconds()))
 
     async def refresh(
         self,
@@ -175,13 +212,26 @@ class MonitoringMetrics:
         self.target_truncated.set(1 if len(rows) > limit else 0)
         if len(rows) > limit:
             log.warning("target_metrics_truncated", max_series=limit)
-        for gauge in (self.target_up, self.target_latency, self.target_info):
+        expiry = {"tls": self.target_tls_days, "domain": self.target_domain_days}
+        for gauge in (
+            self.target_up,
+            self.target_latency,
+            self.target_phase,
+            *expiry.values(),
+            self.target_info,
+        ):
             gauge.clear()
         for r in rows[:limit]:
             key = {"org": r["org"], "target": r["target"], "region": r["region"]}
             self.target_up.labels(**key).set(1 if r["status"] in UP_STATUSES else 0)
             if r["latency_ms"] is not None:
                 self.target_latency.labels(**key).set(float(r["latency_ms"]) / 1000)
+            for phase in PHASES:
+                if r[f"{phase}_ms"] is not None:
+                    self.target_phase.labels(**key, phase=phase).set(float(r[f"{phase}_ms"]) / 1000)
+            kind = EXPIRY_KINDS.get(r["kind"])
+            if kind is not None and r["days_remaining"] is not None:
+                expiry[kind].labels(**key).set(float(r["days_remaining"]))
             self.target_info.labels(org=r["org"], target=r["target"], name=r["name"]).set(1)
 
     async def run_refresher(

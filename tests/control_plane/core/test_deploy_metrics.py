@@ -95,7 +95,9 @@ async def test_target_series_only_for_opted_in_orgs(
 
     on = await _scrape_with(settings, TargetMetricsSettings(orgs=frozenset({org})))
     assert on[("vigil_target_up", key)] == 0  # its last check was down
-    assert ("vigil_target_latency_seconds", key) in on
+    assert on[("vigil_target_latency_seconds", key)] == 0.0125
+    assert on[("vigil_target_phase_seconds", tuple(sorted((*key, ("phase", "dns")))))] == 0.001
+    assert on[("vigil_target_phase_seconds", tuple(sorted((*key, ("phase", "ttfb")))))] == 0.008
     info = (("name", target["name"]), ("org", org), ("target", target["id"]))
     assert on[("vigil_target_info", info)] == 1
     assert on[("vigil_target_metrics_truncated", ())] == 0
@@ -149,3 +151,23 @@ def test_target_metrics_settings_from_env() -> None:
         orgs=frozenset({"a", "b"}), tags=frozenset({"prod"}), max_series=50
     )
     assert t.enabled
+
+
+async def test_certificate_days_remaining_per_target(
+    owner: Persona, operator: Persona, db_url: str, app: Litestar, settings: Settings
+) -> None:
+    target = await make_target(
+        owner, check={"type": "tls_cert", "host": "example.com"}, interval=3600
+    )
+    await make_due(db_url, target["id"])
+    agent = await make_agent(operator)
+    (lease,) = (await agent.lease()).json()["leases"]
+    facts = {"days_remaining": 42, "not_after": "2027-01-17T00:00:00Z"}
+    await agent.ingest([result_for(lease, "up", details=facts)])
+    await evaluate_targets({"resources": app.state.resources}, [target["id"]])
+    key = (("org", str(owner.org_id)), ("region", "default"), ("target", target["id"]))
+
+    got = await _scrape_with(settings, TargetMetricsSettings(orgs=frozenset({"*"})))
+    assert got[("vigil_target_tls_days_remaining", key)] == 42
+    assert got[("vigil_target_up", key)] == 1
+    assert ("vigil_target_domain_days_remaining", key) not in got
