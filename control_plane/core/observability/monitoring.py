@@ -163,14 +163,17 @@ class MonitoringMetrics:
     ) -> None:
         if redis is not None:
             await self.ping_redis(redis)
+        answered = False
         try:
-            async with pool.connection(timeout=DEPENDENCY_TIMEOUT_S) as conn:
+            async with pool.connection() as conn:
                 row = await (await conn.execute(_GAUGE_SQL)).fetchone()
+                answered = True
+                self.dependency_up.labels(dependency="postgres").set(1)
                 target_rows = await self._target_rows(conn)
         except Exception:
-            self.dependency_up.labels(dependency="postgres").set(0)
+            if not answered:  # the per-target query failing says nothing about reachability
+                self.dependency_up.labels(dependency="postgres").set(0)
             raise
-        self.dependency_up.labels(dependency="postgres").set(1)
         if target_rows is not None:
             self._set_targets(target_rows)
         if row is None:

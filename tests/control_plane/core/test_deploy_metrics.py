@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from prometheus_client.parser import text_string_to_metric_families
@@ -57,6 +58,21 @@ async def test_dependency_up_follows_postgres_and_redis(
     got = samples((await client.get("/metrics")).text)
     assert got[("vigil_dependency_up", (("dependency", "redis"),))] == 0
     assert got[("vigil_dependency_up", (("dependency", "postgres"),))] == 1
+
+    # Nor on PostgreSQL's side: the refresh fails (the refresher logs it) and the gauge says 0.
+    from psycopg_pool import AsyncConnectionPool
+
+    gone: AsyncConnectionPool[Any] = AsyncConnectionPool(
+        "postgresql://vigil@127.0.0.1:1/vigil", min_size=1, max_size=1, timeout=0.5, open=False
+    )
+    await gone.open(wait=False)
+    try:
+        with pytest.raises(Exception):  # noqa: B017 (whatever psycopg raises for it)
+            await mm.refresh(gone)
+    finally:
+        await gone.close()
+    got = samples((await client.get("/metrics")).text)
+    assert got[("vigil_dependency_up", (("dependency", "postgres"),))] == 0
 
 
 async def _reported(
