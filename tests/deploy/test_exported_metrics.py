@@ -198,15 +198,13 @@ async def test_live_stack(running: System, tmp_path: Path) -> None:
     assert wrong.returncode == 1
 
     worker_port, agent_port = free_port(), free_port()
-    system.spawn(
-        "worker",
-        str(BIN / "vigil"),
-        "worker",
-        "--metrics-port",
-        str(worker_port),
-        "--metrics-host",
-        "127.0.0.1",
+    # The worker's metrics endpoint from the environment, as deploy/kubernetes sets it.
+    system.env.update(
+        VIGIL_WORKER_METRICS_PORT=str(worker_port), VIGIL_WORKER_METRICS_HOST="127.0.0.1"
     )
+    system.spawn("worker", str(BIN / "vigil"), "worker")
+    for var in ("VIGIL_WORKER_METRICS_PORT", "VIGIL_WORKER_METRICS_HOST"):
+        system.env.pop(var)
     system.spawn(
         "agent",
         str(BIN / "vigil-agent"),
