@@ -107,3 +107,14 @@ def test_agents_reach_only_the_control_plane_and_the_internet() -> None:
     v4 = next(b for b in blocks if b["cidr"] == "0.0.0.0/0")
     for private in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16"):
         assert private in v4["except"]
+
+
+def test_ingress_never_routes_metrics_or_operator() -> None:
+    paths = {
+        p["path"]
+        for ing in by_kind("Ingress").values()
+        for rule in ing["spec"]["rules"]
+        for p in rule["http"]["paths"]
+    }
+    assert {"/api/v1", "/api/public/v1", "/api/agent", "/healthz", "/readyz"} <= paths
+    assert not [p for p in paths if p.startswith(("/metrics", "/operator")) or p == "/"]
