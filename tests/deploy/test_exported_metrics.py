@@ -78,6 +78,19 @@ def test_the_dashboard_loads_and_every_panel_has_a_query() -> None:
             assert metric_names(target["expr"]), (panel["title"], target["expr"])
     ids = [p["id"] for p in dash["panels"]]
     assert len(ids) == len(set(ids))
+    # Every query goes to the data source the variable picks (the provisioned one by default).
+    for panel in dash["panels"]:
+        for target in panel.get("targets", []):
+            assert target["datasource"]["uid"] == "${datasource}", panel["title"]
+    # No two panels share a grid cell, and all fit the 24-column grid.
+    taken: dict[tuple[int, int], str] = {}
+    for panel in dash["panels"]:
+        g = panel["gridPos"]
+        assert g["x"] + g["w"] <= 24, panel["title"]
+        for x in range(g["x"], g["x"] + g["w"]):
+            for y in range(g["y"], g["y"] + g["h"]):
+                assert (x, y) not in taken, (panel["title"], taken.get((x, y)))
+                taken[x, y] = panel["title"]
 
 
 def bootstrap(env: dict[str, str], out: Path) -> subprocess.CompletedProcess[str]:
