@@ -154,3 +154,22 @@ def test_nginx_accepts_the_proxy_configuration(tmp_path: Path) -> None:
         timeout=60,
     )
     assert res.returncode == 0, res.stderr
+
+
+def test_grafana_is_provisioned_with_the_data_source_and_the_dashboard() -> None:
+    import json
+
+    grafana = DEPLOY / "grafana"
+    ds = yaml.safe_load((grafana / "provisioning" / "datasources" / "prometheus.yml").read_text())
+    (source,) = ds["datasources"]
+    assert source["type"] == "prometheus"
+    assert source["url"] == "http://prometheus:9090" and "prometheus" in services()
+    dash = json.loads((grafana / "vigil-overview.json").read_text())
+    var = next(v for v in dash["templating"]["list"] if v["name"] == "datasource")
+    assert var["current"]["value"] == source["uid"]
+    providers = yaml.safe_load((grafana / "provisioning" / "dashboards" / "vigil.yml").read_text())[
+        "providers"
+    ]
+    mounts = [v.split(":")[1] for v in services()["grafana"]["volumes"]]
+    assert "/etc/grafana/provisioning" in mounts
+    assert f"{providers[0]['options']['path']}/vigil-overview.json" in mounts
