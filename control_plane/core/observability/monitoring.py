@@ -178,6 +178,8 @@ class MonitoringMetrics:
             self._set_targets(target_rows)
         if row is None:
             return
+        # A region whose agents were all revoked drops out (else it would look silent forever).
+        self.agent_last_seen.clear()
         for region, ts in row["last_seen"].items():
             self.agent_last_seen.labels(region=region).set(float(ts))
         self.due_slots.clear()

@@ -187,3 +187,18 @@ async def test_certificate_days_remaining_per_target(
     assert got[("vigil_target_tls_days_remaining", key)] == 42
     assert got[("vigil_target_up", key)] == 1
     assert ("vigil_target_domain_days_remaining", key) not in got
+
+
+async def test_a_region_without_live_agents_is_not_reported_silent(
+    operator: Persona, client: Any, app: Litestar
+) -> None:
+    agent = await make_agent(operator)
+    await agent.lease()
+    mm = app.state.resources.monitoring
+    await mm.refresh(app.state.resources.db)
+    key = ("vigil_agent_last_seen_timestamp_seconds", (("region", "default"),))
+    assert key in samples((await client.get("/metrics")).text)
+    resp = await operator.post(f"/operator/agents/{agent.id}/revoke")
+    assert resp.status_code == 200, resp.text
+    await mm.refresh(app.state.resources.db)
+    assert key not in samples((await client.get("/metrics")).text)
