@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test faults lint fmt bench clean schema
+.PHONY: dev test test-deps faults lint fmt bench clean schema compose-up
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Vigil needs Python >= 3.11")'
@@ -18,8 +18,15 @@ dev: $(STAMP)
 
 # Three workers, each with its own embedded PostgreSQL and Redis: most tests wait on real
 # servers and processes, so this is faster than one process even on two cores.
-test: $(STAMP)
+test: $(STAMP) test-deps
 	$(BIN)/pytest -n 3
+
+# Tools tests/deploy runs that are not Python packages: promtool (Debian's prometheus package)
+# and nginx (`nginx -t` on the compose proxy). Installed once, as root; a no-op when present.
+test-deps:
+	@command -v promtool >/dev/null && { command -v nginx >/dev/null || test -x /usr/sbin/nginx; } \
+	  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	       --no-install-recommends prometheus nginx >/dev/null; }
 
 # The fault suite (tests/faults): whole systems on their own PostgreSQL and Redis, with agents
 # killed, the API stopped for 4 minutes, PostgreSQL and Redis restarted, the worker killed; each
@@ -41,6 +48,12 @@ lint: $(STAMP)
 fmt: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# The whole system in containers (deploy/compose): secrets generated once into
+# deploy/compose/.env, the image built, every service started; Grafana on :3000.
+compose-up:
+	deploy/compose/gen-env.sh
+	cd deploy/compose && docker compose up -d --build
 
 # control_plane/db/schema.sql, the reference schema, from the migrations (a test checks it).
 schema: $(STAMP)

@@ -62,7 +62,7 @@ def _lifespan(settings: Settings) -> Any:
         await pool.open(wait=False)
         redis = Redis.from_url(settings.redis.url, decode_responses=False)
         wakeups = Wakeups(settings.database.url)
-        monitoring = MonitoringMetrics(app.state.metrics)
+        monitoring = MonitoringMetrics(app.state.metrics, settings.target_metrics)
         app.state.resources = Resources(
             settings=settings,
             db=pool,
@@ -79,7 +79,7 @@ def _lifespan(settings: Settings) -> Any:
         gc.freeze()
         try:
             draining = app.state.resources.draining
-            async with refresher(monitoring, pool), wakeups.running():
+            async with refresher(monitoring, pool, redis), wakeups.running():
                 with draining.on_signals():
                     yield
         finally:

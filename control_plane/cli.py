@@ -6,7 +6,7 @@ vigil org create NAME          prints the new org id
 vigil token create --org ID [--name NAME]   prints the token once
 vigil token list --org ID      an org's tokens: id, prefix, last use, revoked
 vigil token revoke --id ID     revoke a token at once
-vigil worker                   the background worker (evaluation, sweeps)
+vigil worker [--metrics-port P --metrics-host H]   the background worker (evaluation, sweeps)
 vigil keys rotate [--batch-size N]   rewrap every sealed secret under VIGIL_SECRET_PRIMARY
 vigil keys status              how many sealed values sit on each key id
 vigil dev                      the whole local system (what `make dev` runs)
@@ -196,7 +196,8 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     port = args.metrics_port
     if port is None and os.environ.get("VIGIL_WORKER_METRICS_PORT"):
         port = int(os.environ["VIGIL_WORKER_METRICS_PORT"])
-    return run_worker(get_settings(), metrics_port=port)
+    host = args.metrics_host or os.environ.get("VIGIL_WORKER_METRICS_HOST") or "127.0.0.1"
+    return run_worker(get_settings(), metrics_port=port, metrics_host=host)
 
 
 def _cmd_dev(args: argparse.Namespace) -> int:
@@ -245,8 +246,13 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument(
         "--metrics-port",
         type=int,
-        help="serve the worker's Prometheus metrics on 127.0.0.1:PORT "
+        help="serve the worker's Prometheus metrics on PORT "
         "(default: VIGIL_WORKER_METRICS_PORT, else off)",
+    )
+    worker.add_argument(
+        "--metrics-host",
+        help="address the metrics endpoint binds (default: VIGIL_WORKER_METRICS_HOST, "
+        "else 127.0.0.1; 0.0.0.0 in a container)",
     )
     worker.set_defaults(fn=_cmd_worker)
 

@@ -129,12 +129,40 @@ def _mail(e: dict[str, str]) -> MailSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class TargetMetricsSettings:
+    """Per-target Prometheus series (``vigil_target_up{org,target,region}``…): opt-in per org
+    (``VIGIL_TARGET_METRICS_ORGS``, comma-separated ids, ``*`` for every org) or per tag
+    (``VIGIL_TARGET_METRICS_TAGS``); at most ``VIGIL_TARGET_METRICS_MAX`` target/region pairs
+    are exported (the cardinality guard); off when neither list is set."""
+
+    orgs: frozenset[str] = frozenset()
+    tags: frozenset[str] = frozenset()
+    max_series: int = 2000
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.orgs or self.tags) and self.max_series > 0
+
+
+def _target_metrics(e: dict[str, str]) -> TargetMetricsSettings:
+    def items(name: str) -> frozenset[str]:
+        return frozenset(p.strip() for p in e.get(name, "").split(",") if p.strip())
+
+    return TargetMetricsSettings(
+        orgs=items("VIGIL_TARGET_METRICS_ORGS"),
+        tags=items("VIGIL_TARGET_METRICS_TAGS"),
+        max_series=int(e.get("VIGIL_TARGET_METRICS_MAX") or "2000"),
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     database: DatabaseSettings
     redis: RedisSettings
     security: SecuritySettings
     api: ApiSettings = field(default_factory=ApiSettings)
     mail: MailSettings = field(default_factory=MailSettings)
+    target_metrics: TargetMetricsSettings = field(default_factory=TargetMetricsSettings)
 
 
 def _b64key(raw: str, name: str) -> bytes:
@@ -219,6 +247,7 @@ def settings_from_env(env: dict[str, str] | None = None) -> Settings:
             public_url=_public_url(e.get("VIGIL_PUBLIC_URL", "")),
         ),
         mail=_mail(e),
+        target_metrics=_target_metrics(e),
     )
 
 

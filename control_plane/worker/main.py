@@ -16,6 +16,7 @@ import structlog
 from arq import cron
 from arq.connections import RedisSettings as ArqRedisSettings
 from arq.worker import Worker
+from prometheus_client import Counter
 from redis.asyncio import Redis
 
 from control_plane.core.queue import EVALUATE_TARGETS, cron_name, job_resources, queue_name
@@ -34,6 +35,11 @@ WORKER_ACQUIRE_TIMEOUT_S = 30.0
 # The sweep makes the daily partitions on its first run and every this many runs after.
 PARTITIONS_EVERY = 600
 
+# On the process's default registry, served by ``vigil worker --metrics-port``.
+SLOTS_MISSED = Counter(
+    "vigil_slots_missed", "slots recorded as missed by the sweep (no result in time)"
+)  # exported as vigil_slots_missed_total
+
 
 async def sweep(ctx: dict[str, Any]) -> None:
     """Every second: missed slots, overdue heartbeats, evaluations left behind; now and then,
@@ -41,6 +47,7 @@ async def sweep(ctx: dict[str, Any]) -> None:
     res = job_resources(ctx)
     missed = await sweep_missed(res)
     if missed:
+        SLOTS_MISSED.inc(missed)
         log.info("slots_missed", count=missed)
     await sweep_overdue(res)
     await incidents.sweep_marks(ctx)
@@ -120,8 +127,10 @@ def build_worker(
     )
 
 
-def run_worker(settings: Settings, metrics_port: int | None = None) -> int:
+def run_worker(
+    settings: Settings, metrics_port: int | None = None, metrics_host: str = "127.0.0.1"
+) -> int:
     """``vigil worker``: the arq worker under a supervisor that outlives Redis restarts."""
     from control_plane.worker.supervisor import supervise
 
-    return asyncio.run(supervise(settings, metrics_port=metrics_port))
+    return asyncio.run(supervise(settings, metrics_port=metrics_port, metrics_host=metrics_host))

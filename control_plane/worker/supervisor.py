@@ -5,8 +5,9 @@ waits with backoff (``vigil_worker_redis_up`` 0, a warning per attempt) and star
 jobs lost meanwhile are covered by the sweeps (marks in PostgreSQL). SIGINT/SIGTERM stop it.
 
 It also serves the worker's own Prometheus metrics (``--metrics-port`` /
-``VIGIL_WORKER_METRICS_PORT``): the standard process and Python collectors, Redis reachability
-and restarts.
+``VIGIL_WORKER_METRICS_PORT``, on ``--metrics-host`` / ``VIGIL_WORKER_METRICS_HOST``, default
+127.0.0.1): the standard process and Python collectors, Redis reachability, restarts and missed
+slots.
 """
 
 from __future__ import annotations
@@ -43,10 +44,12 @@ def _delay(failures: int) -> float:
     return float(ceiling / 2 + random.uniform(0, ceiling / 2))
 
 
-async def supervise(settings: Settings, *, metrics_port: int | None = None) -> int:
+async def supervise(
+    settings: Settings, *, metrics_port: int | None = None, metrics_host: str = "127.0.0.1"
+) -> int:
     if metrics_port is not None:
-        start_http_server(metrics_port, addr="127.0.0.1", registry=REGISTRY)
-        log.info("worker_metrics_serving", port=metrics_port)
+        start_http_server(metrics_port, addr=metrics_host, registry=REGISTRY)
+        log.info("worker_metrics_serving", host=metrics_host, port=metrics_port)
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     current: dict[str, Any] = {}

@@ -21,7 +21,16 @@ from typing import Any, TypeVar
 
 from litestar import Request, Response, get
 from litestar.connection import ASGIConnection
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+)
 from prometheus_client.exposition import generate_latest
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.registry import Collector
@@ -42,6 +51,10 @@ class Metrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry(auto_describe=True)
+        # The standard process_* and python_* series, as every Prometheus client exports them
+        # (read at scrape time, so the same collectors may sit on several registries).
+        for standard in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+            self.registry.register(standard)
         self._metrics: dict[str, MetricWrapperBase] = {}
         self.http_requests = self.counter(
             "vigil_http_requests_total",

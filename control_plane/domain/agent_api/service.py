@@ -99,6 +99,7 @@ class AgentProtocol(Service):
             if leases or remaining <= 0:
                 if self.metrics and leases:
                     self.metrics.leases.labels(region=self.agent.region_id).inc(len(leases))
+                    self.metrics.observe_lateness(self.agent.region_id, leases, server_time)
                 return LeaseResponse(leases=leases, server_time=server_time)
             step = POLL_STEP_SECS
             if next_at is not None:

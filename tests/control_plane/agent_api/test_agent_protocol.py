@@ -308,6 +308,7 @@ async def test_protocol_metrics(
     }
     region = (("region", "default"),)
     assert samples[("vigil_agent_leases_total", region)] == 1
+    assert samples[("vigil_lease_lateness_seconds_count", region)] == 1
     assert samples[("vigil_ingest_results_total", (("region", "default"), ("status", "down")))] == 1
     assert samples[("vigil_ingest_duplicates_total", region)] == 1
     assert samples[("vigil_agent_last_seen_timestamp_seconds", region)] > 0
