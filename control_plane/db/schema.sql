@@ -790,6 +790,8 @@ CREATE INDEX heartbeats_due_idx ON public.heartbeats USING btree (due_at);
 
 CREATE INDEX incident_updates_incident_idx ON public.incident_updates USING btree (incident_id, created_at);
 
+CREATE INDEX incidents_in_maintenance_idx ON public.incidents USING btree (target_id) WHERE in_maintenance;
+
 CREATE UNIQUE INDEX incidents_one_open_idx ON public.incidents USING btree (target_id) WHERE (ended_at IS NULL);
 
 CREATE INDEX incidents_org_idx ON public.incidents USING btree (org_id, started_at DESC);
@@ -799,6 +801,8 @@ CREATE INDEX incidents_org_state_idx ON public.incidents USING btree (org_id, st
 CREATE INDEX incidents_target_idx ON public.incidents USING btree (target_id, started_at DESC);
 
 CREATE INDEX maintenance_targets_target_idx ON public.maintenance_targets USING btree (target_id);
+
+CREATE INDEX maintenance_windows_org_ends_idx ON public.maintenance_windows USING btree (org_id, ends_at);
 
 CREATE INDEX maintenance_windows_org_idx ON public.maintenance_windows USING btree (org_id, starts_at);
 
