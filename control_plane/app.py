@@ -41,6 +41,7 @@ from control_plane.domain.agent_api.wakeups import Wakeups
 from control_plane.domain.agents.routes import OperatorAgentController
 from control_plane.domain.heartbeats.routes import HeartbeatController
 from control_plane.domain.incidents.routes import IncidentController
+from control_plane.domain.maintenance.routes import MaintenanceController
 from control_plane.domain.ondemand.routes import OnDemandController
 from control_plane.domain.regions.routes import (
     OperatorGrantController,
@@ -100,6 +101,7 @@ def tenant_router() -> Router:
             TargetResultsController,
             IncidentController,
             RegionCatalogController,
+            MaintenanceController,
         ],
         guards=[org_guard, permission_guard, json_body_guard],
         dependencies={"org": Provide(authenticated_org, sync_to_thread=False)},

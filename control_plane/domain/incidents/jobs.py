@@ -50,3 +50,22 @@ async def sweep_marks(ctx: dict[str, Any]) -> None:
         ).fetchall()
     if rows:
         await evaluate_targets(ctx, [str(r["target_id"]) for r in rows])
+
+
+QM = Queries.beside(__file__, "maintenance")
+
+
+async def release_maintenance(ctx: dict[str, Any]) -> int:
+    """Clear ``in_maintenance`` on incidents no active maintenance window covers any more (run by
+    the worker's sweep): the notifications held for them are then sent (still down) or dropped
+    (recovered inside the window) by the notification side. Returns how many it released."""
+    async with job_resources(ctx).db.connection() as conn:
+        rows = await (await conn.execute(QM.release_maintenance)).fetchall()
+    for r in rows:
+        log.info(
+            "incident_maintenance_released",
+            incident_id=str(r["id"]),
+            target_id=str(r["target_id"]),
+            still_open=r["ended_at"] is None,
+        )
+    return len(rows)
