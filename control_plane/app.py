@@ -40,6 +40,7 @@ from control_plane.domain.agent_api.routes import AgentController
 from control_plane.domain.agent_api.wakeups import Wakeups
 from control_plane.domain.agents.routes import OperatorAgentController
 from control_plane.domain.alert_rules.routes import AlertRuleController
+from control_plane.domain.events.routes import EventStreamController
 from control_plane.domain.heartbeats.routes import HeartbeatController
 from control_plane.domain.incidents.routes import IncidentController
 from control_plane.domain.maintenance.routes import MaintenanceController
@@ -104,6 +105,7 @@ def tenant_router() -> Router:
             RegionCatalogController,
             MaintenanceController,
             AlertRuleController,
+            EventStreamController,
         ],
         guards=[org_guard, permission_guard, json_body_guard],
         dependencies={"org": Provide(authenticated_org, sync_to_thread=False)},

@@ -21,6 +21,7 @@ from control_plane.core.ids import new_id
 from control_plane.core.service import TenantService
 from control_plane.core.timerange import TimeRange
 from control_plane.db.sql import Queries
+from control_plane.domain.events.stream import publish
 from control_plane.domain.targets.service import ensure_target
 
 from .schemas import (
@@ -79,6 +80,10 @@ class IncidentService(TenantService):
     def who(self) -> str:
         """The identity recorded on lifecycle changes: the API key until accounts exist."""
         return f"api_key:{self.org.token_id}"
+
+    async def _publish(self, type_: str, incident: IncidentDetail) -> None:
+        """After the commit: tell the live stream (best effort, never fails the request)."""
+        await publish(self.res.redis, self.settings.redis, self.org.org_id, type_, incident)
 
     async def page(
         self,
@@ -150,7 +155,8 @@ class IncidentService(TenantService):
             await self.audit(
                 conn, "incident.acknowledge", "incident", incident_id, before=before, after=after
             )
-            return after
+        await self._publish("incident.acknowledged", after)
+        return after
 
     async def resolve(self, incident_id: uuid.UUID, body: LifecycleNote) -> IncidentDetail:
         """``open``/``acknowledged`` → ``resolved``, even while the target is still failing."""
@@ -167,7 +173,8 @@ class IncidentService(TenantService):
             await self.audit(
                 conn, "incident.resolve", "incident", incident_id, before=before, after=after
             )
-            return after
+        await self._publish("incident.resolved", after)
+        return after
 
     async def narrate(self, incident_id: uuid.UUID, body: IncidentPatch) -> IncidentDetail:
         """Set or clear (null) the public title, description and severity; omitted: unchanged."""
@@ -193,7 +200,8 @@ class IncidentService(TenantService):
             await self.audit(
                 conn, "incident.update", "incident", incident_id, before=before, after=after
             )
-            return after
+        await self._publish("incident.updated", after)
+        return after
 
     async def add_update(
         self, incident_id: uuid.UUID, body: IncidentUpdateCreate
@@ -217,4 +225,5 @@ class IncidentService(TenantService):
             after = await self._detail(incident_id)
             entry = next(u for u in after.updates if u.id == update_id)
             await self.audit(conn, "incident.add_update", "incident", incident_id, after=entry)
-            return after
+        await self._publish("incident.updated", after)
+        return after

@@ -13,3 +13,9 @@ WHERE i.in_maintenance
         AND (w.all_targets OR EXISTS (SELECT 1 FROM maintenance_targets m
                                       WHERE m.window_id = w.id AND m.target_id = i.target_id)))
 RETURNING i.id, i.target_id, i.ended_at;
+
+-- name: changed_incidents
+-- What the live stream says about incidents an evaluation just opened or closed.
+SELECT id, org_id, target_id, status, state, started_at, ended_at, in_maintenance
+FROM incidents
+WHERE id = ANY(%(ids)s::uuid[]);
