@@ -41,6 +41,7 @@ from control_plane.domain.agent_api.wakeups import Wakeups
 from control_plane.domain.agents.routes import OperatorAgentController
 from control_plane.domain.alert_rules.routes import AlertRuleController
 from control_plane.domain.events.routes import EventStreamController
+from control_plane.domain.events.websocket import live_stream
 from control_plane.domain.heartbeats.routes import HeartbeatController
 from control_plane.domain.incidents.routes import IncidentController
 from control_plane.domain.maintenance.routes import MaintenanceController
@@ -169,6 +170,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             agent_router(),
             # No auth: the token in the path is the credential.
             HeartbeatController,
+            # Authenticates with the API token in its first message (or header).
+            live_stream,
         ],
         lifespan=[_lifespan(settings)],
         exception_handlers=exception_handlers(),
