@@ -8,6 +8,7 @@ from typing import Any
 
 import msgspec
 from litestar import Controller, Request, get
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
@@ -32,6 +33,15 @@ class EventStreamController(Controller):
         operation_id="streamEvents",
         opt=requires("incidents:read"),
         media_type="text/event-stream",
+        responses={
+            200: ResponseSpec(
+                data_container=str,
+                media_type="text/event-stream",
+                generate_examples=False,
+                description="a stream of `event:`/`id:`/`data:` messages; `data` is the JSON "
+                "event {id, type, org_id, occurred_at, data}",
+            )
+        },
     )
     async def stream(
         self,

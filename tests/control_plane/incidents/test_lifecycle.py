@@ -228,3 +228,16 @@ async def test_another_orgs_incident_is_404_everywhere(
     assert (await outsider.get("/api/v1/incidents")).json()["items"] == []
     got = (await owner.get(base)).json()
     assert got["state"] == "open" and got["public_title"] is None and got["updates"] == []
+
+
+async def test_an_acknowledged_incident_that_recovers_is_resolved_by_the_engine(
+    owner: Persona, operator: Persona, app: Litestar, db_url: str
+) -> None:
+    target, agent, probe, inc = await open_incident(owner, operator, app, db_url)
+    resp = await owner.post(f"/api/v1/incidents/{inc['id']}/acknowledge", json={"note": "mine"})
+    assert resp.status_code == 200, resp.text
+    await probe.round({agent: "up"})
+    await probe.round({agent: "up"})
+    (ended,) = await incidents(owner, target["id"])
+    assert ended["state"] == "resolved" and ended["resolved_by"] is None
+    assert ended["acknowledged_at"] is not None and ended["acknowledge_note"] == "mine"

@@ -263,3 +263,22 @@ async def test_uptime_can_leave_out_maintenance_time(
     excluded = (await owner.get(f"{url}?exclude_maintenance=true")).json()
     assert excluded["total"] == 0 and excluded["down"] == 0 and excluded["uptime_pct"] is None
     assert (await owner.get(url)).json() == full
+
+
+async def test_a_window_edited_off_the_target_releases_its_incident(
+    owner: Persona, operator: Persona, app: Litestar, db_url: str
+) -> None:
+    target, agent, probe = await one_region_target(owner, operator, app, db_url)
+    other = await make_target(owner)
+    window = await create(owner, target_ids=[target["id"]])
+    await probe.round({agent: "down"})
+    await probe.round({agent: "down"})
+    (inc,) = await incidents(owner, target["id"])
+    assert inc["in_maintenance"] is True
+    resp = await owner.patch(
+        f"/api/v1/maintenance/{window['id']}", json={"target_ids": [other["id"]]}
+    )
+    assert resp.status_code == 200, resp.text
+    assert await release_maintenance({"resources": app.state.resources}) == 1
+    (inc,) = await incidents(owner, target["id"])
+    assert inc["in_maintenance"] is False
