@@ -125,21 +125,23 @@ async def live_stream(socket: WebSocket[Any, Any, Any]) -> None:
         await socket.send_json({"type": "subscribed", "subscribe": list(hello.subscribe)})
         tasks = [asyncio.create_task(pump()), asyncio.create_task(watch_close())]
         try:
-            while not any(t.done() for t in tasks):
+            while True:
                 getter = asyncio.create_task(queue.get())
                 slow = asyncio.create_task(too_slow.wait())
                 done, _ = await asyncio.wait(
                     [getter, slow, *tasks], return_when=asyncio.FIRST_COMPLETED
                 )
-                if getter in done:
-                    slow.cancel()
-                    await socket.send_text(getter.result().decode())
-                    continue
-                getter.cancel()
-                slow.cancel()
                 if too_slow.is_set():
+                    # Behind by MAX_PENDING: drop the client now rather than drain its backlog.
+                    getter.cancel()
                     await socket.close(code=TOO_SLOW, reason="too slow: events dropped")
                     return
+                slow.cancel()
+                if getter not in done:
+                    # The client went away, or the subscription failed: end the stream.
+                    getter.cancel()
+                    return
+                await socket.send_text(getter.result().decode())
         finally:
             for t in tasks:
                 t.cancel()

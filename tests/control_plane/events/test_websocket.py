@@ -15,8 +15,10 @@ from typing import Any
 import aiohttp
 import uvicorn
 from litestar import Litestar
+from redis.asyncio import Redis
 
 from control_plane.app import create_app
+from control_plane.domain.events.stream import publish
 from control_plane.settings import Settings
 from tests.conftest import Persona
 from tests.control_plane.incidents.test_lifecycle import one_region_target
@@ -122,3 +124,33 @@ async def test_bad_hello_is_refused(settings: Settings, owner: Persona) -> None:
             assert closing.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
             assert ws.close_code == 1008
             await ws.close()
+
+
+async def test_a_client_that_does_not_keep_up_is_dropped(
+    settings: Settings, owner: Persona
+) -> None:
+    """Far more events than the client's queue and the socket buffers hold, while it reads
+    nothing: the server closes it with 1013 instead of buffering without bound."""
+    published = 1500
+    async with (
+        replica(settings) as url,
+        aiohttp.ClientSession() as http,
+        Redis.from_url(settings.redis.url) as redis,
+    ):
+        ws = await http.ws_connect(url)
+        await ws.send_json({"auth": token_of(owner), "subscribe": ["incident.updates"]})
+        assert (await receive(ws))["type"] == "subscribed"
+        pad = "x" * 40_000
+        for n in range(published):
+            await publish(
+                redis, settings.redis, owner.org_id, "incident.updated", {"n": n, "pad": pad}
+            )
+        received = 0
+        while True:
+            msg = await asyncio.wait_for(ws.receive(), GUARD_S)
+            if msg.type != aiohttp.WSMsgType.TEXT:
+                break
+            received += 1
+        assert ws.close_code == 1013
+        assert received < published
+        await ws.close()
