@@ -40,6 +40,7 @@ from control_plane.domain.agent_api.routes import AgentController
 from control_plane.domain.agent_api.wakeups import Wakeups
 from control_plane.domain.agents.routes import OperatorAgentController
 from control_plane.domain.alert_rules.routes import AlertRuleController
+from control_plane.domain.events.hub import close_hub
 from control_plane.domain.events.routes import EventStreamController
 from control_plane.domain.events.websocket import live_stream
 from control_plane.domain.heartbeats.routes import HeartbeatController
@@ -174,6 +175,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             live_stream,
         ],
         lifespan=[_lifespan(settings)],
+        on_shutdown=[close_hub],
         exception_handlers=exception_handlers(),
         middleware=[cache_control_middleware, allow_header_middleware, input_limits_middleware],
         openapi_config=openapi_config(),

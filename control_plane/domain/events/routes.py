@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncGenerator
 from typing import Any
@@ -12,11 +13,12 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
-from control_plane.core.auth import OrgContext, caller_of, resources
+from control_plane.core.auth import OrgContext, caller_of
 from control_plane.core.errors import ApiError
 from control_plane.core.permissions import requires
 
-from .stream import EVENT_TYPES, channel
+from .hub import hub_of
+from .stream import EVENT_TYPES
 
 # Without an event for this long the stream sends a comment, so proxies keep it open and a
 # client that went away is noticed.
@@ -56,38 +58,30 @@ class EventStreamController(Controller):
     ) -> ServerSentEvent:
         """The org's incident events as they happen (``event:`` the type, ``id:`` the event's
         stable id, ``data:`` the JSON event). Fanned out through Redis: any replica serves any
-        client. A client that cannot keep up is disconnected by Redis's pub/sub output limit
-        rather than buffered without bound; reconnect and read ``/api/v1/incidents`` to catch
-        up."""
+        client. A client that falls 256 events behind is disconnected rather than buffered
+        without bound; reconnect and read ``/api/v1/incidents`` to catch up."""
         caller = caller_of(request)
         if not isinstance(caller, OrgContext):
             raise ApiError(401, "UNAUTHORIZED", "missing or invalid bearer token")
-        wanted = set(types.split(",")) if types else set(EVENT_TYPES)
-        res = resources(request)
-        name = channel(res.settings.redis, caller.org_id)
+        wanted = tuple(types.split(",")) if types else EVENT_TYPES
+        hub = hub_of(request.app)
+        org_id = caller.org_id
 
         async def events() -> AsyncGenerator[ServerSentEventMessage, None]:
-            pubsub = res.redis.pubsub()
+            sub = await hub.join(org_id, wanted)
             try:
-                await pubsub.subscribe(name)
                 yield ServerSentEventMessage(comment="subscribed", data=None)
-                while True:
-                    message = await pubsub.get_message(
-                        ignore_subscribe_messages=True, timeout=KEEPALIVE_S
-                    )
-                    if message is None:
+                while not sub.done.is_set():
+                    try:
+                        raw = await asyncio.wait_for(sub.queue.get(), KEEPALIVE_S)
+                    except TimeoutError:
                         yield ServerSentEventMessage(comment="keepalive", data=None)
                         continue
-                    raw = message["data"]
                     event = msgspec.json.decode(raw)
-                    if event.get("type") not in wanted:
-                        continue
                     yield ServerSentEventMessage(
-                        data=raw.decode() if isinstance(raw, bytes) else str(raw),
-                        event=event["type"],
-                        id=str(event["id"]),
+                        data=raw.decode(), event=event["type"], id=str(event["id"])
                     )
             finally:
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                hub.leave(sub)
 
         return ServerSentEvent(events())

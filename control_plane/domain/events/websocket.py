@@ -8,9 +8,10 @@ text message (the same event as the SSE stream: ``id``, ``type``, ``org_id``, ``
 ``data``). Topics: ``incident.updates`` (every ``incident.*`` event). ``monitor.status`` is not
 served yet and is refused like an unknown topic.
 
-Events come through Redis (one channel per org), so any replica serves any client. Each client
-has a bounded queue: a client that falls ``MAX_PENDING`` events behind is disconnected (close
-code 1013) rather than buffered without bound.
+Events come through Redis (one channel per org, one subscription per process: ``hub.py``), so
+any replica serves any client. Each client has a bounded queue: a client that falls
+``MAX_PENDING`` events behind is disconnected (close code 1013) rather than buffered without
+bound.
 """
 
 from __future__ import annotations
@@ -28,13 +29,14 @@ from control_plane.core.auth import resources
 from control_plane.core.permissions import allows
 from control_plane.security import tokens
 
-from .stream import channel
+from .hub import hub_of
 
 TOPICS = {"incident.updates": "incident."}
-MAX_PENDING = 256
 AUTH_TIMEOUT_S = 10.0
-# Close codes: policy violation (bad auth or message), try again later (too slow).
+# Close codes: policy violation (bad auth or message), server error (the subscription failed),
+# try again later (too slow).
 POLICY = 1008
+UNAVAILABLE = 1011
 TOO_SLOW = 1013
 
 
@@ -95,60 +97,41 @@ async def live_stream(socket: WebSocket[Any, Any, Any]) -> None:
         )
         return
     prefixes = tuple(TOPICS[t] for t in hello.subscribe)
-    res = resources(socket)
-    pubsub = res.redis.pubsub()
-    queue: asyncio.Queue[bytes] = asyncio.Queue(MAX_PENDING)
-    too_slow = asyncio.Event()
-
-    async def pump() -> None:
-        while True:
-            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=30.0)
-            if message is None:
-                continue
-            data: bytes = message["data"]
-            event = msgspec.json.decode(data)
-            if not str(event.get("type", "")).startswith(prefixes):
-                continue
-            try:
-                queue.put_nowait(data)
-            except asyncio.QueueFull:
-                too_slow.set()
-                return
+    hub = hub_of(socket.app)
+    sub = await hub.join(org_id, prefixes)
 
     async def watch_close() -> None:
         # Anything the client sends after the hello is ignored; a close ends the stream.
         while True:
             await socket.receive_data(mode="text")
 
+    watcher = asyncio.create_task(watch_close())
     try:
-        await pubsub.subscribe(channel(res.settings.redis, org_id))
         await socket.send_json({"type": "subscribed", "subscribe": list(hello.subscribe)})
-        tasks = [asyncio.create_task(pump()), asyncio.create_task(watch_close())]
-        try:
-            while True:
-                getter = asyncio.create_task(queue.get())
-                slow = asyncio.create_task(too_slow.wait())
-                done, _ = await asyncio.wait(
-                    [getter, slow, *tasks], return_when=asyncio.FIRST_COMPLETED
-                )
-                if too_slow.is_set():
-                    # Behind by MAX_PENDING: drop the client now rather than drain its backlog.
-                    getter.cancel()
+        while True:
+            getter = asyncio.create_task(sub.queue.get())
+            ended = asyncio.create_task(sub.done.wait())
+            done, _ = await asyncio.wait(
+                [getter, ended, watcher], return_when=asyncio.FIRST_COMPLETED
+            )
+            if sub.done.is_set():
+                # Behind by MAX_PENDING (dropped now, its backlog with it), or the subscription
+                # failed (the client reconnects).
+                getter.cancel()
+                if sub.overflowed:
                     await socket.close(code=TOO_SLOW, reason="too slow: events dropped")
-                    return
-                slow.cancel()
-                if getter not in done:
-                    # The client went away, or the subscription failed: end the stream.
-                    getter.cancel()
-                    return
-                await socket.send_text(getter.result().decode())
-        finally:
-            for t in tasks:
-                t.cancel()
-            for t in tasks:
-                with contextlib.suppress(BaseException):
-                    await t
+                else:
+                    await socket.close(code=UNAVAILABLE, reason="stream unavailable, reconnect")
+                return
+            ended.cancel()
+            if getter not in done:
+                getter.cancel()
+                return
+            await socket.send_text(getter.result().decode())
     except WebSocketDisconnect:
         return
     finally:
-        await pubsub.aclose()  # type: ignore[no-untyped-call]
+        watcher.cancel()
+        with contextlib.suppress(BaseException):
+            await watcher
+        hub.leave(sub)
