@@ -39,8 +39,13 @@ from control_plane.db.pool import make_pool
 from control_plane.domain.agent_api.routes import AgentController
 from control_plane.domain.agent_api.wakeups import Wakeups
 from control_plane.domain.agents.routes import OperatorAgentController
+from control_plane.domain.alert_rules.routes import AlertRuleController
+from control_plane.domain.events.hub import close_hub
+from control_plane.domain.events.routes import EventStreamController
+from control_plane.domain.events.websocket import live_stream
 from control_plane.domain.heartbeats.routes import HeartbeatController
 from control_plane.domain.incidents.routes import IncidentController
+from control_plane.domain.maintenance.routes import MaintenanceController
 from control_plane.domain.ondemand.routes import OnDemandController
 from control_plane.domain.regions.routes import (
     OperatorGrantController,
@@ -100,6 +105,9 @@ def tenant_router() -> Router:
             TargetResultsController,
             IncidentController,
             RegionCatalogController,
+            MaintenanceController,
+            AlertRuleController,
+            EventStreamController,
         ],
         guards=[org_guard, permission_guard, json_body_guard],
         dependencies={"org": Provide(authenticated_org, sync_to_thread=False)},
@@ -163,8 +171,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
             agent_router(),
             # No auth: the token in the path is the credential.
             HeartbeatController,
+            # Authenticates with the API token in its first message (or header).
+            live_stream,
         ],
         lifespan=[_lifespan(settings)],
+        on_shutdown=[close_hub],
         exception_handlers=exception_handlers(),
         middleware=[cache_control_middleware, allow_header_middleware, input_limits_middleware],
         openapi_config=openapi_config(),

@@ -198,6 +198,34 @@ CREATE TABLE public.agents (
     CONSTRAINT agents_name_check CHECK (((length(name) >= 1) AND (length(name) <= 100)))
 );
 
+CREATE TABLE public.alert_rule_channels (
+    rule_id uuid NOT NULL,
+    channel_id uuid NOT NULL,
+    "position" integer NOT NULL
+);
+
+CREATE TABLE public.alert_rule_targets (
+    rule_id uuid NOT NULL,
+    target_id uuid NOT NULL
+);
+
+CREATE TABLE public.alert_rules (
+    id uuid NOT NULL,
+    org_id uuid NOT NULL,
+    name text NOT NULL,
+    threshold integer DEFAULT 2 NOT NULL,
+    severity text DEFAULT 'critical'::text NOT NULL,
+    tags text[] DEFAULT '{}'::text[] NOT NULL,
+    enabled boolean DEFAULT true NOT NULL,
+    write_source text DEFAULT 'api'::text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT alert_rules_name_check CHECK (((length(name) >= 1) AND (length(name) <= 100))),
+    CONSTRAINT alert_rules_severity_check CHECK ((severity = ANY (ARRAY['critical'::text, 'major'::text, 'minor'::text]))),
+    CONSTRAINT alert_rules_threshold_check CHECK (((threshold >= 1) AND (threshold <= 100))),
+    CONSTRAINT alert_rules_write_source_check CHECK ((write_source = ANY (ARRAY['ui'::text, 'api'::text, 'terraform'::text])))
+);
+
 CREATE TABLE public.api_tokens (
     id uuid NOT NULL,
     org_id uuid NOT NULL,
@@ -687,6 +715,15 @@ ALTER TABLE ONLY public.agents
 ALTER TABLE ONLY public.agents
     ADD CONSTRAINT agents_prefix_key UNIQUE (prefix);
 
+ALTER TABLE ONLY public.alert_rule_channels
+    ADD CONSTRAINT alert_rule_channels_pkey PRIMARY KEY (rule_id, channel_id);
+
+ALTER TABLE ONLY public.alert_rule_targets
+    ADD CONSTRAINT alert_rule_targets_pkey PRIMARY KEY (rule_id, target_id);
+
+ALTER TABLE ONLY public.alert_rules
+    ADD CONSTRAINT alert_rules_pkey PRIMARY KEY (id);
+
 ALTER TABLE ONLY public.api_tokens
     ADD CONSTRAINT api_tokens_pkey PRIMARY KEY (id);
 
@@ -782,6 +819,14 @@ ALTER TABLE ONLY public.targets
 
 CREATE INDEX agents_region_idx ON public.agents USING btree (region_id);
 
+CREATE INDEX alert_rule_channels_channel_idx ON public.alert_rule_channels USING btree (channel_id);
+
+CREATE INDEX alert_rule_targets_target_idx ON public.alert_rule_targets USING btree (target_id);
+
+CREATE INDEX alert_rules_org_idx ON public.alert_rules USING btree (org_id, id);
+
+CREATE INDEX alert_rules_tags_idx ON public.alert_rules USING gin (tags);
+
 CREATE INDEX api_tokens_org_idx ON public.api_tokens USING btree (org_id);
 
 CREATE INDEX audit_log_org_idx ON public.audit_log USING btree (org_id, at DESC, id DESC);
@@ -789,6 +834,8 @@ CREATE INDEX audit_log_org_idx ON public.audit_log USING btree (org_id, at DESC,
 CREATE INDEX heartbeats_due_idx ON public.heartbeats USING btree (due_at);
 
 CREATE INDEX incident_updates_incident_idx ON public.incident_updates USING btree (incident_id, created_at);
+
+CREATE INDEX incidents_in_maintenance_idx ON public.incidents USING btree (target_id) WHERE in_maintenance;
 
 CREATE UNIQUE INDEX incidents_one_open_idx ON public.incidents USING btree (target_id) WHERE (ended_at IS NULL);
 
@@ -799,6 +846,8 @@ CREATE INDEX incidents_org_state_idx ON public.incidents USING btree (org_id, st
 CREATE INDEX incidents_target_idx ON public.incidents USING btree (target_id, started_at DESC);
 
 CREATE INDEX maintenance_targets_target_idx ON public.maintenance_targets USING btree (target_id);
+
+CREATE INDEX maintenance_windows_org_ends_idx ON public.maintenance_windows USING btree (org_id, ends_at);
 
 CREATE INDEX maintenance_windows_org_idx ON public.maintenance_windows USING btree (org_id, starts_at);
 
@@ -844,6 +893,21 @@ CREATE TRIGGER targets_schedule AFTER UPDATE OF enabled, interval_secs, kind ON 
 
 ALTER TABLE ONLY public.agents
     ADD CONSTRAINT agents_region_fkey FOREIGN KEY (region_id) REFERENCES public.regions(id);
+
+ALTER TABLE ONLY public.alert_rule_channels
+    ADD CONSTRAINT alert_rule_channels_channel_id_fkey FOREIGN KEY (channel_id) REFERENCES public.channels(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.alert_rule_channels
+    ADD CONSTRAINT alert_rule_channels_rule_id_fkey FOREIGN KEY (rule_id) REFERENCES public.alert_rules(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.alert_rule_targets
+    ADD CONSTRAINT alert_rule_targets_rule_id_fkey FOREIGN KEY (rule_id) REFERENCES public.alert_rules(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.alert_rule_targets
+    ADD CONSTRAINT alert_rule_targets_target_id_fkey FOREIGN KEY (target_id) REFERENCES public.targets(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.alert_rules
+    ADD CONSTRAINT alert_rules_org_id_fkey FOREIGN KEY (org_id) REFERENCES public.orgs(id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.api_tokens
     ADD CONSTRAINT api_tokens_org_id_fkey FOREIGN KEY (org_id) REFERENCES public.orgs(id) ON DELETE CASCADE;

@@ -51,6 +51,7 @@ async def sweep(ctx: dict[str, Any]) -> None:
         log.info("slots_missed", count=missed)
     await sweep_overdue(res)
     await incidents.sweep_marks(ctx)
+    await incidents.release_maintenance(ctx)
     ctx["sweeps"] = ctx.get("sweeps", 0) + 1
     if ctx["sweeps"] % PARTITIONS_EVERY == 1:
         await results.ensure_partitions(res)

@@ -6,14 +6,19 @@ Both are idempotent: evaluation is watermarked and locked per target (``engine.p
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 import structlog
+from psycopg import AsyncConnection
+from redis.asyncio import Redis
 
 from control_plane.core.queue import job_resources
+from control_plane.core.state import Resources
 from control_plane.db.sql import Queries
+from control_plane.domain.events.stream import publish
 
-from .engine import evaluate_batch
+from .engine import Outcome, evaluate_batch
 
 log = structlog.get_logger("vigil.incidents")
 Q = Queries.beside(__file__, "engine")
@@ -28,8 +33,10 @@ async def evaluate_targets(ctx: dict[str, Any], target_ids: list[str]) -> int:
     """Evaluate each target once, a chunk of targets per transaction; returns how many incidents
     opened or closed."""
     changes = 0
-    async with job_resources(ctx).db.connection() as conn:
+    res = job_resources(ctx)
+    async with res.db.connection() as conn:
         outcomes = await evaluate_batch(conn, [uuid.UUID(tid) for tid in target_ids])
+        await _publish_changes(conn, res, outcomes.values())
     for tid, outcome in outcomes.items():
         if outcome.opened:
             log.info("incident_opened", target_id=str(tid), incident_id=str(outcome.opened))
@@ -38,6 +45,26 @@ async def evaluate_targets(ctx: dict[str, Any], target_ids: list[str]) -> int:
             log.info("incident_closed", target_id=str(tid), incident_id=str(outcome.closed))
             changes += 1
     return changes
+
+
+async def _publish_changes(
+    conn: AsyncConnection[Any], res: Resources, outcomes: Iterable[Outcome]
+) -> None:
+    """Tell the live stream about the incidents this evaluation opened or closed (after their
+    commit; best effort)."""
+    opened = [o.opened for o in outcomes if o.opened]
+    closed = [o.closed for o in outcomes if o.closed]
+    if not opened and not closed:
+        return
+    rows = await (await conn.execute(QM.changed_incidents, {"ids": opened + closed})).fetchall()
+    # A client of its own: these are rare, and the job's caller may run on another event loop
+    # than the one the shared client's connections belong to (tests drive jobs directly).
+    fields = ("id", "target_id", "status", "state", "started_at", "ended_at", "in_maintenance")
+    async with Redis.from_url(res.settings.redis.url) as redis:
+        for row in rows:
+            kind = "incident.opened" if row["id"] in opened else "incident.resolved"
+            data = {k: row[k] for k in fields}
+            await publish(redis, res.settings.redis, row["org_id"], kind, data)
 
 
 async def sweep_marks(ctx: dict[str, Any]) -> None:
@@ -50,3 +77,22 @@ async def sweep_marks(ctx: dict[str, Any]) -> None:
         ).fetchall()
     if rows:
         await evaluate_targets(ctx, [str(r["target_id"]) for r in rows])
+
+
+QM = Queries.beside(__file__, "maintenance")
+
+
+async def release_maintenance(ctx: dict[str, Any]) -> int:
+    """Clear ``in_maintenance`` on incidents no active maintenance window covers any more (run by
+    the worker's sweep): the notifications held for them are then sent (still down) or dropped
+    (recovered inside the window) by the notification side. Returns how many it released."""
+    async with job_resources(ctx).db.connection() as conn:
+        rows = await (await conn.execute(QM.release_maintenance)).fetchall()
+    for r in rows:
+        log.info(
+            "incident_maintenance_released",
+            incident_id=str(r["id"]),
+            target_id=str(r["target_id"]),
+            still_open=r["ended_at"] is None,
+        )
+    return len(rows)

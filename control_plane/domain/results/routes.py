@@ -60,6 +60,11 @@ class TargetResultsController(Controller):
         region: str | None = Parameter(
             default=None, description="only this region's results", max_length=200
         ),
+        exclude_maintenance: bool = Parameter(
+            default=False,
+            description="leave out the results of the times a maintenance window covered "
+            "the target",
+        ),
     ) -> Uptime:
         """Result counts by status and the uptime percentage over [from, to).
 
@@ -67,7 +72,12 @@ class TargetResultsController(Controller):
         minutes at the edges and the not-yet-settled tail from raw results, so the counts are
         exactly those of the raw results in the range."""
         tid = path_uuid(target_id, target_not_found())
-        return await results.uptime(tid, span_of(from_, to), region=query_text(region, "region"))
+        return await results.uptime(
+            tid,
+            span_of(from_, to),
+            region=query_text(region, "region"),
+            exclude_maintenance=exclude_maintenance,
+        )
 
     @get("/latency", operation_id="getTargetLatency", opt=requires("targets:read"))
     async def latency(

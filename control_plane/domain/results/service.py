@@ -20,6 +20,7 @@ from psycopg.rows import tuple_row
 from control_plane.core.service import TenantService
 from control_plane.core.timerange import TimeRange
 from control_plane.db.sql import Queries
+from control_plane.domain.maintenance.service import covering as maintenance_covering
 from control_plane.domain.results.rollups import (
     ceil_hour,
     ceil_minute,
@@ -201,11 +202,17 @@ class ResultService(TenantService):
         span: TimeRange,
         *,
         region: str | None,
+        exclude_maintenance: bool = False,
     ) -> Uptime:
         conn, org_id = await self.conn(), self.org.org_id
         start, end = span
         horizon = await _horizon(conn, org_id, target_id)
         c = await _counts(conn, org_id, target_id, start, end, region, horizon)
+        if exclude_maintenance:
+            # Counts are additive over disjoint ranges: take out each covered stretch's.
+            for a, b in await maintenance_covering(conn, org_id, target_id, start, end):
+                left = await _counts(conn, org_id, target_id, a, b, region, horizon)
+                c = {k: max(0, c[k] - left[k]) for k in c}
         total = c["up"] + c["down"] + c["degraded"] + c["error"]
         return Uptime(
             total=total,

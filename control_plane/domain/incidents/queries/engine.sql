@@ -92,10 +92,24 @@ FROM incidents
 WHERE target_id = ANY(%(ids)b::uuid[]) AND ended_at IS NULL;
 
 -- name: open_incident
--- The partial unique index makes this succeed for one writer only.
-INSERT INTO incidents (id, org_id, target_id, started_at, status, cause, regions, check_count)
+-- The partial unique index makes this succeed for one writer only. An incident that opens while
+-- a maintenance window of the org covers the target (all of the org's targets, or this one) is
+-- ``in_maintenance``: its notifications are held until the maintenance sweep
+-- (jobs.release_maintenance) clears the flag when no window covers the target any more.
+--
+-- No ping-pong after a manual resolve: a person resolving an incident whose target is still
+-- failing sets its ``state`` to ``resolved`` but leaves ``ended_at`` to the engine, so the
+-- incident stays the target's open one (this statement does nothing for it) until the target
+-- recovers and close_incident ends it; only a failure after that opens a new incident.
+INSERT INTO incidents (id, org_id, target_id, started_at, status, cause, regions, check_count,
+                       in_maintenance)
 VALUES (%(id)s, %(org_id)s, %(target_id)s, coalesce(%(started_at)s, now()), %(status)s, %(cause)s,
-        %(regions)s, %(check_count)s)
+        %(regions)s, %(check_count)s,
+        EXISTS (SELECT 1 FROM maintenance_windows w
+                WHERE w.org_id = %(org_id)s AND w.ends_at > now() AND w.starts_at <= now()
+                  AND (w.all_targets OR EXISTS (
+                          SELECT 1 FROM maintenance_targets m
+                          WHERE m.window_id = w.id AND m.target_id = %(target_id)s))))
 ON CONFLICT (target_id) WHERE ended_at IS NULL DO NOTHING
 RETURNING id;
 
@@ -109,8 +123,12 @@ SET regions = ARRAY(SELECT DISTINCT unnest(regions || %(regions)s::text[]) ORDER
 WHERE id = %(id)s AND ended_at IS NULL;
 
 -- name: close_incident
+-- The end of the outage resolves the incident, unless a person resolved it already (then
+-- ``resolved_at``/``resolved_by`` stay theirs: ``resolved_by IS NOT NULL`` tells the two apart).
 UPDATE incidents
-SET ended_at = greatest(coalesce(%(ended_at)s, now()), started_at), closed_at = now()
+SET ended_at = greatest(coalesce(%(ended_at)s, now()), started_at), closed_at = now(),
+    state = 'resolved',
+    resolved_at = coalesce(resolved_at, greatest(coalesce(%(ended_at)s, now()), started_at))
 WHERE id = %(id)s AND ended_at IS NULL
 RETURNING id;
 

@@ -1,0 +1,1 @@
+"""Alert rules: channels, a severity and a threshold bound to targets by id or by tag."""

@@ -1,0 +1,1 @@
+"""The live event stream: incident events fanned out through Redis to SSE clients."""

@@ -1,0 +1,1 @@
+"""Maintenance windows: planned work during which incidents still open but pages are held."""
