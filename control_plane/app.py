@@ -41,6 +41,11 @@ from control_plane.domain.agent_api.wakeups import Wakeups
 from control_plane.domain.agents.routes import OperatorAgentController
 from control_plane.domain.heartbeats.routes import HeartbeatController
 from control_plane.domain.incidents.routes import IncidentController
+from control_plane.domain.notifications.routes import (
+    ChannelController,
+    ChannelVerificationController,
+    IncidentNotificationController,
+)
 from control_plane.domain.ondemand.routes import OnDemandController
 from control_plane.domain.regions.routes import (
     OperatorGrantController,
@@ -100,6 +105,8 @@ def tenant_router() -> Router:
             TargetResultsController,
             IncidentController,
             RegionCatalogController,
+            ChannelController,
+            IncidentNotificationController,
         ],
         guards=[org_guard, permission_guard, json_body_guard],
         dependencies={"org": Provide(authenticated_org, sync_to_thread=False)},
@@ -163,6 +170,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             agent_router(),
             # No auth: the token in the path is the credential.
             HeartbeatController,
+            ChannelVerificationController,
         ],
         lifespan=[_lifespan(settings)],
         exception_handlers=exception_handlers(),
