@@ -1,0 +1,294 @@
+"""The delivery job: claims due notifications from the outbox and sends them.
+
+Every run (the worker calls ``deliver`` every second): settle what needs no sending (closed
+during maintenance, reminders of acknowledged incidents, disabled channels), add the reminders
+that are due, then claim due rows ``FOR UPDATE SKIP LOCKED`` with a lease (a worker killed
+mid-delivery leaves a lease that runs out; the row is claimed again). Claimed rows are sent
+concurrently across channels and in order within a channel. Each attempt is recorded (time,
+status, latency, scrubbed excerpt); a transient failure is retried with exponential backoff and
+jitter, no sooner than the receiver's ``Retry-After``; a permanent one, or the attempt cap,
+dead-letters the row. Consecutive failures open the channel's circuit (its rows wait).
+
+Held rows (an incident in maintenance while a window covering its target is active) are not
+claimed: they go out when the window ends and the incident is still open, and are skipped
+if it closed meanwhile.
+
+An alert storm on a chat-style channel (more than ``storm_threshold`` opens, or recoveries, in
+one run) is sent as one grouped message; PagerDuty and webhooks get one event per incident.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from collections import defaultdict
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client.registry import CollectorRegistry
+
+from control_plane.core.state import Resources
+from control_plane.db.sql import Queries
+from control_plane.security.sealing import SecretUnavailable
+from control_plane.settings import NotifySettings
+
+from . import codec
+from .delivery import Attempt, Sender
+from .service import allow_private, context
+from .transports.base import Alert
+from .transports.registry import TRANSPORTS
+
+Q = Queries.beside(__file__, "outbox")
+log = structlog.get_logger("vigil.notify")
+
+
+class NotifyMetrics:
+    def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
+        self.deliveries = Counter(
+            "vigil_notify_deliveries_total",
+            "notification attempts, by transport and outcome",
+            ("transport", "outcome"),
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "vigil_notify_attempt_duration_seconds",
+            "notification attempt latency, by transport",
+            ("transport",),
+            registry=registry,
+        )
+        self.depth = Gauge(
+            "vigil_notify_queue_depth", "notifications waiting to be sent", registry=registry
+        )
+        self.oldest = Gauge(
+            "vigil_notify_oldest_undelivered_seconds",
+            "age of the oldest notification waiting to be sent",
+            registry=registry,
+        )
+        self.dead = Gauge(
+            "vigil_notify_dead_letters", "dead-lettered notifications", registry=registry
+        )
+        self.open_circuits = Gauge(
+            "vigil_notify_open_circuits", "channels whose circuit is open", registry=registry
+        )
+
+
+_metrics: NotifyMetrics | None = None
+
+
+def metrics() -> NotifyMetrics:
+    global _metrics
+    if _metrics is None:
+        _metrics = NotifyMetrics()
+    return _metrics
+
+
+def backoff(settings: NotifySettings, attempts: int, retry_after: float | None) -> float:
+    """Seconds until the next attempt: exponential with ±20 % jitter, capped, never before
+    the receiver's ``Retry-After``."""
+    delay = min(settings.backoff_cap_secs, settings.backoff_base_secs * 2 ** max(0, attempts - 1))
+    delay *= random.uniform(0.8, 1.2)
+    if retry_after is not None:
+        delay = max(delay, min(retry_after, settings.backoff_cap_secs))
+    return float(round(delay, 3))
+
+
+def _alert(row: dict[str, Any], kind: str | None = None) -> Alert:
+    severity = row["severity"] or ("critical" if row["status"] == "down" else "minor")
+    return Alert(
+        kind=kind or row["kind"],
+        incident_id=str(row["incident_id"]),
+        target_id=str(row["target_id"]),
+        target_name=row["target_name"],
+        target_kind=row["target_kind"],
+        target_address=str(row["address"]),
+        status=row["status"],
+        started_at=row["started_at"],
+        ended_at=row["ended_at"],
+        cause=row["cause"],
+        severity=severity,
+        channel_name=row["channel_name"],
+    )
+
+
+class Deliverer:
+    """One worker's delivery loop state: its HTTP session and settings."""
+
+    def __init__(self, res: Resources) -> None:
+        self.res = res
+        self.settings = res.settings.notify
+        self.sender = Sender(self.settings, allow_private(res.settings))
+        self.ctx = context(res.settings)
+
+    async def close(self) -> None:
+        await self.sender.close()
+
+    async def run_once(self) -> int:
+        """Settle, add reminders, claim and send one batch; returns how many rows were sent."""
+        async with self.res.db.connection() as conn:
+            async with conn.transaction():
+                await conn.execute(Q.skip_closed_in_maintenance)
+                await conn.execute(Q.skip_stale)
+                await conn.execute(Q.enqueue_reminders)
+            claimed = await (
+                await conn.execute(
+                    Q.claim, {"limit": self.settings.batch, "lease_secs": self.settings.lease_secs}
+                )
+            ).fetchall()
+            if not claimed:
+                await self._gauges(conn)
+                return 0
+            rows = await (
+                await conn.execute(Q.claimed_details, {"ids": [r["id"] for r in claimed]})
+            ).fetchall()
+        by_channel: dict[uuid.UUID, list[dict[str, Any]]] = defaultdict(list)
+        for row in rows:
+            by_channel[row["channel_id"]].append(row)
+        limit = asyncio.Semaphore(self.settings.concurrency)
+
+        async def channel(items: list[dict[str, Any]]) -> None:
+            async with limit:
+                await self._channel(items)
+
+        await asyncio.gather(*(channel(items) for items in by_channel.values()))
+        async with self.res.db.connection() as conn:
+            await self._gauges(conn)
+        return len(rows)
+
+    async def _gauges(self, conn: Any) -> None:
+        g = await (await conn.execute(Q.gauges)).fetchone()
+        if g is not None:
+            m = metrics()
+            m.depth.set(g["depth"])
+            m.oldest.set(float(g["oldest"]))
+            m.dead.set(g["dead"])
+            m.open_circuits.set(g["open_circuits"])
+
+    async def _channel(self, rows: list[dict[str, Any]]) -> None:
+        """One channel's claimed rows, in order; a storm on a chat channel as grouped
+        messages."""
+        first = rows[0]
+        info = TRANSPORTS.get(first["channel_kind"])
+        try:
+            if info is None:
+                raise SecretUnavailable(f"unknown transport {first['channel_kind']!r}")
+            cfg = codec.open_config(
+                self.res.sealer,
+                first["org_id"],
+                first["channel_id"],
+                first["config"],
+                first["secrets"],
+            )
+        except (SecretUnavailable, ValueError) as exc:
+            for row in rows:
+                await self._record(row, Attempt("dead", error=f"channel unusable: {exc}"[:300]))
+            return
+        if first["channel_kind"] == "email" and first["verified_at"] is None:
+            for row in rows:
+                await self._record(row, Attempt("dead", error="email address not verified"))
+            return
+        batches: list[list[dict[str, Any]]] = []
+        if info is not None and info.chat:
+            for kind in ("open", "recovery"):
+                same = [r for r in rows if r["kind"] == kind]
+                if len(same) > self.settings.storm_threshold:
+                    batches.append(same)
+            grouped_ids = {r["id"] for b in batches for r in b}
+            rest = [[r] for r in rows if r["id"] not in grouped_ids]
+            batches = rest + batches
+        else:
+            batches = [[r] for r in rows]
+        for batch in batches:
+            if len(batch) == 1:
+                alert = _alert(batch[0])
+            else:
+                members = tuple(_alert(r) for r in batch)
+                alert = Alert(
+                    kind=batch[0]["kind"],
+                    incident_id=members[0].incident_id,
+                    target_id=members[0].target_id,
+                    target_name=members[0].target_name,
+                    target_kind=members[0].target_kind,
+                    target_address=members[0].target_address,
+                    status=members[0].status,
+                    started_at=members[0].started_at,
+                    channel_name=first["channel_name"],
+                    group=members,
+                )
+            ctx = context(self.res.settings, now=datetime.now(UTC))
+            attempt = await self.sender.send(cfg, alert, ctx)
+            m = metrics()
+            m.deliveries.labels(transport=first["channel_kind"], outcome=attempt.outcome).inc(
+                len(batch)
+            )
+            m.latency.labels(transport=first["channel_kind"]).observe(attempt.latency_ms / 1000)
+            for row in batch:
+                await self._record(row, attempt, grouped=len(batch) > 1)
+
+    async def _record(
+        self, row: dict[str, Any], attempt: Attempt, *, grouped: bool = False
+    ) -> None:
+        outcome = attempt.outcome
+        if outcome == "retry" and row["attempts"] >= self.settings.max_attempts:
+            outcome = "dead"
+        delay = None
+        async with self.res.db.connection() as conn, conn.transaction():
+            await conn.execute(
+                Q.record_attempt,
+                {
+                    "id": row["id"],
+                    "outcome": outcome,
+                    "status_code": attempt.status_code,
+                    "latency_ms": attempt.latency_ms,
+                    "error": attempt.error,
+                },
+            )
+            if outcome == "delivered":
+                await conn.execute(Q.mark_delivered, {"id": row["id"], "grouped": grouped})
+                await conn.execute(Q.channel_ok, {"id": row["channel_id"]})
+            else:
+                if outcome == "retry":
+                    delay = backoff(self.settings, row["attempts"], attempt.retry_after)
+                    await conn.execute(
+                        Q.mark_retry, {"id": row["id"], "delay": delay, "error": attempt.error}
+                    )
+                else:
+                    await conn.execute(Q.mark_dead, {"id": row["id"], "error": attempt.error})
+                await conn.execute(
+                    Q.channel_failed,
+                    {
+                        "id": row["channel_id"],
+                        "threshold": self.settings.circuit_threshold,
+                        "open_secs": self.settings.circuit_open_secs,
+                    },
+                )
+        log.info(
+            "notify_attempt",
+            notification_id=str(row["id"]),
+            incident_id=str(row["incident_id"]),
+            channel_id=str(row["channel_id"]),
+            transport=row["channel_kind"],
+            kind=row["kind"],
+            attempt=row["attempts"],
+            outcome=outcome,
+            status_code=attempt.status_code,
+            latency_ms=attempt.latency_ms,
+            retry_in_secs=delay,
+            grouped=grouped,
+        )
+
+
+async def deliver(ctx: dict[str, Any]) -> int:
+    """The worker's cron job: one delivery run (the worker keeps one ``Deliverer``)."""
+    deliverer: Deliverer | None = ctx.get("deliverer")
+    if deliverer is None:
+        deliverer = ctx["deliverer"] = Deliverer(ctx["resources"])
+    return await deliverer.run_once()
+
+
+async def close(ctx: dict[str, Any]) -> None:
+    deliverer: Deliverer | None = ctx.pop("deliverer", None)
+    if deliverer is not None:
+        await deliverer.close()
