@@ -4,19 +4,30 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
 from msgspec import UNSET, UnsetType
 
+from .transports.registry import MANAGED, TRANSPORTS, BodyConfig
+
 WriteSource = Literal["ui", "api", "terraform"]
+
+
+# A wrong type or value under these pointers answers with the field's code (decoding.py).
+FIELD_CODES: dict[str, str] = {"/name": "CHANNEL_NAME_INVALID", "/config": "INVALID_CHANNEL_CONFIG"}
+FIELD_CHOICES: dict[str, tuple[str, ...]] = {"/config/type": (*TRANSPORTS, *sorted(MANAGED))}
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
 
 
 class ChannelCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """``config`` is type-tagged (``{"type": "slack", …}``); see the README for every kind."""
 
-    name: str
-    config: dict[str, Any]
+    __field_codes__: ClassVar[dict[str, str]] = FIELD_CODES
+    __field_choices__: ClassVar[dict[str, tuple[str, ...]]] = FIELD_CHOICES
+
+    name: Name
+    config: BodyConfig
     enabled: bool = True
 
 
@@ -24,13 +35,19 @@ class ChannelUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Every field optional; omit ``config`` to keep the stored secrets (or send ``"***"`` in a
     secret field of a config of the same kind)."""
 
-    name: str | UnsetType = UNSET
-    config: dict[str, Any] | UnsetType = UNSET
+    __field_codes__: ClassVar[dict[str, str]] = FIELD_CODES
+    __field_choices__: ClassVar[dict[str, tuple[str, ...]]] = FIELD_CHOICES
+
+    name: Name | UnsetType = UNSET
+    config: BodyConfig | UnsetType = UNSET
     enabled: bool | UnsetType = UNSET
 
 
 class ChannelTest(msgspec.Struct, forbid_unknown_fields=True):
-    config: dict[str, Any]
+    __field_codes__: ClassVar[dict[str, str]] = FIELD_CODES
+    __field_choices__: ClassVar[dict[str, tuple[str, ...]]] = FIELD_CHOICES
+
+    config: BodyConfig
 
 
 class Channel(msgspec.Struct):

@@ -44,7 +44,7 @@ from .schemas import (
     TestResult,
 )
 from .transports.base import Alert, Config, Context
-from .transports.registry import TRANSPORTS, kind_of, parse
+from .transports.registry import TRANSPORTS, kind_of, refuse_managed
 
 Q = Queries.beside(__file__)
 log = structlog.get_logger("vigil.notify")
@@ -166,8 +166,8 @@ class ChannelService(TenantService):
     def _ctx(self) -> Context:
         return context(self.settings)
 
-    def _parse(self, raw: dict[str, Any]) -> Config:
-        cfg = parse(raw)
+    def _parse(self, raw: Config) -> Config:
+        cfg = refuse_managed(raw)
         codec.refuse_sentinel(cfg)
         validate_config(cfg, self._ctx())
         return cfg
@@ -274,7 +274,7 @@ class ChannelService(TenantService):
         conn = await self.conn()
         org_id = self.org.org_id
         name = None if data.name is UNSET else channel_name(data.name)
-        new_cfg = None if data.config is UNSET else parse(data.config)
+        new_cfg = None if data.config is UNSET else refuse_managed(data.config)
         async with conn.transaction():
             row = await (
                 await conn.execute(Q.lock_channel, {"org_id": org_id, "id": channel_id})

@@ -46,6 +46,22 @@ TRANSPORTS: dict[str, TransportInfo] = {
     )
 }
 MANAGED = frozenset({"telegram_app", "whatsapp_app"})
+
+
+class TelegramAppConfig(Config, tag="telegram_app"):
+    """Managed: created only by the Telegram link-code flow (a body carrying it is 422)."""
+
+    chat_id: str
+    chat_title: str = ""
+
+
+class WhatsAppAppConfig(Config, tag="whatsapp_app"):
+    """Managed: created only by the WhatsApp link-code flow (a body carrying it is 422)."""
+
+    phone: str
+    profile_name: str = ""
+
+
 ChannelConfig = (
     slack.SlackConfig
     | discord.DiscordConfig
@@ -60,12 +76,27 @@ ChannelConfig = (
     | email.EmailConfig
     | sms.SmsConfig
 )
+# What a request body's ``config`` may decode to: the managed kinds decode, then are refused.
+BodyConfig = ChannelConfig | TelegramAppConfig | WhatsAppAppConfig
 
 
 def kind_of(cfg: Config) -> str:
     tag = type(cfg).__struct_config__.tag
     assert isinstance(tag, str)
     return tag
+
+
+def refuse_managed(cfg: Config) -> Config:
+    """A body's config, unless it is a managed kind (``CHANNEL_KIND_MANAGED``)."""
+    kind = kind_of(cfg)
+    if kind in MANAGED:
+        raise ApiError(
+            422,
+            "CHANNEL_KIND_MANAGED",
+            f"{kind} channels are created only by the link-code flow, not from a request body",
+            "/config/type",
+        )
+    return cfg
 
 
 def parse(raw: Any) -> Config:
