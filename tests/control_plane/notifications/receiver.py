@@ -87,3 +87,38 @@ async def receiver() -> AsyncIterator[Receiver]:
         yield rec
     finally:
         await runner.cleanup()
+
+
+@asynccontextmanager
+async def threaded_receiver() -> AsyncIterator[Receiver]:
+    """The same receiver on its own thread and event loop: for requests made from inside the
+    app under ``AsyncTestClient``, whose transport blocks the test's loop while it waits."""
+    import threading
+
+    ready = threading.Event()
+    box: dict[str, Any] = {}
+
+    def serve() -> None:
+        loop = asyncio.new_event_loop()
+        box["loop"] = loop
+
+        async def start() -> None:
+            cm = receiver()
+            box["cm"] = cm
+            box["rec"] = await cm.__aenter__()
+            box["stop"] = asyncio.Event()
+            ready.set()
+            await box["stop"].wait()
+            await cm.__aexit__(None, None, None)
+
+        loop.run_until_complete(start())
+        loop.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    ready.wait(10)
+    try:
+        yield box["rec"]
+    finally:
+        box["loop"].call_soon_threadsafe(box["stop"].set)
+        thread.join(10)
