@@ -34,7 +34,6 @@ class Receiver:
     script: list[tuple[int, str, dict[str, str]]] = field(default_factory=lambda: [(200, "ok", {})])
     # Seconds to sleep before answering (a receiver that never answers in time).
     delay: float = 0.0
-    connections: int = 0
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
 
     def answer(self, *script: tuple[int, str, dict[str, str]] | int) -> None:
@@ -56,24 +55,12 @@ class Receiver:
             await asyncio.sleep(self.delay)
         return web.Response(status=status, text=body, headers=headers)
 
-    async def wait(self, n: int, timeout: float = 30.0) -> None:
-        async def until() -> None:
-            while len(self.seen) < n:
-                self.arrived.clear()
-                await self.arrived.wait()
-
-        await asyncio.wait_for(until(), timeout)
-
 
 @asynccontextmanager
 async def receiver() -> AsyncIterator[Receiver]:
     rec = Receiver()
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", rec.handle)
-
-    @web.middleware
-    async def count(request: web.Request, handler: Any) -> Any:
-        return await handler(request)
 
     runner = web.AppRunner(app)
     await runner.setup()

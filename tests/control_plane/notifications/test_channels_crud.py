@@ -8,7 +8,6 @@ from typing import Any
 
 import psycopg
 import pytest
-
 from litestar.testing import AsyncTestClient
 
 from control_plane.app import create_app
