@@ -193,7 +193,7 @@ class Deliverer:
         if info is not None and info.chat:
             for kind in ("open", "recovery"):
                 same = [r for r in rows if r["kind"] == kind]
-                if len(same) > self.settings.storm_threshold:
+                if len(same) > 1 and await self._storm(first["channel_id"], kind, same):
                     batches.append(same)
             grouped_ids = {r["id"] for b in batches for r in b}
             rest = [[r] for r in rows if r["id"] not in grouped_ids]
@@ -226,6 +226,26 @@ class Deliverer:
             m.latency.labels(transport=first["channel_kind"]).observe(attempt.latency_ms / 1000)
             for row in batch:
                 await self._record(row, attempt, grouped=len(batch) > 1)
+
+    async def _storm(self, channel_id: uuid.UUID, kind: str, batch: list[dict[str, Any]]) -> bool:
+        """More than ``storm_threshold`` of ``kind`` for this channel within the storm window,
+        counting this batch."""
+        if len(batch) > self.settings.storm_threshold:
+            return True
+        async with self.res.db.connection() as conn:
+            row = await (
+                await conn.execute(
+                    Q.recent_of_channel,
+                    {
+                        "channel_id": channel_id,
+                        "kind": kind,
+                        "window": self.settings.storm_window_secs,
+                        "ids": [r["id"] for r in batch],
+                    },
+                )
+            ).fetchone()
+        recent = int(row["n"]) if row else 0
+        return recent + len(batch) > self.settings.storm_threshold
 
     async def _record(
         self, row: dict[str, Any], attempt: Attempt, *, grouped: bool = False

@@ -263,3 +263,39 @@ async def test_incident_notification_routes_cross_org_404(env: Env) -> None:
     assert_error(
         await env.owner.get("/api/v1/incidents/nope/notifications"), 404, "INCIDENT_NOT_FOUND"
     )
+
+
+async def test_storm_spread_over_runs_stays_grouped_and_recovery_grouped(env: Env) -> None:
+    slack = await env.channel(
+        {"type": "slack", "webhook_url": "https://hooks.slack.com/services/T/B/C"}, name="slack"
+    )
+    first = [await env.open_incident(await env.target([slack], name=f"a{i}")) for i in range(4)]
+    await env.deliver()
+    assert len(env.rec.seen) == 4  # no storm yet: one message each
+    later = [await env.open_incident(await env.target([slack], name=f"b{i}")) for i in range(3)]
+    await env.deliver()
+    assert len(env.rec.seen) == 5  # 7 within the window: these 3 in one message
+    assert env.rec.seen[-1].json()["text"].startswith("3 monitors down")
+    for iid in first + later:
+        await env.close_incident(iid)
+    await env.deliver()
+    assert len(env.rec.seen) == 6
+    assert env.rec.seen[-1].json()["text"].startswith("7 monitors up")
+
+
+async def test_metrics_count_deliveries_without_secrets(env: Env) -> None:
+    from prometheus_client import REGISTRY, generate_latest
+
+    await env.open_incident(await env.target([await webhook(env, secret=SECRET)]))
+    await env.deliver()
+    text = generate_latest(REGISTRY).decode()
+    assert 'vigil_notify_deliveries_total{outcome="delivered",transport="webhook"}' in text
+    for name in (
+        "vigil_notify_attempt_duration_seconds",
+        "vigil_notify_queue_depth",
+        "vigil_notify_oldest_undelivered_seconds",
+        "vigil_notify_dead_letters",
+        "vigil_notify_open_circuits",
+    ):
+        assert name in text
+    assert SECRET not in text and env.rec.url not in text

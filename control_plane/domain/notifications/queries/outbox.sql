@@ -110,6 +110,16 @@ JOIN targets t ON t.id = i.target_id
 WHERE n.id = ANY(%(ids)s::uuid[])
 ORDER BY n.created_at, n.id;
 
+-- name: recent_of_channel
+-- How many notifications of a kind this channel was sent (or is sending) within the storm
+-- window, besides the batch in hand: a storm spread over several runs stays grouped.
+SELECT count(*) AS n
+FROM notifications
+WHERE channel_id = %(channel_id)s AND kind = %(kind)s
+  AND created_at > now() - make_interval(secs => %(window)s)
+  AND state IN ('pending', 'delivered')
+  AND NOT (id = ANY(%(ids)s::uuid[]));
+
 -- name: record_attempt
 INSERT INTO notification_attempts (notification_id, outcome, status_code, latency_ms, error)
 VALUES (%(id)s, %(outcome)s, %(status_code)s, %(latency_ms)s, %(error)s);
