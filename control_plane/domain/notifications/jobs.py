@@ -4,7 +4,9 @@ Every run (the worker calls ``deliver`` every second): settle what needs no send
 during maintenance, reminders of acknowledged incidents, disabled channels), add the reminders
 that are due, then claim due rows ``FOR UPDATE SKIP LOCKED`` with a lease (a worker killed
 mid-delivery leaves a lease that runs out; the row is claimed again). Claimed rows are sent
-concurrently across channels and in order within a channel. Each attempt is recorded (time,
+concurrently: a chat channel's messages one at a time in order, other kinds' events
+together (a claim holds at most one row per incident and channel, so an incident's open always
+goes before its recovery). Each attempt is recorded (time,
 status, latency, scrubbed excerpt); a transient failure is retried with exponential backoff and
 jitter, no sooner than the receiver's ``Retry-After``; a permanent one, or the attempt cap,
 dead-letters the row. Consecutive failures open the channel's circuit (its rows wait).
@@ -121,6 +123,7 @@ class Deliverer:
         self.settings = res.settings.notify
         self.sender = Sender(self.settings, allow_private(res.settings))
         self.ctx = context(res.settings)
+        self._limit = asyncio.Semaphore(self.settings.concurrency)
 
     async def close(self) -> None:
         await self.sender.close()
@@ -146,13 +149,8 @@ class Deliverer:
         by_channel: dict[uuid.UUID, list[dict[str, Any]]] = defaultdict(list)
         for row in rows:
             by_channel[row["channel_id"]].append(row)
-        limit = asyncio.Semaphore(self.settings.concurrency)
-
-        async def channel(items: list[dict[str, Any]]) -> None:
-            async with limit:
-                await self._channel(items)
-
-        await asyncio.gather(*(channel(items) for items in by_channel.values()))
+        self._limit = asyncio.Semaphore(self.settings.concurrency)
+        await asyncio.gather(*(self._channel(items) for items in by_channel.values()))
         async with self.res.db.connection() as conn:
             await self._gauges(conn)
         return len(rows)
@@ -200,32 +198,42 @@ class Deliverer:
             batches = rest + batches
         else:
             batches = [[r] for r in rows]
-        for batch in batches:
-            if len(batch) == 1:
-                alert = _alert(batch[0])
-            else:
-                members = tuple(_alert(r) for r in batch)
-                alert = Alert(
-                    kind=batch[0]["kind"],
-                    incident_id=members[0].incident_id,
-                    target_id=members[0].target_id,
-                    target_name=members[0].target_name,
-                    target_kind=members[0].target_kind,
-                    target_address=members[0].target_address,
-                    status=members[0].status,
-                    started_at=members[0].started_at,
-                    channel_name=first["channel_name"],
-                    group=members,
-                )
-            ctx = context(self.res.settings, now=datetime.now(UTC))
-            attempt = await self.sender.send(cfg, alert, ctx)
-            m = metrics()
-            m.deliveries.labels(transport=first["channel_kind"], outcome=attempt.outcome).inc(
-                len(batch)
+        if info is not None and info.chat:
+            # A chat channel reads as a conversation: one message at a time, in order.
+            for batch in batches:
+                await self._send(cfg, first, batch)
+        else:
+            # One event per incident; a claim holds at most one row per (incident, channel),
+            # so sending them together keeps each incident's open before its recovery.
+            await asyncio.gather(*(self._send(cfg, first, batch) for batch in batches))
+
+    async def _send(self, cfg: Any, first: dict[str, Any], batch: list[dict[str, Any]]) -> None:
+        if len(batch) == 1:
+            alert = _alert(batch[0])
+        else:
+            members = tuple(_alert(r) for r in batch)
+            alert = Alert(
+                kind=batch[0]["kind"],
+                incident_id=members[0].incident_id,
+                target_id=members[0].target_id,
+                target_name=members[0].target_name,
+                target_kind=members[0].target_kind,
+                target_address=members[0].target_address,
+                status=members[0].status,
+                started_at=members[0].started_at,
+                channel_name=first["channel_name"],
+                group=members,
             )
-            m.latency.labels(transport=first["channel_kind"]).observe(attempt.latency_ms / 1000)
-            for row in batch:
-                await self._record(row, attempt, grouped=len(batch) > 1)
+        ctx = context(self.res.settings, now=datetime.now(UTC))
+        async with self._limit:
+            attempt = await self.sender.send(cfg, alert, ctx)
+        m = metrics()
+        m.deliveries.labels(transport=first["channel_kind"], outcome=attempt.outcome).inc(
+            len(batch)
+        )
+        m.latency.labels(transport=first["channel_kind"]).observe(attempt.latency_ms / 1000)
+        for row in batch:
+            await self._record(row, attempt, grouped=len(batch) > 1)
 
     async def _storm(self, channel_id: uuid.UUID, kind: str, batch: list[dict[str, Any]]) -> bool:
         """More than ``storm_threshold`` of ``kind`` for this channel within the storm window,
