@@ -149,8 +149,12 @@ class Deliverer:
         by_channel: dict[uuid.UUID, list[dict[str, Any]]] = defaultdict(list)
         for row in rows:
             by_channel[row["channel_id"]].append(row)
-        self._limit = asyncio.Semaphore(self.settings.concurrency)
-        await asyncio.gather(*(self._channel(items) for items in by_channel.values()))
+        done: list[dict[str, Any]] = []
+        try:
+            await asyncio.gather(*(self._channel(items, done) for items in by_channel.values()))
+        finally:
+            # Whatever was sent is recorded, even when the run is cancelled midway.
+            await asyncio.shield(self._flush(done))
         async with self.res.db.connection() as conn:
             await self._gauges(conn)
         return len(rows)
@@ -164,7 +168,7 @@ class Deliverer:
             m.dead.set(g["dead"])
             m.open_circuits.set(g["open_circuits"])
 
-    async def _channel(self, rows: list[dict[str, Any]]) -> None:
+    async def _channel(self, rows: list[dict[str, Any]], done: list[dict[str, Any]]) -> None:
         """One channel's claimed rows, in order; a storm on a chat channel as grouped
         messages."""
         first = rows[0]
@@ -181,11 +185,11 @@ class Deliverer:
             )
         except (SecretUnavailable, ValueError) as exc:
             for row in rows:
-                await self._record(row, Attempt("dead", error=f"channel unusable: {exc}"[:300]))
+                self._record(done, row, Attempt("dead", error=f"channel unusable: {exc}"[:300]))
             return
         if first["channel_kind"] == "email" and first["verified_at"] is None:
             for row in rows:
-                await self._record(row, Attempt("dead", error="email address not verified"))
+                self._record(done, row, Attempt("dead", error="email address not verified"))
             return
         batches: list[list[dict[str, Any]]] = []
         if info is not None and info.chat:
@@ -201,13 +205,19 @@ class Deliverer:
         if info is not None and info.chat:
             # A chat channel reads as a conversation: one message at a time, in order.
             for batch in batches:
-                await self._send(cfg, first, batch)
+                await self._send(cfg, first, batch, done)
         else:
             # One event per incident; a claim holds at most one row per (incident, channel),
             # so sending them together keeps each incident's open before its recovery.
-            await asyncio.gather(*(self._send(cfg, first, batch) for batch in batches))
+            await asyncio.gather(*(self._send(cfg, first, batch, done) for batch in batches))
 
-    async def _send(self, cfg: Any, first: dict[str, Any], batch: list[dict[str, Any]]) -> None:
+    async def _send(
+        self,
+        cfg: Any,
+        first: dict[str, Any],
+        batch: list[dict[str, Any]],
+        done: list[dict[str, Any]],
+    ) -> None:
         if len(batch) == 1:
             alert = _alert(batch[0])
         else:
@@ -233,7 +243,7 @@ class Deliverer:
         )
         m.latency.labels(transport=first["channel_kind"]).observe(attempt.latency_ms / 1000)
         for row in batch:
-            await self._record(row, attempt, grouped=len(batch) > 1)
+            self._record(done, row, attempt, grouped=len(batch) > 1)
 
     async def _storm(self, channel_id: uuid.UUID, kind: str, batch: list[dict[str, Any]]) -> bool:
         """More than ``storm_threshold`` of ``kind`` for this channel within the storm window,
@@ -255,43 +265,33 @@ class Deliverer:
         recent = int(row["n"]) if row else 0
         return recent + len(batch) > self.settings.storm_threshold
 
-    async def _record(
-        self, row: dict[str, Any], attempt: Attempt, *, grouped: bool = False
+    def _record(
+        self,
+        done: list[dict[str, Any]],
+        row: dict[str, Any],
+        attempt: Attempt,
+        *,
+        grouped: bool = False,
     ) -> None:
+        """Note an attempt's outcome; ``_flush`` writes a run's outcomes in one transaction."""
         outcome = attempt.outcome
         if outcome == "retry" and row["attempts"] >= self.settings.max_attempts:
             outcome = "dead"
-        delay = None
-        async with self.res.db.connection() as conn, conn.transaction():
-            await conn.execute(
-                Q.record_attempt,
-                {
-                    "id": row["id"],
-                    "outcome": outcome,
-                    "status_code": attempt.status_code,
-                    "latency_ms": attempt.latency_ms,
-                    "error": attempt.error,
-                },
-            )
-            if outcome == "delivered":
-                await conn.execute(Q.mark_delivered, {"id": row["id"], "grouped": grouped})
-                await conn.execute(Q.channel_ok, {"id": row["channel_id"]})
-            else:
-                if outcome == "retry":
-                    delay = backoff(self.settings, row["attempts"], attempt.retry_after)
-                    await conn.execute(
-                        Q.mark_retry, {"id": row["id"], "delay": delay, "error": attempt.error}
-                    )
-                else:
-                    await conn.execute(Q.mark_dead, {"id": row["id"], "error": attempt.error})
-                await conn.execute(
-                    Q.channel_failed,
-                    {
-                        "id": row["channel_id"],
-                        "threshold": self.settings.circuit_threshold,
-                        "open_secs": self.settings.circuit_open_secs,
-                    },
-                )
+        delay = 0.0
+        if outcome == "retry":
+            delay = backoff(self.settings, row["attempts"], attempt.retry_after)
+        done.append(
+            {
+                "id": row["id"],
+                "channel_id": row["channel_id"],
+                "outcome": outcome,
+                "status_code": attempt.status_code,
+                "latency_ms": attempt.latency_ms,
+                "error": attempt.error,
+                "grouped": grouped,
+                "delay": delay,
+            }
+        )
         log.info(
             "notify_attempt",
             notification_id=str(row["id"]),
@@ -303,9 +303,42 @@ class Deliverer:
             outcome=outcome,
             status_code=attempt.status_code,
             latency_ms=attempt.latency_ms,
-            retry_in_secs=delay,
+            retry_in_secs=delay if outcome == "retry" else None,
             grouped=grouped,
         )
+
+    async def _flush(self, done: list[dict[str, Any]]) -> None:
+        """Every attempt of a run, its row's new state and its channel's breaker, at once."""
+        if not done:
+            return
+        ok = [d for d in done if d["outcome"] == "delivered"]
+        retry = [d for d in done if d["outcome"] == "retry"]
+        dead = [d for d in done if d["outcome"] == "dead"]
+        # A channel's breaker follows its last outcome of the run.
+        last: dict[uuid.UUID, str] = {d["channel_id"]: d["outcome"] for d in done}
+        failed = [
+            d for d in done if d["outcome"] != "delivered" and last[d["channel_id"]] != "delivered"
+        ]
+        async with self.res.db.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            await cur.executemany(Q.record_attempt, done)
+            if ok:
+                await cur.executemany(Q.mark_delivered, ok)
+            if retry:
+                await cur.executemany(Q.mark_retry, retry)
+            if dead:
+                await cur.executemany(Q.mark_dead, dead)
+            for cid, outcome in last.items():
+                if outcome == "delivered":
+                    await cur.execute(Q.channel_ok, {"id": cid})
+            for d in failed:
+                await cur.execute(
+                    Q.channel_failed,
+                    {
+                        "id": d["channel_id"],
+                        "threshold": self.settings.circuit_threshold,
+                        "open_secs": self.settings.circuit_open_secs,
+                    },
+                )
 
 
 async def deliver(ctx: dict[str, Any]) -> int:
