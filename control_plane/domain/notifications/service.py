@@ -172,10 +172,14 @@ class ChannelService(TenantService):
         validate_config(cfg, self._ctx())
         return cfg
 
-    async def _verification(self, channel_id: uuid.UUID, to: str) -> bytes:
-        """Mail a fresh single-use link to ``to``; returns the token's hash to store. A mail
-        that cannot be sent is logged: the owner can resend."""
+    def _token(self) -> tuple[str, bytes]:
+        """A fresh single-use verification token and the hash stored for it."""
         token = secrets.token_urlsafe(32)
+        return token, token_hash(self.settings.security.token_key, token)
+
+    async def _mail_link(self, channel_id: uuid.UUID, to: str, token: str) -> None:
+        """Mail the link (after the row holding its hash committed). A mail that cannot be sent
+        is logged: the owner can resend."""
         link = f"{self.public_url}/verify/channel/{token}"
         try:
             await send_mail(
@@ -192,7 +196,6 @@ class ChannelService(TenantService):
             log.warning(
                 "channel_verification_mail_failed", channel_id=str(channel_id), error=str(exc)[:200]
             )
-        return token_hash(self.settings.security.token_key, token)
 
     async def create(self, data: ChannelCreate, write_source: str) -> Channel:
         conn = await self.conn()
@@ -200,9 +203,7 @@ class ChannelService(TenantService):
         cfg = self._parse(data.config)
         channel_id = new_id()
         public, sealed = codec.seal(self.sealer, self.org.org_id, channel_id, cfg)
-        verify_hash: bytes | None = None
-        if kind_of(cfg) == "email":
-            verify_hash = await self._verification(channel_id, _address(cfg))
+        token, verify_hash = self._token() if kind_of(cfg) == "email" else ("", None)
         async with conn.transaction():
             await quotas.enforce(
                 conn,
@@ -235,6 +236,8 @@ class ChannelService(TenantService):
                 raise name_taken(name)
             created = await self._fetch(conn, channel_id)
             await self.audit(conn, "channel.create", "channel", channel_id, after=audited(created))
+        if token:
+            await self._mail_link(channel_id, _address(cfg), token)
         log.info("channel_created", channel_id=str(channel_id), transport=kind_of(cfg))
         return created
 
@@ -286,6 +289,7 @@ class ChannelService(TenantService):
             verified_at = row["verified_at"]
             verify_hash, verify_expires = row["verify_token_hash"], row["verify_expires_at"]
             reset = False
+            token, mail_to = "", ""
             if new_cfg is not None:
                 if row["kind"] in TRANSPORTS and kind_of(new_cfg) == row["kind"]:
                     new_cfg = codec.fill_sentinels(new_cfg, self._stored(row))
@@ -300,7 +304,8 @@ class ChannelService(TenantService):
                 ):
                     # A new address resets the gate and sends a new link.
                     verified_at = None
-                    verify_hash = await self._verification(channel_id, _address(new_cfg))
+                    token, verify_hash = self._token()
+                    mail_to = _address(new_cfg)
                     verify_expires = datetime.now(UTC) + VERIFY_TTL
             if name is not None and name != row["name"]:
                 taken = await (
@@ -337,7 +342,9 @@ class ChannelService(TenantService):
                 before=audited(before),
                 after=audited(updated),
             )
-            return updated
+        if token:
+            await self._mail_link(channel_id, mail_to, token)
+        return updated
 
     async def delete(self, channel_id: uuid.UUID) -> None:
         conn = await self.conn()
@@ -404,11 +411,12 @@ class ChannelService(TenantService):
                 "CHANNEL_VERIFICATION_LIMIT",
                 f"at most {VERIFY_CAP} verification mails per channel and day",
             )
-        new_hash = await self._verification(channel_id, row["config"]["to"])
+        token, new_hash = self._token()
         await conn.execute(
             Q.note_verification_sent,
             {"id": channel_id, "org_id": self.org.org_id, "hash": new_hash},
         )
+        await self._mail_link(channel_id, row["config"]["to"], token)
         return await self._fetch(conn, channel_id)
 
     async def notifications(self, incident_id: uuid.UUID) -> list[Notification]:
