@@ -87,7 +87,8 @@ WITH due AS (
       AND NOT EXISTS (SELECT 1 FROM notifications e
                       WHERE e.incident_id = n.incident_id AND e.channel_id = n.channel_id
                         AND e.state = 'pending' AND (e.created_at, e.id) < (n.created_at, n.id))
-    ORDER BY n.due_at
+    -- A channel's rows due together are claimed together (a storm is grouped in one run).
+    ORDER BY n.due_at, n.channel_id
     LIMIT %(limit)s
     FOR UPDATE OF n SKIP LOCKED
 )
