@@ -203,6 +203,18 @@ async def run(vigil: Vigil, nginx: Nginx, cfg: BenchConfig) -> Outcome:
             done = await _until(mass_done, 120)
             took = time.monotonic() - t0
             got = rec.hooks - before_hooks
+
+            async def chat_done() -> bool:
+                row = await (
+                    await conn.execute(
+                        "SELECT count(*) FROM notifications"
+                        " WHERE channel_id = %s::uuid AND state = 'pending'",
+                        (chat["id"],),
+                    )
+                ).fetchone()
+                return bool(row and row[0] == 0)
+
+            await _until(chat_done, 60)
             out.add(
                 f"{MASS} webhooks from one outbox write: deliveries per second",
                 [got / took],
