@@ -237,6 +237,10 @@ CREATE TABLE public.channels (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     verified_at timestamp with time zone,
+    verify_token_hash bytea,
+    verify_expires_at timestamp with time zone,
+    verify_sent integer DEFAULT 0 NOT NULL,
+    verify_day date,
     disabled_reason text,
     consecutive_failures integer DEFAULT 0 NOT NULL,
     circuit_open_until timestamp with time zone
