@@ -46,6 +46,11 @@ from control_plane.domain.events.websocket import live_stream
 from control_plane.domain.heartbeats.routes import HeartbeatController
 from control_plane.domain.incidents.routes import IncidentController
 from control_plane.domain.maintenance.routes import MaintenanceController
+from control_plane.domain.notifications.routes import (
+    ChannelController,
+    ChannelVerificationController,
+    IncidentNotificationController,
+)
 from control_plane.domain.ondemand.routes import OnDemandController
 from control_plane.domain.regions.routes import (
     OperatorGrantController,
@@ -108,6 +113,8 @@ def tenant_router() -> Router:
             MaintenanceController,
             AlertRuleController,
             EventStreamController,
+            ChannelController,
+            IncidentNotificationController,
         ],
         guards=[org_guard, permission_guard, json_body_guard],
         dependencies={"org": Provide(authenticated_org, sync_to_thread=False)},
@@ -173,6 +180,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             HeartbeatController,
             # Authenticates with the API token in its first message (or header).
             live_stream,
+            ChannelVerificationController,
         ],
         lifespan=[_lifespan(settings)],
         on_shutdown=[close_hub],

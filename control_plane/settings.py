@@ -156,6 +156,55 @@ def _target_metrics(e: dict[str, str]) -> TargetMetricsSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class NotifySettings:
+    """Notification delivery (``domain/notifications``).
+
+    ``allow_private``: deliver to private/loopback addresses too (an internal chat server; plain
+    http is then accepted for the generic webhook and ntfy). ``VIGIL_ALLOW_PRIVATE_TARGETS``
+    also turns it on. ``base_urls``: kind -> base URL replacing the scheme and host of that
+    kind's deliveries (a proxy, a mirror, a test server); ``VIGIL_NOTIFY_BASE_URLS`` as
+    ``slack=https://proxy.example,pagerduty=…``.
+    """
+
+    allow_private: bool = False
+    base_urls: dict[str, str] = field(default_factory=dict)
+    timeout_secs: float = 10.0
+    max_attempts: int = 8
+    backoff_base_secs: float = 2.0
+    backoff_cap_secs: float = 900.0
+    lease_secs: float = 60.0
+    batch: int = 200
+    concurrency: int = 32
+    # More than ``storm_threshold`` opens for one chat channel within ``storm_window_secs``
+    # go out as one grouped message.
+    storm_threshold: int = 5
+    storm_window_secs: float = 30.0
+    # Consecutive failed attempts that open a channel's circuit, and for how long.
+    circuit_threshold: int = 5
+    circuit_open_secs: float = 60.0
+
+
+def _base_urls(raw: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in raw.split(","))):
+        kind, sep, url = part.partition("=")
+        parts = urlsplit(url.strip())
+        if not sep or parts.scheme not in ("http", "https") or not parts.netloc:
+            raise SettingsError(f"VIGIL_NOTIFY_BASE_URLS: expected kind=https://host, got {part!r}")
+        out[kind.strip()] = url.strip().rstrip("/")
+    return out
+
+
+def _notify(e: dict[str, str]) -> NotifySettings:
+    return NotifySettings(
+        allow_private=_bool(e.get("VIGIL_NOTIFY_ALLOW_PRIVATE")),
+        base_urls=_base_urls(e.get("VIGIL_NOTIFY_BASE_URLS", "")),
+        timeout_secs=float(e.get("VIGIL_NOTIFY_TIMEOUT_SECS") or "10"),
+        max_attempts=int(e.get("VIGIL_NOTIFY_MAX_ATTEMPTS") or "8"),
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     database: DatabaseSettings
     redis: RedisSettings
@@ -163,6 +212,7 @@ class Settings:
     api: ApiSettings = field(default_factory=ApiSettings)
     mail: MailSettings = field(default_factory=MailSettings)
     target_metrics: TargetMetricsSettings = field(default_factory=TargetMetricsSettings)
+    notify: NotifySettings = field(default_factory=NotifySettings)
 
 
 def _b64key(raw: str, name: str) -> bytes:
@@ -248,6 +298,7 @@ def settings_from_env(env: dict[str, str] | None = None) -> Settings:
         ),
         mail=_mail(e),
         target_metrics=_target_metrics(e),
+        notify=_notify(e),
     )
 
 

@@ -263,7 +263,15 @@ CREATE TABLE public.channels (
     enabled boolean DEFAULT true NOT NULL,
     write_source text DEFAULT 'api'::text NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
-    updated_at timestamp with time zone DEFAULT now() NOT NULL
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    verified_at timestamp with time zone,
+    verify_token_hash bytea,
+    verify_expires_at timestamp with time zone,
+    verify_sent integer DEFAULT 0 NOT NULL,
+    verify_day date,
+    disabled_reason text,
+    consecutive_failures integer DEFAULT 0 NOT NULL,
+    circuit_open_until timestamp with time zone
 );
 
 CREATE TABLE public.evaluation_queue (
@@ -348,6 +356,44 @@ CREATE TABLE public.maintenance_windows (
     CONSTRAINT maintenance_windows_description_check CHECK ((length(description) <= 5000)),
     CONSTRAINT maintenance_windows_title_check CHECK (((length(title) >= 1) AND (length(title) <= 200))),
     CONSTRAINT maintenance_windows_write_source_check CHECK ((write_source = ANY (ARRAY['ui'::text, 'api'::text, 'terraform'::text])))
+);
+
+CREATE TABLE public.notification_attempts (
+    id bigint NOT NULL,
+    notification_id uuid NOT NULL,
+    at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    outcome text NOT NULL,
+    status_code integer,
+    latency_ms double precision,
+    error text,
+    CONSTRAINT notification_attempts_error_check CHECK ((length(error) <= 500))
+);
+
+ALTER TABLE public.notification_attempts ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.notification_attempts_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+CREATE TABLE public.notifications (
+    id uuid NOT NULL,
+    org_id uuid NOT NULL,
+    incident_id uuid NOT NULL,
+    channel_id uuid NOT NULL,
+    kind text NOT NULL,
+    state text DEFAULT 'pending'::text NOT NULL,
+    due_at timestamp with time zone DEFAULT now() NOT NULL,
+    lease_until timestamp with time zone,
+    attempts integer DEFAULT 0 NOT NULL,
+    last_error text,
+    grouped boolean DEFAULT false NOT NULL,
+    created_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    delivered_at timestamp with time zone,
+    CONSTRAINT notifications_kind_check CHECK ((kind = ANY (ARRAY['open'::text, 'reminder'::text, 'recovery'::text]))),
+    CONSTRAINT notifications_state_check CHECK ((state = ANY (ARRAY['pending'::text, 'delivered'::text, 'dead'::text, 'skipped'::text])))
 );
 
 CREATE TABLE public.on_demand_checks (
@@ -760,6 +806,12 @@ ALTER TABLE ONLY public.maintenance_targets
 ALTER TABLE ONLY public.maintenance_windows
     ADD CONSTRAINT maintenance_windows_pkey PRIMARY KEY (id);
 
+ALTER TABLE ONLY public.notification_attempts
+    ADD CONSTRAINT notification_attempts_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.notifications
+    ADD CONSTRAINT notifications_pkey PRIMARY KEY (id);
+
 ALTER TABLE ONLY public.on_demand_checks
     ADD CONSTRAINT on_demand_checks_pkey PRIMARY KEY (id);
 
@@ -850,6 +902,16 @@ CREATE INDEX maintenance_targets_target_idx ON public.maintenance_targets USING 
 CREATE INDEX maintenance_windows_org_ends_idx ON public.maintenance_windows USING btree (org_id, ends_at);
 
 CREATE INDEX maintenance_windows_org_idx ON public.maintenance_windows USING btree (org_id, starts_at);
+
+CREATE INDEX notification_attempts_notification_idx ON public.notification_attempts USING btree (notification_id, at);
+
+CREATE INDEX notifications_channel_idx ON public.notifications USING btree (channel_id);
+
+CREATE INDEX notifications_due_idx ON public.notifications USING btree (due_at) WHERE (state = 'pending'::text);
+
+CREATE INDEX notifications_incident_idx ON public.notifications USING btree (incident_id, created_at);
+
+CREATE UNIQUE INDEX notifications_once_idx ON public.notifications USING btree (incident_id, channel_id, kind) WHERE (kind <> 'reminder'::text);
 
 CREATE INDEX on_demand_expires_idx ON public.on_demand_checks USING btree (expires_at);
 
@@ -944,6 +1006,18 @@ ALTER TABLE ONLY public.maintenance_targets
 
 ALTER TABLE ONLY public.maintenance_windows
     ADD CONSTRAINT maintenance_windows_org_id_fkey FOREIGN KEY (org_id) REFERENCES public.orgs(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.notification_attempts
+    ADD CONSTRAINT notification_attempts_notification_id_fkey FOREIGN KEY (notification_id) REFERENCES public.notifications(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.notifications
+    ADD CONSTRAINT notifications_channel_id_fkey FOREIGN KEY (channel_id) REFERENCES public.channels(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.notifications
+    ADD CONSTRAINT notifications_incident_id_fkey FOREIGN KEY (incident_id) REFERENCES public.incidents(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.notifications
+    ADD CONSTRAINT notifications_org_id_fkey FOREIGN KEY (org_id) REFERENCES public.orgs(id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.on_demand_checks
     ADD CONSTRAINT on_demand_checks_org_id_fkey FOREIGN KEY (org_id) REFERENCES public.orgs(id) ON DELETE CASCADE;

@@ -81,6 +81,8 @@ def child_env(values: dict[str, str], db_url: str, redis_url: str) -> dict[str, 
             env[key] = values[key]
     env["VIGIL_DATABASE_URL"] = db_url
     env["VIGIL_REDIS_URL"] = redis_url
+    # Alerts may go to a receiver on this machine (a local webhook listener).
+    env.setdefault("VIGIL_NOTIFY_ALLOW_PRIVATE", "true")
     env["PYTHONUNBUFFERED"] = "1"
     return env
 

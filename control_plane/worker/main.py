@@ -3,6 +3,7 @@
 - ``evaluate_targets`` (incidents): enqueued by ingest and the heartbeat receiver;
 - ``sweep`` (every second): missed slots (agent API), overdue heartbeats, marks left behind
   (incidents), and now and then the daily partitions (results);
+- ``deliver_notifications`` (every second): the notification outbox (notifications);
 - ``rollup`` (every 15 s): the per-minute and hourly rollups (results).
 """
 
@@ -25,6 +26,7 @@ from control_plane.db.pool import make_pool
 from control_plane.domain.agent_api.jobs import sweep_missed
 from control_plane.domain.heartbeats.jobs import sweep_overdue
 from control_plane.domain.incidents import jobs as incidents
+from control_plane.domain.notifications import jobs as notifications
 from control_plane.domain.results import jobs as results
 from control_plane.security.sealing import Sealer
 from control_plane.settings import Settings
@@ -88,6 +90,7 @@ def build_worker(
             on_connected()
 
     async def shutdown(ctx: dict[str, Any]) -> None:
+        await notifications.close(ctx)
         res: Resources | None = ctx.get("resources")
         if res is not None and resources is None:
             await res.redis.aclose()
@@ -107,6 +110,13 @@ def build_worker(
                 second=set(range(60)),
                 unique=True,
                 timeout=30,
+            ),
+            cron(
+                notifications.deliver,
+                name=cron_name(settings.redis, "deliver_notifications"),
+                second=set(range(60)),
+                unique=True,
+                timeout=60,
             ),
             cron(
                 results.rollup,

@@ -31,6 +31,7 @@ from control_plane.domain.incidents.policy import (
     quorum_end,
     quorum_start,
 )
+from control_plane.domain.notifications import outbox
 
 Q = Queries.beside(__file__, "engine")
 # New results folded per target and evaluation (the rest waits for the next one).
@@ -283,6 +284,8 @@ async def _decide(
             )
         ).fetchone()
         outcome.opened = row["id"] if row else None
+        if outcome.opened is not None:  # the notification outbox, in this transaction
+            await outbox.incident_opened(conn, outcome.opened)
     elif should_be_open and current is not None:
         await conn.execute(
             Q.extend_incident,
@@ -308,3 +311,5 @@ async def _decide(
             await conn.execute(Q.close_incident, {"id": current["id"], "ended_at": ended})
         ).fetchone()
         outcome.closed = row["id"] if row else None
+        if outcome.closed is not None:  # the notification outbox, in this transaction
+            await outbox.incident_closed(conn, outcome.closed)

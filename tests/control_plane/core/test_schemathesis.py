@@ -84,6 +84,14 @@ SEMANTIC = {
     "HEARTBEAT_HAS_NO_REGIONS": "a heartbeat target has no regions (the target's kind)",
     "INVALID_TARGET_IDS": "maintenance window targets that exist in the org",
     "INVALID_APPLY_TO": "an alert rule covers at least one target or tag, targets that exist",
+    "CHANNEL_NAME_INVALID": "a channel name is not blank and has no control characters",
+    "CHANNEL_NAME_TAKEN": "channel names are unique within the org",
+    "INVALID_CHANNEL_CONFIG": "transport rules: https URLs, provider hosts, key formats, E.164",
+    "CHANNEL_KIND_MANAGED": "telegram_app/whatsapp_app come from the link-code flows only",
+    "CHANNEL_TEST_FAILED": "a test send needs a receiver that accepts it",
+    "CHANNEL_UNVERIFIED": "an email channel is tested once its address is verified",
+    "CHANNEL_NOT_VERIFIABLE": "only an unverified email channel has a link to resend",
+    "REDACTION_SENTINEL": "a secret is re-supplied, not the read sentinel",
 }
 
 

@@ -332,6 +332,7 @@ def test_dev_env_secrets_are_generated_once_and_the_callers_environment_wins(
     assert settings.security.primary_key_id == "dev1"
     assert settings.security.operator_admin_token == values["VIGIL_OPERATOR_ADMIN_TOKEN"]
     assert settings.database.url == "postgresql://db/vigil"
+    assert settings.notify.allow_private  # `make dev` delivers alerts to local receivers
 
     mine = base64.b64encode(b"m" * 32).decode()
     monkeypatch.setenv("VIGIL_SECRET_KEYS", f"mine:{mine}")

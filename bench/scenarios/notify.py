@@ -1,0 +1,245 @@
+"""Notification delivery, with the real agent, control plane and worker.
+
+1. Latency: ``BENCH_NOTIFY_TARGETS`` targets (10 s interval, ``alert_confirmations`` 1) against
+   nginx's ``/flaky/<name>``, each bound to one signed webhook channel whose receiver is a local
+   aiohttp server. Once each is up, all fail at one instant. Per incident: the confirming result
+   received by the control plane → the webhook received, and incident open → webhook received.
+2. Throughput: ``BENCH_NOTIFY_MASS`` notifications put in the outbox at once (a mass outage's
+   opens, written the way the engine writes them), 100 of them also bound to a Slack-style
+   channel: time until the receiver has every webhook, and how many chat messages the storm
+   became.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from typing import Any
+
+import psycopg
+from aiohttp import web
+
+from bench.config import BenchConfig
+from bench.peers import Nginx
+from bench.report import Outcome
+from bench.stack import Vigil
+
+INTERVAL = 10
+WAIT_UP_S = 40.0
+WAIT_SENT_S = 90.0
+TARGETS = int(os.environ.get("BENCH_NOTIFY_TARGETS", "30"))
+MASS = int(os.environ.get("BENCH_NOTIFY_MASS", "3000"))
+
+UP_COUNT = """
+SELECT count(DISTINCT target_id) FROM results WHERE target_id = ANY(%(ids)s) AND status = 'up'
+"""
+TIMELINE = """
+SELECT i.id::text, i.opened_at,
+       (SELECT min(r.received_at) FROM results r
+        WHERE r.target_id = i.target_id AND r.status = 'down') AS confirmed
+FROM incidents i WHERE i.target_id = ANY(%(ids)s)
+"""
+MASS_OUTBOX = """
+WITH inc AS (
+    INSERT INTO incidents (id, org_id, target_id, started_at, ended_at, status, cause)
+    SELECT gen_random_uuid(), t.org_id, t.id, now(), now(), 'down', 'bench'
+    FROM targets t, generate_series(1, %(n)s)
+    WHERE t.id = %(target)s::uuid
+    RETURNING id, org_id
+), numbered AS (
+    SELECT id, org_id, row_number() OVER () AS k FROM inc
+)
+INSERT INTO notifications (id, org_id, incident_id, channel_id, kind)
+SELECT gen_random_uuid(), org_id, id, %(hook)s::uuid, 'open' FROM numbered
+UNION ALL
+SELECT gen_random_uuid(), org_id, id, %(chat)s::uuid, 'open' FROM numbered WHERE k <= 100
+"""
+
+
+class Receiver:
+    def __init__(self) -> None:
+        self.arrived: dict[str, float] = {}
+        self.hooks = 0
+        self.chat = 0
+        self.runner: web.AppRunner | None = None
+        self.url = ""
+
+    async def hook(self, request: web.Request) -> web.Response:
+        body = json.loads(await request.read())
+        self.hooks += 1
+        self.arrived.setdefault(body["incident"]["id"], time.time())
+        return web.Response(text="ok")
+
+    async def slack(self, request: web.Request) -> web.Response:
+        await request.read()
+        self.chat += 1
+        return web.Response(text="ok")
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/hook", self.hook)
+        app.router.add_post("/services/{tail:.*}", self.slack)
+        self.runner = web.AppRunner(app, access_log=None)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        self.url = f"http://127.0.0.1:{self.runner.addresses[0][1]}"
+
+    async def stop(self) -> None:
+        if self.runner:
+            await self.runner.cleanup()
+
+
+async def _until(cond: Any, within: float) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if await cond():
+            return True
+        await asyncio.sleep(0.1)
+    return False
+
+
+async def run(vigil: Vigil, nginx: Nginx, cfg: BenchConfig) -> Outcome:
+    out = Outcome(
+        "notify", params={"interval_s": INTERVAL, "targets": TARGETS, "mass outbox": MASS}
+    )
+    rec = Receiver()
+    await rec.start()
+    try:
+        vigil.env["VIGIL_NOTIFY_BASE_URLS"] = f"slack={rec.url}"
+        vigil.start_api()
+        vigil.start_worker()
+        _, token = await vigil.org()
+        vigil.start_agent(await vigil.agent_token("default", "notify"), "agent")
+        hook = await vigil.call(
+            "POST",
+            "/api/v1/notification-channels",
+            token,
+            {
+                "name": "hook",
+                "config": {"type": "webhook", "url": rec.url + "/hook", "secret": "s" * 32},
+            },
+        )
+        chat = await vigil.call(
+            "POST",
+            "/api/v1/notification-channels",
+            token,
+            {
+                "name": "chat",
+                "config": {
+                    "type": "slack",
+                    "webhook_url": "https://hooks.slack.com/services/T/B/C",
+                },
+            },
+        )
+        ids: list[str] = []
+        for i in range(TARGETS):
+            nginx.fail(f"n{i}", False)
+            made = await vigil.call(
+                "POST",
+                "/api/v1/targets",
+                token,
+                {
+                    "name": f"notify-{i}",
+                    "check": {
+                        "type": "http",
+                        "url": nginx.url("http", f"/flaky/n{i}"),
+                        "timeout": 2000,
+                    },
+                    "interval": INTERVAL,
+                    "alert_confirmations": 1,
+                    "alerts": [{"channel_id": hook["id"]}],
+                },
+            )
+            ids.append(made["id"])
+        async with await psycopg.AsyncConnection.connect(vigil.db_url, autocommit=True) as conn:
+
+            async def all_up() -> bool:
+                row = await (await conn.execute(UP_COUNT, {"ids": ids})).fetchone()
+                return bool(row and row[0] >= len(ids))
+
+            if not await _until(all_up, WAIT_UP_S):
+                raise RuntimeError("not every target was up in time")
+            for i in range(TARGETS):
+                nginx.fail(f"n{i}")
+
+            async def all_sent() -> bool:
+                return len(rec.arrived) >= len(ids)
+
+            sent = await _until(all_sent, WAIT_SENT_S)
+            for i in range(TARGETS):
+                nginx.fail(f"n{i}", False)
+            if not sent:
+                out.notes.append(f"{len(rec.arrived)}/{len(ids)} webhooks within {WAIT_SENT_S} s")
+            rows = await (await conn.execute(TIMELINE, {"ids": ids})).fetchall()
+            confirmed, opened = [], []
+            for iid, opened_at, first_down in rows:
+                at = rec.arrived.get(iid)
+                if at is None or first_down is None:
+                    continue
+                confirmed.append(at - first_down.timestamp())
+                opened.append(at - opened_at.timestamp())
+            out.add(
+                "failing result received → webhook received",
+                confirmed,
+                "s",
+                target="p99 ≤ 1.5 s",
+                meets=lambda x: x <= 1.5,
+            )
+            out.add("incident open → webhook received", opened, "s")
+
+            # Throughput: a mass outage's outbox at once.
+            before_hooks, before_chat = rec.hooks, rec.chat
+            t0 = time.monotonic()
+            await conn.execute(
+                MASS_OUTBOX, {"n": MASS, "target": ids[0], "hook": hook["id"], "chat": chat["id"]}
+            )
+
+            async def mass_done() -> bool:
+                return rec.hooks - before_hooks >= MASS
+
+            done = await _until(mass_done, 120)
+            took = time.monotonic() - t0
+            got = rec.hooks - before_hooks
+
+            async def chat_done() -> bool:
+                row = await (
+                    await conn.execute(
+                        "SELECT count(*) FROM notifications"
+                        " WHERE channel_id = %s::uuid AND state = 'pending'",
+                        (chat["id"],),
+                    )
+                ).fetchone()
+                return bool(row and row[0] == 0)
+
+            await _until(chat_done, 60)
+            out.add(
+                f"{MASS} webhooks from one outbox write: deliveries per second",
+                [got / took],
+                "/s",
+                target="≥ 350/s",
+                meets=lambda x: x >= 350,
+            )
+            out.add(
+                "chat messages for 100 opens at once",
+                [rec.chat - before_chat],
+                "msgs",
+                target="≤ 5",
+                meets=lambda x: x <= 5,
+            )
+            if not done:
+                out.notes.append(f"only {got}/{MASS} webhooks within 120 s")
+            dead = await (
+                await conn.execute("SELECT count(*) FROM notifications WHERE state = 'dead'")
+            ).fetchone()
+            out.notes.append(f"dead letters: {dead[0] if dead else '?'}")
+        out.notes.append(
+            "The mass phase writes the outbox directly (as the engine would for 10,000 incidents);"
+            " it measures the delivery job, not detection. Agents' lease latency under it is not"
+            " measured here."
+        )
+    finally:
+        await rec.stop()
+    return out

@@ -1,0 +1,171 @@
+-- The delivery pipeline's statements (outbox.py writes, jobs.py delivers).
+
+-- name: enqueue_open
+-- In the engine's transaction that opened the incident: one row per enabled channel bound to
+-- the target, by its own ``alerts`` or by an enabled alert rule that lists it or one of its tags
+-- (a channel bound both ways is told once).
+INSERT INTO notifications (id, org_id, incident_id, channel_id, kind)
+SELECT gen_random_uuid(), i.org_id, i.id, c.id, 'open'
+FROM incidents i
+JOIN targets t ON t.id = i.target_id
+JOIN channels c ON c.org_id = i.org_id AND c.enabled
+WHERE i.id = %(incident_id)s
+  AND (EXISTS (SELECT 1 FROM target_alerts a WHERE a.target_id = t.id AND a.channel_id = c.id)
+       OR EXISTS (SELECT 1 FROM alert_rules r
+                  JOIN alert_rule_channels rc ON rc.rule_id = r.id AND rc.channel_id = c.id
+                  WHERE r.org_id = i.org_id AND r.enabled
+                    AND (r.tags && t.tags
+                         OR EXISTS (SELECT 1 FROM alert_rule_targets rt
+                                    WHERE rt.rule_id = r.id AND rt.target_id = t.id))))
+ON CONFLICT (incident_id, channel_id, kind) WHERE kind <> 'reminder' DO NOTHING;
+
+-- name: enqueue_recovery
+-- In the engine's transaction that closed the incident, when the target announces recoveries:
+-- one row per enabled channel that was told of the open (or still has it queued).
+INSERT INTO notifications (id, org_id, incident_id, channel_id, kind)
+SELECT gen_random_uuid(), i.org_id, i.id, c.id, 'recovery'
+FROM incidents i
+JOIN targets t ON t.id = i.target_id AND t.notify_recovery
+JOIN channels c ON c.org_id = i.org_id AND c.enabled
+WHERE i.id = %(incident_id)s
+  AND EXISTS (SELECT 1 FROM notifications o
+              WHERE o.incident_id = i.id AND o.channel_id = c.id AND o.kind = 'open'
+                AND o.state IN ('pending', 'delivered'))
+ON CONFLICT (incident_id, channel_id, kind) WHERE kind <> 'reminder' DO NOTHING;
+
+-- name: skip_closed_in_maintenance
+-- An incident that closed while in maintenance, before its open went out: nothing is sent.
+UPDATE notifications n SET state = 'skipped', lease_until = NULL,
+       last_error = 'closed during maintenance'
+FROM incidents i
+WHERE n.incident_id = i.id AND n.state = 'pending' AND i.in_maintenance
+  AND i.ended_at IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM notifications o
+                  WHERE o.incident_id = n.incident_id AND o.channel_id = n.channel_id
+                    AND o.kind = 'open' AND o.state = 'delivered');
+
+-- name: skip_stale
+-- Reminders of an incident no longer ``open`` (acknowledged, resolved by hand) or ended, and
+-- anything for a disabled channel.
+UPDATE notifications n SET state = 'skipped', lease_until = NULL,
+       last_error = CASE WHEN c.enabled THEN 'incident acknowledged or ended'
+                         ELSE 'channel disabled' END
+FROM incidents i, channels c
+WHERE n.incident_id = i.id AND c.id = n.channel_id AND n.state = 'pending'
+  AND (n.lease_until IS NULL OR n.lease_until < now())
+  AND (NOT c.enabled
+       OR (n.kind = 'reminder' AND (i.state <> 'open' OR i.ended_at IS NOT NULL)));
+
+-- name: enqueue_reminders
+-- A reminder every renotify_interval_secs while the incident stays open and unacknowledged,
+-- on each channel whose last open/reminder went out that long ago.
+INSERT INTO notifications (id, org_id, incident_id, channel_id, kind)
+SELECT gen_random_uuid(), i.org_id, i.id, last.channel_id, 'reminder'
+FROM incidents i
+JOIN targets t ON t.id = i.target_id AND t.renotify_interval_secs > 0
+CROSS JOIN LATERAL (
+    SELECT n.channel_id, max(n.delivered_at) AS sent
+    FROM notifications n
+    WHERE n.incident_id = i.id AND n.kind IN ('open', 'reminder')
+    GROUP BY n.channel_id
+    HAVING bool_and(n.state IN ('delivered', 'dead', 'skipped'))
+       AND bool_or(n.kind = 'open' AND n.state = 'delivered')
+) last
+JOIN channels c ON c.id = last.channel_id AND c.enabled
+WHERE i.ended_at IS NULL AND i.state = 'open'
+  AND last.sent <= now() - make_interval(secs => t.renotify_interval_secs);
+
+-- name: claim
+-- Due rows, leased to this worker. Held: an incident in maintenance while a window covering
+-- its target is active. Per (incident, channel), rows go in order: one waits for the earlier.
+-- A channel whose circuit is open waits too.
+WITH due AS (
+    SELECT n.id
+    FROM notifications n
+    JOIN incidents i ON i.id = n.incident_id
+    JOIN channels c ON c.id = n.channel_id
+    WHERE n.state = 'pending' AND n.due_at <= now()
+      AND (n.lease_until IS NULL OR n.lease_until < now())
+      AND (c.circuit_open_until IS NULL OR c.circuit_open_until <= now())
+      AND NOT (i.in_maintenance AND EXISTS (
+            SELECT 1 FROM maintenance_windows w
+            WHERE w.org_id = i.org_id AND now() >= w.starts_at AND now() < w.ends_at
+              AND (w.all_targets OR EXISTS (SELECT 1 FROM maintenance_targets mt
+                                            WHERE mt.window_id = w.id
+                                              AND mt.target_id = i.target_id))))
+      AND NOT EXISTS (SELECT 1 FROM notifications e
+                      WHERE e.incident_id = n.incident_id AND e.channel_id = n.channel_id
+                        AND e.state = 'pending' AND (e.created_at, e.id) < (n.created_at, n.id))
+    -- A channel's rows due together are claimed together (a storm is grouped in one run).
+    ORDER BY n.due_at, n.channel_id
+    LIMIT %(limit)s
+    FOR UPDATE OF n SKIP LOCKED
+)
+UPDATE notifications n
+SET lease_until = now() + make_interval(secs => %(lease_secs)s), attempts = n.attempts + 1
+FROM due
+WHERE n.id = due.id
+RETURNING n.id;
+
+-- name: claimed_details
+SELECT n.id, n.kind, n.attempts, n.created_at, n.org_id, n.channel_id, n.incident_id,
+       c.name AS channel_name, c.kind AS channel_kind, c.config, c.secrets, c.verified_at,
+       i.started_at, i.ended_at, i.status, i.cause, i.severity, i.target_id,
+       t.name AS target_name, t.kind AS target_kind,
+       coalesce(t.spec ->> 'url', t.spec ->> 'host', t.spec ->> 'domain', t.name) AS address
+FROM notifications n
+JOIN channels c ON c.id = n.channel_id
+JOIN incidents i ON i.id = n.incident_id
+JOIN targets t ON t.id = i.target_id
+WHERE n.id = ANY(%(ids)s::uuid[])
+ORDER BY n.created_at, n.id;
+
+-- name: recent_of_channel
+-- How many notifications of a kind this channel was sent (or is sending) within the storm
+-- window, besides the batch in hand: a storm spread over several runs stays grouped.
+SELECT count(*) AS n
+FROM notifications
+WHERE channel_id = %(channel_id)s AND kind = %(kind)s
+  AND created_at > now() - make_interval(secs => %(window)s)
+  AND state IN ('pending', 'delivered')
+  AND NOT (id = ANY(%(ids)s::uuid[]));
+
+-- name: record_attempt
+INSERT INTO notification_attempts (notification_id, outcome, status_code, latency_ms, error)
+VALUES (%(id)s, %(outcome)s, %(status_code)s, %(latency_ms)s, %(error)s);
+
+-- name: mark_delivered
+UPDATE notifications
+SET state = 'delivered', delivered_at = now(), lease_until = NULL, last_error = NULL,
+    grouped = %(grouped)s
+WHERE id = %(id)s;
+
+-- name: mark_retry
+UPDATE notifications
+SET lease_until = NULL, due_at = now() + make_interval(secs => %(delay)s), last_error = %(error)s
+WHERE id = %(id)s;
+
+-- name: mark_dead
+UPDATE notifications SET state = 'dead', lease_until = NULL, last_error = %(error)s
+WHERE id = %(id)s;
+
+-- name: channel_ok
+UPDATE channels SET consecutive_failures = 0, circuit_open_until = NULL
+WHERE id = %(id)s AND (consecutive_failures <> 0 OR circuit_open_until IS NOT NULL);
+
+-- name: channel_failed
+UPDATE channels
+SET consecutive_failures = consecutive_failures + 1,
+    circuit_open_until = CASE WHEN consecutive_failures + 1 >= %(threshold)s
+                              THEN now() + make_interval(secs => %(open_secs)s)
+                              ELSE circuit_open_until END
+WHERE id = %(id)s
+RETURNING circuit_open_until;
+
+-- name: gauges
+SELECT
+  (SELECT count(*) FROM notifications WHERE state = 'pending') AS depth,
+  (SELECT coalesce(extract(epoch FROM now() - min(created_at)), 0)
+     FROM notifications WHERE state = 'pending') AS oldest,
+  (SELECT count(*) FROM notifications WHERE state = 'dead') AS dead,
+  (SELECT count(*) FROM channels WHERE circuit_open_until > now()) AS open_circuits;

@@ -1,0 +1,1 @@
+"""Notification transports, one module per kind; ``registry.TRANSPORTS`` lists them."""
