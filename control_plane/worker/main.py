@@ -86,6 +86,8 @@ def build_worker(
             await res.db.open(wait=True)
         res.queue = ctx["redis"]
         ctx["resources"] = res
+        # The delivery metrics exist from the start (0 dead letters is a value, not a gap).
+        notifications.metrics()
         if on_connected is not None:
             on_connected()
 
