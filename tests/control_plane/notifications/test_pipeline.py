@@ -187,10 +187,22 @@ async def test_reminders_until_acknowledged(env: Env) -> None:
     await env.sql("UPDATE notifications SET delivered_at = delivered_at - interval '61 seconds'")
     assert await env.deliver() == 1
     assert [n["kind"] for n in await env.notifications(iid)] == ["open", "reminder"]
-    await env.sql("UPDATE incidents SET acknowledged_at = now() WHERE id = %s", iid)
+    resp = await env.owner.post(f"/api/v1/incidents/{iid}/acknowledge", json={"note": "on it"})
+    assert resp.status_code == 200, resp.text
     await env.sql("UPDATE notifications SET delivered_at = delivered_at - interval '61 seconds'")
     assert await env.deliver() == 0
     assert len(env.rec.seen) == 2
+
+
+async def test_a_manual_resolve_stops_reminders_too(env: Env) -> None:
+    tid = await env.target([await webhook(env)], renotify_interval_secs=60)
+    iid = await env.open_incident(tid)
+    await env.deliver()
+    resp = await env.owner.post(f"/api/v1/incidents/{iid}/resolve", json={})
+    assert resp.status_code == 200, resp.text
+    await env.sql("UPDATE notifications SET delivered_at = delivered_at - interval '61 seconds'")
+    assert await env.deliver() == 0
+    assert [n["kind"] for n in await env.notifications(iid)] == ["open"]
 
 
 async def test_storm_grouped_on_chat_one_event_each_on_webhook(env: Env) -> None:
