@@ -48,6 +48,7 @@ from control_plane.domain.regions.routes import (
     RegionCatalogController,
 )
 from control_plane.domain.results.routes import TargetResultsController
+from control_plane.domain.status_pages.routes import StatusPageController
 from control_plane.domain.targets.routes import TargetController
 from control_plane.security.sealing import Sealer
 from control_plane.settings import Settings, get_settings
@@ -100,6 +101,7 @@ def tenant_router() -> Router:
             TargetResultsController,
             IncidentController,
             RegionCatalogController,
+            StatusPageController,
         ],
         guards=[org_guard, permission_guard, json_body_guard],
         dependencies={"org": Provide(authenticated_org, sync_to_thread=False)},

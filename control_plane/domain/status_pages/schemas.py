@@ -1,0 +1,121 @@
+"""Request and response bodies of /api/v1/status-pages."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import ClassVar
+
+import msgspec
+from msgspec import UNSET, UnsetType
+
+FIELD_CODES: dict[str, str] = {
+    "/name": "INVALID_NAME",
+    "/slug": "INVALID_SLUG",
+    "/description": "INVALID_DESCRIPTION",
+    "/published": "INVALID_PUBLISHED",
+    "/brand_color": "INVALID_BRAND_COLOR",
+    "/custom_css": "INVALID_CUSTOM_CSS",
+    "/hide_branding": "INVALID_HIDE_BRANDING",
+}
+COMPONENT_CODES: dict[str, str] = {
+    "/target_id": "INVALID_TARGET_ID",
+    "/public_name": "INVALID_PUBLIC_NAME",
+    "/public_description": "INVALID_PUBLIC_DESCRIPTION",
+    "/public_group": "INVALID_PUBLIC_GROUP",
+    "/sort_order": "INVALID_SORT_ORDER",
+    "/target_ids": "INVALID_TARGET_ID",
+}
+
+
+class StatusPageCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    __field_codes__: ClassVar[dict[str, str]] = FIELD_CODES
+
+    name: str
+    # Lowercase letters, digits and hyphens, at most 50; unique across every org.
+    slug: str
+    description: str = ""
+    published: bool = False
+    # ``#rrggbb``, the page's accent colour.
+    brand_color: str | None = None
+    # Sanitised so it cannot leave its <style> element (``<`` and ``>`` are escaped).
+    custom_css: str = ""
+    hide_branding: bool = False
+
+
+class StatusPageUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """PATCH body: omit a field to leave it alone; ``brand_color: null`` clears it."""
+
+    __field_codes__: ClassVar[dict[str, str]] = FIELD_CODES
+
+    name: str | UnsetType = UNSET
+    slug: str | UnsetType = UNSET
+    description: str | UnsetType = UNSET
+    published: bool | UnsetType = UNSET
+    brand_color: str | UnsetType | None = UNSET
+    custom_css: str | UnsetType = UNSET
+    hide_branding: bool | UnsetType = UNSET
+
+
+class StatusPage(msgspec.Struct, kw_only=True):
+    id: uuid.UUID
+    name: str
+    slug: str
+    description: str
+    published: bool
+    brand_color: str | None
+    custom_css: str
+    hide_branding: bool
+    # The page's live URL (``/status/{slug}`` on this deployment's public URL).
+    url: str
+    # The logo's URL, null when the page has none.
+    logo_url: str | None
+    component_count: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class ComponentAdd(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    __field_codes__: ClassVar[dict[str, str]] = COMPONENT_CODES
+
+    target_id: str
+    public_name: str | None = None
+    public_description: str | None = None
+    public_group: str | None = None
+    # Position on the page; default: after the last component.
+    sort_order: int | None = None
+
+
+class ComponentUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """PATCH body: omit a field to leave it alone, JSON null clears it."""
+
+    __field_codes__: ClassVar[dict[str, str]] = COMPONENT_CODES
+
+    public_name: str | UnsetType | None = UNSET
+    public_description: str | UnsetType | None = UNSET
+    public_group: str | UnsetType | None = UNSET
+    sort_order: int | UnsetType = UNSET
+
+
+class ComponentOrder(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Every component's target id, in the order the page shows them."""
+
+    __field_codes__: ClassVar[dict[str, str]] = COMPONENT_CODES
+
+    target_ids: list[str]
+
+
+class Component(msgspec.Struct, kw_only=True):
+    target_id: uuid.UUID
+    # The monitor's own name (the operator's view; the public sees ``display_name``).
+    target_name: str
+    public_name: str | None
+    public_description: str | None
+    public_group: str | None
+    sort_order: int
+    # What the public page shows: ``public_name``, else the monitor's name.
+    display_name: str
+
+
+class ComponentList(msgspec.Struct, kw_only=True):
+    items: list[Component]
