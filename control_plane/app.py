@@ -42,6 +42,8 @@ from control_plane.domain.agents.routes import OperatorAgentController
 from control_plane.domain.heartbeats.routes import HeartbeatController
 from control_plane.domain.incidents.routes import IncidentController
 from control_plane.domain.ondemand.routes import OnDemandController
+from control_plane.domain.public.routes import PublicPageController, public_api_router
+from control_plane.domain.public.templates import template_config
 from control_plane.domain.regions.routes import (
     OperatorGrantController,
     OperatorRegionController,
@@ -165,7 +167,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
             agent_router(),
             # No auth: the token in the path is the credential.
             HeartbeatController,
+            # No auth, none of the tenant guards: published status pages and share links.
+            public_api_router(),
+            PublicPageController,
         ],
+        template_config=template_config(),
         lifespan=[_lifespan(settings)],
         exception_handlers=exception_handlers(),
         middleware=[cache_control_middleware, allow_header_middleware, input_limits_middleware],

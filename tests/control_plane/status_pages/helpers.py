@@ -11,11 +11,11 @@ from tests.conftest import Persona
 
 PAGES = "/api/v1/status-pages"
 
-SECRET_URL = "https://user:hunter2@secret-host.internal.example/health?key=s3cr3t"
+SECRET_URL = "https://secret-host.internal.example/health?key=s3cr3t"
 SECRET_TOKEN = "tok_SUPERSECRETBEARER"
 SECRET_PASSWORD = "pw_SUPERSECRETBASIC"
 SECRET_HEADER = "hdr_SUPERSECRETHEADER"
-SECRETS = ("secret-host", "s3cr3t", "hunter2", SECRET_TOKEN, SECRET_PASSWORD, SECRET_HEADER)
+SECRETS = ("secret-host", "s3cr3t", SECRET_TOKEN, SECRET_PASSWORD, SECRET_HEADER)
 
 
 async def make_target(persona: Persona, name: str = "api", **check: Any) -> str:
@@ -28,15 +28,16 @@ async def make_target(persona: Persona, name: str = "api", **check: Any) -> str:
     return str(resp.json()["id"])
 
 
-async def make_secret_target(persona: Persona, name: str = "secret api") -> str:
-    """A target carrying every credential a target can have."""
+async def make_secret_target(
+    persona: Persona, name: str = "secret api", *, bearer: bool = False
+) -> str:
+    """A target carrying credentials: a secret url, a secret header and basic auth, or (one
+    Authorization header per request) the bearer token instead of basic auth."""
+    auth: dict[str, Any] = (
+        {"bearer_token": SECRET_TOKEN} if bearer else {"basic_auth": ["admin", SECRET_PASSWORD]}
+    )
     return await make_target(
-        persona,
-        name,
-        url=SECRET_URL,
-        headers={"X-Api-Key": SECRET_HEADER},
-        basic_auth={"username": "admin", "password": SECRET_PASSWORD},
-        bearer_token=SECRET_TOKEN,
+        persona, name, url=SECRET_URL, headers={"X-Api-Key": SECRET_HEADER}, **auth
     )
 
 
