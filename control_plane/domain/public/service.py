@@ -143,7 +143,7 @@ async def _incidents(
         status = mine[0].phase if mine else ("resolved" if over else "investigating")
         if over and status not in ("resolved", "postmortem"):
             status = "resolved"
-        impact = r["severity"] or ("critical" if r["status"] == "down" else "minor")
+        impact: Any = r["severity"] or ("critical" if r["status"] == "down" else "minor")
         name = names.get(r["target_id"], "")
         out.append(
             PublicIncident(
@@ -260,7 +260,7 @@ class PublicService(Service):
             ),
             page_url=f"{base}/status/{page['slug']}",
         )
-        status = PublicStatus(
+        public = PublicStatus(
             page=info,
             status=overall([c.status for c in components]),
             components=components,
@@ -273,7 +273,7 @@ class PublicService(Service):
             org_id=org_id,
             custom_css=page["custom_css"],
             hide_branding=page["hide_branding"],
-            status=status,
+            status=public,
             history=history,
         )
 

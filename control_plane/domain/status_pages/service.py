@@ -101,11 +101,12 @@ class StatusPageService(TenantService):
         await conn.execute(Q.touch_page, {"org_id": self.org.org_id, "id": page_id})
 
     async def create(self, data: StatusPageCreate) -> StatusPage:
-        params = {
-            "id": new_id(),
+        page_id, slug = new_id(), v.slug(data.slug)
+        params: dict[str, Any] = {
+            "id": page_id,
             "org_id": self.org.org_id,
             "name": v.name(data.name),
-            "slug": v.slug(data.slug),
+            "slug": slug,
             "description": v.description(data.description),
             "published": data.published,
             "brand_color": v.brand_color(data.brand_color),
@@ -117,13 +118,13 @@ class StatusPageService(TenantService):
             async with conn.transaction():
                 await quotas.enforce(conn, self.org.org_id, "max_status_pages", Q.count_org_pages)
                 await conn.execute(Q.insert_page, params)
-                page = await self._fetch(conn, params["id"])
+                page = await self._fetch(conn, page_id)
                 await self.audit(
                     conn, "status_page.create", "status_page", page.id, after=_doc(page)
                 )
                 return page
         except pg.UniqueViolation:
-            raise slug_taken(params["slug"]) from None
+            raise slug_taken(slug) from None
 
     async def get(self, page_id: uuid.UUID) -> StatusPage:
         return await self._fetch(await self.conn(), page_id)
@@ -142,7 +143,7 @@ class StatusPageService(TenantService):
             async with conn.transaction():
                 await self._lock(conn, page_id)
                 before = await self._fetch(conn, page_id)
-                params = {
+                params: dict[str, Any] = {
                     "id": page_id,
                     "org_id": self.org.org_id,
                     "name": before.name if data.name is UNSET else v.name(data.name),
@@ -167,7 +168,7 @@ class StatusPageService(TenantService):
                         before.hide_branding if data.hide_branding is UNSET else data.hide_branding
                     ),
                 }
-                new_slug = params["slug"]
+                new_slug = str(params["slug"])
                 await conn.execute(Q.update_page, params)
                 after = await self._fetch(conn, page_id)
                 await self.audit(
