@@ -29,6 +29,7 @@ async def test_status_page(owner: Persona, anon: Persona, db_url: str) -> None:
     w = await published(owner, db_url)
     resp = await anon.get("/status/acme")
     assert resp.status_code == 200
+    assert w["hidden"] not in resp.text
     assert resp.headers["content-type"].startswith("text/html")
     assert resp.headers["cache-control"] == CACHE
     assert "default-src 'self'" in resp.headers["content-security-policy"]
