@@ -50,6 +50,7 @@ from control_plane.domain.regions.routes import (
     RegionCatalogController,
 )
 from control_plane.domain.results.routes import TargetResultsController
+from control_plane.domain.shares.routes import ShareController
 from control_plane.domain.status_pages.routes import StatusPageController
 from control_plane.domain.targets.routes import TargetController
 from control_plane.security.sealing import Sealer
@@ -104,6 +105,7 @@ def tenant_router() -> Router:
             IncidentController,
             RegionCatalogController,
             StatusPageController,
+            ShareController,
         ],
         guards=[org_guard, permission_guard, json_body_guard],
         dependencies={"org": Provide(authenticated_org, sync_to_thread=False)},

@@ -54,7 +54,11 @@ class SealedColumn:
 
 # Every jsonb column that holds sealed values. Add a table here (e.g. channels.secrets) once its
 # writers seal with ``Sealer.binding(org_id, id, field)``.
-SEALED_COLUMNS: tuple[SealedColumn, ...] = (SealedColumn("targets"), SealedColumn("heartbeats"))
+SEALED_COLUMNS: tuple[SealedColumn, ...] = (
+    SealedColumn("targets"),
+    SealedColumn("heartbeats"),
+    SealedColumn("monitor_shares"),
+)
 
 _SELECT_BATCH = sql.SQL(
     "SELECT id, org_id, {column} AS sealed FROM {table}"
