@@ -18,6 +18,7 @@ from litestar.response import Template
 from control_plane.core.cache_control import PUBLIC
 from control_plane.core.errors import ApiError
 from control_plane.core.ids import parse_uuid
+from control_plane.core.observability.openapi import errors
 from control_plane.core.pagination import Offset, PageSize
 from control_plane.core.service import provide
 
@@ -223,12 +224,20 @@ def _not_found_page(message: str) -> Template:
     )
 
 
+PAGE_404 = errors(s404="an HTML page saying there is nothing here")
+
+
 class PublicPageController(Controller):
     path = "/"
-    include_in_schema = False
+    tags = ["public pages"]
     dependencies = {"public": provide(PublicService)}
 
-    @get("/status/{slug:str}", media_type="text/html")
+    @get(
+        "/status/{slug:str}",
+        media_type="text/html",
+        operation_id="publicStatusPage",
+        responses=PAGE_404,
+    )
     async def status_page(
         self,
         public: NamedDependency[PublicService],
@@ -269,6 +278,8 @@ class PublicPageController(Controller):
     @get(
         "/m/{token:str}",
         media_type="text/html",
+        operation_id="sharedMonitorPage",
+        responses=PAGE_404,
     )
     async def share_page(
         self, public: NamedDependency[PublicService], token: FromPath[str]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
 import msgspec
 
@@ -18,7 +18,7 @@ class ShareCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     __field_codes__: ClassVar[dict[str, str]] = FIELD_CODES
 
     # At most 80 characters.
-    label: str | None = None
+    label: Annotated[str, msgspec.Meta(max_length=80)] | None = None
     # Omit for a link that never expires; a time in the past is refused.
     expires_at: datetime | None = None
 

@@ -4,10 +4,13 @@ this origin it could carry script."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from litestar import Request
 from litestar.datastructures import UploadFile
+from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody, Schema
+from litestar.openapi.spec.enums import OpenAPIFormat, OpenAPIType
 
 from control_plane.core.errors import ApiError
 
@@ -70,3 +73,24 @@ async def read_logo(request: Request[Any, Any, Any]) -> tuple[bytes, str]:
             details={"accepted": ["image/png", "image/jpeg", "image/gif", "image/webp"]},
         )
     return data, kind
+
+
+@dataclass
+class LogoUploadOperation(Operation):
+    """The upload's body in the document: the handler reads the form itself (not a JSON route)."""
+
+    def __post_init__(self) -> None:
+        self.request_body = RequestBody(
+            required=True,
+            content={
+                "multipart/form-data": OpenAPIMediaType(
+                    schema=Schema(
+                        type=OpenAPIType.OBJECT,
+                        properties={
+                            FIELD: Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY)
+                        },
+                        required=[FIELD],
+                    )
+                )
+            },
+        )

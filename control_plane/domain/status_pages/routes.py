@@ -15,7 +15,7 @@ from control_plane.core.permissions import requires
 from control_plane.core.requests import path_uuid, strict_body
 from control_plane.core.service import provide
 
-from .logo import read_logo
+from .logo import LogoUploadOperation, read_logo
 from .schemas import (
     Component,
     ComponentAdd,
@@ -113,6 +113,7 @@ class StatusPageController(Controller):
     @post(
         "/{page_id:str}/logo",
         operation_id="uploadStatusPageLogo",
+        operation_class=LogoUploadOperation,
         opt=requires("status_pages:write"),
         status_code=200,
         responses=errors(

@@ -4,10 +4,23 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
 import msgspec
-from msgspec import UNSET, UnsetType
+from msgspec import UNSET, Meta, UnsetType
+
+# What JSON Schema can say of them (the service still trims names and refuses control chars).
+Slug = Annotated[
+    str, Meta(pattern=r"^[a-z0-9](?:[a-z0-9-]{0,48}[a-z0-9])?$", min_length=1, max_length=50)
+]
+Name = Annotated[str, Meta(min_length=1, max_length=100)]
+Color = Annotated[str, Meta(pattern=r"^#[0-9a-fA-F]{6}$")]
+Description = Annotated[str, Meta(max_length=500)]
+Css = Annotated[str, Meta(max_length=20_000)]
+PublicName = Annotated[str, Meta(min_length=1, max_length=200)]
+PublicGroup = Annotated[str, Meta(min_length=1, max_length=100)]
+PublicDescription = Annotated[str, Meta(max_length=1000)]
+SortOrder = Annotated[int, Meta(ge=-1_000_000, le=1_000_000)]
 
 FIELD_CODES: dict[str, str] = {
     "/name": "INVALID_NAME",
@@ -31,15 +44,15 @@ COMPONENT_CODES: dict[str, str] = {
 class StatusPageCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     __field_codes__: ClassVar[dict[str, str]] = FIELD_CODES
 
-    name: str
+    name: Name
     # Lowercase letters, digits and hyphens, at most 50; unique across every org.
-    slug: str
-    description: str = ""
+    slug: Slug
+    description: Description = ""
     published: bool = False
     # ``#rrggbb``, the page's accent colour.
-    brand_color: str | None = None
-    # Sanitised so it cannot leave its <style> element (``<`` and ``>`` are escaped).
-    custom_css: str = ""
+    brand_color: Color | None = None
+    # Sanitised so it cannot leave its <style> element (every ``<`` is escaped).
+    custom_css: Css = ""
     hide_branding: bool = False
 
 
@@ -78,12 +91,12 @@ class StatusPage(msgspec.Struct, kw_only=True):
 class ComponentAdd(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     __field_codes__: ClassVar[dict[str, str]] = COMPONENT_CODES
 
-    target_id: str
-    public_name: str | None = None
-    public_description: str | None = None
-    public_group: str | None = None
+    target_id: uuid.UUID
+    public_name: PublicName | None = None
+    public_description: PublicDescription | None = None
+    public_group: PublicGroup | None = None
     # Position on the page; default: after the last component.
-    sort_order: int | None = None
+    sort_order: SortOrder | None = None
 
 
 class ComponentUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -102,7 +115,7 @@ class ComponentOrder(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
     __field_codes__: ClassVar[dict[str, str]] = COMPONENT_CODES
 
-    target_ids: list[str]
+    target_ids: list[uuid.UUID]
 
 
 class Component(msgspec.Struct, kw_only=True):

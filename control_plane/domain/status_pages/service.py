@@ -16,7 +16,7 @@ from psycopg import errors as pg
 
 from control_plane.core import quotas
 from control_plane.core.errors import ApiError, not_found
-from control_plane.core.ids import new_id, parse_uuid
+from control_plane.core.ids import new_id
 from control_plane.core.service import TenantService
 from control_plane.db.sql import Queries
 from control_plane.domain.targets.service import ensure_target
@@ -247,9 +247,7 @@ class StatusPageService(TenantService):
         return _component(row)
 
     async def add_component(self, page_id: uuid.UUID, data: ComponentAdd) -> Component:
-        target_id = parse_uuid(data.target_id)
-        if target_id is None:
-            raise ApiError(404, "TARGET_NOT_FOUND", "target not found", "/target_id")
+        target_id = data.target_id
         org_id = self.org.org_id
         params = {
             "page_id": page_id,
@@ -355,13 +353,7 @@ class StatusPageService(TenantService):
                 before=msgspec.to_builtins(before),
             )
 
-    async def reorder(self, page_id: uuid.UUID, target_ids: list[str]) -> list[Component]:
-        ids: list[uuid.UUID] = []
-        for i, raw in enumerate(target_ids):
-            parsed = parse_uuid(raw)
-            if parsed is None:
-                raise ApiError(400, "INVALID_TARGET_ID", "not a target id", f"/target_ids/{i}")
-            ids.append(parsed)
+    async def reorder(self, page_id: uuid.UUID, ids: list[uuid.UUID]) -> list[Component]:
         conn = await self.conn()
         async with conn.transaction():
             await self._lock(conn, page_id)

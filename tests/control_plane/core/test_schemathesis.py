@@ -80,6 +80,11 @@ SEMANTIC = {
     "heartbeat target, so the list's schema cannot say minItems)",
     "SSRF_BLOCKED": "no address on the blocked list",
     "HEARTBEAT_HAS_NO_REGIONS": "a heartbeat target has no regions (the target's kind)",
+    "INVALID_EXPIRY": "a share link's expires_at is in the future (depends on now)",
+    "INVALID_COMPONENT_ORDER": "a reorder lists exactly the page's own components",
+    "UNSUPPORTED_LOGO_TYPE": "a logo's bytes are a PNG, JPEG, GIF or WebP image",
+    "INVALID_PUBLIC_NAME": "a public name is not blank and has no control characters",
+    "INVALID_PUBLIC_GROUP": "a public group is not blank and has no control characters",
 }
 
 

@@ -146,7 +146,7 @@ async def test_component_bad_input(owner: Persona) -> None:
     page = await make_page(owner)
     a = await make_target(owner, "a")
     url = f"{PAGES}/{page['id']}/components"
-    assert_error(await owner.post(url, json={"target_id": "nope"}), 404, "TARGET_NOT_FOUND")
+    assert_error(await owner.post(url, json={"target_id": "nope"}), 400, "INVALID_TARGET_ID")
     assert_error(
         await owner.post(url, json={"target_id": str(uuid.uuid4())}), 404, "TARGET_NOT_FOUND"
     )
