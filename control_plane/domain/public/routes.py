@@ -18,7 +18,6 @@ from litestar.response import Template
 from control_plane.core.cache_control import PUBLIC
 from control_plane.core.errors import ApiError
 from control_plane.core.ids import parse_uuid
-from control_plane.core.observability.openapi import errors
 from control_plane.core.pagination import Offset, PageSize
 from control_plane.core.service import provide
 
@@ -224,19 +223,18 @@ def _not_found_page(message: str) -> Template:
     )
 
 
-PAGE_404 = errors(s404="an HTML page saying there is nothing here")
+# Web pages, not API operations: left out of the OpenAPI document (tests/…/test_openapi.py
+# lists them as HTML_PAGES).
 
 
 class PublicPageController(Controller):
     path = "/"
-    tags = ["public pages"]
+    include_in_schema = False
     dependencies = {"public": provide(PublicService)}
 
     @get(
         "/status/{slug:str}",
         media_type="text/html",
-        operation_id="publicStatusPage",
-        responses=PAGE_404,
     )
     async def status_page(
         self,
@@ -278,8 +276,6 @@ class PublicPageController(Controller):
     @get(
         "/m/{token:str}",
         media_type="text/html",
-        operation_id="sharedMonitorPage",
-        responses=PAGE_404,
     )
     async def share_page(
         self, public: NamedDependency[PublicService], token: FromPath[str]

@@ -66,7 +66,7 @@ async def read_logo(request: Request[Any, Any, Any]) -> tuple[bytes, str]:
     kind = sniff(data)
     if kind is None:
         raise ApiError(
-            415,
+            422,
             "UNSUPPORTED_LOGO_TYPE",
             "the logo must be a PNG, JPEG, GIF or WebP image",
             f"/{FIELD}",

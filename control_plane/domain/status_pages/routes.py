@@ -118,7 +118,7 @@ class StatusPageController(Controller):
         status_code=200,
         responses=errors(
             s413="[LOGO_TOO_LARGE] the logo is over 256 KiB",
-            s415="[UNSUPPORTED_LOGO_TYPE] not a PNG, JPEG, GIF or WebP image",
+            s422="[UNSUPPORTED_LOGO_TYPE] not a PNG, JPEG, GIF or WebP image",
         ),
     )
     async def upload_logo(
@@ -162,7 +162,8 @@ class StatusPageController(Controller):
         opt=requires("status_pages:write"),
         status_code=HTTP_201_CREATED,
         responses=errors(
-            s409="[COMPONENT_ALREADY_ON_PAGE] the monitor is on the page already", s422=QUOTA
+            s409="[COMPONENT_ALREADY_ON_PAGE] the monitor is on the page already",
+            s422=QUOTA + "; [UNKNOWN_TARGET] no target of this org has this id",
         ),
     )
     async def add_component(

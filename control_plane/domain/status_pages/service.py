@@ -264,7 +264,9 @@ class StatusPageService(TenantService):
             try:
                 await ensure_target(conn, org_id, target_id)
             except ApiError:
-                raise ApiError(404, "TARGET_NOT_FOUND", "target not found", "/target_id") from None
+                raise ApiError(
+                    422, "UNKNOWN_TARGET", "no target of this org has this id", "/target_id"
+                ) from None
             existing = await (await conn.execute(Q.get_component, params)).fetchone()
             if existing is not None:
                 raise ApiError(

@@ -85,6 +85,9 @@ SEMANTIC = {
     "UNSUPPORTED_LOGO_TYPE": "a logo's bytes are a PNG, JPEG, GIF or WebP image",
     "INVALID_PUBLIC_NAME": "a public name is not blank and has no control characters",
     "INVALID_PUBLIC_GROUP": "a public group is not blank and has no control characters",
+    "UNKNOWN_TARGET": "a component's target_id names a target of the org",
+    "INVALID_SLUG": "a slug's pattern (stated on create; a PATCH's optional field loses it)",
+    "INVALID_BRAND_COLOR": "#rrggbb (stated on create; a PATCH's optional field loses it)",
 }
 
 

@@ -148,7 +148,7 @@ async def test_component_bad_input(owner: Persona) -> None:
     url = f"{PAGES}/{page['id']}/components"
     assert_error(await owner.post(url, json={"target_id": "nope"}), 400, "INVALID_TARGET_ID")
     assert_error(
-        await owner.post(url, json={"target_id": str(uuid.uuid4())}), 404, "TARGET_NOT_FOUND"
+        await owner.post(url, json={"target_id": str(uuid.uuid4())}), 422, "UNKNOWN_TARGET"
     )
     assert_error(
         await owner.post(url, json={"target_id": a, "public_name": ""}),
@@ -213,13 +213,13 @@ async def test_cross_org_is_404(owner: Persona, outsider: Persona) -> None:
     mine = await make_page(outsider, "mine")
     assert_error(
         await outsider.post(f"{PAGES}/{mine['id']}/components", json={"target_id": a}),
-        404,
-        "TARGET_NOT_FOUND",
+        422,
+        "UNKNOWN_TARGET",
     )
     assert_error(
         await owner.post(f"{PAGES}/{pid}/components", json={"target_id": theirs}),
-        404,
-        "TARGET_NOT_FOUND",
+        422,
+        "UNKNOWN_TARGET",
     )
     assert (await outsider.get(PAGES)).json()["total"] == 1
 
@@ -239,7 +239,7 @@ async def test_logo_upload_and_serve(owner: Persona, anon: Persona) -> None:
 
     assert_error(
         await owner.post(url, files={"file": ("x.svg", b"<svg/>", "image/svg+xml")}),
-        415,
+        422,
         "UNSUPPORTED_LOGO_TYPE",
     )
     assert_error(
