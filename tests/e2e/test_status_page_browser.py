@@ -19,6 +19,7 @@ from tests.e2e.processes import System
 pytestmark = pytest.mark.e2e
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+HAVE_CHROMIUM = Path(CHROMIUM).exists()
 
 
 @pytest.fixture
@@ -88,8 +89,15 @@ async def seed_rows(system: System, targets: list[str]) -> str:
     )
 
 
+def watch(page: Any, host: str, errors: list[str], foreign: list[str]) -> None:
+    """Collect console errors, page errors and requests to any other origin."""
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("request", lambda r: foreign.append(r.url) if urlsplit(r.url).netloc != host else None)
+
+
 async def test_pages_render_in_a_real_browser(system: System, tmp_path: Path) -> None:
-    if not Path(CHROMIUM).exists():
+    if not HAVE_CHROMIUM:
         pytest.skip("no chromium binary (apt-get install chromium)")
     from playwright.async_api import async_playwright
 
@@ -128,12 +136,7 @@ async def test_pages_render_in_a_real_browser(system: System, tmp_path: Path) ->
                 page = await ctx.new_page()
                 errors: list[str] = []
                 foreign: list[str] = []
-                page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-                page.on("pageerror", lambda e: errors.append(str(e)))
-                page.on(
-                    "request",
-                    lambda r: foreign.append(r.url) if urlsplit(r.url).netloc != host else None,
-                )
+                watch(page, host, errors, foreign)
                 for name, path, texts in pages:
                     resp = await page.goto(origin + path)
                     assert resp is not None and resp.status == 200, (path, resp and resp.status)
