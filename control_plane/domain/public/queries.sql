@@ -109,3 +109,7 @@ SELECT at, percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_p50) AS p50,
 FROM src
 GROUP BY at
 ORDER BY at;
+
+-- name: slug_by_host
+SELECT slug FROM status_pages
+WHERE custom_domain = %(host)s AND domain_verified_at IS NOT NULL AND published;

@@ -232,6 +232,22 @@ class PublicPageController(Controller):
     include_in_schema = False
     dependencies = {"public": provide(PublicService)}
 
+    @get("/", media_type="text/html")
+    async def custom_domain_page(
+        self,
+        request: Request[Any, Any, Any],
+        public: NamedDependency[PublicService],
+        fragment: FromQuery[str | None] = None,
+    ) -> Template:
+        """A page's verified custom domain (``Host: status.example.com``) serves it at ``/``."""
+        try:
+            slug = await public.slug_for_host(request.headers.get("host", ""))
+            snap = await public.snapshot(slug)
+        except ApiError:
+            return _not_found_page("There is no status page here.")
+        name = "status_fragment.html" if fragment in ("1", "true") else "status.html"
+        return Template(template_name=name, context=status_context(snap), headers=PAGE_HEADERS)
+
     @get(
         "/status/{slug:str}",
         media_type="text/html",

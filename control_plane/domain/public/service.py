@@ -322,6 +322,18 @@ class PublicService(Service):
         (incident,) = await _incidents(conn, [row], names)
         return incident
 
+    async def slug_for_host(self, host: str) -> str:
+        """The slug of the published page whose verified custom domain is ``host``."""
+        name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+        name = name.strip().lower().rstrip(".")
+        if not name or len(name) > 253:
+            raise page_not_found()
+        conn = await self.conn()
+        row = await (await conn.execute(Q.slug_by_host, {"host": name})).fetchone()
+        if row is None:
+            raise page_not_found()
+        return str(row["slug"])
+
     async def logo(self, slug: str) -> tuple[bytes, str]:
         if len(slug) > 50:
             raise page_not_found()

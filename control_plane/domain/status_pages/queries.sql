@@ -32,7 +32,8 @@ WHERE org_id = %(org_id)s AND id = %(id)s;
 -- name: page_fields
 -- One page of the org, without the logo's bytes.
 SELECT p.id, p.name, p.slug, p.description, p.published, p.brand_color, p.custom_css,
-       p.hide_branding, p.logo_updated_at, p.created_at, p.updated_at,
+       p.hide_branding, p.logo_updated_at, p.created_at, p.updated_at, p.custom_domain,
+       p.domain_verified_at,
        (SELECT count(*) FROM status_page_components c WHERE c.page_id = p.id) AS component_count
 FROM status_pages p
 WHERE p.org_id = %(org_id)s AND p.id = %(id)s;
@@ -42,7 +43,8 @@ SELECT id FROM status_pages WHERE org_id = %(org_id)s AND id = %(id)s FOR UPDATE
 
 -- name: list_pages
 SELECT p.id, p.name, p.slug, p.description, p.published, p.brand_color, p.custom_css,
-       p.hide_branding, p.logo_updated_at, p.created_at, p.updated_at,
+       p.hide_branding, p.logo_updated_at, p.created_at, p.updated_at, p.custom_domain,
+       p.domain_verified_at,
        (SELECT count(*) FROM status_page_components c WHERE c.page_id = p.id) AS component_count
 FROM status_pages p
 WHERE p.org_id = %(org_id)s
@@ -104,3 +106,26 @@ UPDATE status_page_components c
 SET sort_order = o.ord - 1
 FROM unnest(%(target_ids)s::uuid[]) WITH ORDINALITY AS o(target_id, ord)
 WHERE c.page_id = %(page_id)s AND c.org_id = %(org_id)s AND c.target_id = o.target_id;
+
+-- name: claim_domain
+UPDATE status_pages
+SET custom_domain = %(domain)s, domain_token = %(token)s, domain_verified_at = NULL,
+    updated_at = clock_timestamp()
+WHERE org_id = %(org_id)s AND id = %(id)s
+RETURNING custom_domain, domain_token, domain_verified_at;
+
+-- name: get_domain
+SELECT custom_domain, domain_token, domain_verified_at FROM status_pages
+WHERE org_id = %(org_id)s AND id = %(id)s;
+
+-- name: domain_verified
+UPDATE status_pages SET domain_verified_at = clock_timestamp(), updated_at = clock_timestamp()
+WHERE org_id = %(org_id)s AND id = %(id)s AND custom_domain = %(domain)s
+RETURNING custom_domain, domain_token, domain_verified_at;
+
+-- name: release_domain
+UPDATE status_pages
+SET custom_domain = NULL, domain_token = NULL, domain_verified_at = NULL,
+    updated_at = clock_timestamp()
+WHERE org_id = %(org_id)s AND id = %(id)s
+RETURNING id;

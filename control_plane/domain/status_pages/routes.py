@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from litestar import Controller, Request, Response, delete, get, patch, post
+from litestar import Controller, Request, Response, delete, get, patch, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
@@ -22,6 +22,8 @@ from .schemas import (
     ComponentList,
     ComponentOrder,
     ComponentUpdate,
+    DomainClaim,
+    DomainStatus,
     StatusPage,
     StatusPageCreate,
     StatusPageUpdate,
@@ -144,6 +146,60 @@ class StatusPageController(Controller):
     ) -> None:
         """Remove the page's logo."""
         await pages.set_logo(path_uuid(page_id, page_not_found()), None, None)
+
+    @put(
+        "/{page_id:str}/domain",
+        operation_id="claimStatusPageDomain",
+        opt=requires("status_pages:write"),
+        responses=errors(s409="[DOMAIN_TAKEN] another page claimed this host name"),
+    )
+    async def claim_domain(
+        self,
+        request: Request[Any, Any, Any],
+        pages: NamedDependency[StatusPageService],
+        page_id: FromPath[str],
+        data: JSONBody[DomainClaim],
+    ) -> DomainStatus:
+        """Claim a host name for the page; answers the TXT record that proves it."""
+        pid = path_uuid(page_id, page_not_found())
+        body = await strict_body(request, DomainClaim)
+        return await pages.claim_domain(pid, body.domain)
+
+    @get(
+        "/{page_id:str}/domain",
+        operation_id="getStatusPageDomain",
+        opt=requires("status_pages:read"),
+    )
+    async def get_domain(
+        self, pages: NamedDependency[StatusPageService], page_id: FromPath[str]
+    ) -> DomainStatus:
+        """The page's custom domain, its TXT record and whether it is verified."""
+        return await pages.domain_status(path_uuid(page_id, page_not_found()))
+
+    @post(
+        "/{page_id:str}/domain/verify",
+        operation_id="verifyStatusPageDomain",
+        opt=requires("status_pages:write"),
+        status_code=200,
+        responses=errors(s422="[DOMAIN_NOT_VERIFIED] the TXT record is not there (yet)"),
+    )
+    async def verify_domain(
+        self, pages: NamedDependency[StatusPageService], page_id: FromPath[str]
+    ) -> DomainStatus:
+        """Look the TXT record up now; once found the page is served on that Host."""
+        return await pages.verify_domain(path_uuid(page_id, page_not_found()))
+
+    @delete(
+        "/{page_id:str}/domain",
+        operation_id="releaseStatusPageDomain",
+        opt=requires("status_pages:write"),
+        status_code=HTTP_204_NO_CONTENT,
+    )
+    async def release_domain(
+        self, pages: NamedDependency[StatusPageService], page_id: FromPath[str]
+    ) -> None:
+        """Give the host name up."""
+        await pages.release_domain(path_uuid(page_id, page_not_found()))
 
     @get(
         "/{page_id:str}/components",

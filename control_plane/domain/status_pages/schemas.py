@@ -84,6 +84,9 @@ class StatusPage(msgspec.Struct, kw_only=True):
     # The logo's URL, null when the page has none.
     logo_url: str | None
     component_count: int
+    # The page's own host name once claimed (served at its ``/`` once verified).
+    custom_domain: str | None
+    domain_verified: bool
     created_at: datetime
     updated_at: datetime
 
@@ -132,3 +135,18 @@ class Component(msgspec.Struct, kw_only=True):
 
 class ComponentList(msgspec.Struct, kw_only=True):
     items: list[Component]
+
+
+class DomainClaim(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    __field_codes__: ClassVar[dict[str, str]] = {"/domain": "INVALID_CUSTOM_DOMAIN"}
+
+    domain: Annotated[str, Meta(min_length=3, max_length=253)]
+
+
+class DomainStatus(msgspec.Struct, kw_only=True):
+    domain: str
+    verified: bool
+    verified_at: datetime | None
+    # Publish this TXT record, then POST …/domain/verify.
+    txt_name: str
+    txt_value: str

@@ -6,6 +6,7 @@ so an operator's change shows at once (``domain/public/snapshot.py``).
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from typing import Any
 
@@ -21,11 +22,13 @@ from control_plane.core.service import TenantService
 from control_plane.db.sql import Queries
 from control_plane.domain.targets.service import ensure_target
 
+from . import domains
 from . import validation as v
 from .schemas import (
     Component,
     ComponentAdd,
     ComponentUpdate,
+    DomainStatus,
     StatusPage,
     StatusPageCreate,
     StatusPageUpdate,
@@ -78,6 +81,8 @@ class StatusPageService(TenantService):
                 else None
             ),
             component_count=int(row["component_count"]),
+            custom_domain=row["custom_domain"],
+            domain_verified=row["domain_verified_at"] is not None,
             created_at=row["created_at"],
             updated_at=row["updated_at"],
         )
@@ -222,6 +227,95 @@ class StatusPageService(TenantService):
                 after={"content_type": content_type, "bytes": len(logo or b"")},
             )
             return page
+
+    # Custom domain.
+
+    def _domain(self, row: dict[str, Any]) -> DomainStatus:
+        host = row["custom_domain"]
+        return DomainStatus(
+            domain=host,
+            verified=row["domain_verified_at"] is not None,
+            verified_at=row["domain_verified_at"],
+            txt_name=domains.challenge_name(host),
+            txt_value=f"{domains.VALUE_PREFIX}{row['domain_token']}",
+        )
+
+    async def claim_domain(self, page_id: uuid.UUID, value: str) -> DomainStatus:
+        host = domains.domain(value)
+        conn = await self.conn()
+        try:
+            async with conn.transaction():
+                row = await (
+                    await conn.execute(
+                        Q.claim_domain,
+                        {
+                            "org_id": self.org.org_id,
+                            "id": page_id,
+                            "domain": host,
+                            "token": secrets.token_urlsafe(24),
+                        },
+                    )
+                ).fetchone()
+                if row is None:
+                    raise page_not_found()
+                await self.audit(
+                    conn, "status_page.domain_claim", "status_page", page_id, after={"domain": host}
+                )
+                return self._domain(row)
+        except pg.UniqueViolation:
+            raise ApiError(
+                409, "DOMAIN_TAKEN", f"{host} is claimed by another page", "/domain"
+            ) from None
+
+    async def domain_status(self, page_id: uuid.UUID) -> DomainStatus:
+        conn = await self.conn()
+        row = await (
+            await conn.execute(Q.get_domain, {"org_id": self.org.org_id, "id": page_id})
+        ).fetchone()
+        if row is None:
+            raise page_not_found()
+        if row["custom_domain"] is None:
+            raise not_found("DOMAIN_NOT_FOUND", "custom domain")
+        return self._domain(row)
+
+    async def verify_domain(self, page_id: uuid.UUID) -> DomainStatus:
+        current = await self.domain_status(page_id)
+        found = await domains.txt_values(self.settings.status_pages, current.txt_name)
+        if current.txt_value not in found:
+            raise ApiError(
+                422,
+                "DOMAIN_NOT_VERIFIED",
+                f"no TXT record {current.txt_value!r} at {current.txt_name}",
+                details={"txt_name": current.txt_name, "txt_value": current.txt_value},
+            )
+        conn = await self.conn()
+        async with conn.transaction():
+            row = await (
+                await conn.execute(
+                    Q.domain_verified,
+                    {"org_id": self.org.org_id, "id": page_id, "domain": current.domain},
+                )
+            ).fetchone()
+            if row is None:  # released or changed meanwhile
+                raise not_found("DOMAIN_NOT_FOUND", "custom domain")
+            await self.audit(
+                conn,
+                "status_page.domain_verify",
+                "status_page",
+                page_id,
+                after={"domain": current.domain},
+            )
+            return self._domain(row)
+
+    async def release_domain(self, page_id: uuid.UUID) -> None:
+        conn = await self.conn()
+        async with conn.transaction():
+            row = await (
+                await conn.execute(Q.release_domain, {"org_id": self.org.org_id, "id": page_id})
+            ).fetchone()
+            if row is None:
+                raise page_not_found()
+            await self.audit(conn, "status_page.domain_release", "status_page", page_id)
 
     # Components.
 
