@@ -88,6 +88,8 @@ SEMANTIC = {
     "UNKNOWN_TARGET": "a component's target_id names a target of the org",
     "INVALID_SLUG": "a slug's pattern (stated on create; a PATCH's optional field loses it)",
     "INVALID_BRAND_COLOR": "#rrggbb (stated on create; a PATCH's optional field loses it)",
+    "INVALID_CUSTOM_DOMAIN": "a custom domain is a host name with at least two labels",
+    "DOMAIN_NOT_VERIFIED": "the TXT record must be published in DNS first",
 }
 
 
