@@ -9,6 +9,8 @@ ids, so a monitor not on the page is a 404 on every public route and never in a 
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
@@ -55,6 +57,12 @@ RANK: dict[str, int] = {
 }
 _SNAP = msgspec.msgpack.Decoder(Snapshot)
 _ENC = msgspec.msgpack.Encoder()
+# Per process: the snapshots read in the last MEMO_SECS (no Redis round trip for a hot page),
+# and one build at a time per page key (a burst at expiry builds once, the rest wait for it).
+MEMO_SECS = 2.0
+MEMO_MAX = 1000
+_memo: dict[str, tuple[float, Snapshot]] = {}
+_building: dict[str, asyncio.Lock] = {}
 
 
 def page_not_found() -> ApiError:
@@ -175,11 +183,32 @@ class PublicService(Service):
         return dict(row)
 
     def _key(self, page: dict[str, Any]) -> str:
-        return f"vigil:public:snap:{page['id']}:{page['updated_at'].timestamp():.6f}"
+        prefix = self.settings.redis.prefix
+        return f"{prefix}public:snap:{page['id']}:{page['updated_at'].timestamp():.6f}"
 
     async def snapshot(self, slug: str) -> Snapshot:
+        """The page's snapshot: from this process's memo, else Redis, else built (once per
+        process at a time). The key holds the page's ``updated_at``: an edit is seen at once."""
         page = await self._page(slug)
         key = self._key(page)
+        now = time.monotonic()
+        memo = _memo.get(key)
+        if memo is not None and memo[0] > now:
+            return memo[1]
+        lock = _building.setdefault(key, asyncio.Lock())
+        async with lock:
+            memo = _memo.get(key)
+            if memo is not None and memo[0] > time.monotonic():
+                return memo[1]
+            snap = await self._cached_or_built(key, page)
+            if len(_memo) >= MEMO_MAX:
+                _memo.clear()
+            _memo[key] = (time.monotonic() + MEMO_SECS, snap)
+        if len(_building) > MEMO_MAX:
+            _building.clear()
+        return snap
+
+    async def _cached_or_built(self, key: str, page: dict[str, Any]) -> Snapshot:
         redis = self.res.redis
         try:
             cached = await redis.get(key)
