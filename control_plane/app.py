@@ -52,12 +52,16 @@ from control_plane.domain.notifications.routes import (
     IncidentNotificationController,
 )
 from control_plane.domain.ondemand.routes import OnDemandController
+from control_plane.domain.public.routes import PublicPageController, public_api_router
+from control_plane.domain.public.templates import template_config
 from control_plane.domain.regions.routes import (
     OperatorGrantController,
     OperatorRegionController,
     RegionCatalogController,
 )
 from control_plane.domain.results.routes import TargetResultsController
+from control_plane.domain.shares.routes import ShareController
+from control_plane.domain.status_pages.routes import StatusPageController
 from control_plane.domain.targets.routes import TargetController
 from control_plane.security.sealing import Sealer
 from control_plane.settings import Settings, get_settings
@@ -115,6 +119,8 @@ def tenant_router() -> Router:
             EventStreamController,
             ChannelController,
             IncidentNotificationController,
+            StatusPageController,
+            ShareController,
         ],
         guards=[org_guard, permission_guard, json_body_guard],
         dependencies={"org": Provide(authenticated_org, sync_to_thread=False)},
@@ -181,7 +187,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
             # Authenticates with the API token in its first message (or header).
             live_stream,
             ChannelVerificationController,
+            # No auth, none of the tenant guards: published status pages and share links.
+            public_api_router(),
+            PublicPageController,
         ],
+        template_config=template_config(),
         lifespan=[_lifespan(settings)],
         on_shutdown=[close_hub],
         exception_handlers=exception_handlers(),

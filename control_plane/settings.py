@@ -205,6 +205,24 @@ def _notify(e: dict[str, str]) -> NotifySettings:
 
 
 @dataclass(frozen=True, slots=True)
+class StatusPageSettings:
+    """Custom-domain verification: the DNS resolver that looks up the TXT record
+    (``VIGIL_STATUS_DNS_SERVER``/``_PORT``; unset: the system's resolvers)."""
+
+    dns_server: str | None = None
+    dns_port: int = 53
+    dns_timeout_secs: float = 5.0
+
+
+def _status_pages(e: dict[str, str]) -> StatusPageSettings:
+    return StatusPageSettings(
+        dns_server=e.get("VIGIL_STATUS_DNS_SERVER") or None,
+        dns_port=int(e.get("VIGIL_STATUS_DNS_PORT") or "53"),
+        dns_timeout_secs=float(e.get("VIGIL_STATUS_DNS_TIMEOUT_SECS") or "5"),
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     database: DatabaseSettings
     redis: RedisSettings
@@ -213,6 +231,7 @@ class Settings:
     mail: MailSettings = field(default_factory=MailSettings)
     target_metrics: TargetMetricsSettings = field(default_factory=TargetMetricsSettings)
     notify: NotifySettings = field(default_factory=NotifySettings)
+    status_pages: StatusPageSettings = field(default_factory=StatusPageSettings)
 
 
 def _b64key(raw: str, name: str) -> bytes:
@@ -299,6 +318,7 @@ def settings_from_env(env: dict[str, str] | None = None) -> Settings:
         mail=_mail(e),
         target_metrics=_target_metrics(e),
         notify=_notify(e),
+        status_pages=_status_pages(e),
     )
 
 

@@ -10,9 +10,14 @@ from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 MUTATIONS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# The public surface (/api/public/v1: published status pages), shared caches welcome.
+PUBLIC = "public, max-age=10, stale-while-revalidate=30"
+PUBLIC_PREFIX = "/api/public/"
 
 
 def cache_control_for(method: str, path: str) -> str:
+    if path.startswith(PUBLIC_PREFIX):
+        return PUBLIC
     if method.upper() in MUTATIONS:
         return "no-store"
     if path.rstrip("/") == "/api/v1/dashboard/summary":
@@ -22,7 +27,9 @@ def cache_control_for(method: str, path: str) -> str:
 
 def cache_control_middleware(app: ASGIApp) -> ASGIApp:
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != ScopeType.HTTP or not scope["path"].startswith("/api/v1/"):
+        if scope["type"] != ScopeType.HTTP or not scope["path"].startswith(
+            ("/api/v1/", PUBLIC_PREFIX)
+        ):
             await app(scope, receive, send)
             return
         value = cache_control_for(str(scope.get("method", "GET")), scope["path"]).encode()

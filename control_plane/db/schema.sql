@@ -358,6 +358,19 @@ CREATE TABLE public.maintenance_windows (
     CONSTRAINT maintenance_windows_write_source_check CHECK ((write_source = ANY (ARRAY['ui'::text, 'api'::text, 'terraform'::text])))
 );
 
+CREATE TABLE public.monitor_shares (
+    id uuid NOT NULL,
+    org_id uuid NOT NULL,
+    target_id uuid NOT NULL,
+    label text,
+    secrets jsonb DEFAULT '{}'::jsonb NOT NULL,
+    token_hash bytea NOT NULL,
+    expires_at timestamp with time zone,
+    revoked_at timestamp with time zone,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT monitor_shares_label_check CHECK ((length(label) <= 80))
+);
+
 CREATE TABLE public.notification_attempts (
     id bigint NOT NULL,
     notification_id uuid NOT NULL,
@@ -689,6 +702,47 @@ CREATE TABLE public.schema_migrations (
     applied_at timestamp with time zone DEFAULT now() NOT NULL
 );
 
+CREATE TABLE public.status_page_components (
+    page_id uuid NOT NULL,
+    target_id uuid NOT NULL,
+    org_id uuid NOT NULL,
+    public_name text,
+    public_description text,
+    public_group text,
+    sort_order integer DEFAULT 0 NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT status_page_components_public_description_check CHECK ((length(public_description) <= 1000)),
+    CONSTRAINT status_page_components_public_group_check CHECK (((length(public_group) >= 1) AND (length(public_group) <= 100))),
+    CONSTRAINT status_page_components_public_name_check CHECK (((length(public_name) >= 1) AND (length(public_name) <= 200)))
+);
+
+CREATE TABLE public.status_pages (
+    id uuid NOT NULL,
+    org_id uuid NOT NULL,
+    name text NOT NULL,
+    slug text NOT NULL,
+    description text DEFAULT ''::text NOT NULL,
+    published boolean DEFAULT false NOT NULL,
+    brand_color text,
+    custom_css text DEFAULT ''::text NOT NULL,
+    hide_branding boolean DEFAULT false NOT NULL,
+    logo bytea,
+    logo_content_type text,
+    logo_updated_at timestamp with time zone,
+    custom_domain text,
+    domain_token text,
+    domain_verified_at timestamp with time zone,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT status_pages_brand_color_check CHECK ((brand_color ~ '^#[0-9a-fA-F]{6}$'::text)),
+    CONSTRAINT status_pages_custom_css_check CHECK ((length(custom_css) <= 20000)),
+    CONSTRAINT status_pages_custom_domain_check CHECK ((length(custom_domain) <= 253)),
+    CONSTRAINT status_pages_description_check CHECK ((length(description) <= 500)),
+    CONSTRAINT status_pages_logo_check CHECK ((octet_length(logo) <= 262144)),
+    CONSTRAINT status_pages_name_check CHECK (((length(name) >= 1) AND (length(name) <= 100))),
+    CONSTRAINT status_pages_slug_check CHECK ((slug ~ '^[a-z0-9](?:[a-z0-9-]{0,48}[a-z0-9])?$'::text))
+);
+
 CREATE TABLE public.target_alerts (
     target_id uuid NOT NULL,
     channel_id uuid NOT NULL,
@@ -806,6 +860,12 @@ ALTER TABLE ONLY public.maintenance_targets
 ALTER TABLE ONLY public.maintenance_windows
     ADD CONSTRAINT maintenance_windows_pkey PRIMARY KEY (id);
 
+ALTER TABLE ONLY public.monitor_shares
+    ADD CONSTRAINT monitor_shares_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.monitor_shares
+    ADD CONSTRAINT monitor_shares_token_hash_key UNIQUE (token_hash);
+
 ALTER TABLE ONLY public.notification_attempts
     ADD CONSTRAINT notification_attempts_pkey PRIMARY KEY (id);
 
@@ -860,6 +920,18 @@ ALTER TABLE ONLY public.schedules
 ALTER TABLE ONLY public.schema_migrations
     ADD CONSTRAINT schema_migrations_pkey PRIMARY KEY (version);
 
+ALTER TABLE ONLY public.status_page_components
+    ADD CONSTRAINT status_page_components_pkey PRIMARY KEY (page_id, target_id);
+
+ALTER TABLE ONLY public.status_pages
+    ADD CONSTRAINT status_pages_custom_domain_key UNIQUE (custom_domain);
+
+ALTER TABLE ONLY public.status_pages
+    ADD CONSTRAINT status_pages_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.status_pages
+    ADD CONSTRAINT status_pages_slug_key UNIQUE (slug);
+
 ALTER TABLE ONLY public.target_alerts
     ADD CONSTRAINT target_alerts_pkey PRIMARY KEY (target_id, channel_id);
 
@@ -903,6 +975,10 @@ CREATE INDEX maintenance_windows_org_ends_idx ON public.maintenance_windows USIN
 
 CREATE INDEX maintenance_windows_org_idx ON public.maintenance_windows USING btree (org_id, starts_at);
 
+CREATE INDEX monitor_shares_org_idx ON public.monitor_shares USING btree (org_id) WHERE (revoked_at IS NULL);
+
+CREATE INDEX monitor_shares_target_idx ON public.monitor_shares USING btree (target_id) WHERE (revoked_at IS NULL);
+
 CREATE INDEX notification_attempts_notification_idx ON public.notification_attempts USING btree (notification_id, at);
 
 CREATE INDEX notifications_channel_idx ON public.notifications USING btree (channel_id);
@@ -932,6 +1008,12 @@ CREATE INDEX results_default_target_id_scheduled_at_idx ON public.results_defaul
 CREATE INDEX schedules_due_idx ON public.schedules USING btree (region_id, next_due_at);
 
 CREATE INDEX schedules_overdue_idx ON public.schedules USING btree (next_due_at);
+
+CREATE INDEX status_page_components_org_idx ON public.status_page_components USING btree (org_id);
+
+CREATE INDEX status_page_components_target_idx ON public.status_page_components USING btree (target_id);
+
+CREATE INDEX status_pages_org_idx ON public.status_pages USING btree (org_id, created_at);
 
 CREATE INDEX target_regions_region_idx ON public.target_regions USING btree (region_id);
 
@@ -1007,6 +1089,12 @@ ALTER TABLE ONLY public.maintenance_targets
 ALTER TABLE ONLY public.maintenance_windows
     ADD CONSTRAINT maintenance_windows_org_id_fkey FOREIGN KEY (org_id) REFERENCES public.orgs(id) ON DELETE CASCADE;
 
+ALTER TABLE ONLY public.monitor_shares
+    ADD CONSTRAINT monitor_shares_org_id_fkey FOREIGN KEY (org_id) REFERENCES public.orgs(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.monitor_shares
+    ADD CONSTRAINT monitor_shares_target_id_fkey FOREIGN KEY (target_id) REFERENCES public.targets(id) ON DELETE CASCADE;
+
 ALTER TABLE ONLY public.notification_attempts
     ADD CONSTRAINT notification_attempts_notification_id_fkey FOREIGN KEY (notification_id) REFERENCES public.notifications(id) ON DELETE CASCADE;
 
@@ -1048,6 +1136,18 @@ ALTER TABLE ONLY public.schedules
 
 ALTER TABLE ONLY public.schedules
     ADD CONSTRAINT schedules_target_id_fkey FOREIGN KEY (target_id) REFERENCES public.targets(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.status_page_components
+    ADD CONSTRAINT status_page_components_org_id_fkey FOREIGN KEY (org_id) REFERENCES public.orgs(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.status_page_components
+    ADD CONSTRAINT status_page_components_page_id_fkey FOREIGN KEY (page_id) REFERENCES public.status_pages(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.status_page_components
+    ADD CONSTRAINT status_page_components_target_id_fkey FOREIGN KEY (target_id) REFERENCES public.targets(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.status_pages
+    ADD CONSTRAINT status_pages_org_id_fkey FOREIGN KEY (org_id) REFERENCES public.orgs(id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.target_alerts
     ADD CONSTRAINT target_alerts_channel_id_fkey FOREIGN KEY (channel_id) REFERENCES public.channels(id) ON DELETE CASCADE;

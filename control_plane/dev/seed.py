@@ -116,3 +116,40 @@ async def private_here(db_url: str, org_id: str) -> bool:
     async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as conn:
         row = await (await conn.execute(PRIVATE_NOW, {"org_id": org_id})).fetchone()
     return bool(row and row[0])
+
+
+DEMO_PAGE_SLUG = "demo"
+# The demo org's published status page, and every one of its targets curated onto it (targets
+# made since the last start are added; a slug another org took leaves the page alone).
+DEMO_PAGE = """
+WITH page AS (
+    INSERT INTO status_pages (id, org_id, name, slug, description, published)
+    VALUES (%(id)s, %(org_id)s, 'Demo status', %(slug)s, 'The demo org''s monitors', true)
+    ON CONFLICT (slug) DO UPDATE SET slug = EXCLUDED.slug
+    RETURNING id, org_id
+)
+INSERT INTO status_page_components (page_id, target_id, org_id, sort_order)
+SELECT p.id, t.id, t.org_id, row_number() OVER (ORDER BY t.created_at, t.id)
+FROM page p JOIN targets t ON t.org_id = p.org_id
+ON CONFLICT DO NOTHING
+"""
+
+
+async def ensure_demo_status_page(db_url: str, org_id: str) -> str | None:
+    """The demo status page's path (``/status/demo``), made and filled with the demo org's
+    targets; None when the slug belongs to another org."""
+    from control_plane.core.ids import new_id
+
+    async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as conn:
+        async with conn.transaction():
+            await conn.execute(
+                DEMO_PAGE, {"id": new_id(), "org_id": org_id, "slug": DEMO_PAGE_SLUG}
+            )
+            row = await (
+                await conn.execute(
+                    "SELECT org_id FROM status_pages WHERE slug = %s", (DEMO_PAGE_SLUG,)
+                )
+            ).fetchone()
+    if row is None or str(row[0]) != str(org_id):
+        return None
+    return f"/status/{DEMO_PAGE_SLUG}"

@@ -43,7 +43,14 @@ from .envfile import (
     dev_dir,
     ensure_secrets,
 )
-from .seed import AGENT_REGION, DEMO_ORG_NAME, ensure_database, ensure_demo, private_here
+from .seed import (
+    AGENT_REGION,
+    DEMO_ORG_NAME,
+    ensure_database,
+    ensure_demo,
+    ensure_demo_status_page,
+    private_here,
+)
 from .supervisor import Children, DevError, Output, Signals, _command, _Stop
 
 DEFAULT_PORT = 8000
@@ -126,6 +133,7 @@ class DevStack:
         else:
             self.out.say("agent skipped: probe_agent.cli is not available in this install")
         private = asyncio.run(private_here(db_url, dev.values[ORG_ID]))
+        self.status_page = asyncio.run(ensure_demo_status_page(db_url, dev.values[ORG_ID]))
         self._banner(base, dev, private)
         while True:
             self.children.check()
@@ -246,6 +254,11 @@ class DevStack:
             f"  API token       {token}   (org {DEMO_ORG_NAME!r}, id {dev.values[ORG_ID]})",
             f"  Operator token  {operator}",
             f"  State           {self.root}  (secrets and tokens in {dev.path.name})",
+            *(
+                [f"  Status page     {base}{self.status_page}  (the demo org's targets)"]
+                if getattr(self, "status_page", None)
+                else []
+            ),
             "",
             "Create an HTTP target:",
             f"  curl -sS -X POST {base}/api/v1/targets -H {auth} "

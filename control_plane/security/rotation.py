@@ -58,6 +58,7 @@ SEALED_COLUMNS: tuple[SealedColumn, ...] = (
     SealedColumn("targets"),
     SealedColumn("heartbeats"),
     SealedColumn("channels"),
+    SealedColumn("monitor_shares"),
 )
 
 _SELECT_BATCH = sql.SQL(

@@ -48,7 +48,12 @@ def caller(path: str, owner: Persona, operator: Persona, agent: Persona) -> Pers
 
 
 def json_routes(app: Litestar) -> list[tuple[str, str]]:
-    return [(m, p) for m, p, op in operations(app) if "requestBody" in op]
+    return [
+        (m, p)
+        for m, p, op in operations(app)
+        # A multipart upload (a status page's logo) is not a JSON route.
+        if "application/json" in op.get("requestBody", {}).get("content", {})
+    ]
 
 
 async def test_every_json_route_is_found(app: Litestar) -> None:

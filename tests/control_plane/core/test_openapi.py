@@ -15,6 +15,8 @@ from tests.conftest import Persona, assert_error
 # The routes that serve the documentation and metrics themselves.
 SELF = {"/metrics", "/docs", "/docs/init.js", "/docs/static/{name}", "/api", "/api/openapi.json"}
 SCHEMA_CATCH_ALL = "/api/{path}"
+# Server-rendered web pages (status pages, share links): not API operations.
+HTML_PAGES = {"/", "/status/{slug}", "/status/{slug}/incidents/{incident_id}", "/m/{token}"}
 ENVELOPE = {"$ref": "#/components/schemas/ErrorEnvelope"}
 
 
@@ -30,7 +32,9 @@ def documented_operations(app: Litestar) -> list[tuple[str, str, Any]]:
     """(path template, method, handler) of every route handler on the app, but the docs' own."""
     found = []
     for route in app.routes:
-        if not isinstance(route, HTTPRoute) or route.path_format in SELF | {SCHEMA_CATCH_ALL}:
+        if not isinstance(route, HTTPRoute) or route.path_format in SELF | HTML_PAGES | {
+            SCHEMA_CATCH_ALL
+        }:
             continue
         for method, (handler, _) in route.route_handler_map.items():
             if method == "OPTIONS" and not handler.resolve_include_in_schema():

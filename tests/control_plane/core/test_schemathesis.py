@@ -92,6 +92,16 @@ SEMANTIC = {
     "CHANNEL_UNVERIFIED": "an email channel is tested once its address is verified",
     "CHANNEL_NOT_VERIFIABLE": "only an unverified email channel has a link to resend",
     "REDACTION_SENTINEL": "a secret is re-supplied, not the read sentinel",
+    "INVALID_EXPIRY": "a share link's expires_at is in the future (depends on now)",
+    "INVALID_COMPONENT_ORDER": "a reorder lists exactly the page's own components",
+    "UNSUPPORTED_LOGO_TYPE": "a logo's bytes are a PNG, JPEG, GIF or WebP image",
+    "INVALID_PUBLIC_NAME": "a public name is not blank and has no control characters",
+    "INVALID_PUBLIC_GROUP": "a public group is not blank and has no control characters",
+    "UNKNOWN_TARGET": "a component's target_id names a target of the org",
+    "INVALID_SLUG": "a slug's pattern (stated on create; a PATCH's optional field loses it)",
+    "INVALID_BRAND_COLOR": "#rrggbb (stated on create; a PATCH's optional field loses it)",
+    "INVALID_CUSTOM_DOMAIN": "a custom domain is a host name with at least two labels",
+    "DOMAIN_NOT_VERIFIED": "the TXT record must be published in DNS first",
 }
 
 

@@ -1,0 +1,311 @@
+"""The public surface: ``/api/public/v1/pages/{slug}/…`` (JSON, RSS, SVG, the logo) and the
+server-rendered pages ``/status/{slug}``, ``/status/{slug}/incidents/{id}`` and ``/m/{token}``.
+
+No authentication and none of the tenant guards: these routers are mounted beside ``/api/v1``,
+never under it. Every answer carries ``Cache-Control: public, max-age=10,
+stale-while-revalidate=30`` (a reverse proxy in front may serve repeats itself).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Controller, Request, Response, Router, get
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, Parameter
+from litestar.response import Template
+
+from control_plane.core.cache_control import PUBLIC
+from control_plane.core.errors import ApiError
+from control_plane.core.ids import parse_uuid
+from control_plane.core.pagination import Offset, PageSize
+from control_plane.core.service import provide
+
+from . import render
+from .schemas import (
+    ComponentHistory,
+    MaintenanceList,
+    PublicIncident,
+    PublicIncidentPage,
+    PublicStatus,
+)
+from .service import (
+    HISTORY_DAYS,
+    PublicService,
+    component_not_found,
+    incident_not_found,
+    share_not_found,
+)
+from .views import incident_context, share_context, status_context
+
+INCIDENTS = PageSize(default=20, cap=100)
+Slug = Annotated[str, Parameter(description="the page's slug", max_length=50)]
+ComponentQuery = Annotated[
+    str | None,
+    Parameter(
+        description="a component's id (a monitor curated onto the page)",
+        max_length=64,
+        required=False,
+    ),
+]
+
+
+def _component(value: str) -> Any:
+    parsed = parse_uuid(value)
+    if parsed is None:
+        raise component_not_found()
+    return parsed
+
+
+class PublicApiController(Controller):
+    path = "/pages/{slug:str}"
+    tags = ["public"]
+    dependencies = {"public": provide(PublicService)}
+
+    @get("/status", operation_id="publicStatus")
+    async def status(
+        self, public: NamedDependency[PublicService], slug: FromPath[str]
+    ) -> PublicStatus:
+        """Overall state, components, active incidents and maintenance of a published page."""
+        return (await public.snapshot(slug)).status
+
+    @get("/components/{component_id:str}/history", operation_id="publicComponentHistory")
+    async def history(
+        self,
+        public: NamedDependency[PublicService],
+        slug: FromPath[str],
+        component_id: FromPath[str],
+        days: int = Parameter(default=HISTORY_DAYS, ge=1, le=HISTORY_DAYS),
+    ) -> ComponentHistory:
+        """A component's uptime per UTC day over the last ``days`` days (at most 90)."""
+        return await public.history(slug, _component(component_id), days)
+
+    @get("/incidents", operation_id="publicIncidents")
+    async def incidents(
+        self,
+        public: NamedDependency[PublicService],
+        slug: FromPath[str],
+        limit: Annotated[int | None, INCIDENTS.limit] = None,
+        offset: Offset = None,
+    ) -> PublicIncidentPage:
+        """The page's incidents, newest first."""
+        paging = INCIDENTS.paging(limit, offset)
+        return await public.incidents(slug, limit=paging.limit, offset=paging.offset)
+
+    @get("/incidents/{incident_id:str}", operation_id="publicIncident")
+    async def incident(
+        self,
+        public: NamedDependency[PublicService],
+        slug: FromPath[str],
+        incident_id: FromPath[str],
+    ) -> PublicIncident:
+        """One incident of the page with its update timeline (newest first)."""
+        iid = parse_uuid(incident_id)
+        if iid is None:
+            raise incident_not_found()
+        return await public.incident(slug, iid)
+
+    @get("/incidents.rss", operation_id="publicIncidentsRss", media_type="application/rss+xml")
+    async def incidents_rss(
+        self,
+        request: Request[Any, Any, Any],
+        public: NamedDependency[PublicService],
+        slug: FromPath[str],
+    ) -> Response[str]:
+        """RSS 2.0 feed of the page's recent incidents."""
+        snap = await public.snapshot(slug)
+        recent = await public.incidents(slug, limit=50, offset=0)
+        page = snap.status.page
+        body = render.rss(
+            title=f"{page.name}: incidents",
+            link=page.page_url,
+            description=page.description,
+            incidents=recent.items,
+            base=f"{public.public_url}/api/public/v1/pages/{page.slug}/incidents.rss",
+        )
+        return Response(body, media_type="application/rss+xml; charset=utf-8")
+
+    @get("/maintenance", operation_id="publicMaintenance")
+    async def maintenance(
+        self, public: NamedDependency[PublicService], slug: FromPath[str]
+    ) -> MaintenanceList:
+        """Active and upcoming maintenance windows that cover the page's components."""
+        return MaintenanceList(items=(await public.snapshot(slug)).status.maintenance)
+
+    @get("/badge.svg", operation_id="publicStatusBadge", media_type="image/svg+xml")
+    async def badge(
+        self,
+        public: NamedDependency[PublicService],
+        slug: FromPath[str],
+        component: ComponentQuery = None,
+    ) -> Response[str]:
+        """An SVG badge of the page's overall state, or of one ``component``."""
+        snap = await public.snapshot(slug)
+        if component is None:
+            svg = render.status_badge("status", snap.status.status)
+        else:
+            cid = _component(component)
+            comp = next((c for c in snap.status.components if c.id == cid), None)
+            if comp is None:
+                raise component_not_found()
+            svg = render.status_badge(comp.name, comp.status)
+        return Response(svg, media_type="image/svg+xml; charset=utf-8")
+
+    @get("/uptime.svg", operation_id="publicUptimeBadge", media_type="image/svg+xml")
+    async def uptime_badge(
+        self,
+        public: NamedDependency[PublicService],
+        slug: FromPath[str],
+        component: ComponentQuery = None,
+        days: int = Parameter(default=30, ge=1, le=HISTORY_DAYS),
+    ) -> Response[str]:
+        """An SVG badge of the uptime percentage over ``days`` days: one component's, or the
+        mean of the page's components."""
+        snap = await public.snapshot(slug)
+        if component is None:
+            values = [
+                h.uptime_pct
+                for h in [await public.history(slug, c.id, days) for c in snap.status.components]
+                if h.uptime_pct is not None
+            ]
+            value = round(sum(values) / len(values), 3) if values else None
+            label = f"uptime {days}d"
+        else:
+            hist = await public.history(slug, _component(component), days)
+            value, label = hist.uptime_pct, f"{hist.component.name} {days}d"
+        return Response(
+            render.uptime_badge(label, value), media_type="image/svg+xml; charset=utf-8"
+        )
+
+    @get("/logo", operation_id="publicLogo", media_type="image/png")
+    async def logo(
+        self, public: NamedDependency[PublicService], slug: FromPath[str]
+    ) -> Response[bytes]:
+        """The page's logo, with its image type."""
+        data, content_type = await public.logo(slug)
+        return Response(
+            data,
+            media_type=content_type,
+            headers={
+                "X-Content-Type-Options": "nosniff",
+                "Content-Security-Policy": "default-src 'none'",
+            },
+        )
+
+
+def public_api_router() -> Router:
+    return Router(
+        path="/api/public/v1",
+        route_handlers=[PublicApiController],
+        tags=["public"],
+    )
+
+
+# The pages' own CSP: everything from this origin, inline styles (the page's custom CSS) and the
+# one small inline script that shows times in the visitor's zone.
+PAGE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+        "script-src 'unsafe-inline'; frame-ancestors *; base-uri 'none'; form-action 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": PUBLIC,
+}
+
+
+def _not_found_page(message: str) -> Template:
+    return Template(
+        template_name="not_found.html",
+        context={"page": None, "message": message},
+        status_code=404,
+        headers=PAGE_HEADERS,
+    )
+
+
+# Web pages, not API operations: left out of the OpenAPI document (tests/…/test_openapi.py
+# lists them as HTML_PAGES).
+
+
+class PublicPageController(Controller):
+    path = "/"
+    include_in_schema = False
+    dependencies = {"public": provide(PublicService)}
+
+    @get("/", media_type="text/html")
+    async def custom_domain_page(
+        self,
+        request: Request[Any, Any, Any],
+        public: NamedDependency[PublicService],
+        fragment: FromQuery[str | None] = None,
+    ) -> Template:
+        """A page's verified custom domain (``Host: status.example.com``) serves it at ``/``."""
+        try:
+            slug = await public.slug_for_host(request.headers.get("host", ""))
+            snap = await public.snapshot(slug)
+        except ApiError:
+            return _not_found_page("There is no status page here.")
+        name = "status_fragment.html" if fragment in ("1", "true") else "status.html"
+        return Template(template_name=name, context=status_context(snap), headers=PAGE_HEADERS)
+
+    @get(
+        "/status/{slug:str}",
+        media_type="text/html",
+    )
+    async def status_page(
+        self,
+        public: NamedDependency[PublicService],
+        slug: FromPath[str],
+        fragment: FromQuery[str | None] = None,
+    ) -> Template:
+        try:
+            snap = await public.snapshot(slug)
+        except ApiError:
+            return _not_found_page("There is no status page here.")
+        name = "status_fragment.html" if fragment in ("1", "true") else "status.html"
+        return Template(template_name=name, context=status_context(snap), headers=PAGE_HEADERS)
+
+    @get(
+        "/status/{slug:str}/incidents/{incident_id:str}",
+        media_type="text/html",
+    )
+    async def incident_page(
+        self,
+        public: NamedDependency[PublicService],
+        slug: FromPath[str],
+        incident_id: FromPath[str],
+    ) -> Template:
+        try:
+            snap = await public.snapshot(slug)
+            iid = parse_uuid(incident_id)
+            if iid is None:
+                raise incident_not_found()
+            incident = await public.incident(slug, iid)
+        except ApiError:
+            return _not_found_page("There is no such incident on this page.")
+        return Template(
+            template_name="incident.html",
+            context=incident_context(snap, incident),
+            headers=PAGE_HEADERS,
+        )
+
+    @get(
+        "/m/{token:str}",
+        media_type="text/html",
+    )
+    async def share_page(
+        self, public: NamedDependency[PublicService], token: FromPath[str]
+    ) -> Template:
+        try:
+            monitor = await public.shared(token)
+        except ApiError:
+            return _not_found_page("This link does not exist, was revoked or has expired.")
+        return Template(
+            template_name="share.html",
+            context=share_context(monitor),
+            # A capability URL: no shared cache keeps it; revoking it takes effect at once.
+            headers={**PAGE_HEADERS, "X-Robots-Tag": "noindex", "Cache-Control": "no-store"},
+        )
+
+
+__all__ = ["PublicApiController", "PublicPageController", "public_api_router", "share_not_found"]
