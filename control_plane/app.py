@@ -34,11 +34,13 @@ from control_plane.core.observability import (
 from control_plane.core.observability.monitoring import MonitoringMetrics, refresher
 from control_plane.core.observability.openapi import StrictStructSchemaPlugin
 from control_plane.core.permissions import permission_guard
+from control_plane.core.ratelimit import headers_middleware
 from control_plane.core.state import Resources
 from control_plane.db.pool import make_pool
 from control_plane.domain.agent_api.routes import AgentController
 from control_plane.domain.agent_api.wakeups import Wakeups
 from control_plane.domain.agents.routes import OperatorAgentController
+from control_plane.domain.api_keys.routes import ApiKeyController
 from control_plane.domain.heartbeats.routes import HeartbeatController
 from control_plane.domain.incidents.routes import IncidentController
 from control_plane.domain.ondemand.routes import OnDemandController
@@ -100,6 +102,7 @@ def tenant_router() -> Router:
             TargetResultsController,
             IncidentController,
             RegionCatalogController,
+            ApiKeyController,
         ],
         guards=[org_guard, permission_guard, json_body_guard],
         dependencies={"org": Provide(authenticated_org, sync_to_thread=False)},
@@ -166,7 +169,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ],
         lifespan=[_lifespan(settings)],
         exception_handlers=exception_handlers(),
-        middleware=[cache_control_middleware, allow_header_middleware, input_limits_middleware],
+        middleware=[
+            cache_control_middleware,
+            headers_middleware,
+            allow_header_middleware,
+            input_limits_middleware,
+        ],
         openapi_config=openapi_config(),
         plugins=[StrictStructSchemaPlugin()],
         logging_config=None,

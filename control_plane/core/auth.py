@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import hmac
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -16,13 +17,17 @@ import structlog
 from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
+from redis.exceptions import RedisError
 
 from control_plane.core.errors import ApiError
+from control_plane.core.keycache import CachedKey
+from control_plane.core.ratelimit import CATEGORIES, STATE_KEY, Limiter, Revoked
 from control_plane.core.state import Resources
 from control_plane.db.sql import Queries
 from control_plane.security import tokens
 
 Q = Queries.beside(__file__, "auth")
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,17 +63,38 @@ def resources(connection: ASGIConnection[Any, Any, Any, Any]) -> Resources:
     return res
 
 
-async def provide_org(request: ASGIConnection[Any, Any, Any, Any]) -> OrgContext:
-    """Dependency for every /api/v1 route: resolves the calling org from its API token."""
-    token = bearer(request)
-    prefix = tokens.lookup_prefix(token, tokens.API_TOKEN_PREFIX)
-    if prefix is None:
-        raise unauthorized()
-    res = resources(request)
+def client_ip(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
+    client = connection.client
+    return (client.host if client else None) or "unknown"
+
+
+def limiter_of(res: Resources) -> Limiter:
+    if res.limiter is None:
+        res.limiter = Limiter(
+            res.redis, res.settings.redis.prefix, res.settings.accounts.auth_failures_per_minute
+        )
+    return res.limiter
+
+
+async def _refuse(
+    res: Resources, ip: str, message: str = "missing or invalid bearer token"
+) -> None:
+    """A failed authentication: counted against the address (a 429 past its allowance)."""
+    try:
+        await limiter_of(res).failed(ip)
+    except RedisError:
+        log.warning("auth_failure_not_counted", reason="redis unavailable")
+    raise unauthorized(message)
+
+
+async def _lookup(res: Resources, token: str, prefix: str, digest: bytes) -> CachedKey | str:
+    """The key from the database, or why it is refused."""
     async with res.db.connection() as conn:
         row = await (await conn.execute(Q.api_token_by_prefix, {"prefix": prefix})).fetchone()
-        if row is None or not tokens.verify(res.settings.security.token_key, token, row["hash"]):
-            raise unauthorized()
+        if row is None or not hmac.compare_digest(digest, bytes(row["hash"])):
+            return "missing or invalid bearer token"
+        if row["expired"]:
+            return "this API key has expired"
         if row["stale"]:
             await conn.execute(Q.touch_api_token, {"id": row["id"]})
     ctx = OrgContext(
@@ -78,9 +104,79 @@ async def provide_org(request: ASGIConnection[Any, Any, Any, Any]) -> OrgContext
         or res.settings.api.default_min_interval_secs,
         permissions=None if row["permissions"] is None else frozenset(row["permissions"]),
     )
+    budgets = {c: row[f"rate_{c}"] for c in CATEGORIES}
+    fresh = time.monotonic() + res.settings.accounts.key_cache_secs
+    return CachedKey(ctx, budgets, row["expires_at"], fresh)
+
+
+async def provide_org(request: ASGIConnection[Any, Any, Any, Any]) -> OrgContext:
+    """Dependency for every /api/v1 route: resolves the calling org from its API key, then
+    spends one request of its rate budget (core/ratelimit.py)."""
+    res = resources(request)
+    ip = client_ip(request)
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    token = value.strip()
+    prefix = (
+        tokens.lookup_prefix(token, tokens.API_TOKEN_PREFIX) if scheme.lower() == "bearer" else None
+    )
+    if prefix is None:
+        await _refuse(res, ip)
+    digest = tokens.token_hash(res.settings.security.token_key, token)
+    entry = res.key_cache.get(digest) if res.settings.accounts.key_cache_secs > 0 else None
+    cached = entry is not None
+    if entry is None:
+        found = await _lookup(res, token, str(prefix), digest)
+        if isinstance(found, str):
+            await _refuse(res, ip, found)
+            raise AssertionError("unreachable")
+        entry = found
+        if res.settings.accounts.key_cache_secs > 0:
+            res.key_cache.put(digest, entry)
+    elif entry.expired():
+        res.key_cache.drop(digest)
+        await _refuse(res, ip, "this API key has expired")
+    ctx: OrgContext = entry.ctx
+    try:
+        verdict = await limiter_of(res).admit(
+            org_id=ctx.org_id,
+            key_id=ctx.token_id,
+            ip=ip,
+            method=str(request.scope.get("method", "GET")),
+            path=request.scope["path"],
+            budgets=entry.budgets,
+            check_revoked=cached,
+        )
+    except Revoked:
+        res.key_cache.drop(digest)
+        await _refuse(res, ip)
+        raise AssertionError("unreachable") from None
+    except RedisError:
+        # Redis down: no budget can be checked (fail open), and a remembered key cannot be
+        # checked for revocation: look it up again.
+        log.warning("rate_limit_skipped", reason="redis unavailable")
+        verdict = None
+        if cached:
+            res.key_cache.drop(digest)
+            found = await _lookup(res, token, str(prefix), digest)
+            if isinstance(found, str):
+                raise unauthorized(found) from None
+            ctx = found.ctx
+    if verdict is not None:
+        request.scope["state"][STATE_KEY] = verdict
     structlog.contextvars.bind_contextvars(org_id=str(ctx.org_id))
     request.scope["state"]["org_id"] = str(ctx.org_id)
     return ctx
+
+
+async def revoke_cached(res: Resources, key_id: uuid.UUID) -> None:
+    """After a key's revocation commits: forget it here and tell every replica (the marker
+    outlives any replica's memory of the key)."""
+    res.key_cache.drop_key(key_id)
+    try:
+        await limiter_of(res).mark_revoked(key_id, int(res.settings.accounts.key_cache_secs) + 5)
+    except RedisError:
+        log.error("revocation_not_broadcast", key_id=str(key_id))
 
 
 async def provide_agent(request: ASGIConnection[Any, Any, Any, Any]) -> AgentContext:

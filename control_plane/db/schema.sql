@@ -207,7 +207,11 @@ CREATE TABLE public.api_tokens (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     last_used_at timestamp with time zone,
     revoked_at timestamp with time zone,
-    permissions text[]
+    permissions text[],
+    scopes text[],
+    expires_at timestamp with time zone,
+    created_by uuid,
+    last4 text DEFAULT ''::text NOT NULL
 );
 
 CREATE TABLE public.audit_log (
@@ -687,6 +691,9 @@ ALTER TABLE ONLY public.agents
 ALTER TABLE ONLY public.agents
     ADD CONSTRAINT agents_prefix_key UNIQUE (prefix);
 
+ALTER TABLE public.api_tokens
+    ADD CONSTRAINT api_tokens_name_len CHECK (((length(name) >= 1) AND (length(name) <= 100))) NOT VALID;
+
 ALTER TABLE ONLY public.api_tokens
     ADD CONSTRAINT api_tokens_pkey PRIMARY KEY (id);
 
@@ -844,6 +851,9 @@ CREATE TRIGGER targets_schedule AFTER UPDATE OF enabled, interval_secs, kind ON 
 
 ALTER TABLE ONLY public.agents
     ADD CONSTRAINT agents_region_fkey FOREIGN KEY (region_id) REFERENCES public.regions(id);
+
+ALTER TABLE ONLY public.api_tokens
+    ADD CONSTRAINT api_tokens_created_by_fkey FOREIGN KEY (created_by) REFERENCES public.api_tokens(id) ON DELETE SET NULL;
 
 ALTER TABLE ONLY public.api_tokens
     ADD CONSTRAINT api_tokens_org_id_fkey FOREIGN KEY (org_id) REFERENCES public.orgs(id) ON DELETE CASCADE;

@@ -27,6 +27,7 @@ other refusal of a schema-valid request still fails the run.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 import time
 from collections import Counter
@@ -272,6 +273,11 @@ def test_openapi_document_holds_for_the_tenant_and_operator_surfaces(
     settings: Settings, db_url: str
 ) -> None:
     _, token = asyncio.run(make_org(db_url, "Schemathesis"))
+    # The fuzzer is one address sending thousands of requests without credentials: the
+    # per-address throttle of failed authentications (issue 15) is tested on its own.
+    settings = dataclasses.replace(
+        settings, accounts=dataclasses.replace(settings.accounts, auth_failures_per_minute=0)
+    )
     seed(settings, token)
     started = time.monotonic()
     report = run_schemathesis(settings, token)
