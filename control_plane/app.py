@@ -22,6 +22,7 @@ from control_plane.core.auth import (
     org_guard,
 )
 from control_plane.core.cache_control import cache_control_middleware
+from control_plane.core.cors import cors_middleware
 from control_plane.core.errors import exception_handlers
 from control_plane.core.health import healthz, readyz
 from control_plane.core.input_limits import input_limits_middleware, json_body_guard
@@ -170,6 +171,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         lifespan=[_lifespan(settings)],
         exception_handlers=exception_handlers(),
         middleware=[
+            cors_middleware(settings.cors),
             cache_control_middleware,
             headers_middleware,
             allow_header_middleware,
