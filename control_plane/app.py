@@ -42,6 +42,7 @@ from control_plane.domain.agent_api.routes import AgentController
 from control_plane.domain.agent_api.wakeups import Wakeups
 from control_plane.domain.agents.routes import OperatorAgentController
 from control_plane.domain.api_keys.routes import ApiKeyController
+from control_plane.domain.audit.routes import AuditLogController
 from control_plane.domain.heartbeats.routes import HeartbeatController
 from control_plane.domain.incidents.routes import IncidentController
 from control_plane.domain.ondemand.routes import OnDemandController
@@ -104,6 +105,7 @@ def tenant_router() -> Router:
             IncidentController,
             RegionCatalogController,
             ApiKeyController,
+            AuditLogController,
         ],
         guards=[org_guard, permission_guard, json_body_guard],
         dependencies={"org": Provide(authenticated_org, sync_to_thread=False)},

@@ -1,8 +1,8 @@
 """API key scopes: the names a key is given, mapped onto ``core/permissions.py`` permissions.
 
 A scope is a permission (``targets:read``, ``channels:write``, …; write implies read), or one of
-the named bundles: ``read_only`` (every ``:read``) and ``full_access`` (everything, stored as
-NULL permissions like the org tokens made before scopes existed). A key never exceeds its
+the named bundles: ``read_only`` (every ``:read`` but ``audit:read``) and ``full_access``
+(everything, stored as NULL permissions like the org tokens made before scopes existed). A key never exceeds its
 creator: every permission it would hold must be held by the key that creates it.
 """
 
@@ -15,7 +15,8 @@ from control_plane.core.permissions import PERMISSIONS, RESOURCES, allows
 
 FULL_ACCESS = "full_access"
 READ_ONLY = "read_only"
-READ_ALL = frozenset(f"{r}:read" for r in RESOURCES)
+# ``read_only`` reads everything but the audit log (owners' and admins' business).
+READ_ALL = frozenset(f"{r}:read" for r in RESOURCES if r != "audit")
 SCOPES = frozenset(PERMISSIONS | {FULL_ACCESS, READ_ONLY})
 
 

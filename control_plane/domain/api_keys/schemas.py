@@ -4,20 +4,38 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal, get_args
 
 import msgspec
 
-from control_plane.core.permissions import RESOURCES
-
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
-# A scope (core/scopes.py): a permission, ``read_only`` or ``full_access``.
-Scope = Annotated[
-    str,
-    msgspec.Meta(
-        pattern=f"^(full_access|read_only|({'|'.join(RESOURCES)}):(read|write))$",
-        description="a permission such as targets:read, or read_only, or full_access",
-    ),
+# A scope (core/scopes.py): a permission, ``read_only`` or ``full_access``; a test checks
+# that this list and core/scopes.py's SCOPES agree.
+Scope = Literal[
+    "full_access",
+    "read_only",
+    "targets:read",
+    "targets:write",
+    "incidents:read",
+    "incidents:write",
+    "channels:read",
+    "channels:write",
+    "alert_rules:read",
+    "alert_rules:write",
+    "maintenance:read",
+    "maintenance:write",
+    "webhooks:read",
+    "webhooks:write",
+    "status_pages:read",
+    "status_pages:write",
+    "members:read",
+    "members:write",
+    "api_keys:read",
+    "api_keys:write",
+    "audit:read",
+    "audit:write",
+    "org:read",
+    "org:write",
 ]
 
 
@@ -56,3 +74,6 @@ class ApiKeyCreated(msgspec.Struct):
     created_at: datetime
     expires_at: datetime | None
     created_by: uuid.UUID | None
+
+
+SCOPE_NAMES = frozenset(get_args(Scope))

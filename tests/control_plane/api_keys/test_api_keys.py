@@ -176,3 +176,10 @@ async def test_org_tokens_made_before_scopes_stay_full_access(owner: Persona) ->
     listed = (await owner.get("/api/v1/api-keys")).json()
     assert [k["scopes"] for k in listed["items"]] == [["full_access"]]
     assert (await owner.post("/api/v1/targets", json=TARGET)).status_code == 201
+
+
+def test_the_documented_scopes_are_the_known_ones() -> None:
+    from control_plane.core.scopes import SCOPES
+    from control_plane.domain.api_keys.schemas import SCOPE_NAMES
+
+    assert SCOPE_NAMES == SCOPES
