@@ -2,8 +2,9 @@
 
 A scope is a permission (``targets:read``, ``channels:write``, …; write implies read), or one of
 the named bundles: ``read_only`` (every ``:read`` but ``audit:read``) and ``full_access``
-(everything, stored as NULL permissions like the org tokens made before scopes existed). A key never exceeds its
-creator: every permission it would hold must be held by the key that creates it.
+(everything, stored as NULL permissions like the org tokens made before scopes existed). A key
+never exceeds its creator: every permission it would hold must be held by the key that creates
+it.
 """
 
 from __future__ import annotations
