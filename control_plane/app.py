@@ -46,6 +46,7 @@ from control_plane.domain.audit.routes import AuditLogController
 from control_plane.domain.heartbeats.routes import HeartbeatController
 from control_plane.domain.incidents.routes import IncidentController
 from control_plane.domain.ondemand.routes import OnDemandController
+from control_plane.domain.plans.routes import OperatorPlanController
 from control_plane.domain.regions.routes import (
     OperatorGrantController,
     OperatorRegionController,
@@ -116,7 +117,12 @@ def tenant_router() -> Router:
 def operator_router() -> Router:
     return Router(
         path="/operator",
-        route_handlers=[OperatorRegionController, OperatorGrantController, OperatorAgentController],
+        route_handlers=[
+            OperatorRegionController,
+            OperatorGrantController,
+            OperatorAgentController,
+            OperatorPlanController,
+        ],
         guards=[operator_guard, json_body_guard],
         security=[{"operator": []}],
         tags=["operator"],
