@@ -137,7 +137,7 @@ async def test_every_route_for_every_persona(
             ok = {
                 UNAUTH: got == 401,
                 DENIED: got == 403,
-                ALLOWED: got not in (401, 403) and got < 500,
+                ALLOWED: got not in (401, 403) and (got < 500 or got == 503),
                 HIDDEN: got not in (401, 403)
                 and got < 500
                 and ("{target_id}" not in path or got in (400, 404)),
