@@ -54,6 +54,7 @@ from control_plane.domain.regions.routes import (
 )
 from control_plane.domain.results.routes import TargetResultsController
 from control_plane.domain.targets.routes import TargetController
+from control_plane.domain.users.routes import AuthController, MemberController
 from control_plane.security.sealing import Sealer
 from control_plane.settings import Settings, get_settings
 
@@ -107,6 +108,7 @@ def tenant_router() -> Router:
             RegionCatalogController,
             ApiKeyController,
             AuditLogController,
+            MemberController,
         ],
         guards=[org_guard, permission_guard, json_body_guard],
         dependencies={"org": Provide(authenticated_org, sync_to_thread=False)},
@@ -175,6 +177,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             agent_router(),
             # No auth: the token in the path is the credential.
             HeartbeatController,
+            # The session cookie is the credential (sign-in, sign-out, me, active org).
+            AuthController,
         ],
         lifespan=[_lifespan(settings)],
         exception_handlers=exception_handlers(),

@@ -139,6 +139,10 @@ class AccountsSettings:
     auth_failures_per_minute: int = 30
     # Audit-log rows older than this many days are deleted by the worker (0 keeps them).
     audit_retention_days: int = 365
+    # Browser sessions: how long a sign-in lasts, and whether the cookie is ``Secure`` (keep on
+    # unless the API is reached over plain http, e.g. local development).
+    session_days: int = 14
+    cookie_secure: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +163,8 @@ def _accounts(e: dict[str, str]) -> AccountsSettings:
         key_cache_secs=float(e.get("VIGIL_KEY_CACHE_SECS") or "30"),
         auth_failures_per_minute=int(e.get("VIGIL_AUTH_FAILURES_PER_MINUTE") or "30"),
         audit_retention_days=int(e.get("VIGIL_AUDIT_RETENTION_DAYS") or "365"),
+        session_days=int(e.get("VIGIL_SESSION_DAYS") or "14"),
+        cookie_secure=_bool(e.get("VIGIL_COOKIE_SECURE"), default=True),
     )
 
 

@@ -37,6 +37,9 @@ class OrgContext:
     min_interval_secs: int
     # What the caller may do (core/permissions.py); None: everything (a full-access key).
     permissions: frozenset[str] | None = None
+    # "api_key", or "session" for a signed-in user (``token_id`` is then the session).
+    actor_type: str = "api_key"
+    user_id: uuid.UUID | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,14 +79,18 @@ def limiter_of(res: Resources) -> Limiter:
     return res.limiter
 
 
-async def _refuse(
-    res: Resources, ip: str, message: str = "missing or invalid bearer token"
-) -> None:
-    """A failed authentication: counted against the address (a 429 past its allowance)."""
+async def count_failure(res: Resources, ip: str) -> None:
+    """A failed authentication, counted against the address (a 429 past its allowance)."""
     try:
         await limiter_of(res).failed(ip)
     except RedisError:
         log.warning("auth_failure_not_counted", reason="redis unavailable")
+
+
+async def _refuse(
+    res: Resources, ip: str, message: str = "missing or invalid bearer token"
+) -> None:
+    await count_failure(res, ip)
     raise unauthorized(message)
 
 
@@ -115,6 +122,8 @@ async def provide_org(request: ASGIConnection[Any, Any, Any, Any]) -> OrgContext
     res = resources(request)
     ip = client_ip(request)
     header = request.headers.get("authorization", "")
+    if not header and request.cookies.get(SESSION_COOKIE):
+        return await _session_org(request, res, ip)
     scheme, _, value = header.partition(" ")
     token = value.strip()
     prefix = (
@@ -162,6 +171,66 @@ async def provide_org(request: ASGIConnection[Any, Any, Any, Any]) -> OrgContext
             if isinstance(found, str):
                 raise unauthorized(found) from None
             ctx = found.ctx
+    if verdict is not None:
+        request.scope["state"][STATE_KEY] = verdict
+    structlog.contextvars.bind_contextvars(org_id=str(ctx.org_id))
+    request.scope["state"]["org_id"] = str(ctx.org_id)
+    return ctx
+
+
+SESSION_COOKIE = "vigil_session"
+CSRF_COOKIE = "vigil_csrf"
+CSRF_HEADER = "x-csrf-token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+async def _session_org(
+    request: ASGIConnection[Any, Any, Any, Any], res: Resources, ip: str
+) -> OrgContext:
+    """A signed-in browser: the session cookie names the user and the org they work in; an
+    unsafe method must repeat the session's CSRF token in ``X-CSRF-Token``."""
+    from control_plane.core.roles import permissions_of_role
+
+    token = request.cookies.get(SESSION_COOKIE, "")
+    digest = tokens.token_hash(res.settings.security.token_key, token)
+    async with res.db.connection() as conn:
+        row = await (await conn.execute(Q.session_by_hash, {"hash": digest})).fetchone()
+    if row is None:
+        await _refuse(res, ip, "no such session: sign in again")
+        raise AssertionError("unreachable")
+    method = str(request.scope.get("method", "GET")).upper()
+    if method not in SAFE_METHODS and not hmac.compare_digest(
+        request.headers.get(CSRF_HEADER, "").encode(), str(row["csrf_token"]).encode()
+    ):
+        raise ApiError(
+            403,
+            "CSRF_FAILED",
+            "a signed-in request that changes something must carry the X-CSRF-Token header",
+        )
+    if row["role"] is None:
+        raise ApiError(403, "NO_ACTIVE_ORG", "select an org you are a member of first")
+    ctx = OrgContext(
+        org_id=row["org_id"],
+        token_id=row["id"],
+        min_interval_secs=row["min_check_interval_secs"]
+        or res.settings.api.default_min_interval_secs,
+        permissions=permissions_of_role(row["role"]),
+        actor_type="session",
+        user_id=row["user_id"],
+    )
+    try:
+        verdict = await limiter_of(res).admit(
+            org_id=ctx.org_id,
+            key_id=row["user_id"],
+            ip=ip,
+            method=method,
+            path=request.scope["path"],
+            budgets={c: row[f"rate_{c}"] for c in CATEGORIES},
+            check_revoked=False,
+        )
+    except RedisError:
+        log.warning("rate_limit_skipped", reason="redis unavailable")
+        verdict = None
     if verdict is not None:
         request.scope["state"][STATE_KEY] = verdict
     structlog.contextvars.bind_contextvars(org_id=str(ctx.org_id))

@@ -211,7 +211,8 @@ CREATE TABLE public.api_tokens (
     scopes text[],
     expires_at timestamp with time zone,
     created_by uuid,
-    last4 text DEFAULT ''::text NOT NULL
+    last4 text DEFAULT ''::text NOT NULL,
+    created_by_user uuid
 );
 
 CREATE TABLE public.audit_log (
@@ -324,6 +325,14 @@ CREATE TABLE public.maintenance_windows (
     CONSTRAINT maintenance_windows_description_check CHECK ((length(description) <= 5000)),
     CONSTRAINT maintenance_windows_title_check CHECK (((length(title) >= 1) AND (length(title) <= 200))),
     CONSTRAINT maintenance_windows_write_source_check CHECK ((write_source = ANY (ARRAY['ui'::text, 'api'::text, 'terraform'::text])))
+);
+
+CREATE TABLE public.memberships (
+    org_id uuid NOT NULL,
+    user_id uuid NOT NULL,
+    role text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT memberships_role_check CHECK ((role = ANY (ARRAY['OWNER'::text, 'ADMIN'::text, 'MEMBER'::text, 'VIEWER'::text])))
 );
 
 CREATE TABLE public.on_demand_checks (
@@ -619,6 +628,17 @@ CREATE TABLE public.schema_migrations (
     applied_at timestamp with time zone DEFAULT now() NOT NULL
 );
 
+CREATE TABLE public.sessions (
+    id uuid NOT NULL,
+    user_id uuid NOT NULL,
+    token_hash bytea NOT NULL,
+    csrf_token text NOT NULL,
+    active_org_id uuid,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    expires_at timestamp with time zone NOT NULL,
+    revoked_at timestamp with time zone
+);
+
 CREATE TABLE public.target_alerts (
     target_id uuid NOT NULL,
     channel_id uuid NOT NULL,
@@ -681,6 +701,17 @@ CREATE VIEW public.target_details AS
           ORDER BY a."position") AS alert_ids
    FROM public.targets t;
 
+CREATE TABLE public.users (
+    id uuid NOT NULL,
+    email text NOT NULL,
+    name text NOT NULL,
+    password_hash text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT users_email_check CHECK (((email = lower(email)) AND ((length(email) >= 3) AND (length(email) <= 254)))),
+    CONSTRAINT users_name_check CHECK (((length(name) >= 1) AND (length(name) <= 200)))
+);
+
 ALTER TABLE ONLY public.result_rollups ATTACH PARTITION public.result_rollups_default DEFAULT;
 
 ALTER TABLE ONLY public.results ATTACH PARTITION public.results_default DEFAULT;
@@ -730,6 +761,9 @@ ALTER TABLE ONLY public.maintenance_targets
 ALTER TABLE ONLY public.maintenance_windows
     ADD CONSTRAINT maintenance_windows_pkey PRIMARY KEY (id);
 
+ALTER TABLE ONLY public.memberships
+    ADD CONSTRAINT memberships_pkey PRIMARY KEY (org_id, user_id);
+
 ALTER TABLE ONLY public.on_demand_checks
     ADD CONSTRAINT on_demand_checks_pkey PRIMARY KEY (id);
 
@@ -778,6 +812,12 @@ ALTER TABLE ONLY public.schedules
 ALTER TABLE ONLY public.schema_migrations
     ADD CONSTRAINT schema_migrations_pkey PRIMARY KEY (version);
 
+ALTER TABLE ONLY public.sessions
+    ADD CONSTRAINT sessions_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.sessions
+    ADD CONSTRAINT sessions_token_hash_key UNIQUE (token_hash);
+
 ALTER TABLE ONLY public.target_alerts
     ADD CONSTRAINT target_alerts_pkey PRIMARY KEY (target_id, channel_id);
 
@@ -786,6 +826,12 @@ ALTER TABLE ONLY public.target_regions
 
 ALTER TABLE ONLY public.targets
     ADD CONSTRAINT targets_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.users
+    ADD CONSTRAINT users_email_key UNIQUE (email);
+
+ALTER TABLE ONLY public.users
+    ADD CONSTRAINT users_pkey PRIMARY KEY (id);
 
 CREATE INDEX agents_region_idx ON public.agents USING btree (region_id);
 
@@ -809,6 +855,8 @@ CREATE INDEX maintenance_targets_target_idx ON public.maintenance_targets USING 
 
 CREATE INDEX maintenance_windows_org_idx ON public.maintenance_windows USING btree (org_id, starts_at);
 
+CREATE INDEX memberships_user_idx ON public.memberships USING btree (user_id);
+
 CREATE INDEX on_demand_expires_idx ON public.on_demand_checks USING btree (expires_at);
 
 CREATE INDEX on_demand_open_idx ON public.on_demand_checks USING btree (region_id, created_at) WHERE (state <> 'done'::text);
@@ -828,6 +876,8 @@ CREATE INDEX results_default_target_id_scheduled_at_idx ON public.results_defaul
 CREATE INDEX schedules_due_idx ON public.schedules USING btree (region_id, next_due_at);
 
 CREATE INDEX schedules_overdue_idx ON public.schedules USING btree (next_due_at);
+
+CREATE INDEX sessions_user_idx ON public.sessions USING btree (user_id);
 
 CREATE INDEX target_regions_region_idx ON public.target_regions USING btree (region_id);
 
@@ -854,6 +904,9 @@ ALTER TABLE ONLY public.agents
 
 ALTER TABLE ONLY public.api_tokens
     ADD CONSTRAINT api_tokens_created_by_fkey FOREIGN KEY (created_by) REFERENCES public.api_tokens(id) ON DELETE SET NULL;
+
+ALTER TABLE ONLY public.api_tokens
+    ADD CONSTRAINT api_tokens_created_by_user_fkey FOREIGN KEY (created_by_user) REFERENCES public.users(id) ON DELETE SET NULL;
 
 ALTER TABLE ONLY public.api_tokens
     ADD CONSTRAINT api_tokens_org_id_fkey FOREIGN KEY (org_id) REFERENCES public.orgs(id) ON DELETE CASCADE;
@@ -891,6 +944,12 @@ ALTER TABLE ONLY public.maintenance_targets
 ALTER TABLE ONLY public.maintenance_windows
     ADD CONSTRAINT maintenance_windows_org_id_fkey FOREIGN KEY (org_id) REFERENCES public.orgs(id) ON DELETE CASCADE;
 
+ALTER TABLE ONLY public.memberships
+    ADD CONSTRAINT memberships_org_id_fkey FOREIGN KEY (org_id) REFERENCES public.orgs(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.memberships
+    ADD CONSTRAINT memberships_user_id_fkey FOREIGN KEY (user_id) REFERENCES public.users(id) ON DELETE CASCADE;
+
 ALTER TABLE ONLY public.on_demand_checks
     ADD CONSTRAINT on_demand_checks_org_id_fkey FOREIGN KEY (org_id) REFERENCES public.orgs(id) ON DELETE CASCADE;
 
@@ -920,6 +979,12 @@ ALTER TABLE ONLY public.schedules
 
 ALTER TABLE ONLY public.schedules
     ADD CONSTRAINT schedules_target_id_fkey FOREIGN KEY (target_id) REFERENCES public.targets(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.sessions
+    ADD CONSTRAINT sessions_active_org_id_fkey FOREIGN KEY (active_org_id) REFERENCES public.orgs(id) ON DELETE SET NULL;
+
+ALTER TABLE ONLY public.sessions
+    ADD CONSTRAINT sessions_user_id_fkey FOREIGN KEY (user_id) REFERENCES public.users(id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.target_alerts
     ADD CONSTRAINT target_alerts_channel_id_fkey FOREIGN KEY (channel_id) REFERENCES public.channels(id) ON DELETE CASCADE;

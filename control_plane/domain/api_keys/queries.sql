@@ -1,8 +1,8 @@
 -- name: insert_key
 INSERT INTO api_tokens (id, org_id, name, prefix, hash, permissions, scopes, expires_at,
-                        created_by, last4)
+                        created_by, created_by_user, last4)
 VALUES (%(id)s, %(org_id)s, %(name)s, %(prefix)s, %(hash)s, %(permissions)s, %(scopes)s,
-        %(expires_at)s, %(created_by)s, %(last4)s)
+        %(expires_at)s, %(created_by)s, %(created_by_user)s, %(last4)s)
 RETURNING id, name, prefix, last4, scopes, created_at, last_used_at, expires_at, revoked_at,
           created_by;
 

@@ -74,7 +74,10 @@ class ApiKeyService(TenantService):
                         "permissions": None if wanted is None else sorted(wanted),
                         "scopes": None if wanted is None else scopes,
                         "expires_at": body.expires_at,
-                        "created_by": self.org.token_id,
+                        "created_by": None
+                        if self.org.actor_type == "session"
+                        else self.org.token_id,
+                        "created_by_user": self.org.user_id,
                         "last4": issued.token[-4:],
                     },
                 )
