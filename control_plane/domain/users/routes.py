@@ -14,8 +14,8 @@ from control_plane.core.auth import (
     CSRF_COOKIE,
     CSRF_HEADER,
     SESSION_COOKIE,
-    count_failure,
     client_ip,
+    count_failure,
     resources,
 )
 from control_plane.core.errors import ApiError
