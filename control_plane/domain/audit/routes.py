@@ -43,7 +43,10 @@ class AuditLogController(Controller):
             default=None, description="only this resource", max_length=200
         ),
         actor_id: str | None = Parameter(
-            default=None, description="only changes by this key (or user)", max_length=64
+            default=None,
+            description="only changes by this key (or user)",
+            max_length=64,
+            schema_extra={"format": "uuid"},
         ),
         from_: FromTime = None,
         to: ToTime = None,

@@ -12,7 +12,9 @@ from typing import Annotated
 import msgspec
 from msgspec import UNSET, UnsetType
 
-Count = Annotated[int, msgspec.Meta(ge=0, le=1_000_000_000)]
+# ``gt=-1`` rather than ``ge=0``: the same for integers, and Litestar's document drops a bound
+# of 0 (it would not state the minimum at all).
+Count = Annotated[int, msgspec.Meta(gt=-1, le=1_000_000_000)]
 Interval = Annotated[int, msgspec.Meta(ge=10, le=604_800)]
 Rate = Annotated[int, msgspec.Meta(ge=1, le=1_000_000_000)]
 PlanId = Annotated[str, msgspec.Meta(pattern="^[a-z0-9][a-z0-9_-]{0,62}$")]

@@ -56,6 +56,7 @@ MAX_RESPONSE_SECS = 5.0
 # Codes of rules the document states in words but JSON Schema cannot: cross-field and
 # cross-parameter rules, references to rows that must exist, and the state of a resource.
 SEMANTIC = {
+    "INVALID_EXPIRY": "an API key's expires_at must be in the future (issue 15)",
     "BAD_TIME_RANGE": "`to` must be after `from` (two parameters)",
     "INVALID_URL_FORMAT": "a URL's host must be a valid name or address",
     "INVALID_URL_SCHEME": "http and https only, case-insensitively",
