@@ -54,7 +54,12 @@ from control_plane.domain.regions.routes import (
 )
 from control_plane.domain.results.routes import TargetResultsController
 from control_plane.domain.targets.routes import TargetController
-from control_plane.domain.users.routes import AuthController, MemberController
+from control_plane.domain.users.routes import (
+    AccountController,
+    AuthController,
+    InvitationController,
+    MemberController,
+)
 from control_plane.security.sealing import Sealer
 from control_plane.settings import Settings, get_settings
 
@@ -109,6 +114,7 @@ def tenant_router() -> Router:
             ApiKeyController,
             AuditLogController,
             MemberController,
+            InvitationController,
         ],
         guards=[org_guard, permission_guard, json_body_guard],
         dependencies={"org": Provide(authenticated_org, sync_to_thread=False)},
@@ -179,6 +185,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             HeartbeatController,
             # The session cookie is the credential (sign-in, sign-out, me, active org).
             AuthController,
+            AccountController,
         ],
         lifespan=[_lifespan(settings)],
         exception_handlers=exception_handlers(),

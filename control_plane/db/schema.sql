@@ -305,6 +305,20 @@ CREATE TABLE public.incidents (
     CONSTRAINT incidents_state_check CHECK ((state = ANY (ARRAY['open'::text, 'acknowledged'::text, 'resolved'::text])))
 );
 
+CREATE TABLE public.invitations (
+    id uuid NOT NULL,
+    org_id uuid NOT NULL,
+    email text NOT NULL,
+    role text NOT NULL,
+    token_hash bytea NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    expires_at timestamp with time zone NOT NULL,
+    accepted_at timestamp with time zone,
+    revoked_at timestamp with time zone,
+    CONSTRAINT invitations_email_check CHECK (((email = lower(email)) AND ((length(email) >= 3) AND (length(email) <= 254)))),
+    CONSTRAINT invitations_role_check CHECK ((role = ANY (ARRAY['OWNER'::text, 'ADMIN'::text, 'MEMBER'::text, 'VIEWER'::text])))
+);
+
 CREATE TABLE public.maintenance_targets (
     window_id uuid NOT NULL,
     target_id uuid NOT NULL
@@ -449,6 +463,15 @@ CREATE VIEW public.org_limits AS
    FROM ((public.orgs o
      JOIN public.plans p ON ((p.id = o.plan_id)))
      LEFT JOIN public.plan_overrides v ON ((v.org_id = o.id)));
+
+CREATE TABLE public.password_resets (
+    id uuid NOT NULL,
+    user_id uuid NOT NULL,
+    token_hash bytea NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    expires_at timestamp with time zone NOT NULL,
+    used_at timestamp with time zone
+);
 
 CREATE TABLE public.region_grants (
     region_id text NOT NULL,
@@ -755,6 +778,12 @@ ALTER TABLE ONLY public.incident_updates
 ALTER TABLE ONLY public.incidents
     ADD CONSTRAINT incidents_pkey PRIMARY KEY (id);
 
+ALTER TABLE ONLY public.invitations
+    ADD CONSTRAINT invitations_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.invitations
+    ADD CONSTRAINT invitations_token_hash_key UNIQUE (token_hash);
+
 ALTER TABLE ONLY public.maintenance_targets
     ADD CONSTRAINT maintenance_targets_pkey PRIMARY KEY (window_id, target_id);
 
@@ -769,6 +798,12 @@ ALTER TABLE ONLY public.on_demand_checks
 
 ALTER TABLE ONLY public.orgs
     ADD CONSTRAINT orgs_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.password_resets
+    ADD CONSTRAINT password_resets_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.password_resets
+    ADD CONSTRAINT password_resets_token_hash_key UNIQUE (token_hash);
 
 ALTER TABLE ONLY public.plan_overrides
     ADD CONSTRAINT plan_overrides_pkey PRIMARY KEY (org_id);
@@ -851,6 +886,8 @@ CREATE INDEX incidents_org_state_idx ON public.incidents USING btree (org_id, st
 
 CREATE INDEX incidents_target_idx ON public.incidents USING btree (target_id, started_at DESC);
 
+CREATE INDEX invitations_org_idx ON public.invitations USING btree (org_id, created_at);
+
 CREATE INDEX maintenance_targets_target_idx ON public.maintenance_targets USING btree (target_id);
 
 CREATE INDEX maintenance_windows_org_idx ON public.maintenance_windows USING btree (org_id, starts_at);
@@ -860,6 +897,8 @@ CREATE INDEX memberships_user_idx ON public.memberships USING btree (user_id);
 CREATE INDEX on_demand_expires_idx ON public.on_demand_checks USING btree (expires_at);
 
 CREATE INDEX on_demand_open_idx ON public.on_demand_checks USING btree (region_id, created_at) WHERE (state <> 'done'::text);
+
+CREATE INDEX password_resets_user_idx ON public.password_resets USING btree (user_id);
 
 CREATE INDEX region_grants_org_idx ON public.region_grants USING btree (org_id);
 
@@ -935,6 +974,9 @@ ALTER TABLE ONLY public.incidents
 ALTER TABLE ONLY public.incidents
     ADD CONSTRAINT incidents_target_id_fkey FOREIGN KEY (target_id) REFERENCES public.targets(id) ON DELETE CASCADE;
 
+ALTER TABLE ONLY public.invitations
+    ADD CONSTRAINT invitations_org_id_fkey FOREIGN KEY (org_id) REFERENCES public.orgs(id) ON DELETE CASCADE;
+
 ALTER TABLE ONLY public.maintenance_targets
     ADD CONSTRAINT maintenance_targets_target_id_fkey FOREIGN KEY (target_id) REFERENCES public.targets(id) ON DELETE CASCADE;
 
@@ -961,6 +1003,9 @@ ALTER TABLE ONLY public.on_demand_checks
 
 ALTER TABLE ONLY public.orgs
     ADD CONSTRAINT orgs_plan_id_fkey FOREIGN KEY (plan_id) REFERENCES public.plans(id);
+
+ALTER TABLE ONLY public.password_resets
+    ADD CONSTRAINT password_resets_user_id_fkey FOREIGN KEY (user_id) REFERENCES public.users(id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.plan_overrides
     ADD CONSTRAINT plan_overrides_org_id_fkey FOREIGN KEY (org_id) REFERENCES public.orgs(id) ON DELETE CASCADE;

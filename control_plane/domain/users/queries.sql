@@ -60,3 +60,50 @@ DELETE FROM memberships WHERE org_id = %(org_id)s AND user_id = %(user_id)s;
 
 -- name: lock_org
 SELECT id FROM orgs WHERE id = %(org_id)s FOR UPDATE;
+
+-- name: pending_invitations
+SELECT count(*) AS n FROM invitations
+WHERE org_id = %(org_id)s AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > now();
+
+-- name: count_members
+SELECT count(*) AS n FROM memberships WHERE org_id = %(org_id)s;
+
+-- name: insert_invitation
+INSERT INTO invitations (id, org_id, email, role, token_hash, expires_at)
+VALUES (%(id)s, %(org_id)s, %(email)s, %(role)s, %(hash)s,
+        now() + make_interval(days => %(days)s))
+RETURNING id, email, role, created_at, expires_at;
+
+-- name: list_invitations
+SELECT id, email, role, created_at, expires_at, count(*) OVER () AS total
+FROM invitations
+WHERE org_id = %(org_id)s AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > now()
+ORDER BY created_at DESC, id DESC
+LIMIT %(limit)s OFFSET %(offset)s;
+
+-- name: revoke_invitation
+UPDATE invitations SET revoked_at = now()
+WHERE id = %(id)s AND org_id = %(org_id)s AND accepted_at IS NULL AND revoked_at IS NULL
+RETURNING id, email, role, created_at, expires_at;
+
+-- name: take_invitation
+-- Single use: the first accept takes it.
+UPDATE invitations SET accepted_at = now()
+WHERE token_hash = %(hash)s AND accepted_at IS NULL AND revoked_at IS NULL
+  AND expires_at > now()
+RETURNING id, org_id, email, role;
+
+-- name: insert_reset
+INSERT INTO password_resets (id, user_id, token_hash, expires_at)
+VALUES (%(id)s, %(user_id)s, %(hash)s, now() + interval '1 hour');
+
+-- name: take_reset
+UPDATE password_resets SET used_at = now()
+WHERE token_hash = %(hash)s AND used_at IS NULL AND expires_at > now()
+RETURNING user_id;
+
+-- name: set_password
+UPDATE users SET password_hash = %(password_hash)s, updated_at = now() WHERE id = %(id)s;
+
+-- name: revoke_sessions
+UPDATE sessions SET revoked_at = now() WHERE user_id = %(user_id)s AND revoked_at IS NULL;

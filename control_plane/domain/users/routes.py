@@ -25,7 +25,20 @@ from control_plane.core.permissions import requires
 from control_plane.core.requests import path_uuid, strict_body
 from control_plane.core.service import provide
 
-from .schemas import ActiveOrg, Me, Member, MemberUpdate, SignIn
+from .invitations import AccountService, InvitationService, invitation_not_found
+from .schemas import (
+    Accepted,
+    ActiveOrg,
+    Invitation,
+    InvitationAccept,
+    InvitationCreate,
+    Me,
+    Member,
+    MemberUpdate,
+    ResetConfirm,
+    ResetRequest,
+    SignIn,
+)
 from .service import AuthService, MemberService, member_not_found
 
 LIST = PageSize(default=50, cap=500)
@@ -144,6 +157,107 @@ class AuthController(Controller):
         return Response(None, status_code=HTTP_204_NO_CONTENT, cookies=gone)
 
 
+class AccountController(Controller):
+    """Invitations accepted and passwords reset: the mailed token is the credential."""
+
+    path = "/api/auth"
+    tags = ["auth"]
+    dependencies = {"accounts": provide(AccountService)}
+
+    @post(
+        "/invitations/accept",
+        operation_id="acceptInvitation",
+        status_code=200,
+        responses=errors(
+            s404="[INVITATION_NOT_FOUND] unknown, used, revoked or expired",
+            s422="[QUOTA_EXCEEDED] the org's plan allows no more members",
+        ),
+    )
+    async def accept(
+        self,
+        request: Request[Any, Any, Any],
+        accounts: NamedDependency[AccountService],
+        data: JSONBody[InvitationAccept],
+    ) -> Accepted:
+        """Join the org (a new account needs ``name`` and ``password``); single use."""
+        return await accounts.accept(await strict_body(request, InvitationAccept))
+
+    @post("/password-reset", operation_id="requestPasswordReset", status_code=202)
+    async def request_reset(
+        self,
+        request: Request[Any, Any, Any],
+        accounts: NamedDependency[AccountService],
+        data: JSONBody[ResetRequest],
+    ) -> Response[None]:
+        """Mail a reset link to the address if it has an account (the answer never says)."""
+        await accounts.request_reset(await strict_body(request, ResetRequest))
+        return Response(None, status_code=202)
+
+    @post(
+        "/password-reset/confirm",
+        operation_id="confirmPasswordReset",
+        status_code=HTTP_204_NO_CONTENT,
+        responses=errors(s404="[RESET_NOT_FOUND] unknown, used or expired"),
+    )
+    async def confirm_reset(
+        self,
+        request: Request[Any, Any, Any],
+        accounts: NamedDependency[AccountService],
+        data: JSONBody[ResetConfirm],
+    ) -> None:
+        """Set a new password with the mailed token; every session of the user ends."""
+        await accounts.confirm_reset(await strict_body(request, ResetConfirm))
+
+
+class InvitationController(Controller):
+    path = "/invitations"
+    tags = ["members"]
+    dependencies = {"invitations": provide(InvitationService)}
+
+    @post(
+        "/",
+        operation_id="createInvitation",
+        opt=requires("members:write"),
+        status_code=201,
+        responses=errors(
+            s409="[INVITATIONS_LIMIT] the org is at its pending-invitation cap",
+            s422="[QUOTA_EXCEEDED] the org's plan allows no more members",
+        ),
+    )
+    async def create(
+        self,
+        request: Request[Any, Any, Any],
+        invitations: NamedDependency[InvitationService],
+        data: JSONBody[InvitationCreate],
+    ) -> Invitation:
+        """Invite someone by email (a single-use link valid 7 days, sent by mail)."""
+        return await invitations.create(await strict_body(request, InvitationCreate))
+
+    @get("/", operation_id="listInvitations", opt=requires("members:read"))
+    async def list_invitations(
+        self,
+        invitations: NamedDependency[InvitationService],
+        limit: Annotated[int | None, LIST.limit] = None,
+        offset: Offset = None,
+    ) -> Page[Invitation]:
+        """Pending invitations, newest first."""
+        paging = LIST.paging(limit, offset)
+        items, total = await invitations.list_page(limit=paging.limit, offset=paging.offset)
+        return paging.page(items, total)
+
+    @delete(
+        "/{invitation_id:str}",
+        operation_id="revokeInvitation",
+        opt=requires("members:write"),
+        status_code=HTTP_204_NO_CONTENT,
+    )
+    async def revoke(
+        self, invitations: NamedDependency[InvitationService], invitation_id: FromPath[str]
+    ) -> None:
+        """Withdraw a pending invitation."""
+        await invitations.revoke(path_uuid(invitation_id, invitation_not_found()))
+
+
 class MemberController(Controller):
     path = "/members"
     tags = ["members"]
@@ -190,4 +304,4 @@ class MemberController(Controller):
         await members.remove(path_uuid(user_id, member_not_found()))
 
 
-__all__ = ["AuthController", "MemberController"]
+__all__ = ["AccountController", "AuthController", "InvitationController", "MemberController"]

@@ -52,3 +52,40 @@ class Member(msgspec.Struct):
 
 class MemberUpdate(msgspec.Struct, forbid_unknown_fields=True):
     role: Role
+
+
+class InvitationCreate(msgspec.Struct, forbid_unknown_fields=True):
+    email: Email
+    role: Role = "MEMBER"
+
+
+class Invitation(msgspec.Struct):
+    id: uuid.UUID
+    email: str
+    role: Role
+    created_at: datetime
+    expires_at: datetime
+    # Whether the invitation mail went out (the invitation stands either way).
+    mail_sent: bool | None = None
+
+
+class InvitationAccept(msgspec.Struct, forbid_unknown_fields=True):
+    token: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    # For someone without an account yet: their name and password.
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
+    password: Password | None = None
+
+
+class Accepted(msgspec.Struct):
+    org_id: uuid.UUID
+    user_id: uuid.UUID
+    role: Role
+
+
+class ResetRequest(msgspec.Struct, forbid_unknown_fields=True):
+    email: Email
+
+
+class ResetConfirm(msgspec.Struct, forbid_unknown_fields=True):
+    token: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    password: Password
