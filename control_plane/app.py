@@ -38,6 +38,7 @@ from control_plane.core.permissions import permission_guard
 from control_plane.core.ratelimit import headers_middleware
 from control_plane.core.state import Resources
 from control_plane.db.pool import make_pool
+from control_plane.domain.abuse.routes import OperatorDenylistController
 from control_plane.domain.agent_api.routes import AgentController
 from control_plane.domain.agent_api.wakeups import Wakeups
 from control_plane.domain.agents.routes import OperatorAgentController
@@ -130,6 +131,7 @@ def operator_router() -> Router:
             OperatorGrantController,
             OperatorAgentController,
             OperatorPlanController,
+            OperatorDenylistController,
         ],
         guards=[operator_guard, json_body_guard],
         security=[{"operator": []}],

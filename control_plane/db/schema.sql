@@ -186,6 +186,17 @@ SET default_tablespace = '';
 
 SET default_table_access_method = heap;
 
+CREATE TABLE public.abuse_denylist (
+    id uuid NOT NULL,
+    kind text NOT NULL,
+    value text NOT NULL,
+    reason text DEFAULT ''::text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT abuse_denylist_kind_check CHECK ((kind = ANY (ARRAY['domain'::text, 'url_pattern'::text]))),
+    CONSTRAINT abuse_denylist_reason_check CHECK ((length(reason) <= 500)),
+    CONSTRAINT abuse_denylist_value_check CHECK (((length(value) >= 1) AND (length(value) <= 500)))
+);
+
 CREATE TABLE public.agents (
     id uuid NOT NULL,
     region_id text NOT NULL,
@@ -738,6 +749,12 @@ CREATE TABLE public.users (
 ALTER TABLE ONLY public.result_rollups ATTACH PARTITION public.result_rollups_default DEFAULT;
 
 ALTER TABLE ONLY public.results ATTACH PARTITION public.results_default DEFAULT;
+
+ALTER TABLE ONLY public.abuse_denylist
+    ADD CONSTRAINT abuse_denylist_kind_value_key UNIQUE (kind, value);
+
+ALTER TABLE ONLY public.abuse_denylist
+    ADD CONSTRAINT abuse_denylist_pkey PRIMARY KEY (id);
 
 ALTER TABLE ONLY public.agents
     ADD CONSTRAINT agents_pkey PRIMARY KEY (id);
