@@ -139,6 +139,17 @@ def operator_router() -> Router:
     )
 
 
+def auth_router() -> Router:
+    """Sign-in, sessions, invitations and password resets: no bearer (the cookie or the mailed
+    token is the credential)."""
+    return Router(
+        path="/api/auth",
+        route_handlers=[AuthController, AccountController],
+        guards=[json_body_guard],
+        tags=["auth"],
+    )
+
+
 def agent_router() -> Router:
     return Router(
         path="/api/agent",
@@ -185,9 +196,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             agent_router(),
             # No auth: the token in the path is the credential.
             HeartbeatController,
-            # The session cookie is the credential (sign-in, sign-out, me, active org).
-            AuthController,
-            AccountController,
+            auth_router(),
         ],
         lifespan=[_lifespan(settings)],
         exception_handlers=exception_handlers(),

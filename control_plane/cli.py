@@ -95,12 +95,24 @@ async def _token_list(org: uuid.UUID) -> list[dict[str, object]]:
 
 
 async def _token_revoke(token_id: uuid.UUID) -> dict[str, object] | None:
+    from redis.asyncio import Redis
+
+    from control_plane.core.ratelimit import broadcast_revocation
     from control_plane.domain.orgs.service import revoke_token
 
+    settings = get_settings()
     async with await psycopg.AsyncConnection.connect(
-        get_settings().database.url, autocommit=True, row_factory=dict_row
+        settings.database.url, autocommit=True, row_factory=dict_row
     ) as conn:
-        return await revoke_token(conn, token_id)
+        row = await revoke_token(conn, token_id)
+    if row is not None:
+        # API processes that remember the key refuse it at once (core/keycache.py).
+        redis = Redis.from_url(settings.redis.url)
+        try:
+            await broadcast_revocation(redis, settings, token_id)
+        finally:
+            await redis.aclose()
+    return row
 
 
 def _uuid_arg(raw: str, what: str) -> uuid.UUID | None:

@@ -175,6 +175,13 @@ class Limiter:
         await self.redis.set(self.revoked_key(key_id), b"1", ex=ttl_secs)
 
 
+async def broadcast_revocation(redis: Redis, settings: Any, key_id: uuid.UUID) -> None:
+    """Tell every API process that ``key_id`` is revoked (for longer than any remembers it);
+    the CLI uses it, the API through ``Limiter.mark_revoked``."""
+    ttl = int(settings.accounts.key_cache_secs) + 5
+    await redis.set(f"{settings.redis.prefix}revoked:{key_id}", b"1", ex=ttl)
+
+
 def reset_at(reset_ms: int) -> int:
     return math.ceil(time.time() + reset_ms / 1000)
 

@@ -89,7 +89,7 @@ def _csrf(request: Request[Any, Any, Any], me: Me) -> None:
 class AuthController(Controller):
     """No bearer: the session cookie is the credential (mounted outside /api/v1)."""
 
-    path = "/api/auth"
+    path = "/"
     tags = ["auth"]
     dependencies = {"auth": provide(AuthService)}
 
@@ -160,7 +160,7 @@ class AuthController(Controller):
 class AccountController(Controller):
     """Invitations accepted and passwords reset: the mailed token is the credential."""
 
-    path = "/api/auth"
+    path = "/"
     tags = ["auth"]
     dependencies = {"accounts": provide(AccountService)}
 
