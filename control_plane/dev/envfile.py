@@ -82,6 +82,8 @@ def child_env(values: dict[str, str], db_url: str, redis_url: str) -> dict[str, 
     env["VIGIL_DATABASE_URL"] = db_url
     env["VIGIL_REDIS_URL"] = redis_url
     env["PYTHONUNBUFFERED"] = "1"
+    # The dev API is plain http on this machine: a Secure session cookie would never come back.
+    env.setdefault("VIGIL_COOKIE_SECURE", "false")
     return env
 
 

@@ -43,7 +43,15 @@ from .envfile import (
     dev_dir,
     ensure_secrets,
 )
-from .seed import AGENT_REGION, DEMO_ORG_NAME, ensure_database, ensure_demo, private_here
+from .seed import (
+    AGENT_REGION,
+    DEMO_EMAIL,
+    DEMO_ORG_NAME,
+    DEMO_PASSWORD,
+    ensure_database,
+    ensure_demo,
+    private_here,
+)
 from .supervisor import Children, DevError, Output, Signals, _command, _Stop
 
 DEFAULT_PORT = 8000
@@ -245,6 +253,8 @@ class DevStack:
             f"  API docs        {docs}" if docs else f"  OpenAPI         {base}/api/openapi.json",
             f"  API token       {token}   (org {DEMO_ORG_NAME!r}, id {dev.values[ORG_ID]})",
             f"  Operator token  {operator}",
+            f"  Sign in         {DEMO_EMAIL} / {dev.values.get(DEMO_PASSWORD, '(see dev.env)')}"
+            f"   (POST {base}/api/auth/sign-in)",
             f"  State           {self.root}  (secrets and tokens in {dev.path.name})",
             "",
             "Create an HTTP target:",
