@@ -11,6 +11,11 @@ import msgspec
 Role = Literal["OWNER", "ADMIN", "MEMBER", "VIEWER"]
 Email = Annotated[str, msgspec.Meta(min_length=3, max_length=254)]
 Password = Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
+# A password being set: at least 10 characters (WEAK_PASSWORD).
+NewPassword = Annotated[str, msgspec.Meta(min_length=10, max_length=1024)]
+InviteEmail = Annotated[
+    str, msgspec.Meta(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")
+]
 
 
 class SignIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -55,7 +60,7 @@ class MemberUpdate(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class InvitationCreate(msgspec.Struct, forbid_unknown_fields=True):
-    email: Email
+    email: InviteEmail
     role: Role = "MEMBER"
 
 
@@ -73,7 +78,7 @@ class InvitationAccept(msgspec.Struct, forbid_unknown_fields=True):
     token: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
     # For someone without an account yet: their name and password.
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
-    password: Password | None = None
+    password: NewPassword | None = None
 
 
 class Accepted(msgspec.Struct):
@@ -88,4 +93,4 @@ class ResetRequest(msgspec.Struct, forbid_unknown_fields=True):
 
 class ResetConfirm(msgspec.Struct, forbid_unknown_fields=True):
     token: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
-    password: Password
+    password: NewPassword

@@ -57,6 +57,8 @@ MAX_RESPONSE_SECS = 5.0
 # cross-parameter rules, references to rows that must exist, and the state of a resource.
 SEMANTIC = {
     "INVALID_EXPIRY": "an API key's expires_at must be in the future (issue 15)",
+    "INVALID_DOMAIN": "a deny-listed domain must be a domain name (when kind is domain)",
+    "INVALID_PATTERN": "a deny-listed URL pattern must be a valid regular expression",
     "BAD_TIME_RANGE": "`to` must be after `from` (two parameters)",
     "INVALID_URL_FORMAT": "a URL's host must be a valid name or address",
     "INVALID_URL_SCHEME": "http and https only, case-insensitively",
