@@ -24,11 +24,11 @@ from bench.config import BenchConfig
 from bench.peers import Blackbox, Nginx, ensure_tools
 from bench.proc import Processes
 from bench.report import Outcome, write_report
-from bench.scenarios import agent, detection, ingest, notify, reads, system
+from bench.scenarios import accounts, agent, detection, ingest, notify, reads, system
 from bench.stack import Servers, Vigil
 
 ROOT = Path(__file__).resolve().parent.parent
-SCENARIOS = ("agent", "system", "ingest", "detection", "reads", "notify")
+SCENARIOS = ("agent", "system", "ingest", "detection", "reads", "notify", "accounts")
 
 
 class Peers:
@@ -48,6 +48,7 @@ def _scenario(
         "detection": lambda: detection.run(vigil, peers.nginx, cfg),
         "reads": lambda: reads.run(vigil, cfg),
         "notify": lambda: notify.run(vigil, peers.nginx, cfg),
+        "accounts": lambda: accounts.run(vigil, cfg),
     }
     return runners[name]()
 

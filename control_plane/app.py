@@ -22,6 +22,7 @@ from control_plane.core.auth import (
     org_guard,
 )
 from control_plane.core.cache_control import cache_control_middleware
+from control_plane.core.cors import cors_middleware
 from control_plane.core.errors import exception_handlers
 from control_plane.core.health import healthz, readyz
 from control_plane.core.input_limits import input_limits_middleware, json_body_guard
@@ -34,12 +35,16 @@ from control_plane.core.observability import (
 from control_plane.core.observability.monitoring import MonitoringMetrics, refresher
 from control_plane.core.observability.openapi import StrictStructSchemaPlugin
 from control_plane.core.permissions import permission_guard
+from control_plane.core.ratelimit import headers_middleware
 from control_plane.core.state import Resources
 from control_plane.db.pool import make_pool
+from control_plane.domain.abuse.routes import OperatorDenylistController
 from control_plane.domain.agent_api.routes import AgentController
 from control_plane.domain.agent_api.wakeups import Wakeups
 from control_plane.domain.agents.routes import OperatorAgentController
 from control_plane.domain.alert_rules.routes import AlertRuleController
+from control_plane.domain.api_keys.routes import ApiKeyController
+from control_plane.domain.audit.routes import AuditLogController
 from control_plane.domain.events.hub import close_hub
 from control_plane.domain.events.routes import EventStreamController
 from control_plane.domain.events.websocket import live_stream
@@ -52,6 +57,7 @@ from control_plane.domain.notifications.routes import (
     IncidentNotificationController,
 )
 from control_plane.domain.ondemand.routes import OnDemandController
+from control_plane.domain.plans.routes import OperatorPlanController
 from control_plane.domain.public.routes import PublicPageController, public_api_router
 from control_plane.domain.public.templates import template_config
 from control_plane.domain.regions.routes import (
@@ -63,6 +69,12 @@ from control_plane.domain.results.routes import TargetResultsController
 from control_plane.domain.shares.routes import ShareController
 from control_plane.domain.status_pages.routes import StatusPageController
 from control_plane.domain.targets.routes import TargetController
+from control_plane.domain.users.routes import (
+    AccountController,
+    AuthController,
+    InvitationController,
+    MemberController,
+)
 from control_plane.security.sealing import Sealer
 from control_plane.settings import Settings, get_settings
 
@@ -121,6 +133,10 @@ def tenant_router() -> Router:
             IncidentNotificationController,
             StatusPageController,
             ShareController,
+            ApiKeyController,
+            AuditLogController,
+            MemberController,
+            InvitationController,
         ],
         guards=[org_guard, permission_guard, json_body_guard],
         dependencies={"org": Provide(authenticated_org, sync_to_thread=False)},
@@ -131,10 +147,27 @@ def tenant_router() -> Router:
 def operator_router() -> Router:
     return Router(
         path="/operator",
-        route_handlers=[OperatorRegionController, OperatorGrantController, OperatorAgentController],
+        route_handlers=[
+            OperatorRegionController,
+            OperatorGrantController,
+            OperatorAgentController,
+            OperatorPlanController,
+            OperatorDenylistController,
+        ],
         guards=[operator_guard, json_body_guard],
         security=[{"operator": []}],
         tags=["operator"],
+    )
+
+
+def auth_router() -> Router:
+    """Sign-in, sessions, invitations and password resets: no bearer (the cookie or the mailed
+    token is the credential)."""
+    return Router(
+        path="/api/auth",
+        route_handlers=[AuthController, AccountController],
+        guards=[json_body_guard],
+        tags=["auth"],
     )
 
 
@@ -190,12 +223,19 @@ def create_app(settings: Settings | None = None) -> Litestar:
             # No auth, none of the tenant guards: published status pages and share links.
             public_api_router(),
             PublicPageController,
+            auth_router(),
         ],
         template_config=template_config(),
         lifespan=[_lifespan(settings)],
         on_shutdown=[close_hub],
         exception_handlers=exception_handlers(),
-        middleware=[cache_control_middleware, allow_header_middleware, input_limits_middleware],
+        middleware=[
+            cors_middleware(settings.cors),
+            cache_control_middleware,
+            headers_middleware,
+            allow_header_middleware,
+            input_limits_middleware,
+        ],
         openapi_config=openapi_config(),
         plugins=[StrictStructSchemaPlugin()],
         logging_config=None,

@@ -95,12 +95,24 @@ async def _token_list(org: uuid.UUID) -> list[dict[str, object]]:
 
 
 async def _token_revoke(token_id: uuid.UUID) -> dict[str, object] | None:
+    from redis.asyncio import Redis
+
+    from control_plane.core.ratelimit import broadcast_revocation
     from control_plane.domain.orgs.service import revoke_token
 
+    settings = get_settings()
     async with await psycopg.AsyncConnection.connect(
-        get_settings().database.url, autocommit=True, row_factory=dict_row
+        settings.database.url, autocommit=True, row_factory=dict_row
     ) as conn:
-        return await revoke_token(conn, token_id)
+        row = await revoke_token(conn, token_id)
+    if row is not None:
+        # API processes that remember the key refuse it at once (core/keycache.py).
+        redis = Redis.from_url(settings.redis.url)
+        try:
+            await broadcast_revocation(redis, settings, token_id)
+        finally:
+            await redis.aclose()
+    return row
 
 
 def _uuid_arg(raw: str, what: str) -> uuid.UUID | None:
@@ -143,6 +155,44 @@ def _cmd_org_create(args: argparse.Namespace) -> int:
         print("error: an org name is 1-200 printable characters", file=sys.stderr)
         return 2
     print(asyncio.run(_org_create(name)))
+    return 0
+
+
+async def _user_create(
+    email: str, name: str, password: str, org: uuid.UUID | None, role: str
+) -> uuid.UUID:
+    from control_plane.domain.users.service import add_member, create_user
+
+    async with (
+        await psycopg.AsyncConnection.connect(get_settings().database.url) as conn,
+        conn.transaction(),
+    ):
+        user_id = await create_user(conn, email, name, password)
+        if org is not None:
+            await add_member(conn, org, user_id, role)
+        return user_id
+
+
+def _cmd_user_create(args: argparse.Namespace) -> int:
+    """``vigil user create --email E --name N [--org ID --role OWNER]``; the password is read
+    from stdin (never from the command line, where other users of the machine see it)."""
+    password = sys.stdin.readline().rstrip("\n")
+    org = None
+    if args.org:
+        try:
+            org = uuid.UUID(args.org)
+        except ValueError:
+            print(f"error: --org {args.org!r} is not an org id", file=sys.stderr)
+            return 2
+    try:
+        user_id = asyncio.run(_user_create(args.email, args.name, password, org, args.role))
+    except (LookupError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except psycopg.errors.ForeignKeyViolation:
+        print(f"error: org {org} does not exist", file=sys.stderr)
+        return 1
+    print(user_id)
     return 0
 
 
@@ -260,6 +310,16 @@ def build_parser() -> argparse.ArgumentParser:
     oc = org.add_parser("create", help="create an org and print its id")
     oc.add_argument("name", help="the org's display name (1-200 printable characters)")
     oc.set_defaults(fn=_cmd_org_create)
+
+    usr = sub.add_parser("user", help="manage users").add_subparsers(dest="user_cmd", required=True)
+    uc = usr.add_parser(
+        "create", help="create a user (password on stdin) and print its id; optionally a member"
+    )
+    uc.add_argument("--email", required=True)
+    uc.add_argument("--name", required=True)
+    uc.add_argument("--org", help="id of an org to make the user a member of")
+    uc.add_argument("--role", default="OWNER", choices=["OWNER", "ADMIN", "MEMBER", "VIEWER"])
+    uc.set_defaults(fn=_cmd_user_create)
 
     tok = sub.add_parser("token", help="manage API tokens").add_subparsers(
         dest="tok_cmd", required=True

@@ -223,6 +223,59 @@ def _status_pages(e: dict[str, str]) -> StatusPageSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class AccountsSettings:
+    """API keys, rate limits and the audit log (issue 15)."""
+
+    # Seconds a process remembers an authenticated key (revocation still holds at once: see
+    # core/auth.py); 0 looks every request up in the database.
+    key_cache_secs: float = 30.0
+    # Failed authentications one client address may make per minute before 429 (0: no limit).
+    auth_failures_per_minute: int = 30
+    # Audit-log rows older than this many days are deleted by the worker (0 keeps them).
+    audit_retention_days: int = 365
+    # Browser sessions: how long a sign-in lasts, and whether the cookie is ``Secure`` (keep on
+    # unless the API is reached over plain http, e.g. local development).
+    session_days: int = 14
+    cookie_secure: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class CorsSettings:
+    """CORS on /api/v1 (off by default; /healthz and /readyz never carry it)."""
+
+    enabled: bool = False
+    allowed_origins: tuple[str, ...] = ()
+    allow_any_origin: bool = False
+    allowed_methods: tuple[str, ...] = ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+CORS_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def _accounts(e: dict[str, str]) -> AccountsSettings:
+    return AccountsSettings(
+        key_cache_secs=float(e.get("VIGIL_KEY_CACHE_SECS") or "30"),
+        auth_failures_per_minute=int(e.get("VIGIL_AUTH_FAILURES_PER_MINUTE") or "30"),
+        audit_retention_days=int(e.get("VIGIL_AUDIT_RETENTION_DAYS") or "365"),
+        session_days=int(e.get("VIGIL_SESSION_DAYS") or "14"),
+        cookie_secure=_bool(e.get("VIGIL_COOKIE_SECURE"), default=True),
+    )
+
+
+def _cors(e: dict[str, str]) -> CorsSettings:
+    def listed(name: str) -> tuple[str, ...]:
+        return tuple(x.strip() for x in (e.get(name) or "").split(",") if x.strip())
+
+    methods = listed("VIGIL_CORS_ALLOWED_METHODS")
+    return CorsSettings(
+        enabled=_bool(e.get("VIGIL_CORS_ENABLED")),
+        allowed_origins=listed("VIGIL_CORS_ALLOWED_ORIGINS"),
+        allow_any_origin=_bool(e.get("VIGIL_CORS_ALLOW_ANY_ORIGIN")),
+        allowed_methods=tuple(m.upper() for m in methods) or CORS_METHODS,
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     database: DatabaseSettings
     redis: RedisSettings
@@ -232,6 +285,8 @@ class Settings:
     target_metrics: TargetMetricsSettings = field(default_factory=TargetMetricsSettings)
     notify: NotifySettings = field(default_factory=NotifySettings)
     status_pages: StatusPageSettings = field(default_factory=StatusPageSettings)
+    accounts: AccountsSettings = field(default_factory=AccountsSettings)
+    cors: CorsSettings = field(default_factory=CorsSettings)
 
 
 def _b64key(raw: str, name: str) -> bytes:
@@ -319,6 +374,8 @@ def settings_from_env(env: dict[str, str] | None = None) -> Settings:
         target_metrics=_target_metrics(e),
         notify=_notify(e),
         status_pages=_status_pages(e),
+        accounts=_accounts(e),
+        cors=_cors(e),
     )
 
 

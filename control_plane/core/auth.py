@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import hmac
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -16,13 +17,17 @@ import structlog
 from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
+from redis.exceptions import RedisError
 
 from control_plane.core.errors import ApiError
+from control_plane.core.keycache import CachedKey
+from control_plane.core.ratelimit import CATEGORIES, STATE_KEY, Limiter, Revoked
 from control_plane.core.state import Resources
 from control_plane.db.sql import Queries
 from control_plane.security import tokens
 
 Q = Queries.beside(__file__, "auth")
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +37,9 @@ class OrgContext:
     min_interval_secs: int
     # What the caller may do (core/permissions.py); None: everything (a full-access key).
     permissions: frozenset[str] | None = None
+    # "api_key", or "session" for a signed-in user (``token_id`` is then the session).
+    actor_type: str = "api_key"
+    user_id: uuid.UUID | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,17 +66,42 @@ def resources(connection: ASGIConnection[Any, Any, Any, Any]) -> Resources:
     return res
 
 
-async def provide_org(request: ASGIConnection[Any, Any, Any, Any]) -> OrgContext:
-    """Dependency for every /api/v1 route: resolves the calling org from its API token."""
-    token = bearer(request)
-    prefix = tokens.lookup_prefix(token, tokens.API_TOKEN_PREFIX)
-    if prefix is None:
-        raise unauthorized()
-    res = resources(request)
+def client_ip(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
+    client = connection.client
+    return (client.host if client else None) or "unknown"
+
+
+def limiter_of(res: Resources) -> Limiter:
+    if res.limiter is None:
+        res.limiter = Limiter(
+            res.redis, res.settings.redis.prefix, res.settings.accounts.auth_failures_per_minute
+        )
+    return res.limiter
+
+
+async def count_failure(res: Resources, ip: str) -> None:
+    """A failed authentication, counted against the address (a 429 past its allowance)."""
+    try:
+        await limiter_of(res).failed(ip)
+    except RedisError:
+        log.warning("auth_failure_not_counted", reason="redis unavailable")
+
+
+async def _refuse(
+    res: Resources, ip: str, message: str = "missing or invalid bearer token"
+) -> None:
+    await count_failure(res, ip)
+    raise unauthorized(message)
+
+
+async def _lookup(res: Resources, token: str, prefix: str, digest: bytes) -> CachedKey | str:
+    """The key from the database, or why it is refused."""
     async with res.db.connection() as conn:
         row = await (await conn.execute(Q.api_token_by_prefix, {"prefix": prefix})).fetchone()
-        if row is None or not tokens.verify(res.settings.security.token_key, token, row["hash"]):
-            raise unauthorized()
+        if row is None or not hmac.compare_digest(digest, bytes(row["hash"])):
+            return "missing or invalid bearer token"
+        if row["expired"]:
+            return "this API key has expired"
         if row["stale"]:
             await conn.execute(Q.touch_api_token, {"id": row["id"]})
     ctx = OrgContext(
@@ -78,9 +111,141 @@ async def provide_org(request: ASGIConnection[Any, Any, Any, Any]) -> OrgContext
         or res.settings.api.default_min_interval_secs,
         permissions=None if row["permissions"] is None else frozenset(row["permissions"]),
     )
+    budgets = {c: row[f"rate_{c}"] for c in CATEGORIES}
+    fresh = time.monotonic() + res.settings.accounts.key_cache_secs
+    return CachedKey(ctx, budgets, row["expires_at"], fresh)
+
+
+async def provide_org(request: ASGIConnection[Any, Any, Any, Any]) -> OrgContext:
+    """Dependency for every /api/v1 route: resolves the calling org from its API key, then
+    spends one request of its rate budget (core/ratelimit.py)."""
+    res = resources(request)
+    ip = client_ip(request)
+    header = request.headers.get("authorization", "")
+    if not header and request.cookies.get(SESSION_COOKIE):
+        return await _session_org(request, res, ip)
+    scheme, _, value = header.partition(" ")
+    token = value.strip()
+    prefix = (
+        tokens.lookup_prefix(token, tokens.API_TOKEN_PREFIX) if scheme.lower() == "bearer" else None
+    )
+    if prefix is None:
+        await _refuse(res, ip)
+    digest = tokens.token_hash(res.settings.security.token_key, token)
+    entry = res.key_cache.get(digest) if res.settings.accounts.key_cache_secs > 0 else None
+    cached = entry is not None
+    if entry is None:
+        found = await _lookup(res, token, str(prefix), digest)
+        if isinstance(found, str):
+            await _refuse(res, ip, found)
+            raise AssertionError("unreachable")
+        entry = found
+        if res.settings.accounts.key_cache_secs > 0:
+            res.key_cache.put(digest, entry)
+    elif entry.expired():
+        res.key_cache.drop(digest)
+        await _refuse(res, ip, "this API key has expired")
+    ctx: OrgContext = entry.ctx
+    try:
+        verdict = await limiter_of(res).admit(
+            org_id=ctx.org_id,
+            key_id=ctx.token_id,
+            ip=ip,
+            method=str(request.scope.get("method", "GET")),
+            path=request.scope["path"],
+            budgets=entry.budgets,
+            check_revoked=cached,
+        )
+    except Revoked:
+        res.key_cache.drop(digest)
+        await _refuse(res, ip)
+        raise AssertionError("unreachable") from None
+    except RedisError:
+        # Redis down: no budget can be checked (fail open), and a remembered key cannot be
+        # checked for revocation: look it up again.
+        log.warning("rate_limit_skipped", reason="redis unavailable")
+        verdict = None
+        if cached:
+            res.key_cache.drop(digest)
+            found = await _lookup(res, token, str(prefix), digest)
+            if isinstance(found, str):
+                raise unauthorized(found) from None
+            ctx = found.ctx
+    if verdict is not None:
+        request.scope["state"][STATE_KEY] = verdict
     structlog.contextvars.bind_contextvars(org_id=str(ctx.org_id))
     request.scope["state"]["org_id"] = str(ctx.org_id)
     return ctx
+
+
+SESSION_COOKIE = "vigil_session"
+CSRF_COOKIE = "vigil_csrf"
+CSRF_HEADER = "x-csrf-token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+async def _session_org(
+    request: ASGIConnection[Any, Any, Any, Any], res: Resources, ip: str
+) -> OrgContext:
+    """A signed-in browser: the session cookie names the user and the org they work in; an
+    unsafe method must repeat the session's CSRF token in ``X-CSRF-Token``."""
+    from control_plane.core.roles import permissions_of_role
+
+    token = request.cookies.get(SESSION_COOKIE, "")
+    digest = tokens.token_hash(res.settings.security.token_key, token)
+    async with res.db.connection() as conn:
+        row = await (await conn.execute(Q.session_by_hash, {"hash": digest})).fetchone()
+    if row is None:
+        await _refuse(res, ip, "no such session: sign in again")
+        raise AssertionError("unreachable")
+    method = str(request.scope.get("method", "GET")).upper()
+    if method not in SAFE_METHODS and not hmac.compare_digest(
+        request.headers.get(CSRF_HEADER, "").encode(), str(row["csrf_token"]).encode()
+    ):
+        raise ApiError(
+            403,
+            "CSRF_FAILED",
+            "a signed-in request that changes something must carry the X-CSRF-Token header",
+        )
+    if row["role"] is None:
+        raise ApiError(403, "NO_ACTIVE_ORG", "select an org you are a member of first")
+    ctx = OrgContext(
+        org_id=row["org_id"],
+        token_id=row["id"],
+        min_interval_secs=row["min_check_interval_secs"]
+        or res.settings.api.default_min_interval_secs,
+        permissions=permissions_of_role(row["role"]),
+        actor_type="session",
+        user_id=row["user_id"],
+    )
+    try:
+        verdict = await limiter_of(res).admit(
+            org_id=ctx.org_id,
+            key_id=row["user_id"],
+            ip=ip,
+            method=method,
+            path=request.scope["path"],
+            budgets={c: row[f"rate_{c}"] for c in CATEGORIES},
+            check_revoked=False,
+        )
+    except RedisError:
+        log.warning("rate_limit_skipped", reason="redis unavailable")
+        verdict = None
+    if verdict is not None:
+        request.scope["state"][STATE_KEY] = verdict
+    structlog.contextvars.bind_contextvars(org_id=str(ctx.org_id))
+    request.scope["state"]["org_id"] = str(ctx.org_id)
+    return ctx
+
+
+async def revoke_cached(res: Resources, key_id: uuid.UUID) -> None:
+    """After a key's revocation commits: forget it here and tell every replica (the marker
+    outlives any replica's memory of the key)."""
+    res.key_cache.drop_key(key_id)
+    try:
+        await limiter_of(res).mark_revoked(key_id, int(res.settings.accounts.key_cache_secs) + 5)
+    except RedisError:
+        log.error("revocation_not_broadcast", key_id=str(key_id))
 
 
 async def provide_agent(request: ASGIConnection[Any, Any, Any, Any]) -> AgentContext:

@@ -91,6 +91,8 @@ class TenantService(Service):
 
     @property
     def actor(self) -> Actor:
+        if self.org.actor_type == "session":
+            return Actor("session", self.org.user_id)
         return Actor("api_key", self.org.token_id)
 
     async def audit(

@@ -12,11 +12,13 @@ from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
 
 from control_plane.core.draining import Draining
+from control_plane.core.keycache import KeyCache
 from control_plane.security.sealing import Sealer
 from control_plane.settings import Settings
 
 if TYPE_CHECKING:
     from control_plane.core.observability.monitoring import MonitoringMetrics
+    from control_plane.core.ratelimit import Limiter
 
 
 class RegionWaker(Protocol):
@@ -42,3 +44,7 @@ class Resources:
     monitoring: MonitoringMetrics | None = None
     # Set when the process is asked to stop: waiting requests (lease long-polls) end at once.
     draining: Draining = field(default_factory=Draining)
+    # Authenticated API keys this process remembers (core/keycache.py).
+    key_cache: KeyCache = field(default_factory=KeyCache)
+    # The rate limiter (core/ratelimit.py), built on first use by the auth check.
+    limiter: Limiter | None = None

@@ -186,6 +186,17 @@ SET default_tablespace = '';
 
 SET default_table_access_method = heap;
 
+CREATE TABLE public.abuse_denylist (
+    id uuid NOT NULL,
+    kind text NOT NULL,
+    value text NOT NULL,
+    reason text DEFAULT ''::text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT abuse_denylist_kind_check CHECK ((kind = ANY (ARRAY['domain'::text, 'url_pattern'::text]))),
+    CONSTRAINT abuse_denylist_reason_check CHECK ((length(reason) <= 500)),
+    CONSTRAINT abuse_denylist_value_check CHECK (((length(value) >= 1) AND (length(value) <= 500)))
+);
+
 CREATE TABLE public.agents (
     id uuid NOT NULL,
     region_id text NOT NULL,
@@ -235,7 +246,12 @@ CREATE TABLE public.api_tokens (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     last_used_at timestamp with time zone,
     revoked_at timestamp with time zone,
-    permissions text[]
+    permissions text[],
+    scopes text[],
+    expires_at timestamp with time zone,
+    created_by uuid,
+    last4 text DEFAULT ''::text NOT NULL,
+    created_by_user uuid
 );
 
 CREATE TABLE public.audit_log (
@@ -336,6 +352,20 @@ CREATE TABLE public.incidents (
     CONSTRAINT incidents_state_check CHECK ((state = ANY (ARRAY['open'::text, 'acknowledged'::text, 'resolved'::text])))
 );
 
+CREATE TABLE public.invitations (
+    id uuid NOT NULL,
+    org_id uuid NOT NULL,
+    email text NOT NULL,
+    role text NOT NULL,
+    token_hash bytea NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    expires_at timestamp with time zone NOT NULL,
+    accepted_at timestamp with time zone,
+    revoked_at timestamp with time zone,
+    CONSTRAINT invitations_email_check CHECK (((email = lower(email)) AND ((length(email) >= 3) AND (length(email) <= 254)))),
+    CONSTRAINT invitations_role_check CHECK ((role = ANY (ARRAY['OWNER'::text, 'ADMIN'::text, 'MEMBER'::text, 'VIEWER'::text])))
+);
+
 CREATE TABLE public.maintenance_targets (
     window_id uuid NOT NULL,
     target_id uuid NOT NULL
@@ -356,6 +386,14 @@ CREATE TABLE public.maintenance_windows (
     CONSTRAINT maintenance_windows_description_check CHECK ((length(description) <= 5000)),
     CONSTRAINT maintenance_windows_title_check CHECK (((length(title) >= 1) AND (length(title) <= 200))),
     CONSTRAINT maintenance_windows_write_source_check CHECK ((write_source = ANY (ARRAY['ui'::text, 'api'::text, 'terraform'::text])))
+);
+
+CREATE TABLE public.memberships (
+    org_id uuid NOT NULL,
+    user_id uuid NOT NULL,
+    role text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT memberships_role_check CHECK ((role = ANY (ARRAY['OWNER'::text, 'ADMIN'::text, 'MEMBER'::text, 'VIEWER'::text])))
 );
 
 CREATE TABLE public.monitor_shares (
@@ -523,6 +561,15 @@ CREATE VIEW public.org_limits AS
    FROM ((public.orgs o
      JOIN public.plans p ON ((p.id = o.plan_id)))
      LEFT JOIN public.plan_overrides v ON ((v.org_id = o.id)));
+
+CREATE TABLE public.password_resets (
+    id uuid NOT NULL,
+    user_id uuid NOT NULL,
+    token_hash bytea NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    expires_at timestamp with time zone NOT NULL,
+    used_at timestamp with time zone
+);
 
 CREATE TABLE public.region_grants (
     region_id text NOT NULL,
@@ -702,6 +749,17 @@ CREATE TABLE public.schema_migrations (
     applied_at timestamp with time zone DEFAULT now() NOT NULL
 );
 
+CREATE TABLE public.sessions (
+    id uuid NOT NULL,
+    user_id uuid NOT NULL,
+    token_hash bytea NOT NULL,
+    csrf_token text NOT NULL,
+    active_org_id uuid,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    expires_at timestamp with time zone NOT NULL,
+    revoked_at timestamp with time zone
+);
+
 CREATE TABLE public.status_page_components (
     page_id uuid NOT NULL,
     target_id uuid NOT NULL,
@@ -805,9 +863,26 @@ CREATE VIEW public.target_details AS
           ORDER BY a."position") AS alert_ids
    FROM public.targets t;
 
+CREATE TABLE public.users (
+    id uuid NOT NULL,
+    email text NOT NULL,
+    name text NOT NULL,
+    password_hash text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT users_email_check CHECK (((email = lower(email)) AND ((length(email) >= 3) AND (length(email) <= 254)))),
+    CONSTRAINT users_name_check CHECK (((length(name) >= 1) AND (length(name) <= 200)))
+);
+
 ALTER TABLE ONLY public.result_rollups ATTACH PARTITION public.result_rollups_default DEFAULT;
 
 ALTER TABLE ONLY public.results ATTACH PARTITION public.results_default DEFAULT;
+
+ALTER TABLE ONLY public.abuse_denylist
+    ADD CONSTRAINT abuse_denylist_kind_value_key UNIQUE (kind, value);
+
+ALTER TABLE ONLY public.abuse_denylist
+    ADD CONSTRAINT abuse_denylist_pkey PRIMARY KEY (id);
 
 ALTER TABLE ONLY public.agents
     ADD CONSTRAINT agents_pkey PRIMARY KEY (id);
@@ -823,6 +898,9 @@ ALTER TABLE ONLY public.alert_rule_targets
 
 ALTER TABLE ONLY public.alert_rules
     ADD CONSTRAINT alert_rules_pkey PRIMARY KEY (id);
+
+ALTER TABLE public.api_tokens
+    ADD CONSTRAINT api_tokens_name_len CHECK (((length(name) >= 1) AND (length(name) <= 100))) NOT VALID;
 
 ALTER TABLE ONLY public.api_tokens
     ADD CONSTRAINT api_tokens_pkey PRIMARY KEY (id);
@@ -854,11 +932,20 @@ ALTER TABLE ONLY public.incident_updates
 ALTER TABLE ONLY public.incidents
     ADD CONSTRAINT incidents_pkey PRIMARY KEY (id);
 
+ALTER TABLE ONLY public.invitations
+    ADD CONSTRAINT invitations_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.invitations
+    ADD CONSTRAINT invitations_token_hash_key UNIQUE (token_hash);
+
 ALTER TABLE ONLY public.maintenance_targets
     ADD CONSTRAINT maintenance_targets_pkey PRIMARY KEY (window_id, target_id);
 
 ALTER TABLE ONLY public.maintenance_windows
     ADD CONSTRAINT maintenance_windows_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.memberships
+    ADD CONSTRAINT memberships_pkey PRIMARY KEY (org_id, user_id);
 
 ALTER TABLE ONLY public.monitor_shares
     ADD CONSTRAINT monitor_shares_pkey PRIMARY KEY (id);
@@ -877,6 +964,12 @@ ALTER TABLE ONLY public.on_demand_checks
 
 ALTER TABLE ONLY public.orgs
     ADD CONSTRAINT orgs_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.password_resets
+    ADD CONSTRAINT password_resets_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.password_resets
+    ADD CONSTRAINT password_resets_token_hash_key UNIQUE (token_hash);
 
 ALTER TABLE ONLY public.plan_overrides
     ADD CONSTRAINT plan_overrides_pkey PRIMARY KEY (org_id);
@@ -920,6 +1013,12 @@ ALTER TABLE ONLY public.schedules
 ALTER TABLE ONLY public.schema_migrations
     ADD CONSTRAINT schema_migrations_pkey PRIMARY KEY (version);
 
+ALTER TABLE ONLY public.sessions
+    ADD CONSTRAINT sessions_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.sessions
+    ADD CONSTRAINT sessions_token_hash_key UNIQUE (token_hash);
+
 ALTER TABLE ONLY public.status_page_components
     ADD CONSTRAINT status_page_components_pkey PRIMARY KEY (page_id, target_id);
 
@@ -940,6 +1039,12 @@ ALTER TABLE ONLY public.target_regions
 
 ALTER TABLE ONLY public.targets
     ADD CONSTRAINT targets_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.users
+    ADD CONSTRAINT users_email_key UNIQUE (email);
+
+ALTER TABLE ONLY public.users
+    ADD CONSTRAINT users_pkey PRIMARY KEY (id);
 
 CREATE INDEX agents_region_idx ON public.agents USING btree (region_id);
 
@@ -969,11 +1074,15 @@ CREATE INDEX incidents_org_state_idx ON public.incidents USING btree (org_id, st
 
 CREATE INDEX incidents_target_idx ON public.incidents USING btree (target_id, started_at DESC);
 
+CREATE INDEX invitations_org_idx ON public.invitations USING btree (org_id, created_at);
+
 CREATE INDEX maintenance_targets_target_idx ON public.maintenance_targets USING btree (target_id);
 
 CREATE INDEX maintenance_windows_org_ends_idx ON public.maintenance_windows USING btree (org_id, ends_at);
 
 CREATE INDEX maintenance_windows_org_idx ON public.maintenance_windows USING btree (org_id, starts_at);
+
+CREATE INDEX memberships_user_idx ON public.memberships USING btree (user_id);
 
 CREATE INDEX monitor_shares_org_idx ON public.monitor_shares USING btree (org_id) WHERE (revoked_at IS NULL);
 
@@ -993,6 +1102,8 @@ CREATE INDEX on_demand_expires_idx ON public.on_demand_checks USING btree (expir
 
 CREATE INDEX on_demand_open_idx ON public.on_demand_checks USING btree (region_id, created_at) WHERE (state <> 'done'::text);
 
+CREATE INDEX password_resets_user_idx ON public.password_resets USING btree (user_id);
+
 CREATE INDEX region_grants_org_idx ON public.region_grants USING btree (org_id);
 
 CREATE INDEX result_rollups_target_minute_idx ON ONLY public.result_rollups USING btree (target_id, minute);
@@ -1008,6 +1119,8 @@ CREATE INDEX results_default_target_id_scheduled_at_idx ON public.results_defaul
 CREATE INDEX schedules_due_idx ON public.schedules USING btree (region_id, next_due_at);
 
 CREATE INDEX schedules_overdue_idx ON public.schedules USING btree (next_due_at);
+
+CREATE INDEX sessions_user_idx ON public.sessions USING btree (user_id);
 
 CREATE INDEX status_page_components_org_idx ON public.status_page_components USING btree (org_id);
 
@@ -1054,6 +1167,12 @@ ALTER TABLE ONLY public.alert_rules
     ADD CONSTRAINT alert_rules_org_id_fkey FOREIGN KEY (org_id) REFERENCES public.orgs(id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.api_tokens
+    ADD CONSTRAINT api_tokens_created_by_fkey FOREIGN KEY (created_by) REFERENCES public.api_tokens(id) ON DELETE SET NULL;
+
+ALTER TABLE ONLY public.api_tokens
+    ADD CONSTRAINT api_tokens_created_by_user_fkey FOREIGN KEY (created_by_user) REFERENCES public.users(id) ON DELETE SET NULL;
+
+ALTER TABLE ONLY public.api_tokens
     ADD CONSTRAINT api_tokens_org_id_fkey FOREIGN KEY (org_id) REFERENCES public.orgs(id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.audit_log
@@ -1080,6 +1199,9 @@ ALTER TABLE ONLY public.incidents
 ALTER TABLE ONLY public.incidents
     ADD CONSTRAINT incidents_target_id_fkey FOREIGN KEY (target_id) REFERENCES public.targets(id) ON DELETE CASCADE;
 
+ALTER TABLE ONLY public.invitations
+    ADD CONSTRAINT invitations_org_id_fkey FOREIGN KEY (org_id) REFERENCES public.orgs(id) ON DELETE CASCADE;
+
 ALTER TABLE ONLY public.maintenance_targets
     ADD CONSTRAINT maintenance_targets_target_id_fkey FOREIGN KEY (target_id) REFERENCES public.targets(id) ON DELETE CASCADE;
 
@@ -1088,6 +1210,12 @@ ALTER TABLE ONLY public.maintenance_targets
 
 ALTER TABLE ONLY public.maintenance_windows
     ADD CONSTRAINT maintenance_windows_org_id_fkey FOREIGN KEY (org_id) REFERENCES public.orgs(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.memberships
+    ADD CONSTRAINT memberships_org_id_fkey FOREIGN KEY (org_id) REFERENCES public.orgs(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.memberships
+    ADD CONSTRAINT memberships_user_id_fkey FOREIGN KEY (user_id) REFERENCES public.users(id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.monitor_shares
     ADD CONSTRAINT monitor_shares_org_id_fkey FOREIGN KEY (org_id) REFERENCES public.orgs(id) ON DELETE CASCADE;
@@ -1119,6 +1247,9 @@ ALTER TABLE ONLY public.on_demand_checks
 ALTER TABLE ONLY public.orgs
     ADD CONSTRAINT orgs_plan_id_fkey FOREIGN KEY (plan_id) REFERENCES public.plans(id);
 
+ALTER TABLE ONLY public.password_resets
+    ADD CONSTRAINT password_resets_user_id_fkey FOREIGN KEY (user_id) REFERENCES public.users(id) ON DELETE CASCADE;
+
 ALTER TABLE ONLY public.plan_overrides
     ADD CONSTRAINT plan_overrides_org_id_fkey FOREIGN KEY (org_id) REFERENCES public.orgs(id) ON DELETE CASCADE;
 
@@ -1136,6 +1267,12 @@ ALTER TABLE ONLY public.schedules
 
 ALTER TABLE ONLY public.schedules
     ADD CONSTRAINT schedules_target_id_fkey FOREIGN KEY (target_id) REFERENCES public.targets(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.sessions
+    ADD CONSTRAINT sessions_active_org_id_fkey FOREIGN KEY (active_org_id) REFERENCES public.orgs(id) ON DELETE SET NULL;
+
+ALTER TABLE ONLY public.sessions
+    ADD CONSTRAINT sessions_user_id_fkey FOREIGN KEY (user_id) REFERENCES public.users(id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.status_page_components
     ADD CONSTRAINT status_page_components_org_id_fkey FOREIGN KEY (org_id) REFERENCES public.orgs(id) ON DELETE CASCADE;

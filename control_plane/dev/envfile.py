@@ -84,6 +84,8 @@ def child_env(values: dict[str, str], db_url: str, redis_url: str) -> dict[str, 
     # Alerts may go to a receiver on this machine (a local webhook listener).
     env.setdefault("VIGIL_NOTIFY_ALLOW_PRIVATE", "true")
     env["PYTHONUNBUFFERED"] = "1"
+    # The dev API is plain http on this machine: a Secure session cookie would never come back.
+    env.setdefault("VIGIL_COOKIE_SECURE", "false")
     return env
 
 

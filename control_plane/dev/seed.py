@@ -3,6 +3,7 @@ token, and the local agent of region ``default``."""
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from typing import Any
 
@@ -14,12 +15,15 @@ from control_plane.core.auth import Q as AUTH
 from control_plane.domain.agents.schemas import AgentCreate
 from control_plane.domain.agents.service import register_agent
 from control_plane.domain.orgs.service import create_org, create_token
+from control_plane.domain.users.service import add_member, create_user
 from control_plane.security import tokens
 
 from .envfile import AGENT_TOKEN, API_TOKEN, ORG_ID
 
 DB_NAME = "vigil"
 DEMO_ORG_NAME = "Demo"
+DEMO_EMAIL = "demo@vigil.local"
+DEMO_PASSWORD = "VIGIL_DEV_DEMO_PASSWORD"
 AGENT_REGION = "default"
 AGENT_NAME = "local-dev"
 ORG_EXISTS = "SELECT id FROM orgs WHERE id = %(id)s"
@@ -63,6 +67,21 @@ async def _token_row(
     return row if row is not None and tokens.verify(key, token, bytes(row["hash"])) else None
 
 
+async def _ensure_demo_user(
+    conn: psycopg.AsyncConnection[Any], org_id: uuid.UUID, values: dict[str, str]
+) -> bool:
+    """The demo user (an owner of the demo org) to sign in with; True when made now."""
+    found = await (
+        await conn.execute("SELECT id FROM users WHERE email = %(e)s", {"e": DEMO_EMAIL})
+    ).fetchone()
+    if found is not None:
+        return False
+    password = values.setdefault(DEMO_PASSWORD, secrets.token_urlsafe(12))
+    user_id = await create_user(conn, DEMO_EMAIL, "Demo", password)
+    await add_member(conn, org_id, user_id, "OWNER")
+    return True
+
+
 async def ensure_demo(db_url: str, key: bytes, values: dict[str, str]) -> list[str]:
     """Make sure the demo org, its API token and the local agent's token in ``values`` work.
 
@@ -89,6 +108,8 @@ async def ensure_demo(db_url: str, key: bytes, values: dict[str, str]) -> list[s
         if api is None or api["org_id"] != org_id:
             values[API_TOKEN] = (await create_token(conn, key, org_id, "dev")).token
             created.append("API token")
+        if await _ensure_demo_user(conn, org_id, values):
+            created.append(f"user {DEMO_EMAIL!r}")
         agent = await _token_row(
             conn, AUTH.agent_by_prefix, key, values.get(AGENT_TOKEN), tokens.AGENT_TOKEN_PREFIX
         )

@@ -45,7 +45,9 @@ from .envfile import (
 )
 from .seed import (
     AGENT_REGION,
+    DEMO_EMAIL,
     DEMO_ORG_NAME,
+    DEMO_PASSWORD,
     ensure_database,
     ensure_demo,
     ensure_demo_status_page,
@@ -253,6 +255,8 @@ class DevStack:
             f"  API docs        {docs}" if docs else f"  OpenAPI         {base}/api/openapi.json",
             f"  API token       {token}   (org {DEMO_ORG_NAME!r}, id {dev.values[ORG_ID]})",
             f"  Operator token  {operator}",
+            f"  Sign in         {DEMO_EMAIL} / {dev.values.get(DEMO_PASSWORD, '(see dev.env)')}"
+            f"   (POST {base}/api/auth/sign-in)",
             f"  State           {self.root}  (secrets and tokens in {dev.path.name})",
             *(
                 [f"  Status page     {base}{self.status_page}  (the demo org's targets)"]

@@ -24,6 +24,7 @@ from control_plane.core.queue import EVALUATE_TARGETS, cron_name, job_resources,
 from control_plane.core.state import Resources
 from control_plane.db.pool import make_pool
 from control_plane.domain.agent_api.jobs import sweep_missed
+from control_plane.domain.audit.jobs import purge_audit_log
 from control_plane.domain.heartbeats.jobs import sweep_overdue
 from control_plane.domain.incidents import jobs as incidents
 from control_plane.domain.notifications import jobs as notifications
@@ -124,6 +125,14 @@ def build_worker(
                 results.rollup,
                 name=cron_name(settings.redis, "rollup"),
                 second={0, 15, 30, 45},
+                unique=True,
+                timeout=600,
+            ),
+            cron(
+                purge_audit_log,
+                name=cron_name(settings.redis, "purge_audit_log"),
+                minute={17},
+                second={0},
                 unique=True,
                 timeout=600,
             ),

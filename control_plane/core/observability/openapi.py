@@ -52,6 +52,7 @@ COMMON_ERRORS = {
     "404": "[NOT_FOUND or the resource's own code] nothing by that id for this caller",
     "413": "[PAYLOAD_TOO_LARGE, BATCH_TOO_LARGE] the body is too large",
     "415": "[UNSUPPORTED_MEDIA_TYPE] a body that is not `application/json` (or `*/*+json`)",
+    "429": "[RATE_LIMITED] a per-minute rate budget is spent (`Retry-After`, `details.scope`)",
     "431": "[REQUEST_HEADER_FIELDS_TOO_LARGE] request headers over 16 KiB in all",
 }
 
@@ -70,6 +71,7 @@ def _common_errors(path: str, operation: dict[str, Any], secured: bool) -> list[
         found.append("401")
     if path.startswith("/api/v1/"):
         found.append("403")  # every tenant route declares a permission (core/permissions.py)
+        found.append("429")  # the plan's rate budgets (core/ratelimit.py)
     if "{" in path:
         found.append("404")
     if "requestBody" in operation:

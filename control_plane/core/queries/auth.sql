@@ -1,7 +1,9 @@
 -- name: api_token_by_prefix
 -- A live API token and its org; ``stale`` says last_used_at is worth refreshing;
 -- ``min_check_interval_secs`` is the org's floor (its plan, override or own setting).
-SELECT t.id, t.org_id, t.hash, t.permissions, l.min_check_interval_secs,
+SELECT t.id, t.org_id, t.hash, t.permissions, t.expires_at, l.min_check_interval_secs,
+       (t.expires_at IS NOT NULL AND t.expires_at <= now()) AS expired,
+       l.rate_api_writes, l.rate_api_reads, l.rate_bulk_ops, l.rate_test_now, l.rate_check_now,
        (t.last_used_at IS NULL OR t.last_used_at < now() - interval '60 seconds') AS stale
 FROM api_tokens t JOIN org_limits l ON l.org_id = t.org_id
 WHERE t.prefix = %(prefix)s AND t.revoked_at IS NULL;
@@ -18,3 +20,14 @@ WHERE a.prefix = %(prefix)s AND a.revoked_at IS NULL;
 
 -- name: touch_agent
 UPDATE agents SET last_seen_at = now() WHERE id = %(id)s;
+
+-- name: session_by_hash
+-- A live session, its user's role in the active org (NULL: not a member of it), and that
+-- org's floor and rate budgets.
+SELECT s.id, s.user_id, s.csrf_token, s.active_org_id AS org_id, m.role,
+       l.min_check_interval_secs, l.rate_api_writes, l.rate_api_reads, l.rate_bulk_ops,
+       l.rate_test_now, l.rate_check_now
+FROM sessions s
+LEFT JOIN memberships m ON m.user_id = s.user_id AND m.org_id = s.active_org_id
+LEFT JOIN org_limits l ON l.org_id = s.active_org_id
+WHERE s.token_hash = %(hash)s AND s.revoked_at IS NULL AND s.expires_at > now();

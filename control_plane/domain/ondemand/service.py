@@ -16,6 +16,7 @@ from typing import Any
 import msgspec
 from psycopg.types.json import Jsonb
 
+from control_plane.core import abuse
 from control_plane.core.auth import OrgContext
 from control_plane.core.errors import ApiError
 from control_plane.core.ids import new_id
@@ -104,6 +105,7 @@ class OnDemandService(TenantService):
         job_id = new_id()
         public, sealed = seal_check(self.res.sealer, self.org.org_id, job_id, spec)
         async with self.res.db.connection() as conn:
+            await abuse.check_target(conn, spec)  # the operator's deny-list (issue 15)
             regions = [body.region]
             access = await self._access(conn, regions)
             require_usable(access, regions, "/region")

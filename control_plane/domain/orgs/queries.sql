@@ -3,8 +3,8 @@ INSERT INTO orgs (id, name) VALUES (%(id)s, %(name)s);
 
 -- name: insert_token
 -- Inserts nothing (and returns no row) when the org does not exist.
-INSERT INTO api_tokens (id, org_id, name, prefix, hash, permissions)
-SELECT %(id)s, o.id, %(name)s, %(prefix)s, %(hash)s, %(permissions)s
+INSERT INTO api_tokens (id, org_id, name, prefix, hash, permissions, last4)
+SELECT %(id)s, o.id, %(name)s, %(prefix)s, %(hash)s, %(permissions)s, %(last4)s
 FROM orgs o WHERE o.id = %(org_id)s
 RETURNING id;
 

@@ -48,6 +48,7 @@ async def create_token(
                 "prefix": issued.prefix,
                 "hash": issued.hash,
                 "permissions": None if permissions is None else sorted(permissions),
+                "last4": issued.token[-4:],
             },
         )
     ).fetchone()

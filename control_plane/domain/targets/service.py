@@ -8,7 +8,7 @@ from typing import Any
 from msgspec import UNSET
 from psycopg import AsyncConnection
 
-from control_plane.core import quotas
+from control_plane.core import abuse, quotas
 from control_plane.core.errors import ApiError, not_found
 from control_plane.core.ids import new_id
 from control_plane.core.service import TenantService
@@ -93,6 +93,7 @@ class TargetService(TenantService):
         conn = await self.conn()
         v.check(data.check)
         spec = data.check
+        await abuse.check_target(conn, spec)  # the operator's deny-list (issue 15)
         interval = (
             data.interval
             if data.interval is not None
@@ -205,6 +206,8 @@ class TargetService(TenantService):
             ).fetchone()
             assert row is not None
             before = row_to_target(row)
+            if data.check is not UNSET:
+                await abuse.check_target(conn, data.check)  # the deny-list (issue 15)
             fields = self._merge(row, data, target_id)
             regions = list(row["regions"])
             # A heartbeat turned into a probed check starts from the default regions.

@@ -348,7 +348,8 @@ async def test_demo_credentials_are_created_once_and_replaced_when_they_stop_wor
 ) -> None:
     values: dict[str, str] = {}
     created = await ensure_demo(db_url, TOKEN_KEY, values)
-    assert len(created) == 4, created
+    assert len(created) == 5, created
+    assert "user 'demo@vigil.local'" in created and values["VIGIL_DEV_DEMO_PASSWORD"]
     assert created[-1] == "private targets in region 'default' for the demo org"
     first = dict(values)
     assert first["VIGIL_DEV_API_TOKEN"].startswith("vgl_")

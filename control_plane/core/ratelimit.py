@@ -1,0 +1,224 @@
+"""Per-minute rate budgets on ``/api/v1``: GCRA in one Redis script, shared by every replica.
+
+Every authenticated ``/api/v1`` request is one call of ``SCRIPT``, which in one atomic step:
+
+1. refuses a key revoked since this process cached it (the revocation marker, see
+   ``core/auth.py``: revocation holds at once on every replica);
+2. refuses a client address that failed authentication too often (``per_ip_auth_failures``);
+3. checks the request's category against the org's bucket and the key's bucket
+   (``per_org_<category>``, ``per_key_<category>``) and spends one request from both, or none.
+
+Categories (the reference): ``bulk_ops`` (a ``/bulk…`` path), ``test_now`` (``…/test``),
+``check_now`` (``…/check-now``), else ``api_reads`` (GET/HEAD/OPTIONS) or ``api_writes``. The
+budgets are the org's plan (``org_limits.rate_*``, overridable per org); NULL is no limit.
+
+GCRA: a bucket of ``limit`` per minute is a theoretical arrival time (TAT); each request moves it
+``60 s / limit`` on; a request is refused when the TAT would be more than a minute ahead. The
+whole budget may be spent at once, then it refills evenly. Redis' own clock is the only clock.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+
+from control_plane.core.errors import ApiError
+
+CATEGORIES = ("api_writes", "api_reads", "bulk_ops", "test_now", "check_now")
+READS = frozenset({"GET", "HEAD", "OPTIONS"})
+STATE_KEY = "vigil_ratelimit"
+
+SCRIPT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if KEYS[1] ~= '' and redis.call('EXISTS', KEYS[1]) == 1 then
+  return {-1, 0, 0, 0, 0}
+end
+local af_limit = tonumber(ARGV[1])
+if af_limit > 0 then
+  local fails = tonumber(redis.call('GET', KEYS[2]) or '0')
+  if fails >= af_limit then
+    local ttl = redis.call('PTTL', KEYS[2])
+    if ttl < 0 then ttl = 1000 end
+    return {-2, 0, af_limit, ttl, ttl}
+  end
+end
+local n = #KEYS - 2
+local best_i, best_rem, best_limit, best_reset = 0, -1, 0, 0
+local tats = {}
+for i = 1, n do
+  local limit = tonumber(ARGV[1 + i])
+  local step = 60000 / limit
+  local tat = tonumber(redis.call('GET', KEYS[2 + i]) or now)
+  if tat < now then tat = now end
+  local new_tat = tat + step
+  local allow_at = new_tat - 60000
+  if now < allow_at then
+    return {0, i, limit, math.ceil(allow_at - now), math.ceil(tat - now)}
+  end
+  tats[i] = new_tat
+  local rem = math.floor((60000 - (new_tat - now)) / step)
+  if best_rem < 0 or rem < best_rem then
+    best_i, best_rem, best_limit, best_reset = i, rem, limit, new_tat - now
+  end
+end
+for i = 1, n do
+  redis.call('SET', KEYS[2 + i], string.format('%.3f', tats[i]), 'PX',
+             math.ceil(tats[i] - now) + 1000)
+end
+return {1, best_i, best_limit, best_rem, math.ceil(best_reset)}
+"""
+
+FAIL_SCRIPT = """
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return n
+"""
+
+
+def category(method: str, path: str) -> str:
+    segments = [s for s in path.split("/") if s]
+    if any(s.startswith("bulk") for s in segments):
+        return "bulk_ops"
+    last = segments[-1] if segments else ""
+    if last == "test":
+        return "test_now"
+    if last == "check-now":
+        return "check_now"
+    return "api_reads" if method.upper() in READS else "api_writes"
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What the headers say: the tightest bucket's limit, what is left, when it is full."""
+
+    limit: int
+    remaining: int
+    reset_at: int  # unix seconds
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Remaining": str(max(self.remaining, 0)),
+            "X-RateLimit-Reset": str(self.reset_at),
+        }
+
+
+class Revoked(Exception):
+    """The key was revoked after this process cached it."""
+
+
+class Limiter:
+    """The rate limiter of one app; ``prefix`` namespaces its Redis keys (shared by replicas)."""
+
+    def __init__(self, redis: Redis, prefix: str, auth_failures_per_minute: int) -> None:
+        self.redis = redis
+        self.prefix = prefix
+        self.auth_failures = auth_failures_per_minute
+        self._script = redis.register_script(SCRIPT)
+        self._fail = redis.register_script(FAIL_SCRIPT)
+
+    def revoked_key(self, key_id: uuid.UUID) -> str:
+        return f"{self.prefix}revoked:{key_id}"
+
+    def _ip_key(self, ip: str) -> str:
+        return f"{self.prefix}authfail:{ip}"
+
+    async def admit(
+        self,
+        *,
+        org_id: uuid.UUID,
+        key_id: uuid.UUID,
+        ip: str,
+        method: str,
+        path: str,
+        budgets: dict[str, int | None],
+        check_revoked: bool,
+    ) -> Verdict | None:
+        """Spend one request of the org's and the key's budget for the request's category.
+        None: no budget applies (the plan has no limit). Raises 429 ``RATE_LIMITED`` when a
+        budget is spent and ``Revoked`` for a key revoked elsewhere."""
+        cat = category(method, path)
+        limit = budgets.get(cat)
+        keys = [self.revoked_key(key_id) if check_revoked else "", self._ip_key(ip)]
+        args: list[Any] = [self.auth_failures]
+        scopes: list[str] = []
+        if limit:
+            keys += [f"{self.prefix}rl:org:{org_id}:{cat}", f"{self.prefix}rl:key:{key_id}:{cat}"]
+            args += [limit, limit]
+            scopes = [f"per_org_{cat}", f"per_key_{cat}"]
+        status, index, lim, value, reset_ms = await self._script(keys=keys, args=args)
+        if status == -1:
+            raise Revoked()
+        if status == -2:
+            raise too_many("per_ip_auth_failures", lim, value, reset_ms)
+        if status == 0:
+            raise too_many(scopes[index - 1], lim, value, reset_ms)
+        if not limit:
+            return None
+        return Verdict(int(lim), int(value), reset_at(int(reset_ms)))
+
+    async def failed(self, ip: str) -> None:
+        """One failed authentication from ``ip``; past the per-minute allowance it is a 429."""
+        if self.auth_failures <= 0:
+            return
+        n = int(await self._fail(keys=[self._ip_key(ip)], args=[60_000]))
+        if n > self.auth_failures:
+            raise too_many("per_ip_auth_failures", self.auth_failures, 60_000, 60_000)
+
+    async def mark_revoked(self, key_id: uuid.UUID, ttl_secs: int) -> None:
+        await self.redis.set(self.revoked_key(key_id), b"1", ex=ttl_secs)
+
+
+async def broadcast_revocation(redis: Redis, settings: Any, key_id: uuid.UUID) -> None:
+    """Tell every API process that ``key_id`` is revoked (for longer than any remembers it);
+    the CLI uses it, the API through ``Limiter.mark_revoked``."""
+    ttl = int(settings.accounts.key_cache_secs) + 5
+    await redis.set(f"{settings.redis.prefix}revoked:{key_id}", b"1", ex=ttl)
+
+
+def reset_at(reset_ms: int) -> int:
+    return math.ceil(time.time() + reset_ms / 1000)
+
+
+def too_many(scope: str, limit: int, retry_ms: int, reset_ms: int) -> ApiError:
+    retry = max(1, math.ceil(int(retry_ms) / 1000))
+    verdict = Verdict(int(limit), 0, reset_at(int(reset_ms)))
+    return ApiError(
+        429,
+        "RATE_LIMITED",
+        f"rate budget {scope} is spent; retry in {retry} s",
+        details={"scope": scope, "limit": int(limit), "retry_after_secs": retry},
+        headers={"Retry-After": str(retry), **verdict.headers()},
+    )
+
+
+def headers_middleware(app: Any) -> Any:
+    """Copy the request's rate verdict into ``X-RateLimit-*`` on its answer (errors too)."""
+
+    async def middleware(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/api/v1/"):
+            await app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                verdict = scope.get("state", {}).get(STATE_KEY)
+                if isinstance(verdict, Verdict):
+                    present = {k.lower() for k, _ in message.get("headers", [])}
+                    extra = [
+                        (k.lower().encode(), v.encode())
+                        for k, v in verdict.headers().items()
+                        if k.lower().encode() not in present
+                    ]
+                    message["headers"] = [*message.get("headers", []), *extra]
+            await send(message)
+
+        await app(scope, receive, send_with_headers)
+
+    return middleware

@@ -1,0 +1,96 @@
+"""Bodies of /api/auth (sign-in, sign-out, me, active org) and /api/v1/members."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+import msgspec
+
+Role = Literal["OWNER", "ADMIN", "MEMBER", "VIEWER"]
+Email = Annotated[str, msgspec.Meta(min_length=3, max_length=254)]
+Password = Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
+# A password being set: at least 10 characters (WEAK_PASSWORD).
+NewPassword = Annotated[str, msgspec.Meta(min_length=10, max_length=1024)]
+InviteEmail = Annotated[
+    str, msgspec.Meta(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")
+]
+
+
+class SignIn(msgspec.Struct, forbid_unknown_fields=True):
+    email: Email
+    password: Password
+    # The org to work in; default: the first the user is a member of.
+    org_id: uuid.UUID | None = None
+
+
+class OrgMembership(msgspec.Struct):
+    org_id: uuid.UUID
+    name: str
+    role: Role
+
+
+class Me(msgspec.Struct):
+    """The signed-in user, their orgs and the active one. ``csrf_token`` must be sent back as
+    ``X-CSRF-Token`` on every request that changes something."""
+
+    user_id: uuid.UUID
+    email: str
+    name: str
+    orgs: list[OrgMembership]
+    active_org_id: uuid.UUID | None
+    csrf_token: str
+
+
+class ActiveOrg(msgspec.Struct, forbid_unknown_fields=True):
+    org_id: uuid.UUID
+
+
+class Member(msgspec.Struct):
+    user_id: uuid.UUID
+    email: str
+    name: str
+    role: Role
+    created_at: datetime
+
+
+class MemberUpdate(msgspec.Struct, forbid_unknown_fields=True):
+    role: Role
+
+
+class InvitationCreate(msgspec.Struct, forbid_unknown_fields=True):
+    email: InviteEmail
+    role: Role = "MEMBER"
+
+
+class Invitation(msgspec.Struct):
+    id: uuid.UUID
+    email: str
+    role: Role
+    created_at: datetime
+    expires_at: datetime
+    # Whether the invitation mail went out (the invitation stands either way).
+    mail_sent: bool | None = None
+
+
+class InvitationAccept(msgspec.Struct, forbid_unknown_fields=True):
+    token: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    # For someone without an account yet: their name and password.
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
+    password: NewPassword | None = None
+
+
+class Accepted(msgspec.Struct):
+    org_id: uuid.UUID
+    user_id: uuid.UUID
+    role: Role
+
+
+class ResetRequest(msgspec.Struct, forbid_unknown_fields=True):
+    email: Email
+
+
+class ResetConfirm(msgspec.Struct, forbid_unknown_fields=True):
+    token: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    password: NewPassword
