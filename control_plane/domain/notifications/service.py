@@ -20,7 +20,7 @@ from msgspec import UNSET
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
-from control_plane.core import quotas
+from control_plane.core import abuse, quotas
 from control_plane.core.errors import ApiError, not_found
 from control_plane.core.ids import new_id
 from control_plane.core.mail import MailError, send_mail
@@ -172,6 +172,12 @@ class ChannelService(TenantService):
         validate_config(cfg, self._ctx())
         return cfg
 
+    async def _denylisted(self, cfg: Config) -> None:
+        """The operator's deny-list (``core/abuse``) on the URL a channel delivers to."""
+        field = TRANSPORTS[kind_of(cfg)].url_field
+        if field:
+            await abuse.check_url(await self.conn(), getattr(cfg, field), f"/config/{field}")
+
     def _token(self) -> tuple[str, bytes]:
         """A fresh single-use verification token and the hash stored for it."""
         token = secrets.token_urlsafe(32)
@@ -201,6 +207,7 @@ class ChannelService(TenantService):
         conn = await self.conn()
         name = channel_name(data.name)
         cfg = self._parse(data.config)
+        await self._denylisted(cfg)
         channel_id = new_id()
         public, sealed = codec.seal(self.sealer, self.org.org_id, channel_id, cfg)
         token, verify_hash = self._token() if kind_of(cfg) == "email" else ("", None)
@@ -296,6 +303,7 @@ class ChannelService(TenantService):
                 else:
                     codec.refuse_sentinel(new_cfg)
                 validate_config(new_cfg, self._ctx())
+                await self._denylisted(new_cfg)
                 public, sealed = codec.seal(self.sealer, org_id, channel_id, new_cfg)
                 kind = kind_of(new_cfg)
                 reset = True
@@ -361,6 +369,7 @@ class ChannelService(TenantService):
 
     async def test_unsaved(self, data: ChannelTest) -> TestResult:
         cfg = self._parse(data.config)
+        await self._denylisted(cfg)
         if kind_of(cfg) == "email":
             raise ApiError(
                 422,

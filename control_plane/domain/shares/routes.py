@@ -50,8 +50,8 @@ class ShareController(Controller):
     async def list_shares(
         self, shares: NamedDependency[ShareService], target_id: FromPath[str]
     ) -> ShareList:
-        """The monitor's live share links, tokens included (needs targets:write)."""
-        shares.require_write()
+        """The monitor's live share links; ``token`` and ``share_url`` only for a caller with
+        targets:write (null otherwise)."""
         return ShareList(items=await shares.list(path_uuid(target_id, target_not_found())))
 
     @delete(

@@ -35,24 +35,20 @@ def share_not_found() -> ApiError:
 
 
 class ShareService(TenantService):
-    def require_write(self) -> None:
-        """Listing returns live tokens: a read-only caller may not harvest them."""
-        if not allows(self.org.permissions, "targets:write"):
-            raise ApiError(
-                403,
-                "FORBIDDEN",
-                "listing share links needs the targets:write permission",
-                details={"permission": "targets:write"},
-            )
+    def reveals_tokens(self) -> bool:
+        """Live tokens are for callers who may mint and revoke links (``targets:write``): a
+        read-only caller sees the links listed with their token and URL withheld."""
+        return allows(self.org.permissions, "targets:write")
 
-    def _share(self, row: dict[str, Any]) -> MonitorShare:
-        token: str | None
-        try:
-            token = self.sealer.open(
-                row["secrets"]["token"], Sealer.binding(self.org.org_id, row["id"], "token")
-            )
-        except (SecretUnavailable, KeyError):
-            token = None
+    def _share(self, row: dict[str, Any], reveal: bool = True) -> MonitorShare:
+        token: str | None = None
+        if reveal:
+            try:
+                token = self.sealer.open(
+                    row["secrets"]["token"], Sealer.binding(self.org.org_id, row["id"], "token")
+                )
+            except (SecretUnavailable, KeyError):
+                token = None
         return MonitorShare(
             id=row["id"],
             target_id=row["target_id"],
@@ -128,7 +124,8 @@ class ShareService(TenantService):
         rows = await (
             await conn.execute(Q.list_shares, {"org_id": self.org.org_id, "target_id": target_id})
         ).fetchall()
-        return [self._share(r) for r in rows]
+        reveal = self.reveals_tokens()
+        return [self._share(r, reveal) for r in rows]
 
     async def revoke(self, target_id: uuid.UUID, share_id: uuid.UUID) -> None:
         conn = await self.conn()

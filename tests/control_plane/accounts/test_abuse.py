@@ -100,3 +100,25 @@ async def test_check_url_for_other_slices(operator: Persona, db_url: str) -> Non
             assert exc.code == "DOMAIN_DENYLISTED" and exc.field == "/config/url"
         else:
             raise AssertionError("not refused")
+
+
+async def test_denylist_applies_to_channel_urls(operator: Persona, owner: Persona) -> None:
+    base = "/api/v1/notification-channels"
+    resp = await operator.post(
+        "/operator/abuse/denylist", json={"kind": "domain", "value": "evil.example"}
+    )
+    assert resp.status_code == 201, resp.text
+    bad = {"type": "webhook", "url": "https://hooks.evil.example/x"}
+    err = assert_error(
+        await owner.post(base, json={"name": "hook", "config": bad}), 400, "DOMAIN_DENYLISTED"
+    )
+    assert err["field"] == "/config/url"
+    assert_error(await owner.post(f"{base}/test", json={"config": bad}), 400, "DOMAIN_DENYLISTED")
+    good = {"type": "webhook", "url": "https://hooks.example.com/x"}
+    created = await owner.post(base, json={"name": "hook", "config": good})
+    assert created.status_code == 201, created.text
+    resp = await owner.patch(f"{base}/{created.json()['id']}", json={"config": bad})
+    assert_error(resp, 400, "DOMAIN_DENYLISTED")
+    stored = (await owner.get(f"{base}/{created.json()['id']}")).json()
+    assert stored["config"]["type"] == "webhook"  # the refused PATCH changed nothing
+    assert stored["updated_at"] == created.json()["updated_at"]

@@ -118,16 +118,24 @@ async def test_cross_org_is_404(owner: Persona, outsider: Persona) -> None:
     assert_error(await outsider.delete(f"{shares(theirs)}/{share['id']}"), 404, "SHARE_NOT_FOUND")
 
 
-async def test_listing_needs_write(owner: Persona, db_url: str) -> None:
+async def test_read_only_callers_see_links_without_tokens(owner: Persona, db_url: str) -> None:
     tid = await make_target(owner, "api")
+    made = (await owner.post(shares(tid), json={"label": "status"})).json()
     async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as conn:
         key = await create_token(
             conn, TOKEN_KEY, owner.org_id, "ro", permissions=frozenset({"targets:read"})
         )
     ro = Persona(owner.client, {"Authorization": f"Bearer {key.token}"}, owner.org_id)
-    err = assert_error(await ro.get(shares(tid)), 403, "FORBIDDEN")
+    resp = await ro.get(shares(tid))
+    assert resp.status_code == 200, resp.text
+    (item,) = resp.json()["items"]
+    assert item["id"] == made["id"] and item["label"] == "status"
+    assert item["token"] is None and item["share_url"] is None
+    assert made["token"] not in resp.text
+    (full,) = (await owner.get(shares(tid))).json()["items"]
+    assert full["token"] == made["token"]
+    err = assert_error(await ro.post(shares(tid), json={}), 403, "FORBIDDEN")
     assert err["details"]["permission"] == "targets:write"
-    assert_error(await ro.post(shares(tid), json={}), 403, "FORBIDDEN")
 
 
 async def test_keys_rotate_rewraps_share_tokens(owner: Persona, anon: Persona, db_url: str) -> None:
