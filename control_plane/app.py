@@ -48,6 +48,7 @@ from control_plane.domain.regions.routes import (
     RegionCatalogController,
 )
 from control_plane.domain.results.routes import TargetResultsController
+from control_plane.domain.targets.fleet_routes import TargetFleetController
 from control_plane.domain.targets.routes import TargetController
 from control_plane.security.sealing import Sealer
 from control_plane.settings import Settings, get_settings
@@ -96,6 +97,7 @@ def tenant_router() -> Router:
         path="/api/v1",
         route_handlers=[
             TargetController,
+            TargetFleetController,
             OnDemandController,
             TargetResultsController,
             IncidentController,

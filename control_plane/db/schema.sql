@@ -257,6 +257,19 @@ CREATE TABLE public.heartbeats (
     created_at timestamp with time zone DEFAULT now() NOT NULL
 );
 
+CREATE TABLE public.idempotency_keys (
+    org_id uuid NOT NULL,
+    key text NOT NULL,
+    body_hash bytea NOT NULL,
+    scope text NOT NULL,
+    status smallint NOT NULL,
+    headers jsonb DEFAULT '{}'::jsonb NOT NULL,
+    body bytea NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    expires_at timestamp with time zone NOT NULL,
+    CONSTRAINT idempotency_keys_key_check CHECK (((length(key) >= 1) AND (length(key) <= 255)))
+);
+
 CREATE TABLE public.incident_updates (
     id uuid NOT NULL,
     incident_id uuid NOT NULL,
@@ -711,6 +724,9 @@ ALTER TABLE ONLY public.heartbeats
 ALTER TABLE ONLY public.heartbeats
     ADD CONSTRAINT heartbeats_token_prefix_key UNIQUE (token_prefix);
 
+ALTER TABLE ONLY public.idempotency_keys
+    ADD CONSTRAINT idempotency_keys_pkey PRIMARY KEY (org_id, key, body_hash);
+
 ALTER TABLE ONLY public.incident_updates
     ADD CONSTRAINT incident_updates_pkey PRIMARY KEY (id);
 
@@ -788,6 +804,8 @@ CREATE INDEX audit_log_org_idx ON public.audit_log USING btree (org_id, at DESC,
 
 CREATE INDEX heartbeats_due_idx ON public.heartbeats USING btree (due_at);
 
+CREATE INDEX idempotency_keys_expires_idx ON public.idempotency_keys USING btree (expires_at);
+
 CREATE INDEX incident_updates_incident_idx ON public.incident_updates USING btree (incident_id, created_at);
 
 CREATE UNIQUE INDEX incidents_one_open_idx ON public.incidents USING btree (target_id) WHERE (ended_at IS NULL);
@@ -859,6 +877,9 @@ ALTER TABLE ONLY public.heartbeats
 
 ALTER TABLE ONLY public.heartbeats
     ADD CONSTRAINT heartbeats_org_id_fkey FOREIGN KEY (org_id) REFERENCES public.orgs(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.idempotency_keys
+    ADD CONSTRAINT idempotency_keys_org_id_fkey FOREIGN KEY (org_id) REFERENCES public.orgs(id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.incident_updates
     ADD CONSTRAINT incident_updates_incident_id_fkey FOREIGN KEY (incident_id) REFERENCES public.incidents(id) ON DELETE CASCADE;

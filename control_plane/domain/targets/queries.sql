@@ -79,3 +79,61 @@ SELECT %(target_id)s, r FROM unnest(%(region_ids)s::text[]) AS r;
 -- name: count_org_targets
 -- What the max_targets quota counts (core/quotas.py).
 SELECT count(*) AS n FROM targets WHERE org_id = %(org_id)s;
+
+-- name: bulk_insert_targets
+-- A bulk create in one statement: the rows arrive as one JSON array (targets/bulk.py).
+INSERT INTO targets (id, org_id, name, kind, spec, secrets, interval_secs, enabled, tags,
+                     alert_confirmations, notify_recovery, renotify_interval_secs, region_policy,
+                     write_source)
+SELECT r.id, %(org_id)s, r.name, r.kind, r.spec, r.secrets, r.interval_secs, r.enabled, r.tags,
+       r.alert_confirmations, r.notify_recovery, r.renotify_interval_secs, r.region_policy,
+       %(write_source)s
+FROM json_to_recordset(%(rows)s::json) AS r(
+    id uuid, name text, kind text, spec jsonb, secrets jsonb, interval_secs int, enabled boolean,
+    tags text[], alert_confirmations int, notify_recovery boolean, renotify_interval_secs int,
+    region_policy jsonb);
+
+-- name: bulk_insert_regions
+-- Every probed target of a bulk create in every default region; the region trigger schedules
+-- each one at its own slot offset, as a single create does.
+INSERT INTO target_regions (target_id, region_id)
+SELECT t, r FROM unnest(%(target_ids)s::uuid[]) AS t CROSS JOIN unnest(%(region_ids)s::text[]) AS r;
+
+-- name: bulk_insert_alerts
+INSERT INTO target_alerts (target_id, channel_id, position)
+SELECT a.target_id, a.channel_id, a.position
+FROM json_to_recordset(%(rows)s::json) AS a(target_id uuid, channel_id uuid, position int);
+
+-- name: get_targets_among
+SELECT * FROM target_details t WHERE t.org_id = %(org_id)s AND t.id = ANY(%(ids)s::uuid[]);
+
+-- name: lock_targets_among
+-- The org's rows among the ids of a bulk action, locked for its transaction (id order: two
+-- overlapping bulk actions never deadlock).
+SELECT id, kind, spec, secrets, interval_secs, enabled, tags, alert_confirmations,
+       renotify_interval_secs
+FROM targets WHERE org_id = %(org_id)s AND id = ANY(%(ids)s::uuid[])
+ORDER BY id FOR UPDATE;
+
+-- name: bulk_set_enabled
+UPDATE targets SET enabled = %(enabled)s, write_source = %(write_source)s, updated_at = now()
+WHERE org_id = %(org_id)s AND id = ANY(%(ids)s::uuid[]) AND enabled <> %(enabled)s;
+
+-- name: bulk_delete
+DELETE FROM targets WHERE org_id = %(org_id)s AND id = ANY(%(ids)s::uuid[]);
+
+-- name: bulk_set_tags
+UPDATE targets t SET tags = r.tags, write_source = %(write_source)s, updated_at = now()
+FROM json_to_recordset(%(rows)s::json) AS r(id uuid, tags text[])
+WHERE t.org_id = %(org_id)s AND t.id = r.id;
+
+-- name: bulk_update_fields
+-- The plain fields of a bulk update; a NULL parameter keeps the column.
+UPDATE targets
+SET interval_secs = coalesce(%(interval_secs)s::int, interval_secs),
+    enabled = coalesce(%(enabled)s::boolean, enabled),
+    alert_confirmations = coalesce(%(alert_confirmations)s::int, alert_confirmations),
+    notify_recovery = coalesce(%(notify_recovery)s::boolean, notify_recovery),
+    renotify_interval_secs = coalesce(%(renotify_interval_secs)s::int, renotify_interval_secs),
+    write_source = %(write_source)s, updated_at = now()
+WHERE org_id = %(org_id)s AND id = ANY(%(ids)s::uuid[]);

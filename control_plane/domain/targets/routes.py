@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from litestar import Controller, Request, Response, delete, get, patch, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
+from control_plane.core import idempotency
 from control_plane.core.observability.openapi import errors
 from control_plane.core.pagination import Offset, Page, PageSize
 from control_plane.core.permissions import requires
 from control_plane.core.requests import path_uuid, query_text, strict_body, write_source
 from control_plane.core.service import provide
 
-from .schemas import Target, TargetCreate, TargetRegions, TargetUpdate
+from .schemas import (
+    Target,
+    TargetCreate,
+    TargetRegions,
+    TargetUpdate,
+)
 from .service import TargetService, target_not_found
 
 LIST = PageSize(default=50, cap=1000)
@@ -45,14 +51,26 @@ class TargetController(Controller):
         targets: NamedDependency[TargetService],
         data: JSONBody[TargetCreate],
     ) -> Response[Target]:
-        """Create one target. Returns the target with its UUIDv7 id and a ``Location`` header."""
+        """Create one target. Returns the target with its UUIDv7 id and a ``Location`` header.
+        An ``Idempotency-Key`` header makes a retry with the same body answer the first
+        answer for 24 h instead of creating again."""
+        raw = await request.body()
         body = await strict_body(request, TargetCreate)
-        target = await targets.create(body, write_source(request))
-        return Response(
-            target,
-            status_code=HTTP_201_CREATED,
-            headers={"Location": f"/api/v1/targets/{target.id}"},
+
+        async def run() -> idempotency.Stored:
+            target = await targets.create(body, write_source(request))
+            location = {"Location": f"/api/v1/targets/{target.id}"}
+            return idempotency.json_answer(HTTP_201_CREATED, target, location)
+
+        answer = await idempotency.replay_or_run(
+            targets.res.db,
+            targets.org.org_id,
+            request.headers.get(idempotency.HEADER),
+            "targets.create",
+            raw,
+            run,
         )
+        return cast(Response[Target], idempotency.to_response(answer))
 
     @get("/", operation_id="listTargets", opt=requires("targets:read"))
     async def list_targets(

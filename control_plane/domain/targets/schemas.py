@@ -123,3 +123,101 @@ class Target(msgspec.Struct, kw_only=True):
 
 class TargetRegions(msgspec.Struct, forbid_unknown_fields=True):
     regions: list[str]
+
+
+# -- fleet operations: bulk create, bulk actions ------------------------------------------------
+
+MAX_BULK = 10_000
+
+
+class TargetBulkCreate(msgspec.Struct, forbid_unknown_fields=True):
+    """``POST /targets/bulk``: up to 10,000 target bodies, each exactly a ``TargetCreate``
+    (validated item by item: the errors name the item's ``index``)."""
+
+    __field_codes__: ClassVar[dict[str, str]] = {"/targets": "INVALID_BULK"}
+
+    targets: list[Any]
+
+
+class BulkItemError(msgspec.Struct, kw_only=True):
+    index: int
+    status: int
+    code: str
+    field: str | None
+    message: str
+    details: dict[str, Any] | None = None
+
+
+class TargetBulkCreated(msgspec.Struct, kw_only=True):
+    created: int
+    items: list[Target]
+
+
+class ActionEnable(msgspec.Struct, tag="enable", tag_field="type", forbid_unknown_fields=True):
+    pass
+
+
+class ActionDisable(msgspec.Struct, tag="disable", tag_field="type", forbid_unknown_fields=True):
+    pass
+
+
+class ActionDelete(msgspec.Struct, tag="delete", tag_field="type", forbid_unknown_fields=True):
+    pass
+
+
+class ActionTagAdd(msgspec.Struct, tag="tag_add", tag_field="type", forbid_unknown_fields=True):
+    tags: list[str]
+
+
+class ActionTagRemove(
+    msgspec.Struct, tag="tag_remove", tag_field="type", forbid_unknown_fields=True
+):
+    tags: list[str]
+
+
+class ActionUpdate(
+    msgspec.Struct, tag="update", tag_field="type", forbid_unknown_fields=True, kw_only=True
+):
+    """The bulk update of plain fields on many ids (omit a field to keep it)."""
+
+    interval: Interval | UnsetType = UNSET
+    enabled: bool | UnsetType = UNSET
+    alert_confirmations: int | UnsetType = UNSET
+    notify_recovery: bool | UnsetType = UNSET
+    renotify_interval_secs: int | UnsetType = UNSET
+
+
+BulkAction = (
+    ActionEnable | ActionDisable | ActionDelete | ActionTagAdd | ActionTagRemove | ActionUpdate
+)
+
+BULK_ACTION_CODES: dict[str, str] = {
+    "/ids": "INVALID_IDS",
+    "/action": "INVALID_ACTION",
+    "/action/type": "INVALID_ACTION",
+    "/action/tags": "INVALID_TAG",
+    "/action/interval": "INVALID_INTERVAL",
+    "/action/alert_confirmations": "INVALID_ALERT_CONFIG",
+    "/action/renotify_interval_secs": "INVALID_ALERT_CONFIG",
+}
+
+
+class TargetBulkAction(msgspec.Struct, forbid_unknown_fields=True):
+    __field_codes__: ClassVar[dict[str, str]] = BULK_ACTION_CODES
+    __field_choices__: ClassVar[dict[str, tuple[str, ...]]] = {
+        "/action/type": ("enable", "disable", "delete", "tag_add", "tag_remove", "update")
+    }
+
+    ids: list[str]
+    action: BulkAction
+
+
+class BulkFailure(msgspec.Struct):
+    id: str
+    code: str
+    message: str
+
+
+class TargetBulkActionResult(msgspec.Struct):
+    succeeded: list[str]
+    failed: list[BulkFailure]

@@ -89,8 +89,9 @@ class TargetService(TenantService):
         """Hashes heartbeat tokens (a write can make a target a heartbeat)."""
         return self.settings.security.token_key
 
-    async def create(self, data: TargetCreate, write_source: str) -> Target:
-        conn = await self.conn()
+    def _prepare(self, data: TargetCreate, target_id: uuid.UUID) -> Fields:
+        """What a create validates on the body alone, and the stored fields (credentials
+        sealed): the same for one target and for every item of a bulk create."""
         v.check(data.check)
         spec = data.check
         interval = (
@@ -101,9 +102,8 @@ class TargetService(TenantService):
         v.interval(interval, spec, self.org.min_interval_secs)
         v.region_policy_shape(data.region_policy)
         v.alert_fields(data.alert_confirmations, data.renotify_interval_secs)
-        target_id = new_id()
         public, sealed = seal_check(self.sealer, self.org.org_id, target_id, spec)
-        fields = Fields(
+        return Fields(
             name=v.name(data.name),
             kind=check_kind(spec),
             spec=public,
@@ -116,6 +116,12 @@ class TargetService(TenantService):
             renotify_interval_secs=data.renotify_interval_secs,
             region_policy=data.region_policy,
         )
+
+    async def create(self, data: TargetCreate, write_source: str) -> Target:
+        conn = await self.conn()
+        spec = data.check
+        target_id = new_id()
+        fields = self._prepare(data, target_id)
         async with conn.transaction():
             await quotas.enforce(conn, self.org.org_id, "max_targets", Q.count_org_targets)
             channel_ids = await _check_channels(conn, self.org.org_id, data.alerts)
