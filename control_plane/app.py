@@ -48,7 +48,7 @@ from control_plane.domain.regions.routes import (
     RegionCatalogController,
 )
 from control_plane.domain.results.routes import TargetResultsController
-from control_plane.domain.targets.fleet_routes import TargetFleetController
+from control_plane.domain.targets.fleet_routes import TagController, TargetFleetController
 from control_plane.domain.targets.routes import TargetController
 from control_plane.security.sealing import Sealer
 from control_plane.settings import Settings, get_settings
@@ -98,6 +98,7 @@ def tenant_router() -> Router:
         route_handlers=[
             TargetController,
             TargetFleetController,
+            TagController,
             OnDemandController,
             TargetResultsController,
             IncidentController,

@@ -48,6 +48,7 @@ from .schemas import (
     ActionUpdate,
     BulkFailure,
     BulkItemError,
+    TagCount,
     Target,
     TargetBulkAction,
     TargetBulkActionResult,
@@ -403,6 +404,22 @@ class FleetService(TargetService):
                 },
             )
         return done
+
+    # -- tags ---------------------------------------------------------------------------------
+
+    async def tags_page(
+        self, *, prefix: str | None, limit: int, offset: int
+    ) -> tuple[list[TagCount], int]:
+        pattern = None
+        if prefix:
+            escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            pattern = f"{escaped}%"
+        params = {"org_id": self.org.org_id, "prefix": pattern, "limit": limit, "offset": offset}
+        conn = await self.conn()
+        rows = await (await conn.execute(Q.tag_inventory, params)).fetchall()
+        total = await (await conn.execute(Q.tag_count, params)).fetchone()
+        items = [TagCount(name=r["name"], count=int(r["count"])) for r in rows]
+        return items, int(total["total"] if total else 0)
 
     # -- pause and resume -----------------------------------------------------------------------
 

@@ -7,21 +7,23 @@ dependency and answer 500).
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Annotated, Any, cast
 
-from litestar import Controller, Request, Response, post
+from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody
+from litestar.params import FromPath, JSONBody, Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from control_plane.core import idempotency
 from control_plane.core.observability.openapi import errors
+from control_plane.core.pagination import Offset, Page, PageSize
 from control_plane.core.permissions import requires
-from control_plane.core.requests import path_uuid, strict_body, write_source
+from control_plane.core.requests import path_uuid, query_text, strict_body, write_source
 from control_plane.core.service import provide
 
 from .bulk import FleetService
 from .schemas import (
+    TagCount,
     Target,
     TargetBulkAction,
     TargetBulkActionResult,
@@ -143,3 +145,30 @@ class TargetFleetController(Controller):
         """Check the target again on its interval."""
         tid = path_uuid(target_id, target_not_found())
         return await fleet.set_paused(tid, False, write_source(request))
+
+
+TAGS = PageSize(default=50, cap=1000)
+
+
+class TagController(Controller):
+    path = "/tags"
+    tags = ["targets"]
+    dependencies = {"fleet": provide(FleetService)}
+
+    @get("/", operation_id="listTags", opt=requires("targets:read"))
+    async def list_tags(
+        self,
+        fleet: NamedDependency[FleetService],
+        limit: Annotated[int | None, TAGS.limit] = None,
+        offset: Offset = None,
+        q: str | None = Parameter(
+            default=None, description="prefix of the tag (autocomplete)", max_length=64
+        ),
+    ) -> Page[TagCount]:
+        """Every tag in use on the org's targets (enabled or not) with its target count, most
+        used first, then by name."""
+        paging = TAGS.paging(limit, offset)
+        items, total = await fleet.tags_page(
+            prefix=query_text(q, "q", 64), limit=paging.limit, offset=paging.offset
+        )
+        return paging.page(items, total)

@@ -22,8 +22,12 @@ UPDATE targets SET write_source = %(write_source)s, updated_at = now()
 WHERE org_id = %(org_id)s AND id = %(id)s;
 
 -- name: get_target
--- One target of the org with its regions and alert bindings.
-SELECT * FROM target_details t WHERE t.org_id = %(org_id)s AND t.id = %(id)s;
+-- One target of the org with its regions, alert bindings and current state.
+SELECT t.*, c.current_status, c.last_region, c.last_checked_at, c.last_result_status,
+       c.last_result_error, c.last_latency_ms, c.checks_24h, c.up_24h, c.incident_id,
+       c.incident_started_at, c.incident_status, c.incident_state
+FROM target_details t JOIN target_current c ON c.target_id = t.id
+WHERE t.org_id = %(org_id)s AND t.id = %(id)s;
 
 -- name: target_owned
 -- Whether the org owns the target: anything else (another org's, none at all) is a 404.
@@ -35,14 +39,22 @@ SELECT id FROM targets WHERE org_id = %(org_id)s AND id = %(id)s FOR UPDATE;
 
 -- name: list_targets
 -- Filters are optional: a NULL parameter matches everything. ``q`` is a LIKE pattern already
--- escaped by the caller; it matches the name, the URL or the host.
-SELECT * FROM target_details t
+-- escaped by the caller; it matches the name, the URL or the host. ``status`` is the current
+-- status (target_current). The ORDER BY is chosen by the service from a fixed list and always
+-- ends with the id, so pages are stable.
+SELECT t.*, c.current_status, c.last_region, c.last_checked_at, c.last_result_status,
+       c.last_result_error, c.last_latency_ms, c.checks_24h, c.up_24h, c.incident_id,
+       c.incident_started_at, c.incident_status, c.incident_state
+FROM target_details t JOIN target_current c ON c.target_id = t.id
 WHERE t.org_id = %(org_id)s
   AND (%(tag)s::text IS NULL OR t.tags @> ARRAY[%(tag)s::text])
   AND (%(enabled)s::boolean IS NULL OR t.enabled = %(enabled)s)
   AND (%(q)s::text IS NULL OR t.name ILIKE %(q)s OR t.spec ->> 'url' ILIKE %(q)s
        OR t.spec ->> 'host' ILIKE %(q)s)
-ORDER BY t.id
+  AND (%(kind)s::text IS NULL OR t.kind = %(kind)s)
+  AND (%(region)s::text IS NULL OR t.regions @> ARRAY[%(region)s::text])
+  AND (%(status)s::text IS NULL OR c.current_status = %(status)s)
+ORDER BY {order}
 LIMIT %(limit)s OFFSET %(offset)s;
 
 -- name: count_targets
@@ -52,7 +64,13 @@ WHERE t.org_id = %(org_id)s
   AND (%(tag)s::text IS NULL OR t.tags @> ARRAY[%(tag)s::text])
   AND (%(enabled)s::boolean IS NULL OR t.enabled = %(enabled)s)
   AND (%(q)s::text IS NULL OR t.name ILIKE %(q)s OR t.spec ->> 'url' ILIKE %(q)s
-       OR t.spec ->> 'host' ILIKE %(q)s);
+       OR t.spec ->> 'host' ILIKE %(q)s)
+  AND (%(kind)s::text IS NULL OR t.kind = %(kind)s)
+  AND (%(region)s::text IS NULL OR EXISTS (
+       SELECT 1 FROM target_regions r WHERE r.target_id = t.id AND r.region_id = %(region)s))
+  AND (%(status)s::text IS NULL OR EXISTS (
+       SELECT 1 FROM target_current c WHERE c.target_id = t.id
+       AND c.current_status = %(status)s));
 
 -- name: delete_target
 DELETE FROM targets WHERE org_id = %(org_id)s AND id = %(id)s RETURNING id;
@@ -105,7 +123,11 @@ SELECT a.target_id, a.channel_id, a.position
 FROM json_to_recordset(%(rows)s::json) AS a(target_id uuid, channel_id uuid, position int);
 
 -- name: get_targets_among
-SELECT * FROM target_details t WHERE t.org_id = %(org_id)s AND t.id = ANY(%(ids)s::uuid[]);
+SELECT t.*, c.current_status, c.last_region, c.last_checked_at, c.last_result_status,
+       c.last_result_error, c.last_latency_ms, c.checks_24h, c.up_24h, c.incident_id,
+       c.incident_started_at, c.incident_status, c.incident_state
+FROM target_details t JOIN target_current c ON c.target_id = t.id
+WHERE t.org_id = %(org_id)s AND t.id = ANY(%(ids)s::uuid[]);
 
 -- name: lock_targets_among
 -- The org's rows among the ids of a bulk action, locked for its transaction (id order: two
@@ -137,3 +159,18 @@ SET interval_secs = coalesce(%(interval_secs)s::int, interval_secs),
     renotify_interval_secs = coalesce(%(renotify_interval_secs)s::int, renotify_interval_secs),
     write_source = %(write_source)s, updated_at = now()
 WHERE org_id = %(org_id)s AND id = ANY(%(ids)s::uuid[]);
+
+-- name: tag_inventory
+-- The org's tags with how many targets carry each (enabled or not), most used first then by
+-- name; ``prefix`` is a LIKE pattern already escaped by the caller.
+SELECT tag AS name, count(*) AS count
+FROM targets t CROSS JOIN LATERAL unnest(t.tags) AS tag
+WHERE t.org_id = %(org_id)s AND (%(prefix)s::text IS NULL OR tag LIKE %(prefix)s)
+GROUP BY tag
+ORDER BY count(*) DESC, tag COLLATE "C"
+LIMIT %(limit)s OFFSET %(offset)s;
+
+-- name: tag_count
+SELECT count(DISTINCT tag) AS total
+FROM targets t CROSS JOIN LATERAL unnest(t.tags) AS tag
+WHERE t.org_id = %(org_id)s AND (%(prefix)s::text IS NULL OR tag LIKE %(prefix)s);

@@ -10,19 +10,31 @@ from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from control_plane.core import idempotency
+from control_plane.core.errors import ApiError
 from control_plane.core.observability.openapi import errors
 from control_plane.core.pagination import Offset, Page, PageSize
 from control_plane.core.permissions import requires
 from control_plane.core.requests import path_uuid, query_text, strict_body, write_source
 from control_plane.core.service import provide
+from shared.checks import KINDS
 
 from .schemas import (
+    CURRENT_STATUSES,
     Target,
     TargetCreate,
     TargetRegions,
     TargetUpdate,
 )
 from .service import TargetService, target_not_found
+
+
+def one_of(value: str | None, name: str, allowed: tuple[str, ...]) -> str | None:
+    if value is None or value in allowed:
+        return value
+    raise ApiError(
+        400, "INVALID_QUERY_PARAM", f"{name} must be one of {', '.join(allowed)}", f"/{name}"
+    )
+
 
 LIST = PageSize(default=50, cap=1000)
 # What a target's write can answer beyond the common errors (core/observability/openapi.py).
@@ -85,8 +97,26 @@ class TargetController(Controller):
         q: str | None = Parameter(
             default=None, description="substring of name, url or host", max_length=200
         ),
+        kind: str | None = Parameter(
+            default=None, description=f"check kind: {', '.join(KINDS)}", max_length=50
+        ),
+        status: str | None = Parameter(
+            default=None,
+            description=f"current status: {', '.join(CURRENT_STATUSES)}",
+            max_length=50,
+        ),
+        region: str | None = Parameter(
+            default=None, description="only targets probed from this region", max_length=200
+        ),
+        sort: str | None = Parameter(
+            default=None,
+            description="name, created_at, status or last_checked_at; '-' in front for "
+            "descending; ties are broken by id (default: id, i.e. oldest first)",
+            max_length=50,
+        ),
     ) -> Page[Target]:
-        """List the org's targets, oldest first."""
+        """List the org's targets (oldest first unless ``sort``), each with its current
+        status, last result, last 24 h and open incident."""
         paging = LIST.paging(limit, offset)
         items, total = await targets.list_page(
             limit=paging.limit,
@@ -94,6 +124,10 @@ class TargetController(Controller):
             tag=query_text(tag, "tag"),
             enabled=enabled,
             q=query_text(q, "q"),
+            kind=one_of(kind, "kind", tuple(KINDS)),
+            status=one_of(status, "status", CURRENT_STATUSES),
+            region=query_text(region, "region"),
+            sort=query_text(sort, "sort"),
         )
         return paging.page(items, total)
 

@@ -101,6 +101,35 @@ class TargetUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     write_source: Any = UNSET
 
 
+CurrentStatus = Literal["up", "down", "degraded", "error", "unknown", "paused"]
+CURRENT_STATUSES: tuple[str, ...] = get_args(CurrentStatus)
+
+
+class LastResult(msgspec.Struct, kw_only=True):
+    """The newest conclusive result of any of the target's regions."""
+
+    at: datetime
+    status: str
+    region: str
+    latency_ms: float | None
+    error: str | None
+
+
+class Last24h(msgspec.Struct, kw_only=True):
+    """Checks of the last 24 complete hours (hourly rollups); uptime null with no check."""
+
+    checks: int
+    checks_up: int
+    uptime_pct: float | None
+
+
+class OpenIncident(msgspec.Struct, kw_only=True):
+    id: uuid.UUID
+    started_at: datetime
+    status: str
+    state: str
+
+
 class Target(msgspec.Struct, kw_only=True):
     id: uuid.UUID
     name: str
@@ -119,6 +148,12 @@ class Target(msgspec.Struct, kw_only=True):
     write_source: WriteSource
     # Heartbeat targets only: where the job pings and what it last reported.
     heartbeat: HeartbeatEndpoint | UnsetType = UNSET
+    # The current state (view ``target_current``): paused when disabled, else the open
+    # incident's status, else the worst region's last status, else unknown.
+    status: CurrentStatus = "unknown"
+    last_result: LastResult | None = None
+    last_24h: Last24h | None = None
+    incident: OpenIncident | None = None
 
 
 class TargetRegions(msgspec.Struct, forbid_unknown_fields=True):
@@ -221,3 +256,8 @@ class BulkFailure(msgspec.Struct):
 class TargetBulkActionResult(msgspec.Struct):
     succeeded: list[str]
     failed: list[BulkFailure]
+
+
+class TagCount(msgspec.Struct):
+    name: str
+    count: int

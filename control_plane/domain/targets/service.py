@@ -36,6 +36,34 @@ Q = Queries.beside(__file__)
 DEFAULT_REGION = "default"
 
 
+# ``sort`` of the target list: a fixed list of ORDER BY clauses, each ending with the id so a
+# page never shifts between equal keys; ``-`` in front sorts descending. Status sorts by
+# severity (down first), last_checked_at puts never-checked targets last.
+_SORTS = {
+    "name": "t.name {dir}, t.id {dir}",
+    "created_at": "t.created_at {dir}, t.id {dir}",
+    "status": "array_position(ARRAY['down','error','degraded','unknown','up','paused'], "
+    "c.current_status) {dir}, t.id {dir}",
+    "last_checked_at": "c.last_checked_at {dir} NULLS LAST, t.id {dir}",
+}
+SORTS = tuple(_SORTS) + tuple(f"-{k}" for k in _SORTS)
+
+
+def order_by(sort: str | None) -> str:
+    if not sort:
+        return "t.id"
+    desc = sort.startswith("-")
+    key = sort[1:] if desc else sort
+    if key not in _SORTS:
+        raise ApiError(
+            400,
+            "INVALID_QUERY_PARAM",
+            f"sort must be one of {', '.join(SORTS)}",
+            "/sort",
+        )
+    return _SORTS[key].format(dir="DESC" if desc else "ASC")
+
+
 def target_not_found() -> ApiError:
     return not_found("TARGET_NOT_FOUND", "target")
 
@@ -176,7 +204,17 @@ class TargetService(TenantService):
         return await self._fetch(conn, target_id)
 
     async def list_page(
-        self, *, limit: int, offset: int, tag: str | None, enabled: bool | None, q: str | None
+        self,
+        *,
+        limit: int,
+        offset: int,
+        tag: str | None,
+        enabled: bool | None,
+        q: str | None,
+        kind: str | None = None,
+        status: str | None = None,
+        region: str | None = None,
+        sort: str | None = None,
     ) -> tuple[list[Target], int]:
         conn = await self.conn()
         pattern = None
@@ -188,10 +226,14 @@ class TargetService(TenantService):
             "tag": tag,
             "enabled": enabled,
             "q": pattern,
+            "kind": kind,
+            "status": status,
+            "region": region,
             "limit": limit,
             "offset": offset,
         }
-        rows = await (await conn.execute(Q.list_targets, params)).fetchall()
+        query = Q.list_targets.replace("{order}", order_by(sort))
+        rows = await (await conn.execute(query, params)).fetchall()
         total_row = await (await conn.execute(Q.count_targets, params)).fetchone()
         targets = [row_to_target(r) for r in rows]
         await show_endpoints(conn, self.sealer, self.org.org_id, targets, self.public_url)

@@ -80,6 +80,10 @@ SEMANTIC = {
     "heartbeat target, so the list's schema cannot say minItems)",
     "SSRF_BLOCKED": "no address on the blocked list",
     "HEARTBEAT_HAS_NO_REGIONS": "a heartbeat target has no regions (the target's kind)",
+    "BULK_EMPTY": "a bulk request names at least one item (the reference's own code)",
+    "BULK_VALIDATION_FAILED": "each item of a bulk create is validated as createTarget's body, "
+    "item by item (the list's items are untyped so one bad item does not hide the others)",
+    "INVALID_ACTION": "a bulk update names at least one field",
 }
 
 
