@@ -39,6 +39,7 @@ from control_plane.db.pool import make_pool
 from control_plane.domain.agent_api.routes import AgentController
 from control_plane.domain.agent_api.wakeups import Wakeups
 from control_plane.domain.agents.routes import OperatorAgentController
+from control_plane.domain.dashboard.routes import DashboardController
 from control_plane.domain.heartbeats.routes import HeartbeatController
 from control_plane.domain.incidents.routes import IncidentController
 from control_plane.domain.ondemand.routes import OnDemandController
@@ -99,6 +100,7 @@ def tenant_router() -> Router:
             TargetController,
             TargetFleetController,
             TagController,
+            DashboardController,
             OnDemandController,
             TargetResultsController,
             IncidentController,
