@@ -9,7 +9,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
-from control_plane.core import idempotency
+from control_plane.core import csv_export, idempotency
 from control_plane.core.errors import ApiError
 from control_plane.core.observability.openapi import errors
 from control_plane.core.pagination import Offset, Page, PageSize
@@ -37,6 +37,29 @@ def one_of(value: str | None, name: str, allowed: tuple[str, ...]) -> str | None
 
 
 LIST = PageSize(default=50, cap=1000)
+# The CSV export of the list: paths into a target's JSON form.
+TARGET_COLUMNS = (
+    "id",
+    "name",
+    "check.type",
+    "check.url",
+    "check.host",
+    "interval",
+    "enabled",
+    "tags",
+    "regions",
+    "status",
+    "last_result.at",
+    "last_result.status",
+    "last_result.latency_ms",
+    "last_result.error",
+    "last_24h.checks",
+    "last_24h.uptime_pct",
+    "incident.id",
+    "created_at",
+    "updated_at",
+    "write_source",
+)
 # What a target's write can answer beyond the common errors (core/observability/openapi.py).
 WRITE_ERRORS = errors(
     s422="[MIN_CHECK_INTERVAL] interval below the kind's or plan's floor; "
@@ -114,22 +137,27 @@ class TargetController(Controller):
             "descending; ties are broken by id (default: id, i.e. oldest first)",
             max_length=50,
         ),
-    ) -> Page[Target]:
+        format_: csv_export.FormatParam = None,
+    ) -> Response[Page[Target]]:
         """List the org's targets (oldest first unless ``sort``), each with its current
         status, last result, last 24 h and open incident."""
+        filters: dict[str, Any] = {
+            "tag": query_text(tag, "tag"),
+            "enabled": enabled,
+            "q": query_text(q, "q"),
+            "kind": one_of(kind, "kind", tuple(KINDS)),
+            "status": one_of(status, "status", CURRENT_STATUSES),
+            "region": query_text(region, "region"),
+            "sort": query_text(sort, "sort"),
+        }
+        if csv_export.wants_csv(format_):
+            rows = targets.export(**filters)
+            return cast(
+                Response[Page[Target]], csv_export.csv_response(TARGET_COLUMNS, rows, "targets.csv")
+            )
         paging = LIST.paging(limit, offset)
-        items, total = await targets.list_page(
-            limit=paging.limit,
-            offset=paging.offset,
-            tag=query_text(tag, "tag"),
-            enabled=enabled,
-            q=query_text(q, "q"),
-            kind=one_of(kind, "kind", tuple(KINDS)),
-            status=one_of(status, "status", CURRENT_STATUSES),
-            region=query_text(region, "region"),
-            sort=query_text(sort, "sort"),
-        )
-        return paging.page(items, total)
+        items, total = await targets.list_page(limit=paging.limit, offset=paging.offset, **filters)
+        return Response(paging.page(items, total))
 
     @get("/{target_id:str}", operation_id="getTarget", opt=requires("targets:read"))
     async def get_target(

@@ -56,7 +56,10 @@ async def report(
         await conn.execute(
             "INSERT INTO result_rollups_hourly (target_id, region_id, hour, org_id, total, up,"
             " down, degraded, error, missed, samples) VALUES (%s, %s, %s, %s, 4, %s, %s, 0, 0,"
-            " 0, 4)",
+            " 0, 4) ON CONFLICT (target_id, region_id, hour) DO UPDATE SET"
+            " total = result_rollups_hourly.total + 4,"
+            " up = result_rollups_hourly.up + EXCLUDED.up,"
+            " down = result_rollups_hourly.down + EXCLUDED.down",
             (
                 target_id,
                 region,
