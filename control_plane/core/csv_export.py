@@ -42,6 +42,7 @@ FormatParam = Annotated[
         description="json (default) or csv: the whole filtered list as streamed CSV (limit and "
         "offset do not apply)",
         max_length=10,
+        schema_extra={"enum": ["json", "csv"]},
     ),
 ]
 

@@ -25,7 +25,7 @@ from .schemas import (
     TargetRegions,
     TargetUpdate,
 )
-from .service import TargetService, target_not_found
+from .service import SORTS, TargetService, target_not_found
 
 
 def one_of(value: str | None, name: str, allowed: tuple[str, ...]) -> str | None:
@@ -121,12 +121,16 @@ class TargetController(Controller):
             default=None, description="substring of name, url or host", max_length=200
         ),
         kind: str | None = Parameter(
-            default=None, description=f"check kind: {', '.join(KINDS)}", max_length=50
+            default=None,
+            description=f"check kind: {', '.join(KINDS)}",
+            max_length=50,
+            schema_extra={"enum": list(KINDS)},
         ),
         status: str | None = Parameter(
             default=None,
             description=f"current status: {', '.join(CURRENT_STATUSES)}",
             max_length=50,
+            schema_extra={"enum": list(CURRENT_STATUSES)},
         ),
         region: str | None = Parameter(
             default=None, description="only targets probed from this region", max_length=200
@@ -136,6 +140,7 @@ class TargetController(Controller):
             description="name, created_at, status or last_checked_at; '-' in front for "
             "descending; ties are broken by id (default: id, i.e. oldest first)",
             max_length=50,
+            schema_extra={"enum": list(SORTS)},
         ),
         format_: csv_export.FormatParam = None,
     ) -> Response[Page[Target]]:
