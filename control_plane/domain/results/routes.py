@@ -16,7 +16,7 @@ from control_plane.core.service import provide
 from control_plane.core.timerange import FromTime, ToTime, span_of
 from control_plane.domain.targets.service import target_not_found
 
-from .schemas import CheckResultOut, LatencyByRegion, LatencySeries, Uptime
+from .schemas import CheckResultOut, LatencyByRegion, LatencySeries, Performance, Uptime
 from .service import ResultService
 
 RESULTS = PageSize(default=1000, cap=10_000)
@@ -80,6 +80,25 @@ class TargetResultsController(Controller):
             offset=paging.offset,
         )
         return Response(paging.page(items, total))
+
+    @get("/performance", operation_id="getTargetPerformance", opt=requires("targets:read"))
+    async def performance(
+        self,
+        results: NamedDependency[ResultService],
+        target_id: FromPath[str],
+        from_: FromTime = None,
+        to: ToTime = None,
+        region: str | None = Parameter(
+            default=None, description="only this region's results", max_length=200
+        ),
+    ) -> Performance:
+        """Per-phase timings (dns, connect, tls, ttfb, download, total: mean, p50, p95) of the
+        checks in [from, to) (default the last 24 h) and its 10 slowest checks."""
+        return await results.performance(
+            path_uuid(target_id, target_not_found()),
+            span_of(from_, to),
+            region=query_text(region, "region"),
+        )
 
     @get("/uptime", operation_id="getTargetUptime", opt=requires("targets:read"))
     async def uptime(

@@ -36,12 +36,16 @@ from .schemas import (
     CheckResultOut,
     LatencyByRegion,
     LatencySeries,
+    Performance,
+    PhaseStats,
     RegionLatency,
     Uptime,
     result_from_row,
 )
 
 Q = Queries.beside(__file__, "reads")
+QP = Queries.beside(__file__, "performance")
+SLOWEST = 10
 
 
 class Horizon(NamedTuple):
@@ -220,6 +224,47 @@ class ResultService(TenantService):
             lambda r: result_from_row(target_id, r),
             row_factory=tuple_row,
             binary=True,
+        )
+
+    async def performance(
+        self, target_id: uuid.UUID, span: TimeRange, *, region: str | None
+    ) -> Performance:
+        conn, org_id = await self.conn(), self.org.org_id
+        await _horizon(conn, org_id, target_id)
+        params = {
+            "target_id": target_id,
+            "org_id": org_id,
+            "from": span.start,
+            "to": span.end,
+            "region": region,
+            "limit": SLOWEST,
+        }
+        stats = await (await conn.execute(QP.phase_stats, params)).fetchone()
+        assert stats is not None
+        async with conn.cursor(row_factory=tuple_row, binary=True) as cur:
+            await cur.execute(QP.slowest, params)
+            slow = await cur.fetchall()
+
+        def phase(name: str) -> PhaseStats:
+            def ms(value: Any) -> float | None:
+                return None if value is None else round(float(value), 3)
+
+            return PhaseStats(
+                avg=ms(stats[f"{name}_avg"]),
+                p50=ms(stats[f"{name}_p50"]),
+                p95=ms(stats[f"{name}_p95"]),
+            )
+
+        return Performance(
+            samples=int(stats["samples"]),
+            dns=phase("dns"),
+            connect=phase("connect"),
+            tls=phase("tls"),
+            ttfb=phase("ttfb"),
+            download=phase("download"),
+            total=phase("total"),
+            response_size=None,
+            slowest=[result_from_row(target_id, r) for r in slow],
         )
 
     async def uptime(
