@@ -99,7 +99,7 @@ async def csv_chunks(columns: Sequence[str], items: AsyncIterator[Any]) -> Async
 def csv_response(columns: Sequence[str], items: AsyncIterator[Any], filename: str) -> Stream:
     return Stream(
         csv_chunks(columns, items),
-        media_type="text/csv; charset=utf-8",
+        media_type="text/csv",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
 
