@@ -41,21 +41,30 @@ SELECT id FROM targets WHERE org_id = %(org_id)s AND id = %(id)s FOR UPDATE;
 -- Filters are optional: a NULL parameter matches everything. ``q`` is a LIKE pattern already
 -- escaped by the caller; it matches the name, the URL or the host. ``status`` is the current
 -- status (target_current). The ORDER BY is chosen by the service from a fixed list and always
--- ends with the id, so pages are stable.
+-- ends with the id, so pages are stable. The page's ids are chosen first, on the cheap columns
+-- only; the rest of the read (regions, alerts, last latency, last 24 h) is built for those ids.
+WITH page AS (
+    SELECT t.id, c.current_status, c.last_checked_at, t.name, t.created_at
+    FROM targets t JOIN target_current c ON c.target_id = t.id
+    WHERE t.org_id = %(org_id)s
+      AND (%(tag)s::text IS NULL OR t.tags @> ARRAY[%(tag)s::text])
+      AND (%(enabled)s::boolean IS NULL OR t.enabled = %(enabled)s)
+      AND (%(q)s::text IS NULL OR t.name ILIKE %(q)s OR t.spec ->> 'url' ILIKE %(q)s
+           OR t.spec ->> 'host' ILIKE %(q)s)
+      AND (%(kind)s::text IS NULL OR t.kind = %(kind)s)
+      AND (%(region)s::text IS NULL OR EXISTS (
+           SELECT 1 FROM target_regions r WHERE r.target_id = t.id AND r.region_id = %(region)s))
+      AND (%(status)s::text IS NULL OR c.current_status = %(status)s)
+    ORDER BY {order}
+    LIMIT %(limit)s OFFSET %(offset)s
+)
 SELECT t.*, c.current_status, c.last_region, c.last_checked_at, c.last_result_status,
        c.last_result_error, c.last_latency_ms, c.checks_24h, c.up_24h, c.incident_id,
        c.incident_started_at, c.incident_status, c.incident_state
-FROM target_details t JOIN target_current c ON c.target_id = t.id
-WHERE t.org_id = %(org_id)s
-  AND (%(tag)s::text IS NULL OR t.tags @> ARRAY[%(tag)s::text])
-  AND (%(enabled)s::boolean IS NULL OR t.enabled = %(enabled)s)
-  AND (%(q)s::text IS NULL OR t.name ILIKE %(q)s OR t.spec ->> 'url' ILIKE %(q)s
-       OR t.spec ->> 'host' ILIKE %(q)s)
-  AND (%(kind)s::text IS NULL OR t.kind = %(kind)s)
-  AND (%(region)s::text IS NULL OR t.regions @> ARRAY[%(region)s::text])
-  AND (%(status)s::text IS NULL OR c.current_status = %(status)s)
-ORDER BY {order}
-LIMIT %(limit)s OFFSET %(offset)s;
+FROM page p
+JOIN target_details t ON t.id = p.id
+JOIN target_current c ON c.target_id = p.id
+ORDER BY {page_order};
 
 -- name: count_targets
 SELECT count(*) AS total

@@ -42,18 +42,25 @@ DEFAULT_REGION = "default"
 # page never shifts between equal keys; ``-`` in front sorts descending. Status sorts by
 # severity (down first), last_checked_at puts never-checked targets last.
 _SORTS = {
-    "name": "t.name {dir}, t.id {dir}",
-    "created_at": "t.created_at {dir}, t.id {dir}",
+    "name": "{t}name {dir}, {t}id {dir}",
+    "created_at": "{t}created_at {dir}, {t}id {dir}",
     "status": "array_position(ARRAY['down','error','degraded','unknown','up','paused'], "
-    "c.current_status) {dir}, t.id {dir}",
-    "last_checked_at": "c.last_checked_at {dir} NULLS LAST, t.id {dir}",
+    "{c}current_status) {dir}, {t}id {dir}",
+    "last_checked_at": "{c}last_checked_at {dir} NULLS LAST, {t}id {dir}",
 }
 SORTS = tuple(_SORTS) + tuple(f"-{k}" for k in _SORTS)
 
 
-def order_by(sort: str | None) -> str:
+def list_query(sort: str | None) -> str:
+    """``list_targets`` with its ORDER BY: on the tables inside the page, on its rows outside."""
+    inner = order_by(sort, t="t.", c="c.")
+    outer = order_by(sort, t="p.", c="p.")
+    return Q.list_targets.replace("{order}", inner).replace("{page_order}", outer)
+
+
+def order_by(sort: str | None, *, t: str = "t.", c: str = "c.") -> str:
     if not sort:
-        return "t.id"
+        return f"{t}id"
     desc = sort.startswith("-")
     key = sort[1:] if desc else sort
     if key not in _SORTS:
@@ -63,7 +70,7 @@ def order_by(sort: str | None) -> str:
             f"sort must be one of {', '.join(SORTS)}",
             "/sort",
         )
-    return _SORTS[key].format(dir="DESC" if desc else "ASC")
+    return _SORTS[key].format(dir="DESC" if desc else "ASC", t=t, c=c)
 
 
 def target_not_found() -> ApiError:
@@ -247,7 +254,7 @@ class TargetService(TenantService):
             tag=tag, enabled=enabled, q=q, kind=kind, status=status, region=region
         )
         params.update(limit=limit, offset=offset)
-        query = Q.list_targets.replace("{order}", order_by(sort))
+        query = list_query(sort)
         rows = await (await conn.execute(query, params)).fetchall()
         total_row = await (await conn.execute(Q.count_targets, params)).fetchone()
         targets = [row_to_target(r) for r in rows]
@@ -270,7 +277,7 @@ class TargetService(TenantService):
             tag=tag, enabled=enabled, q=q, kind=kind, status=status, region=region
         )
         params.update(limit=None, offset=0)
-        query = Q.list_targets.replace("{order}", order_by(sort))
+        query = list_query(sort)
         return csv_export.stream_rows(
             self.res.db, query, params, row_to_target, row_factory=dict_row
         )
