@@ -45,6 +45,7 @@ from control_plane.domain.agents.routes import OperatorAgentController
 from control_plane.domain.alert_rules.routes import AlertRuleController
 from control_plane.domain.api_keys.routes import ApiKeyController
 from control_plane.domain.audit.routes import AuditLogController
+from control_plane.domain.dashboard.routes import DashboardController
 from control_plane.domain.events.hub import close_hub
 from control_plane.domain.events.routes import EventStreamController
 from control_plane.domain.events.websocket import live_stream
@@ -68,6 +69,7 @@ from control_plane.domain.regions.routes import (
 from control_plane.domain.results.routes import TargetResultsController
 from control_plane.domain.shares.routes import ShareController
 from control_plane.domain.status_pages.routes import StatusPageController
+from control_plane.domain.targets.fleet_routes import TagController, TargetFleetController
 from control_plane.domain.targets.routes import TargetController
 from control_plane.domain.users.routes import (
     AccountController,
@@ -122,6 +124,9 @@ def tenant_router() -> Router:
         path="/api/v1",
         route_handlers=[
             TargetController,
+            TargetFleetController,
+            TagController,
+            DashboardController,
             OnDemandController,
             TargetResultsController,
             IncidentController,

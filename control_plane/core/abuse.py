@@ -55,6 +55,15 @@ async def _check(conn: AsyncConnection[Any], host: str, url: str | None, field: 
     )
 
 
+async def any_entries(conn: AsyncConnection[Any]) -> bool:
+    """Whether the deny-list holds anything (a batch skips per-item checks when it does not)."""
+    row = await (await conn.execute("SELECT EXISTS (SELECT 1 FROM abuse_denylist)")).fetchone()
+    if row is None:
+        return False
+    value = row["exists"] if isinstance(row, dict) else row[0]
+    return bool(value)
+
+
 async def check_url(conn: AsyncConnection[Any], url: str, field: str | None = None) -> None:
     """Refuse ``url`` when its host or the URL itself is deny-listed (see the module doc)."""
     try:

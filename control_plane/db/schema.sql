@@ -309,6 +309,19 @@ CREATE TABLE public.heartbeats (
     created_at timestamp with time zone DEFAULT now() NOT NULL
 );
 
+CREATE TABLE public.idempotency_keys (
+    org_id uuid NOT NULL,
+    key text NOT NULL,
+    body_hash bytea NOT NULL,
+    scope text NOT NULL,
+    status smallint NOT NULL,
+    headers jsonb DEFAULT '{}'::jsonb NOT NULL,
+    body bytea NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    expires_at timestamp with time zone NOT NULL,
+    CONSTRAINT idempotency_keys_key_check CHECK (((length(key) >= 1) AND (length(key) <= 255)))
+);
+
 CREATE TABLE public.incident_updates (
     id uuid NOT NULL,
     incident_id uuid NOT NULL,
@@ -807,11 +820,6 @@ CREATE TABLE public.target_alerts (
     "position" integer NOT NULL
 );
 
-CREATE TABLE public.target_regions (
-    target_id uuid NOT NULL,
-    region_id text NOT NULL
-);
-
 CREATE TABLE public.targets (
     id uuid NOT NULL,
     org_id uuid NOT NULL,
@@ -834,6 +842,57 @@ CREATE TABLE public.targets (
     CONSTRAINT targets_name_check CHECK (((length(name) >= 1) AND (length(name) <= 200))),
     CONSTRAINT targets_renotify_interval_secs_check CHECK (((renotify_interval_secs = 0) OR (renotify_interval_secs >= 60))),
     CONSTRAINT targets_write_source_check CHECK ((write_source = ANY (ARRAY['ui'::text, 'api'::text, 'terraform'::text])))
+);
+
+CREATE VIEW public.target_current AS
+ SELECT t.id AS target_id,
+    t.org_id,
+        CASE
+            WHEN (NOT t.enabled) THEN 'paused'::text
+            WHEN (i.id IS NOT NULL) THEN
+            CASE
+                WHEN (i.status = ANY (ARRAY['down'::text, 'error'::text, 'degraded'::text])) THEN i.status
+                ELSE 'down'::text
+            END
+            WHEN (w.worst IS NULL) THEN 'unknown'::text
+            ELSE w.worst
+        END AS current_status,
+    l.region_id AS last_region,
+    l.last_reported_at AS last_checked_at,
+    l.last_status AS last_result_status,
+    l.last_error AS last_result_error,
+    ( SELECT r.latency_ms
+           FROM public.results r
+          WHERE ((r.target_id = t.id) AND (r.region_id = l.region_id) AND (r.scheduled_at = l.last_reported_at))) AS last_latency_ms,
+    ( SELECT sum((h.total - h.missed)) AS sum
+           FROM public.result_rollups_hourly h
+          WHERE ((h.target_id = t.id) AND (h.hour >= (now() - '24:00:00'::interval)))) AS checks_24h,
+    ( SELECT sum((h.up + h.degraded)) AS sum
+           FROM public.result_rollups_hourly h
+          WHERE ((h.target_id = t.id) AND (h.hour >= (now() - '24:00:00'::interval)))) AS up_24h,
+    i.id AS incident_id,
+    i.started_at AS incident_started_at,
+    i.status AS incident_status,
+    i.state AS incident_state
+   FROM (((public.targets t
+     LEFT JOIN LATERAL ( SELECT rs.region_id,
+            rs.last_reported_at,
+            rs.last_status,
+            rs.last_error
+           FROM public.region_states rs
+          WHERE ((rs.target_id = t.id) AND (rs.last_reported_at IS NOT NULL))
+          ORDER BY rs.last_reported_at DESC, rs.region_id
+         LIMIT 1) l ON (true))
+     LEFT JOIN LATERAL ( SELECT rs.last_status AS worst
+           FROM public.region_states rs
+          WHERE ((rs.target_id = t.id) AND (rs.last_status = ANY (ARRAY['down'::text, 'error'::text, 'degraded'::text, 'up'::text])))
+          ORDER BY (array_position(ARRAY['down'::text, 'error'::text, 'degraded'::text, 'up'::text], rs.last_status))
+         LIMIT 1) w ON (true))
+     LEFT JOIN public.incidents i ON (((i.target_id = t.id) AND (i.ended_at IS NULL))));
+
+CREATE TABLE public.target_regions (
+    target_id uuid NOT NULL,
+    region_id text NOT NULL
 );
 
 CREATE VIEW public.target_details AS
@@ -925,6 +984,9 @@ ALTER TABLE ONLY public.heartbeats
 
 ALTER TABLE ONLY public.heartbeats
     ADD CONSTRAINT heartbeats_token_prefix_key UNIQUE (token_prefix);
+
+ALTER TABLE ONLY public.idempotency_keys
+    ADD CONSTRAINT idempotency_keys_pkey PRIMARY KEY (org_id, key, body_hash);
 
 ALTER TABLE ONLY public.incident_updates
     ADD CONSTRAINT incident_updates_pkey PRIMARY KEY (id);
@@ -1062,6 +1124,8 @@ CREATE INDEX audit_log_org_idx ON public.audit_log USING btree (org_id, at DESC,
 
 CREATE INDEX heartbeats_due_idx ON public.heartbeats USING btree (due_at);
 
+CREATE INDEX idempotency_keys_expires_idx ON public.idempotency_keys USING btree (expires_at);
+
 CREATE INDEX incident_updates_incident_idx ON public.incident_updates USING btree (incident_id, created_at);
 
 CREATE INDEX incidents_in_maintenance_idx ON public.incidents USING btree (target_id) WHERE in_maintenance;
@@ -1186,6 +1250,9 @@ ALTER TABLE ONLY public.heartbeats
 
 ALTER TABLE ONLY public.heartbeats
     ADD CONSTRAINT heartbeats_org_id_fkey FOREIGN KEY (org_id) REFERENCES public.orgs(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.idempotency_keys
+    ADD CONSTRAINT idempotency_keys_org_id_fkey FOREIGN KEY (org_id) REFERENCES public.orgs(id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.incident_updates
     ADD CONSTRAINT incident_updates_incident_id_fkey FOREIGN KEY (incident_id) REFERENCES public.incidents(id) ON DELETE CASCADE;

@@ -20,6 +20,7 @@ from arq.worker import Worker
 from prometheus_client import Counter
 from redis.asyncio import Redis
 
+from control_plane.core import idempotency
 from control_plane.core.queue import EVALUATE_TARGETS, cron_name, job_resources, queue_name
 from control_plane.core.state import Resources
 from control_plane.db.pool import make_pool
@@ -58,6 +59,11 @@ async def sweep(ctx: dict[str, Any]) -> None:
     ctx["sweeps"] = ctx.get("sweeps", 0) + 1
     if ctx["sweeps"] % PARTITIONS_EVERY == 1:
         await results.ensure_partitions(res)
+
+
+async def purge_idempotency_keys(ctx: dict[str, Any]) -> int:
+    """Expired Idempotency-Key answers (core/idempotency.py), every few minutes."""
+    return await idempotency.purge_expired(job_resources(ctx).db)
 
 
 def open_resources(settings: Settings) -> Resources:
@@ -135,6 +141,14 @@ def build_worker(
                 second={0},
                 unique=True,
                 timeout=600,
+            ),
+            cron(
+                purge_idempotency_keys,
+                name=cron_name(settings.redis, "purge_idempotency_keys"),
+                minute=set(range(0, 60, 5)),
+                second={7},
+                unique=True,
+                timeout=300,
             ),
         ],
         redis_settings=ArqRedisSettings.from_dsn(settings.redis.url),

@@ -142,6 +142,13 @@ def with_error_envelope(document: dict[str, Any]) -> dict[str, Any]:
             for status in _common_errors(path, operation, secured):
                 responses.setdefault(status, {"description": COMMON_ERRORS.get(status, "")})
             operation["responses"] = responses = dict(sorted(responses.items()))
+            if any(
+                p.get("name") == "format" and p.get("in") == "query"
+                for p in operation.get("parameters", [])
+            ):
+                # ``format=csv`` (core/csv_export.py): the same list as streamed CSV.
+                ok = responses.get("200", {}).setdefault("content", {})
+                ok["text/csv"] = {"schema": {"type": "string"}}
             for code, response in responses.items():
                 if code[:1] in ("4", "5"):
                     response["content"] = copy.deepcopy(content)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
-from litestar import Controller, Request, get, patch, post
+from litestar import Controller, Request, Response, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import Body, FromPath, JSONBody, Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
+from control_plane.core import csv_export
 from control_plane.core.errors import ApiError
 from control_plane.core.observability.openapi import errors
 from control_plane.core.pagination import Offset, Page, PageSize
@@ -28,6 +29,8 @@ from .schemas import (
     LifecycleNote,
 )
 from .service import IncidentService, incident_not_found
+
+INCIDENT_COLUMNS = tuple(Incident.__struct_fields__)
 
 INCIDENTS = PageSize(default=100, cap=1000)
 ENGINE_STATUSES = ("down", "degraded")
@@ -85,9 +88,19 @@ class IncidentController(Controller):
         limit: Annotated[int | None, INCIDENTS.limit] = None,
         offset: Offset = None,
         ongoing_only: bool = Parameter(default=False),
-    ) -> Page[Incident]:
-        """This target's incidents overlapping [from, to) (default the last 24 h), newest first."""
+        format_: csv_export.FormatParam = None,
+    ) -> Response[Page[Incident]]:
+        """This target's incidents overlapping [from, to) (default the last 24 h), newest first;
+        ``format=csv`` streams all of them as CSV."""
         tid = path_uuid(target_id, target_not_found())
+        if csv_export.wants_csv(format_):
+            rows = await incidents.export(
+                span_of(from_, to), target_id=tid, ongoing_only=ongoing_only
+            )
+            return cast(
+                Response[Page[Incident]],
+                csv_export.csv_response(INCIDENT_COLUMNS, rows, f"incidents-{tid}.csv"),
+            )
         paging = INCIDENTS.paging(limit, offset)
         items, total = await incidents.page(
             span_of(from_, to),
@@ -96,7 +109,7 @@ class IncidentController(Controller):
             limit=paging.limit,
             offset=paging.offset,
         )
-        return paging.page(items, total)
+        return Response(paging.page(items, total))
 
     @get("/incidents", operation_id="listIncidents", opt=requires("incidents:read"))
     async def org_incidents(
@@ -120,12 +133,28 @@ class IncidentController(Controller):
             pattern=_list_pattern(SEVERITIES),
             description="comma-separated: critical, major, minor",
         ),
-    ) -> Page[Incident]:
-        """Every incident of the org overlapping [from, to), newest first."""
-        paging = INCIDENTS.paging(limit, offset)
+        format_: csv_export.FormatParam = None,
+    ) -> Response[Page[Incident]]:
+        """Every incident of the org overlapping [from, to), newest first; ``format=csv``
+        streams all of them as CSV."""
         picked = _choices(status, "status", STATES + ENGINE_STATUSES) or []
         states = [s for s in picked if s in STATES] or None
         statuses = [s for s in picked if s in ENGINE_STATUSES] or None
+        severities = _choices(severity, "severity", SEVERITIES)
+        if csv_export.wants_csv(format_):
+            rows = await incidents.export(
+                span_of(from_, to),
+                target_id=None,
+                ongoing_only=ongoing_only,
+                states=states,
+                statuses=statuses,
+                severities=severities,
+            )
+            return cast(
+                Response[Page[Incident]],
+                csv_export.csv_response(INCIDENT_COLUMNS, rows, "incidents.csv"),
+            )
+        paging = INCIDENTS.paging(limit, offset)
         items, total = await incidents.page(
             span_of(from_, to),
             target_id=None,
@@ -134,9 +163,9 @@ class IncidentController(Controller):
             offset=paging.offset,
             states=states,
             statuses=statuses,
-            severities=_choices(severity, "severity", SEVERITIES),
+            severities=severities,
         )
-        return paging.page(items, total)
+        return Response(paging.page(items, total))
 
     @get("/incidents/{incident_id:str}", operation_id="getIncident", opt=requires("incidents:read"))
     async def get_incident(

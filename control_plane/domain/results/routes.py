@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, cast
 
-from litestar import Controller, get
+from litestar import Controller, Response, get
 from litestar.di import NamedDependency
 from litestar.params import FromPath, Parameter
 
+from control_plane.core import csv_export
 from control_plane.core.pagination import Offset, Page, PageSize
 from control_plane.core.permissions import requires
 from control_plane.core.requests import path_uuid, query_text
@@ -15,10 +16,29 @@ from control_plane.core.service import provide
 from control_plane.core.timerange import FromTime, ToTime, span_of
 from control_plane.domain.targets.service import target_not_found
 
-from .schemas import CheckResultOut, LatencyByRegion, LatencySeries, Uptime
+from .schemas import CheckResultOut, LatencyByRegion, LatencySeries, Performance, Uptime
 from .service import ResultService
 
 RESULTS = PageSize(default=1000, cap=10_000)
+# The CSV export's columns: paths into a result's JSON form.
+RESULT_COLUMNS = (
+    "target_id",
+    "region",
+    "timestamp",
+    "started_at",
+    "finished_at",
+    "status",
+    "latency_ms",
+    "status_code",
+    "error",
+    "error_code",
+    "timings.dns_ms",
+    "timings.connect_ms",
+    "timings.tls_ms",
+    "timings.ttfb_ms",
+    "timings.total_ms",
+    "details",
+)
 
 
 class TargetResultsController(Controller):
@@ -38,17 +58,47 @@ class TargetResultsController(Controller):
         region: str | None = Parameter(
             default=None, description="only this region's results", max_length=200
         ),
-    ) -> Page[CheckResultOut]:
-        """Check results in [from, to) (default the last 24 h), newest first."""
+        format_: csv_export.FormatParam = None,
+    ) -> Response[Page[CheckResultOut]]:
+        """Check results in [from, to) (default the last 24 h), newest first; ``format=csv``
+        streams all of them as CSV."""
+        tid = path_uuid(target_id, target_not_found())
+        if csv_export.wants_csv(format_):
+            rows = await results.export(
+                tid, span_of(from_, to), region=query_text(region, "region")
+            )
+            return cast(
+                Response[Page[CheckResultOut]],
+                csv_export.csv_response(RESULT_COLUMNS, rows, f"results-{tid}.csv"),
+            )
         paging = RESULTS.paging(limit, offset)
         items, total = await results.results_page(
-            path_uuid(target_id, target_not_found()),
+            tid,
             span_of(from_, to),
             region=query_text(region, "region"),
             limit=paging.limit,
             offset=paging.offset,
         )
-        return paging.page(items, total)
+        return Response(paging.page(items, total))
+
+    @get("/performance", operation_id="getTargetPerformance", opt=requires("targets:read"))
+    async def performance(
+        self,
+        results: NamedDependency[ResultService],
+        target_id: FromPath[str],
+        from_: FromTime = None,
+        to: ToTime = None,
+        region: str | None = Parameter(
+            default=None, description="only this region's results", max_length=200
+        ),
+    ) -> Performance:
+        """Per-phase timings (dns, connect, tls, ttfb, download, total: mean, p50, p95) of the
+        checks in [from, to) (default the last 24 h) and its 10 slowest checks."""
+        return await results.performance(
+            path_uuid(target_id, target_not_found()),
+            span_of(from_, to),
+            region=query_text(region, "region"),
+        )
 
     @get("/uptime", operation_id="getTargetUptime", opt=requires("targets:read"))
     async def uptime(

@@ -102,3 +102,26 @@ def result_from_row(target_id: uuid.UUID, row: tuple[Any, ...]) -> CheckResultOu
         ),
         details=details or {},
     )
+
+
+class PhaseStats(msgspec.Struct, kw_only=True):
+    """Milliseconds; null when no check of the range has the phase."""
+
+    avg: float | None
+    p50: float | None
+    p95: float | None
+
+
+class Performance(msgspec.Struct, kw_only=True):
+    """Per-phase timings of a target's checks over a range (``download`` is total - ttfb)."""
+
+    samples: int
+    dns: PhaseStats
+    connect: PhaseStats
+    tls: PhaseStats
+    ttfb: PhaseStats
+    download: PhaseStats
+    total: PhaseStats
+    # Response body size is not recorded by the agents yet: always null.
+    response_size: int | None
+    slowest: list[CheckResultOut]

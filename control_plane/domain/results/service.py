@@ -11,12 +11,14 @@ an hour outside it may be counted at each such edge. Hour-aligned ranges are exa
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from psycopg import AsyncConnection
 from psycopg.rows import tuple_row
 
+from control_plane.core import csv_export
 from control_plane.core.service import TenantService
 from control_plane.core.timerange import TimeRange
 from control_plane.db.sql import Queries
@@ -35,12 +37,16 @@ from .schemas import (
     CheckResultOut,
     LatencyByRegion,
     LatencySeries,
+    Performance,
+    PhaseStats,
     RegionLatency,
     Uptime,
     result_from_row,
 )
 
 Q = Queries.beside(__file__, "reads")
+QP = Queries.beside(__file__, "performance")
+SLOWEST = 10
 
 
 class Horizon(NamedTuple):
@@ -195,6 +201,72 @@ class ResultService(TenantService):
             counts = await _counts(conn, org_id, target_id, start, end, region, horizon)
             total = sum(counts.values())
         return [result_from_row(target_id, r) for r in rows], total
+
+    async def export(
+        self, target_id: uuid.UUID, span: TimeRange, *, region: str | None
+    ) -> AsyncIterator[CheckResultOut]:
+        """Every result of the range, newest first, read as the CSV is sent (404 now if the
+        target is not the org's)."""
+        conn, org_id = await self.conn(), self.org.org_id
+        await _horizon(conn, org_id, target_id)
+        params = {
+            "target_id": target_id,
+            "org_id": org_id,
+            "from": span.start,
+            "to": span.end,
+            "region": region,
+            "limit": None,
+            "offset": 0,
+        }
+        return csv_export.stream_rows(
+            self.res.db,
+            Q.results_page,
+            params,
+            lambda r: result_from_row(target_id, r),
+            row_factory=tuple_row,
+            binary=True,
+        )
+
+    async def performance(
+        self, target_id: uuid.UUID, span: TimeRange, *, region: str | None
+    ) -> Performance:
+        conn, org_id = await self.conn(), self.org.org_id
+        await _horizon(conn, org_id, target_id)
+        params = {
+            "target_id": target_id,
+            "org_id": org_id,
+            "from": span.start,
+            "to": span.end,
+            "region": region,
+            "limit": SLOWEST,
+        }
+        stats = await (await conn.execute(QP.phase_stats, params)).fetchone()
+        assert stats is not None
+        async with conn.cursor(row_factory=tuple_row, binary=True) as cur:
+            await cur.execute(QP.slowest, params)
+            slow = await cur.fetchall()
+
+        def phase(name: str) -> PhaseStats:
+            def ms(value: Any) -> float | None:
+                return None if value is None else round(float(value), 3)
+
+            return PhaseStats(
+                avg=ms(stats[f"{name}_avg"]),
+                p50=ms(stats[f"{name}_p50"]),
+                p95=ms(stats[f"{name}_p95"]),
+            )
+
+        return Performance(
+            samples=int(stats["samples"]),
+            dns=phase("dns"),
+            connect=phase("connect"),
+            tls=phase("tls"),
+            ttfb=phase("ttfb"),
+            download=phase("download"),
+            total=phase("total"),
+            response_size=None,
+            slowest=[result_from_row(target_id, r) for r in slow],
+        )
 
     async def uptime(
         self,

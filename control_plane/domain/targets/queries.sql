@@ -22,8 +22,12 @@ UPDATE targets SET write_source = %(write_source)s, updated_at = now()
 WHERE org_id = %(org_id)s AND id = %(id)s;
 
 -- name: get_target
--- One target of the org with its regions and alert bindings.
-SELECT * FROM target_details t WHERE t.org_id = %(org_id)s AND t.id = %(id)s;
+-- One target of the org with its regions, alert bindings and current state.
+SELECT t.*, c.current_status, c.last_region, c.last_checked_at, c.last_result_status,
+       c.last_result_error, c.last_latency_ms, c.checks_24h, c.up_24h, c.incident_id,
+       c.incident_started_at, c.incident_status, c.incident_state
+FROM target_details t JOIN target_current c ON c.target_id = t.id
+WHERE t.org_id = %(org_id)s AND t.id = %(id)s;
 
 -- name: target_owned
 -- Whether the org owns the target: anything else (another org's, none at all) is a 404.
@@ -35,15 +39,32 @@ SELECT id FROM targets WHERE org_id = %(org_id)s AND id = %(id)s FOR UPDATE;
 
 -- name: list_targets
 -- Filters are optional: a NULL parameter matches everything. ``q`` is a LIKE pattern already
--- escaped by the caller; it matches the name, the URL or the host.
-SELECT * FROM target_details t
-WHERE t.org_id = %(org_id)s
-  AND (%(tag)s::text IS NULL OR t.tags @> ARRAY[%(tag)s::text])
-  AND (%(enabled)s::boolean IS NULL OR t.enabled = %(enabled)s)
-  AND (%(q)s::text IS NULL OR t.name ILIKE %(q)s OR t.spec ->> 'url' ILIKE %(q)s
-       OR t.spec ->> 'host' ILIKE %(q)s)
-ORDER BY t.id
-LIMIT %(limit)s OFFSET %(offset)s;
+-- escaped by the caller; it matches the name, the URL or the host. ``status`` is the current
+-- status (target_current). The ORDER BY is chosen by the service from a fixed list and always
+-- ends with the id, so pages are stable. The page's ids are chosen first, on the cheap columns
+-- only; the rest of the read (regions, alerts, last latency, last 24 h) is built for those ids.
+WITH page AS (
+    SELECT t.id, c.current_status, c.last_checked_at, t.name, t.created_at
+    FROM targets t JOIN target_current c ON c.target_id = t.id
+    WHERE t.org_id = %(org_id)s
+      AND (%(tag)s::text IS NULL OR t.tags @> ARRAY[%(tag)s::text])
+      AND (%(enabled)s::boolean IS NULL OR t.enabled = %(enabled)s)
+      AND (%(q)s::text IS NULL OR t.name ILIKE %(q)s OR t.spec ->> 'url' ILIKE %(q)s
+           OR t.spec ->> 'host' ILIKE %(q)s)
+      AND (%(kind)s::text IS NULL OR t.kind = %(kind)s)
+      AND (%(region)s::text IS NULL OR EXISTS (
+           SELECT 1 FROM target_regions r WHERE r.target_id = t.id AND r.region_id = %(region)s))
+      AND (%(status)s::text IS NULL OR c.current_status = %(status)s)
+    ORDER BY {order}
+    LIMIT %(limit)s OFFSET %(offset)s
+)
+SELECT t.*, c.current_status, c.last_region, c.last_checked_at, c.last_result_status,
+       c.last_result_error, c.last_latency_ms, c.checks_24h, c.up_24h, c.incident_id,
+       c.incident_started_at, c.incident_status, c.incident_state
+FROM page p
+JOIN target_details t ON t.id = p.id
+JOIN target_current c ON c.target_id = p.id
+ORDER BY {page_order};
 
 -- name: count_targets
 SELECT count(*) AS total
@@ -52,7 +73,13 @@ WHERE t.org_id = %(org_id)s
   AND (%(tag)s::text IS NULL OR t.tags @> ARRAY[%(tag)s::text])
   AND (%(enabled)s::boolean IS NULL OR t.enabled = %(enabled)s)
   AND (%(q)s::text IS NULL OR t.name ILIKE %(q)s OR t.spec ->> 'url' ILIKE %(q)s
-       OR t.spec ->> 'host' ILIKE %(q)s);
+       OR t.spec ->> 'host' ILIKE %(q)s)
+  AND (%(kind)s::text IS NULL OR t.kind = %(kind)s)
+  AND (%(region)s::text IS NULL OR EXISTS (
+       SELECT 1 FROM target_regions r WHERE r.target_id = t.id AND r.region_id = %(region)s))
+  AND (%(status)s::text IS NULL OR EXISTS (
+       SELECT 1 FROM target_current c WHERE c.target_id = t.id
+       AND c.current_status = %(status)s));
 
 -- name: delete_target
 DELETE FROM targets WHERE org_id = %(org_id)s AND id = %(id)s RETURNING id;
@@ -79,3 +106,80 @@ SELECT %(target_id)s, r FROM unnest(%(region_ids)s::text[]) AS r;
 -- name: count_org_targets
 -- What the max_targets quota counts (core/quotas.py).
 SELECT count(*) AS n FROM targets WHERE org_id = %(org_id)s;
+
+-- name: bulk_insert_targets
+-- A bulk create in one statement: the rows arrive as one JSON array (targets/bulk.py).
+INSERT INTO targets (id, org_id, name, kind, spec, secrets, interval_secs, enabled, tags,
+                     alert_confirmations, notify_recovery, renotify_interval_secs, region_policy,
+                     write_source)
+SELECT r.id, %(org_id)s, r.name, r.kind, r.spec, r.secrets, r.interval_secs, r.enabled, r.tags,
+       r.alert_confirmations, r.notify_recovery, r.renotify_interval_secs, r.region_policy,
+       %(write_source)s
+FROM json_to_recordset(%(rows)s::json) AS r(
+    id uuid, name text, kind text, spec jsonb, secrets jsonb, interval_secs int, enabled boolean,
+    tags text[], alert_confirmations int, notify_recovery boolean, renotify_interval_secs int,
+    region_policy jsonb);
+
+-- name: bulk_insert_regions
+-- Every probed target of a bulk create in every default region; the region trigger schedules
+-- each one at its own slot offset, as a single create does.
+INSERT INTO target_regions (target_id, region_id)
+SELECT t, r FROM unnest(%(target_ids)s::uuid[]) AS t CROSS JOIN unnest(%(region_ids)s::text[]) AS r;
+
+-- name: bulk_insert_alerts
+INSERT INTO target_alerts (target_id, channel_id, position)
+SELECT a.target_id, a.channel_id, a.position
+FROM json_to_recordset(%(rows)s::json) AS a(target_id uuid, channel_id uuid, position int);
+
+-- name: get_targets_among
+SELECT t.*, c.current_status, c.last_region, c.last_checked_at, c.last_result_status,
+       c.last_result_error, c.last_latency_ms, c.checks_24h, c.up_24h, c.incident_id,
+       c.incident_started_at, c.incident_status, c.incident_state
+FROM target_details t JOIN target_current c ON c.target_id = t.id
+WHERE t.org_id = %(org_id)s AND t.id = ANY(%(ids)s::uuid[]);
+
+-- name: lock_targets_among
+-- The org's rows among the ids of a bulk action, locked for its transaction (id order: two
+-- overlapping bulk actions never deadlock).
+SELECT id, kind, spec, secrets, interval_secs, enabled, tags, alert_confirmations,
+       renotify_interval_secs
+FROM targets WHERE org_id = %(org_id)s AND id = ANY(%(ids)s::uuid[])
+ORDER BY id FOR UPDATE;
+
+-- name: bulk_set_enabled
+UPDATE targets SET enabled = %(enabled)s, write_source = %(write_source)s, updated_at = now()
+WHERE org_id = %(org_id)s AND id = ANY(%(ids)s::uuid[]) AND enabled <> %(enabled)s;
+
+-- name: bulk_delete
+DELETE FROM targets WHERE org_id = %(org_id)s AND id = ANY(%(ids)s::uuid[]);
+
+-- name: bulk_set_tags
+UPDATE targets t SET tags = r.tags, write_source = %(write_source)s, updated_at = now()
+FROM json_to_recordset(%(rows)s::json) AS r(id uuid, tags text[])
+WHERE t.org_id = %(org_id)s AND t.id = r.id;
+
+-- name: bulk_update_fields
+-- The plain fields of a bulk update; a NULL parameter keeps the column.
+UPDATE targets
+SET interval_secs = coalesce(%(interval_secs)s::int, interval_secs),
+    enabled = coalesce(%(enabled)s::boolean, enabled),
+    alert_confirmations = coalesce(%(alert_confirmations)s::int, alert_confirmations),
+    notify_recovery = coalesce(%(notify_recovery)s::boolean, notify_recovery),
+    renotify_interval_secs = coalesce(%(renotify_interval_secs)s::int, renotify_interval_secs),
+    write_source = %(write_source)s, updated_at = now()
+WHERE org_id = %(org_id)s AND id = ANY(%(ids)s::uuid[]);
+
+-- name: tag_inventory
+-- The org's tags with how many targets carry each (enabled or not), most used first then by
+-- name; ``prefix`` is a LIKE pattern already escaped by the caller.
+SELECT tag AS name, count(*) AS count
+FROM targets t CROSS JOIN LATERAL unnest(t.tags) AS tag
+WHERE t.org_id = %(org_id)s AND (%(prefix)s::text IS NULL OR tag LIKE %(prefix)s)
+GROUP BY tag
+ORDER BY count(*) DESC, tag COLLATE "C"
+LIMIT %(limit)s OFFSET %(offset)s;
+
+-- name: tag_count
+SELECT count(DISTINCT tag) AS total
+FROM targets t CROSS JOIN LATERAL unnest(t.tags) AS tag
+WHERE t.org_id = %(org_id)s AND (%(prefix)s::text IS NULL OR tag LIKE %(prefix)s);

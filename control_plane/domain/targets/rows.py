@@ -11,7 +11,15 @@ import msgspec
 from psycopg.types.json import Jsonb
 
 from .codec import redacted_check
-from .schemas import AlertBinding, RegionCount, RegionPolicy, Target
+from .schemas import (
+    AlertBinding,
+    Last24h,
+    LastResult,
+    OpenIncident,
+    RegionCount,
+    RegionPolicy,
+    Target,
+)
 
 
 def audited(target: Target) -> dict[str, Any]:
@@ -19,6 +27,8 @@ def audited(target: Target) -> dict[str, Any]:
     the heartbeat endpoint, whose token is itself a credential."""
     doc: dict[str, Any] = msgspec.to_builtins(target)
     doc.pop("heartbeat", None)
+    for live in ("status", "last_result", "last_24h", "incident"):
+        doc.pop(live, None)
     return doc
 
 
@@ -30,8 +40,45 @@ def policy_from_json(raw: Any) -> RegionPolicy:
     return RegionCount(count=int(raw["count"])) if isinstance(raw, dict) else str(raw)
 
 
+def _current(row: dict[str, Any]) -> dict[str, Any]:
+    """The current-state columns (``target_current``), when the query joined them."""
+    if "current_status" not in row:
+        return {}
+    last = None
+    if row["last_checked_at"] is not None:
+        latency = row["last_latency_ms"]
+        last = LastResult(
+            at=row["last_checked_at"],
+            status=row["last_result_status"],
+            region=row["last_region"],
+            latency_ms=None if latency is None else round(float(latency), 3),
+            error=row["last_result_error"],
+        )
+    checks = int(row["checks_24h"] or 0)
+    up = int(row["up_24h"] or 0)
+    incident = None
+    if row["incident_id"] is not None:
+        incident = OpenIncident(
+            id=row["incident_id"],
+            started_at=row["incident_started_at"],
+            status=row["incident_status"],
+            state=row["incident_state"],
+        )
+    return {
+        "status": row["current_status"],
+        "last_result": last,
+        "last_24h": Last24h(
+            checks=checks,
+            checks_up=up,
+            uptime_pct=round(100.0 * up / checks, 3) if checks else None,
+        ),
+        "incident": incident,
+    }
+
+
 def row_to_target(row: dict[str, Any]) -> Target:
     return Target(
+        **_current(row),
         id=row["id"],
         name=row["name"],
         check=redacted_check(row["spec"], row["secrets"]),

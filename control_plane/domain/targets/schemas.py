@@ -101,6 +101,35 @@ class TargetUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     write_source: Any = UNSET
 
 
+CurrentStatus = Literal["up", "down", "degraded", "error", "unknown", "paused"]
+CURRENT_STATUSES: tuple[str, ...] = get_args(CurrentStatus)
+
+
+class LastResult(msgspec.Struct, kw_only=True):
+    """The newest conclusive result of any of the target's regions."""
+
+    at: datetime
+    status: str
+    region: str
+    latency_ms: float | None
+    error: str | None
+
+
+class Last24h(msgspec.Struct, kw_only=True):
+    """Checks of the last 24 complete hours (hourly rollups); uptime null with no check."""
+
+    checks: int
+    checks_up: int
+    uptime_pct: float | None
+
+
+class OpenIncident(msgspec.Struct, kw_only=True):
+    id: uuid.UUID
+    started_at: datetime
+    status: str
+    state: str
+
+
 class Target(msgspec.Struct, kw_only=True):
     id: uuid.UUID
     name: str
@@ -119,7 +148,116 @@ class Target(msgspec.Struct, kw_only=True):
     write_source: WriteSource
     # Heartbeat targets only: where the job pings and what it last reported.
     heartbeat: HeartbeatEndpoint | UnsetType = UNSET
+    # The current state (view ``target_current``): paused when disabled, else the open
+    # incident's status, else the worst region's last status, else unknown.
+    status: CurrentStatus = "unknown"
+    last_result: LastResult | None = None
+    last_24h: Last24h | None = None
+    incident: OpenIncident | None = None
 
 
 class TargetRegions(msgspec.Struct, forbid_unknown_fields=True):
     regions: list[str]
+
+
+# -- fleet operations: bulk create, bulk actions ------------------------------------------------
+
+MAX_BULK = 10_000
+
+
+class TargetBulkCreate(msgspec.Struct, forbid_unknown_fields=True):
+    """``POST /targets/bulk``: up to 10,000 target bodies, each exactly a ``TargetCreate``
+    (validated item by item: the errors name the item's ``index``)."""
+
+    __field_codes__: ClassVar[dict[str, str]] = {"/targets": "INVALID_BULK"}
+
+    targets: list[Any]
+
+
+class BulkItemError(msgspec.Struct, kw_only=True):
+    index: int
+    status: int
+    code: str
+    field: str | None
+    message: str
+    details: dict[str, Any] | None = None
+
+
+class TargetBulkCreated(msgspec.Struct, kw_only=True):
+    created: int
+    items: list[Target]
+
+
+class ActionEnable(msgspec.Struct, tag="enable", tag_field="type", forbid_unknown_fields=True):
+    pass
+
+
+class ActionDisable(msgspec.Struct, tag="disable", tag_field="type", forbid_unknown_fields=True):
+    pass
+
+
+class ActionDelete(msgspec.Struct, tag="delete", tag_field="type", forbid_unknown_fields=True):
+    pass
+
+
+class ActionTagAdd(msgspec.Struct, tag="tag_add", tag_field="type", forbid_unknown_fields=True):
+    tags: list[str]
+
+
+class ActionTagRemove(
+    msgspec.Struct, tag="tag_remove", tag_field="type", forbid_unknown_fields=True
+):
+    tags: list[str]
+
+
+class ActionUpdate(
+    msgspec.Struct, tag="update", tag_field="type", forbid_unknown_fields=True, kw_only=True
+):
+    """The bulk update of plain fields on many ids (omit a field to keep it)."""
+
+    interval: Interval | UnsetType = UNSET
+    enabled: bool | UnsetType = UNSET
+    alert_confirmations: int | UnsetType = UNSET
+    notify_recovery: bool | UnsetType = UNSET
+    renotify_interval_secs: int | UnsetType = UNSET
+
+
+BulkAction = (
+    ActionEnable | ActionDisable | ActionDelete | ActionTagAdd | ActionTagRemove | ActionUpdate
+)
+
+BULK_ACTION_CODES: dict[str, str] = {
+    "/ids": "INVALID_IDS",
+    "/action": "INVALID_ACTION",
+    "/action/type": "INVALID_ACTION",
+    "/action/tags": "INVALID_TAG",
+    "/action/interval": "INVALID_INTERVAL",
+    "/action/alert_confirmations": "INVALID_ALERT_CONFIG",
+    "/action/renotify_interval_secs": "INVALID_ALERT_CONFIG",
+}
+
+
+class TargetBulkAction(msgspec.Struct, forbid_unknown_fields=True):
+    __field_codes__: ClassVar[dict[str, str]] = BULK_ACTION_CODES
+    __field_choices__: ClassVar[dict[str, tuple[str, ...]]] = {
+        "/action/type": ("enable", "disable", "delete", "tag_add", "tag_remove", "update")
+    }
+
+    ids: list[str]
+    action: BulkAction
+
+
+class BulkFailure(msgspec.Struct):
+    id: str
+    code: str
+    message: str
+
+
+class TargetBulkActionResult(msgspec.Struct):
+    succeeded: list[str]
+    failed: list[BulkFailure]
+
+
+class TagCount(msgspec.Struct):
+    name: str
+    count: int

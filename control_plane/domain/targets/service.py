@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 from msgspec import UNSET
 from psycopg import AsyncConnection
+from psycopg.rows import dict_row
 
-from control_plane.core import abuse, quotas
+from control_plane.core import abuse, csv_export, quotas
 from control_plane.core.errors import ApiError, not_found
 from control_plane.core.ids import new_id
 from control_plane.core.service import TenantService
@@ -34,6 +36,41 @@ from .schemas import AlertBinding, Target, TargetCreate, TargetUpdate
 
 Q = Queries.beside(__file__)
 DEFAULT_REGION = "default"
+
+
+# ``sort`` of the target list: a fixed list of ORDER BY clauses, each ending with the id so a
+# page never shifts between equal keys; ``-`` in front sorts descending. Status sorts by
+# severity (down first), last_checked_at puts never-checked targets last.
+_SORTS = {
+    "name": "{t}name {dir}, {t}id {dir}",
+    "created_at": "{t}created_at {dir}, {t}id {dir}",
+    "status": "array_position(ARRAY['down','error','degraded','unknown','up','paused'], "
+    "{c}current_status) {dir}, {t}id {dir}",
+    "last_checked_at": "{c}last_checked_at {dir} NULLS LAST, {t}id {dir}",
+}
+SORTS = tuple(_SORTS) + tuple(f"-{k}" for k in _SORTS)
+
+
+def list_query(sort: str | None) -> str:
+    """``list_targets`` with its ORDER BY: on the tables inside the page, on its rows outside."""
+    inner = order_by(sort, t="t.", c="c.")
+    outer = order_by(sort, t="p.", c="p.")
+    return Q.list_targets.replace("{order}", inner).replace("{page_order}", outer)
+
+
+def order_by(sort: str | None, *, t: str = "t.", c: str = "c.") -> str:
+    if not sort:
+        return f"{t}id"
+    desc = sort.startswith("-")
+    key = sort[1:] if desc else sort
+    if key not in _SORTS:
+        raise ApiError(
+            400,
+            "INVALID_QUERY_PARAM",
+            f"sort must be one of {', '.join(SORTS)}",
+            "/sort",
+        )
+    return _SORTS[key].format(dir="DESC" if desc else "ASC", t=t, c=c)
 
 
 def target_not_found() -> ApiError:
@@ -89,11 +126,11 @@ class TargetService(TenantService):
         """Hashes heartbeat tokens (a write can make a target a heartbeat)."""
         return self.settings.security.token_key
 
-    async def create(self, data: TargetCreate, write_source: str) -> Target:
-        conn = await self.conn()
+    def _prepare(self, data: TargetCreate, target_id: uuid.UUID) -> Fields:
+        """What a create validates on the body alone, and the stored fields (credentials
+        sealed): the same for one target and for every item of a bulk create."""
         v.check(data.check)
         spec = data.check
-        await abuse.check_target(conn, spec)  # the operator's deny-list (issue 15)
         interval = (
             data.interval
             if data.interval is not None
@@ -102,9 +139,8 @@ class TargetService(TenantService):
         v.interval(interval, spec, self.org.min_interval_secs)
         v.region_policy_shape(data.region_policy)
         v.alert_fields(data.alert_confirmations, data.renotify_interval_secs)
-        target_id = new_id()
         public, sealed = seal_check(self.sealer, self.org.org_id, target_id, spec)
-        fields = Fields(
+        return Fields(
             name=v.name(data.name),
             kind=check_kind(spec),
             spec=public,
@@ -117,6 +153,13 @@ class TargetService(TenantService):
             renotify_interval_secs=data.renotify_interval_secs,
             region_policy=data.region_policy,
         )
+
+    async def create(self, data: TargetCreate, write_source: str) -> Target:
+        conn = await self.conn()
+        spec = data.check
+        target_id = new_id()
+        fields = self._prepare(data, target_id)
+        await abuse.check_target(conn, spec)  # the operator's deny-list (issue 15)
         async with conn.transaction():
             await quotas.enforce(conn, self.org.org_id, "max_targets", Q.count_org_targets)
             channel_ids = await _check_channels(conn, self.org.org_id, data.alerts)
@@ -170,27 +213,75 @@ class TargetService(TenantService):
         conn = await self.conn()
         return await self._fetch(conn, target_id)
 
-    async def list_page(
-        self, *, limit: int, offset: int, tag: str | None, enabled: bool | None, q: str | None
-    ) -> tuple[list[Target], int]:
-        conn = await self.conn()
+    def _list_params(
+        self,
+        *,
+        tag: str | None,
+        enabled: bool | None,
+        q: str | None,
+        kind: str | None,
+        status: str | None,
+        region: str | None,
+    ) -> dict[str, Any]:
         pattern = None
         if q:
             escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             pattern = f"%{escaped}%"
-        params = {
+        return {
             "org_id": self.org.org_id,
             "tag": tag,
             "enabled": enabled,
             "q": pattern,
-            "limit": limit,
-            "offset": offset,
+            "kind": kind,
+            "status": status,
+            "region": region,
         }
-        rows = await (await conn.execute(Q.list_targets, params)).fetchall()
+
+    async def list_page(
+        self,
+        *,
+        limit: int,
+        offset: int,
+        tag: str | None,
+        enabled: bool | None,
+        q: str | None,
+        kind: str | None = None,
+        status: str | None = None,
+        region: str | None = None,
+        sort: str | None = None,
+    ) -> tuple[list[Target], int]:
+        conn = await self.conn()
+        params = self._list_params(
+            tag=tag, enabled=enabled, q=q, kind=kind, status=status, region=region
+        )
+        params.update(limit=limit, offset=offset)
+        query = list_query(sort)
+        rows = await (await conn.execute(query, params)).fetchall()
         total_row = await (await conn.execute(Q.count_targets, params)).fetchone()
         targets = [row_to_target(r) for r in rows]
         await show_endpoints(conn, self.sealer, self.org.org_id, targets, self.public_url)
         return targets, int(total_row["total"] if total_row else 0)
+
+    def export(
+        self,
+        *,
+        tag: str | None,
+        enabled: bool | None,
+        q: str | None,
+        kind: str | None,
+        status: str | None,
+        region: str | None,
+        sort: str | None,
+    ) -> AsyncIterator[Target]:
+        """Every target the list's filters match, in its order, read as the CSV is sent."""
+        params = self._list_params(
+            tag=tag, enabled=enabled, q=q, kind=kind, status=status, region=region
+        )
+        params.update(limit=None, offset=0)
+        query = list_query(sort)
+        return csv_export.stream_rows(
+            self.res.db, query, params, row_to_target, row_factory=dict_row
+        )
 
     async def update(self, target_id: uuid.UUID, data: TargetUpdate, write_source: str) -> Target:
         conn = await self.conn()

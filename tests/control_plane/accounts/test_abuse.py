@@ -122,3 +122,25 @@ async def test_denylist_applies_to_channel_urls(operator: Persona, owner: Person
     stored = (await owner.get(f"{base}/{created.json()['id']}")).json()
     assert stored["config"]["type"] == "webhook"  # the refused PATCH changed nothing
     assert stored["updated_at"] == created.json()["updated_at"]
+
+
+async def test_denylist_applies_to_every_item_of_a_bulk_create(
+    operator: Persona, owner: Persona
+) -> None:
+    resp = await operator.post(
+        "/operator/abuse/denylist", json={"kind": "domain", "value": "evil.example"}
+    )
+    assert resp.status_code == 201, resp.text
+    items = [
+        http("https://ok.example/"),
+        http("https://x.evil.example/"),
+        http("https://b.example"),
+    ]
+    err = assert_error(
+        await owner.post("/api/v1/targets/bulk", json={"targets": items}),
+        400,
+        "BULK_VALIDATION_FAILED",
+    )
+    (bad,) = err["details"]["errors"]
+    assert bad["index"] == 1 and bad["code"] == "DOMAIN_DENYLISTED"
+    assert (await owner.get("/api/v1/targets")).json()["total"] == 0

@@ -105,6 +105,10 @@ SEMANTIC = {
     "INVALID_BRAND_COLOR": "#rrggbb (stated on create; a PATCH's optional field loses it)",
     "INVALID_CUSTOM_DOMAIN": "a custom domain is a host name with at least two labels",
     "DOMAIN_NOT_VERIFIED": "the TXT record must be published in DNS first",
+    "BULK_EMPTY": "a bulk request names at least one item (the reference's own code)",
+    "BULK_VALIDATION_FAILED": "each item of a bulk create is validated as createTarget's body, "
+    "item by item (the list's items are untyped so one bad item does not hide the others)",
+    "INVALID_ACTION": "a bulk update names at least one field",
 }
 
 

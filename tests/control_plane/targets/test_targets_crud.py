@@ -132,7 +132,14 @@ async def test_target_defaults_are_filled_in_on_read(owner: Persona, body: dict[
         "created_at",
         "updated_at",
         "write_source",
+        # The current state (issue 16): nothing reported yet.
+        "status",
+        "last_result",
+        "last_24h",
+        "incident",
     }
+    assert read["status"] == "unknown" and read["last_result"] is None
+    assert read["last_24h"] == {"checks": 0, "checks_up": 0, "uptime_pct": None}
     # interval defaults by kind: 60 s for http and tcp.
     assert read["interval"] == 60
     assert read["enabled"] is True
@@ -336,6 +343,8 @@ async def test_patch_changes_only_the_fields_given(owner: Persona, db_url: str) 
         resp = await owner.patch(url, json={field: value})
         assert resp.status_code == 200, resp.text
         expected[field] = value
+        if field == "enabled":
+            expected["status"] = "paused"  # a disabled target reads as paused
         got = resp.json()
         for key in expected:
             if key != "updated_at":
