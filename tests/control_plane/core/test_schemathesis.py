@@ -61,6 +61,11 @@ SEMANTIC = {
     "INVALID_EXPIRY": "an API key's expires_at must be in the future (issue 15)",
     "INVALID_DOMAIN": "a deny-listed domain must be a domain name (when kind is domain)",
     "INVALID_PATTERN": "a deny-listed URL pattern must be a valid regular expression",
+    # State the fuzzer itself makes through the operator surface: a plan whose caps it set to 0,
+    # a deny-list entry it added. The refusal is then correct for any body.
+    "QUOTA_EXCEEDED": "a plan's cap (the fuzzer edits plans through /operator/plans)",
+    "URL_PATTERN_BLOCKED": "the operator's deny-list (the fuzzer adds entries to it)",
+    "DOMAIN_DENYLISTED": "the operator's deny-list (the fuzzer adds entries to it)",
     "BAD_TIME_RANGE": "`to` must be after `from` (two parameters)",
     "INVALID_URL_FORMAT": "a URL's host must be a valid name or address",
     "INVALID_URL_SCHEME": "http and https only, case-insensitively",
