@@ -21,12 +21,14 @@ dev: $(STAMP)
 test: $(STAMP) test-deps
 	$(BIN)/pytest -n 3
 
-# Tools tests/deploy runs that are not Python packages: promtool (Debian's prometheus package)
-# and nginx (`nginx -t` on the compose proxy). Installed once, as root; a no-op when present.
+# Tools the tests run that are not Python packages: promtool (Debian's prometheus package),
+# nginx (`nginx -t` on the compose proxy) and chromium (the status page's browser test, driven
+# by Playwright). Installed once, as root; a no-op when present.
 test-deps:
 	@command -v promtool >/dev/null && { command -v nginx >/dev/null || test -x /usr/sbin/nginx; } \
+	  && command -v chromium >/dev/null \
 	  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	       --no-install-recommends prometheus nginx >/dev/null; }
+	       --no-install-recommends prometheus nginx chromium >/dev/null; }
 
 # The fault suite (tests/faults): whole systems on their own PostgreSQL and Redis, with agents
 # killed, the API stopped for 4 minutes, PostgreSQL and Redis restarted, the worker killed; each
