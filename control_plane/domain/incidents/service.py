@@ -171,42 +171,52 @@ class IncidentService(TenantService):
 
     async def acknowledge(self, incident_id: uuid.UUID, body: LifecycleNote) -> IncidentDetail:
         """``open`` → ``acknowledged`` (reminders stop); 409 if it is past that already."""
-        conn = await self.conn()
-        async with conn.transaction():
-            before = await self._detail(incident_id, lock=True)
-            if before.state == "acknowledged":
-                raise ApiError(
-                    409, "INCIDENT_ALREADY_ACKNOWLEDGED", "the incident is acknowledged already"
-                )
-            if before.state == "resolved":
-                raise ApiError(409, "INCIDENT_RESOLVED", "the incident is resolved already")
-            await conn.execute(
-                Q.acknowledge,
-                {"org_id": self.org.org_id, "id": incident_id, "by": self.who, "note": body.note},
-            )
-            after = await self._detail(incident_id)
-            await self.audit(
-                conn, "incident.acknowledge", "incident", incident_id, before=before, after=after
-            )
-        await self._publish("incident.acknowledged", after)
-        return after
+        return await self._transition(
+            incident_id,
+            body,
+            Q.acknowledge,
+            "acknowledge",
+            refused={
+                "acknowledged": ("INCIDENT_ALREADY_ACKNOWLEDGED", "acknowledged already"),
+                "resolved": ("INCIDENT_RESOLVED", "resolved already"),
+            },
+        )
 
     async def resolve(self, incident_id: uuid.UUID, body: LifecycleNote) -> IncidentDetail:
         """``open``/``acknowledged`` → ``resolved``, even while the target is still failing."""
+        return await self._transition(
+            incident_id,
+            body,
+            Q.resolve,
+            "resolve",
+            refused={"resolved": ("INCIDENT_ALREADY_RESOLVED", "resolved already")},
+        )
+
+    async def _transition(
+        self,
+        incident_id: uuid.UUID,
+        body: LifecycleNote,
+        query: str,
+        action: str,
+        refused: dict[str, tuple[str, str]],
+    ) -> IncidentDetail:
+        """One lifecycle step: refused (409) from the states listed, else recorded with who,
+        when and the note, audited, and told to the live stream after the commit."""
         conn = await self.conn()
         async with conn.transaction():
             before = await self._detail(incident_id, lock=True)
-            if before.state == "resolved":
-                raise ApiError(409, "INCIDENT_ALREADY_RESOLVED", "the incident is resolved already")
+            if before.state in refused:
+                code, what = refused[before.state]
+                raise ApiError(409, code, f"the incident is {what}")
             await conn.execute(
-                Q.resolve,
+                query,
                 {"org_id": self.org.org_id, "id": incident_id, "by": self.who, "note": body.note},
             )
             after = await self._detail(incident_id)
             await self.audit(
-                conn, "incident.resolve", "incident", incident_id, before=before, after=after
+                conn, f"incident.{action}", "incident", incident_id, before=before, after=after
             )
-        await self._publish("incident.resolved", after)
+        await self._publish(f"incident.{action}d", after)
         return after
 
     async def narrate(self, incident_id: uuid.UUID, body: IncidentPatch) -> IncidentDetail:
