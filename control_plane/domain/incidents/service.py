@@ -81,8 +81,10 @@ def _incident(row: dict[str, Any]) -> Incident:
 class IncidentService(TenantService):
     @property
     def who(self) -> str:
-        """The identity recorded on lifecycle changes: the API key until accounts exist."""
-        return f"api_key:{self.org.token_id}"
+        """The identity recorded on lifecycle changes and updates: ``user:<id>`` for a signed-in
+        person, ``api_key:<id>`` for a key (the audit log's actor)."""
+        actor = self.actor
+        return f"{'user' if actor.type == 'session' else actor.type}:{actor.id}"
 
     async def _publish(self, type_: str, incident: IncidentDetail) -> None:
         """After the commit: tell the live stream (best effort, never fails the request)."""

@@ -241,3 +241,16 @@ async def test_an_acknowledged_incident_that_recovers_is_resolved_by_the_engine(
     (ended,) = await incidents(owner, target["id"])
     assert ended["state"] == "resolved" and ended["resolved_by"] is None
     assert ended["acknowledged_at"] is not None and ended["acknowledge_note"] == "mine"
+
+
+async def test_a_signed_in_person_is_recorded_as_the_user(
+    owner: Persona, operator: Persona, app: Litestar, db_url: str
+) -> None:
+    from tests.control_plane.accounts.test_sessions import sign_in, user
+
+    _, _, _, inc = await open_incident(owner, operator, app, db_url)
+    uid = await user(db_url, owner.org_id, "oncall@example.com")
+    me = await sign_in(owner, "oncall@example.com")
+    resp = await me.post(f"/api/v1/incidents/{inc['id']}/acknowledge", json={})
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["acknowledged_by"] == f"user:{uid}"
