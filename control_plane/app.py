@@ -83,9 +83,12 @@ from control_plane.settings import Settings, get_settings
 API_VERSION = "0.1.0"
 
 
-def _lifespan(settings: Settings) -> Any:
+def _lifespan() -> Any:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        # Read at start-up, not captured at construction: one built app can be started again
+        # with other settings (the test suite builds one per worker instead of one per test).
+        settings: Settings = app.state.settings
         pool = make_pool(settings.database)
         await pool.open(wait=False)
         redis = Redis.from_url(settings.redis.url, decode_responses=False)
@@ -231,7 +234,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             auth_router(),
         ],
         template_config=template_config(),
-        lifespan=[_lifespan(settings)],
+        lifespan=[_lifespan()],
         on_shutdown=[close_hub],
         exception_handlers=exception_handlers(),
         middleware=[
@@ -246,4 +249,5 @@ def create_app(settings: Settings | None = None) -> Litestar:
         logging_config=None,
         debug=False,
     )
+    app.state.settings = settings
     return instrument(app, metrics_token=settings.security.metrics_token)

@@ -16,6 +16,8 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from control_plane.app import create_app
+from control_plane.core.observability import Metrics
+from control_plane.core.observability.request_context import RequestContext
 from control_plane.domain.orgs.service import create_org, create_token
 from control_plane.settings import Settings
 from tests.stack import OPERATOR_TOKEN, TOKEN_KEY, Stack, test_settings
@@ -44,9 +46,30 @@ def settings(db_url: str, stack: Stack) -> Settings:
     return test_settings(db_url, stack.redis_url)
 
 
+# Building the app (about 250 route handlers) costs a quarter of a CPU-second, more than most
+# tests: each worker builds one per construction-relevant setting and starts it afresh for every
+# test, with that test's settings and metrics (the lifespan reads ``app.state.settings``).
+_APPS: dict[tuple[str, str | None], Litestar] = {}
+
+
+def started_afresh(settings: Settings) -> Litestar:
+    key = (repr(settings.cors), settings.security.metrics_token)
+    app = _APPS.get(key)
+    if app is None:
+        app = _APPS[key] = create_app(settings)
+        return app
+    handler = app.asgi_handler
+    assert isinstance(handler, RequestContext), handler
+    metrics = Metrics()
+    handler.metrics = app.state.metrics = metrics
+    app.state.settings = settings
+    app.state.pop("resources", None)
+    return app
+
+
 @pytest.fixture
 def app(settings: Settings) -> Litestar:
-    return create_app(settings)
+    return started_afresh(settings)
 
 
 @pytest.fixture

@@ -132,7 +132,7 @@ def hub_of(app: Litestar) -> Hub:
 
 
 async def close_hub(app: Litestar) -> None:
-    """On shutdown: stop the hub's subscription."""
-    hub: Hub | None = app.state.get(_STATE_KEY)
+    """On shutdown: stop the hub's subscription (a restarted app makes a new one)."""
+    hub: Hub | None = app.state.pop(_STATE_KEY, None)
     if hub is not None:
         await hub.close()
