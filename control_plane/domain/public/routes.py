@@ -8,7 +8,7 @@ stale-while-revalidate=30`` (a reverse proxy in front may serve repeats itself).
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from litestar import Controller, Request, Response, Router, get
 from litestar.di import NamedDependency
@@ -21,7 +21,7 @@ from control_plane.core.ids import parse_uuid
 from control_plane.core.pagination import Offset, PageSize
 from control_plane.core.service import provide
 
-from . import render
+from . import cache, render
 from .schemas import (
     ComponentHistory,
     MaintenanceList,
@@ -33,10 +33,11 @@ from .service import (
     HISTORY_DAYS,
     PublicService,
     component_not_found,
+    history_of,
     incident_not_found,
     share_not_found,
 )
-from .views import incident_context, share_context, status_context
+from .views import incident_context, share_context
 
 INCIDENTS = PageSize(default=20, cap=100)
 Slug = Annotated[str, Parameter(description="the page's slug", max_length=50)]
@@ -48,6 +49,20 @@ ComponentQuery = Annotated[
         required=False,
     ),
 ]
+
+
+def _answer(
+    request: Request[Any, Any, Any], r: cache.Rendered, headers: dict[str, str] | None = None
+) -> Response[Any]:
+    """A rendered answer with its ETag; 304 (no body) when the client already holds it."""
+    h = {**(headers or {}), "ETag": r.etag}
+    if cache.not_modified(request.headers.get("if-none-match"), r.etag):
+        return Response(b"", status_code=304, headers=h, media_type=r.media_type)
+    return Response(r.body, media_type=r.media_type, headers=h)
+
+
+def _variant(fragment: str | None) -> str:
+    return "fragment" if fragment in ("1", "true") else "html"
 
 
 def _component(value: str) -> Any:
@@ -64,10 +79,15 @@ class PublicApiController(Controller):
 
     @get("/status", operation_id="publicStatus")
     async def status(
-        self, public: NamedDependency[PublicService], slug: FromPath[str]
-    ) -> PublicStatus:
-        """Overall state, components, active incidents and maintenance of a published page."""
-        return (await public.snapshot(slug)).status
+        self,
+        request: Request[Any, Any, Any],
+        public: NamedDependency[PublicService],
+        slug: FromPath[str],
+    ) -> Response[PublicStatus]:
+        """Overall state, components, active incidents and maintenance of a published page
+        (with an ``ETag``: ``If-None-Match`` answers 304 while it holds)."""
+        # The JSON is encoded once per page and cache period; the annotation documents it.
+        return cast("Response[PublicStatus]", _answer(request, await public.rendered(slug, "json")))
 
     @get("/components/{component_id:str}/history", operation_id="publicComponentHistory")
     async def history(
@@ -135,20 +155,20 @@ class PublicApiController(Controller):
     @get("/badge.svg", operation_id="publicStatusBadge", media_type="image/svg+xml")
     async def badge(
         self,
+        request: Request[Any, Any, Any],
         public: NamedDependency[PublicService],
         slug: FromPath[str],
         component: ComponentQuery = None,
-    ) -> Response[str]:
+    ) -> Response[Any]:
         """An SVG badge of the page's overall state, or of one ``component``."""
-        snap = await public.snapshot(slug)
         if component is None:
-            svg = render.status_badge("status", snap.status.status)
-        else:
-            cid = _component(component)
-            comp = next((c for c in snap.status.components if c.id == cid), None)
-            if comp is None:
-                raise component_not_found()
-            svg = render.status_badge(comp.name, comp.status)
+            return _answer(request, await public.rendered(slug, "badge"))
+        snap = await public.snapshot(slug)
+        cid = _component(component)
+        comp = next((c for c in snap.status.components if c.id == cid), None)
+        if comp is None:
+            raise component_not_found()
+        svg = render.status_badge(comp.name, comp.status)
         return Response(svg, media_type="image/svg+xml; charset=utf-8")
 
     @get("/uptime.svg", operation_id="publicUptimeBadge", media_type="image/svg+xml")
@@ -165,13 +185,13 @@ class PublicApiController(Controller):
         if component is None:
             values = [
                 h.uptime_pct
-                for h in [await public.history(slug, c.id, days) for c in snap.status.components]
+                for h in [history_of(snap, c.id, days) for c in snap.status.components]
                 if h.uptime_pct is not None
             ]
             value = round(sum(values) / len(values), 3) if values else None
             label = f"uptime {days}d"
         else:
-            hist = await public.history(slug, _component(component), days)
+            hist = history_of(snap, _component(component), days)
             value, label = hist.uptime_pct, f"{hist.component.name} {days}d"
         return Response(
             render.uptime_badge(label, value), media_type="image/svg+xml; charset=utf-8"
@@ -238,15 +258,14 @@ class PublicPageController(Controller):
         request: Request[Any, Any, Any],
         public: NamedDependency[PublicService],
         fragment: FromQuery[str | None] = None,
-    ) -> Template:
+    ) -> Response[Any]:
         """A page's verified custom domain (``Host: status.example.com``) serves it at ``/``."""
         try:
-            slug = await public.slug_for_host(request.headers.get("host", ""))
-            snap = await public.snapshot(slug)
+            slug = await public.slug_for_host_cached(request.headers.get("host", ""))
+            r = await public.rendered(slug, _variant(fragment))
         except ApiError:
             return _not_found_page("There is no status page here.")
-        name = "status_fragment.html" if fragment in ("1", "true") else "status.html"
-        return Template(template_name=name, context=status_context(snap), headers=PAGE_HEADERS)
+        return _answer(request, r, PAGE_HEADERS)
 
     @get(
         "/status/{slug:str}",
@@ -254,16 +273,16 @@ class PublicPageController(Controller):
     )
     async def status_page(
         self,
+        request: Request[Any, Any, Any],
         public: NamedDependency[PublicService],
         slug: FromPath[str],
         fragment: FromQuery[str | None] = None,
-    ) -> Template:
+    ) -> Response[Any]:
         try:
-            snap = await public.snapshot(slug)
+            r = await public.rendered(slug, _variant(fragment))
         except ApiError:
             return _not_found_page("There is no status page here.")
-        name = "status_fragment.html" if fragment in ("1", "true") else "status.html"
-        return Template(template_name=name, context=status_context(snap), headers=PAGE_HEADERS)
+        return _answer(request, r, PAGE_HEADERS)
 
     @get(
         "/status/{slug:str}/incidents/{incident_id:str}",
