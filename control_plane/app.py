@@ -59,6 +59,7 @@ from control_plane.domain.notifications.routes import (
 )
 from control_plane.domain.ondemand.routes import OnDemandController
 from control_plane.domain.plans.routes import OperatorPlanController
+from control_plane.domain.public.limits import public_limits_middleware
 from control_plane.domain.public.routes import PublicPageController, public_api_router
 from control_plane.domain.public.templates import template_config
 from control_plane.domain.regions.routes import (
@@ -237,6 +238,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         middleware=[
             cors_middleware(settings.cors),
             cache_control_middleware,
+            public_limits_middleware,
             headers_middleware,
             allow_header_middleware,
             input_limits_middleware,

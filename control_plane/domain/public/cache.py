@@ -94,7 +94,7 @@ async def _shared(
     rkey = ""
     try:
         gen = (await redis.get(_gen_key(prefix))) or b"0"
-        rkey = f"{prefix}public:r:{gen.decode()}:{key}"
+        rkey = f"{prefix}public:r:{gen.decode()}:{key.removeprefix(prefix)}"
         cached = await redis.get(rkey)
         if cached is not None:
             return _DEC.decode(cached)
@@ -123,6 +123,7 @@ async def get(
     redis: Redis, prefix: str, key: str, build: Callable[[], Awaitable[Rendered]]
 ) -> Rendered:
     """``key``'s rendered answer: memo, else Redis, else one build shared by every caller."""
+    key = prefix + key  # one process may serve several deployments (the tests do)
     hit = _memo.get(key)
     if hit is not None and hit[0] > time.monotonic():
         return hit[1]
