@@ -60,7 +60,11 @@ from control_plane.domain.notifications.routes import (
 from control_plane.domain.ondemand.routes import OnDemandController
 from control_plane.domain.plans.routes import OperatorPlanController
 from control_plane.domain.public.limits import public_limits_middleware
-from control_plane.domain.public.routes import PublicPageController, public_api_router
+from control_plane.domain.public.routes import (
+    PublicPageController,
+    ReferenceAliasController,
+    public_api_router,
+)
 from control_plane.domain.public.templates import template_config
 from control_plane.domain.regions.routes import (
     OperatorGrantController,
@@ -229,6 +233,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             # No auth, none of the tenant guards: published status pages and share links.
             public_api_router(),
             PublicPageController,
+            ReferenceAliasController,
             auth_router(),
         ],
         template_config=template_config(),

@@ -327,4 +327,125 @@ class PublicPageController(Controller):
         )
 
 
-__all__ = ["PublicApiController", "PublicPageController", "public_api_router", "share_not_found"]
+__all__ = [
+    "PublicApiController",
+    "PublicPageController",
+    "ReferenceAliasController",
+    "public_api_router",
+    "share_not_found",
+]
+
+
+class ReferenceAliasController(Controller):
+    """The reference's one-page-per-deployment paths, on a page's verified custom domain:
+    ``Host: status.example.com`` makes ``/status``, ``/status/incidents/{id}`` and
+    ``/api/public/v1/{status,incidents,…}`` that page's, as ``…/pages/{slug}/…`` are. Any other
+    Host: 404 (there is no deployment-wide default page). Aliases: left out of the OpenAPI
+    document, which describes the slug paths."""
+
+    path = "/"
+    include_in_schema = False
+    dependencies = {"public": provide(PublicService)}
+
+    @get("/status", media_type="text/html")
+    async def page(
+        self,
+        request: Request[Any, Any, Any],
+        public: NamedDependency[PublicService],
+        fragment: FromQuery[str | None] = None,
+    ) -> Response[Any]:
+        try:
+            slug = await public.slug_for_host_cached(request.headers.get("host", ""))
+            r = await public.rendered(slug, _variant(fragment))
+        except ApiError:
+            return _not_found_page("There is no status page here.")
+        return _answer(request, r, PAGE_HEADERS)
+
+    @get("/status/incidents/{incident_id:str}", media_type="text/html")
+    async def incident_page(
+        self,
+        request: Request[Any, Any, Any],
+        public: NamedDependency[PublicService],
+        incident_id: FromPath[str],
+    ) -> Response[Any]:
+        try:
+            slug = await public.slug_for_host_cached(request.headers.get("host", ""))
+            snap = await public.snapshot(slug)
+            iid = parse_uuid(incident_id)
+            if iid is None:
+                raise incident_not_found()
+            incident = await public.incident(slug, iid)
+        except ApiError:
+            return _not_found_page("There is no such incident on this page.")
+        return Template(
+            template_name="incident.html",
+            context=incident_context(snap, incident),
+            headers=PAGE_HEADERS,
+        )
+
+    @get("/api/public/v1/status")
+    async def status(
+        self, request: Request[Any, Any, Any], public: NamedDependency[PublicService]
+    ) -> Response[Any]:
+        slug = await public.slug_for_host_cached(request.headers.get("host", ""))
+        return _answer(request, await public.rendered(slug, "json"))
+
+    @get("/api/public/v1/components/{component_id:str}/history")
+    async def history(
+        self,
+        request: Request[Any, Any, Any],
+        public: NamedDependency[PublicService],
+        component_id: FromPath[str],
+        days: int = Parameter(default=HISTORY_DAYS, ge=1, le=HISTORY_DAYS),
+    ) -> ComponentHistory:
+        slug = await public.slug_for_host_cached(request.headers.get("host", ""))
+        return await public.history(slug, _component(component_id), days)
+
+    @get("/api/public/v1/incidents")
+    async def incidents(
+        self,
+        request: Request[Any, Any, Any],
+        public: NamedDependency[PublicService],
+        limit: Annotated[int | None, INCIDENTS.limit] = None,
+        offset: Offset = None,
+    ) -> PublicIncidentPage:
+        slug = await public.slug_for_host_cached(request.headers.get("host", ""))
+        paging = INCIDENTS.paging(limit, offset)
+        return await public.incidents(slug, limit=paging.limit, offset=paging.offset)
+
+    @get("/api/public/v1/incidents/{incident_id:str}")
+    async def incident(
+        self,
+        request: Request[Any, Any, Any],
+        public: NamedDependency[PublicService],
+        incident_id: FromPath[str],
+    ) -> PublicIncident:
+        slug = await public.slug_for_host_cached(request.headers.get("host", ""))
+        iid = parse_uuid(incident_id)
+        if iid is None:
+            raise incident_not_found()
+        return await public.incident(slug, iid)
+
+    @get("/api/public/v1/incidents.rss", media_type="application/rss+xml")
+    async def incidents_rss(
+        self, request: Request[Any, Any, Any], public: NamedDependency[PublicService]
+    ) -> Response[str]:
+        slug = await public.slug_for_host_cached(request.headers.get("host", ""))
+        return await PublicApiController.incidents_rss.fn(self, request, public, slug)  # type: ignore[no-any-return]
+
+    @get("/api/public/v1/maintenance")
+    async def maintenance(
+        self, request: Request[Any, Any, Any], public: NamedDependency[PublicService]
+    ) -> MaintenanceList:
+        slug = await public.slug_for_host_cached(request.headers.get("host", ""))
+        return MaintenanceList(items=(await public.snapshot(slug)).status.maintenance)
+
+    @get("/api/public/v1/badge.svg", media_type="image/svg+xml")
+    async def badge(
+        self,
+        request: Request[Any, Any, Any],
+        public: NamedDependency[PublicService],
+        component: ComponentQuery = None,
+    ) -> Response[Any]:
+        slug = await public.slug_for_host_cached(request.headers.get("host", ""))
+        return await PublicApiController.badge.fn(self, request, public, slug, component)  # type: ignore[no-any-return]

@@ -191,3 +191,41 @@ def test_which_paths_are_public() -> None:
         assert limits.is_public(path), path
     for path in ("/api/v1/status-pages", "/statusx", "/healthz", "/api/auth/login", "/mx"):
         assert not limits.is_public(path), path
+
+
+async def test_reference_paths_serve_the_custom_domains_page(
+    owner: Persona, anon: Persona, db_url: str
+) -> None:
+    """The reference's one-page paths answer on a verified custom domain, 404 elsewhere."""
+    page = await _page(owner)
+    target = (await owner.get(f"{PAGES}/{page['id']}/components")).json()
+    tid = (target["items"] if isinstance(target, dict) else target)[0]["target_id"]
+    async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as conn:
+        await conn.execute(
+            "UPDATE status_pages SET custom_domain = 'status.example.com',"
+            " domain_verified_at = now() WHERE id = %s",
+            (page["id"],),
+        )
+    host = {"Host": "status.example.com"}
+    slugged = (await anon.get(f"{PUB}/acme/status")).json()
+    aliased = await anon.get("/api/public/v1/status", headers=host)
+    assert aliased.status_code == 200 and aliased.json() == slugged
+    assert "API" in (await anon.get("/status", headers=host)).text
+    for path in (
+        "/api/public/v1/incidents",
+        "/api/public/v1/maintenance",
+        "/api/public/v1/incidents.rss",
+        "/api/public/v1/badge.svg",
+        f"/api/public/v1/components/{tid}/history?days=7",
+    ):
+        assert (await anon.get(path, headers=host)).status_code == 200, path
+    assert_error(
+        await anon.get(f"/api/public/v1/incidents/{uuid.uuid4()}", headers=host),
+        404,
+        "INCIDENT_NOT_FOUND",
+    )
+    assert (await anon.get(f"/status/incidents/{uuid.uuid4()}", headers=host)).status_code == 404
+    other = {"Host": "other.example.com"}
+    assert_error(await anon.get("/api/public/v1/status", headers=other), 404, "PAGE_NOT_FOUND")
+    assert_error(await anon.get("/api/public/v1/incidents"), 404, "PAGE_NOT_FOUND")
+    assert (await anon.get("/status", headers=other)).status_code == 404
