@@ -174,7 +174,14 @@ async def run(vigil: Vigil, cfg: BenchConfig) -> Outcome:
         "JSON /api/public/v1/pages/bench/status": "/api/public/v1/pages/bench/status",
     }
     figs: dict[str, dict[str, list[float]]] = {
-        k: {"cold p50": [], "cold p99": [], "warm p50": [], "warm p99": [], "warm rps": []}
+        k: {
+            "cold p50": [],
+            "cold p99": [],
+            "warm p50": [],
+            "warm p99": [],
+            "warm rps": [],
+            "cpu": [],
+        }
         for k in endpoints
     }
     pids = vigil.pids("api")
@@ -199,6 +206,8 @@ async def run(vigil: Vigil, cfg: BenchConfig) -> Outcome:
             f["warm p50"].append(_percentile(got["warm"], 0.5))
             f["warm p99"].append(_percentile(got["warm"], 0.99))
             f["warm rps"].append(len(got["warm"]) / window)
+            answers = len(got["cold"]) + len(got["warm"]) + len(got["bad"])
+            f["cpu"].append(1000 * cpu.get("api", 0.0) / answers)
             out.notes.append(
                 f"run {n + 1} {label}: cold p50/p99 {f['cold p50'][-1]:.1f}/"
                 f"{f['cold p99'][-1]:.1f} ms, warm p50/p99 {f['warm p50'][-1]:.1f}/"
@@ -214,5 +223,7 @@ async def run(vigil: Vigil, cfg: BenchConfig) -> Outcome:
         out.add(f"{label} warm p50", f["warm p50"], "ms")
         out.add(f"{label} warm p99", f["warm p99"], "ms", target="< 50 ms", meets=lambda x: x < 50)
         out.add(f"{label} warm answers per second", f["warm rps"], "req/s")
+        # The figure the machine's load does not move much: what one answer costs the API.
+        out.add(f"{label} API CPU per answer", f["cpu"], "ms")
     out.notes.append("The machine is shared with other helpers' builds and tests: see the loads.")
     return out
