@@ -63,6 +63,7 @@ from control_plane.domain.public.limits import public_limits_middleware
 from control_plane.domain.public.routes import (
     PublicPageController,
     ReferenceAliasController,
+    ReferenceApiAliasController,
     public_api_router,
 )
 from control_plane.domain.public.templates import template_config
@@ -234,6 +235,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             public_api_router(),
             PublicPageController,
             ReferenceAliasController,
+            ReferenceApiAliasController,
             auth_router(),
         ],
         template_config=template_config(),

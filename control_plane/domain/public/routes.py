@@ -159,10 +159,10 @@ class PublicApiController(Controller):
         public: NamedDependency[PublicService],
         slug: FromPath[str],
         component: ComponentQuery = None,
-    ) -> Response[Any]:
+    ) -> Response[str]:
         """An SVG badge of the page's overall state, or of one ``component``."""
         if component is None:
-            return _answer(request, await public.rendered(slug, "badge"))
+            return cast("Response[str]", _answer(request, await public.rendered(slug, "badge")))
         snap = await public.snapshot(slug)
         cid = _component(component)
         comp = next((c for c in snap.status.components if c.id == cid), None)
@@ -331,17 +331,17 @@ __all__ = [
     "PublicApiController",
     "PublicPageController",
     "ReferenceAliasController",
+    "ReferenceApiAliasController",
     "public_api_router",
     "share_not_found",
 ]
 
 
 class ReferenceAliasController(Controller):
-    """The reference's one-page-per-deployment paths, on a page's verified custom domain:
-    ``Host: status.example.com`` makes ``/status``, ``/status/incidents/{id}`` and
-    ``/api/public/v1/{status,incidents,…}`` that page's, as ``…/pages/{slug}/…`` are. Any other
-    Host: 404 (there is no deployment-wide default page). Aliases: left out of the OpenAPI
-    document, which describes the slug paths."""
+    """The reference's one-page-per-deployment pages, on a page's verified custom domain:
+    ``Host: status.example.com`` makes ``/status`` and ``/status/incidents/{id}`` that page's
+    (as ``/status/{slug}…`` are); any other Host: the not-found page (there is no
+    deployment-wide default page). The JSON twins: ``ReferenceApiAliasController``."""
 
     path = "/"
     include_in_schema = False
@@ -383,14 +383,25 @@ class ReferenceAliasController(Controller):
             headers=PAGE_HEADERS,
         )
 
-    @get("/api/public/v1/status")
+
+class ReferenceApiAliasController(Controller):
+    """The reference's ``/api/public/v1/{status,incidents,…}`` (one page per deployment): the
+    page whose verified custom domain is the request's Host; any other Host is 404
+    ``PAGE_NOT_FOUND``."""
+
+    path = "/api/public/v1"
+    tags = ["public"]
+    dependencies = {"public": provide(PublicService)}
+
+    @get("/status", operation_id="publicStatusOnDomain")
     async def status(
         self, request: Request[Any, Any, Any], public: NamedDependency[PublicService]
-    ) -> Response[Any]:
+    ) -> Response[PublicStatus]:
+        """``/pages/{slug}/status`` of the page whose verified custom domain is the Host."""
         slug = await public.slug_for_host_cached(request.headers.get("host", ""))
-        return _answer(request, await public.rendered(slug, "json"))
+        return cast("Response[PublicStatus]", _answer(request, await public.rendered(slug, "json")))
 
-    @get("/api/public/v1/components/{component_id:str}/history")
+    @get("/components/{component_id:str}/history", operation_id="publicComponentHistoryOnDomain")
     async def history(
         self,
         request: Request[Any, Any, Any],
@@ -398,10 +409,11 @@ class ReferenceAliasController(Controller):
         component_id: FromPath[str],
         days: int = Parameter(default=HISTORY_DAYS, ge=1, le=HISTORY_DAYS),
     ) -> ComponentHistory:
+        """``/pages/{slug}/components/{id}/history`` of the custom domain's page."""
         slug = await public.slug_for_host_cached(request.headers.get("host", ""))
         return await public.history(slug, _component(component_id), days)
 
-    @get("/api/public/v1/incidents")
+    @get("/incidents", operation_id="publicIncidentsOnDomain")
     async def incidents(
         self,
         request: Request[Any, Any, Any],
@@ -409,43 +421,52 @@ class ReferenceAliasController(Controller):
         limit: Annotated[int | None, INCIDENTS.limit] = None,
         offset: Offset = None,
     ) -> PublicIncidentPage:
+        """``/pages/{slug}/incidents`` of the custom domain's page."""
         slug = await public.slug_for_host_cached(request.headers.get("host", ""))
         paging = INCIDENTS.paging(limit, offset)
         return await public.incidents(slug, limit=paging.limit, offset=paging.offset)
 
-    @get("/api/public/v1/incidents/{incident_id:str}")
+    @get("/incidents/{incident_id:str}", operation_id="publicIncidentOnDomain")
     async def incident(
         self,
         request: Request[Any, Any, Any],
         public: NamedDependency[PublicService],
         incident_id: FromPath[str],
     ) -> PublicIncident:
+        """``/pages/{slug}/incidents/{id}`` of the custom domain's page."""
         slug = await public.slug_for_host_cached(request.headers.get("host", ""))
         iid = parse_uuid(incident_id)
         if iid is None:
             raise incident_not_found()
         return await public.incident(slug, iid)
 
-    @get("/api/public/v1/incidents.rss", media_type="application/rss+xml")
+    @get(
+        "/incidents.rss",
+        operation_id="publicIncidentsRssOnDomain",
+        media_type="application/rss+xml",
+    )
     async def incidents_rss(
         self, request: Request[Any, Any, Any], public: NamedDependency[PublicService]
     ) -> Response[str]:
+        """``/pages/{slug}/incidents.rss`` of the custom domain's page."""
         slug = await public.slug_for_host_cached(request.headers.get("host", ""))
         return await PublicApiController.incidents_rss.fn(self, request, public, slug)  # type: ignore[no-any-return]
 
-    @get("/api/public/v1/maintenance")
+    @get("/maintenance", operation_id="publicMaintenanceOnDomain")
     async def maintenance(
         self, request: Request[Any, Any, Any], public: NamedDependency[PublicService]
     ) -> MaintenanceList:
+        """``/pages/{slug}/maintenance`` of the custom domain's page."""
         slug = await public.slug_for_host_cached(request.headers.get("host", ""))
         return MaintenanceList(items=(await public.snapshot(slug)).status.maintenance)
 
-    @get("/api/public/v1/badge.svg", media_type="image/svg+xml")
+    @get("/badge.svg", operation_id="publicStatusBadgeOnDomain", media_type="image/svg+xml")
     async def badge(
         self,
         request: Request[Any, Any, Any],
         public: NamedDependency[PublicService],
         component: ComponentQuery = None,
-    ) -> Response[Any]:
+    ) -> Response[str]:
+        """``/pages/{slug}/badge.svg`` of the custom domain's page."""
         slug = await public.slug_for_host_cached(request.headers.get("host", ""))
         return await PublicApiController.badge.fn(self, request, public, slug, component)  # type: ignore[no-any-return]
