@@ -59,7 +59,13 @@ from control_plane.domain.notifications.routes import (
 )
 from control_plane.domain.ondemand.routes import OnDemandController
 from control_plane.domain.plans.routes import OperatorPlanController
-from control_plane.domain.public.routes import PublicPageController, public_api_router
+from control_plane.domain.public.limits import public_limits_middleware
+from control_plane.domain.public.routes import (
+    PublicPageController,
+    ReferenceAliasController,
+    ReferenceApiAliasController,
+    public_api_router,
+)
 from control_plane.domain.public.templates import template_config
 from control_plane.domain.regions.routes import (
     OperatorGrantController,
@@ -231,6 +237,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             # No auth, none of the tenant guards: published status pages and share links.
             public_api_router(),
             PublicPageController,
+            ReferenceAliasController,
+            ReferenceApiAliasController,
             auth_router(),
         ],
         template_config=template_config(),
@@ -240,6 +248,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         middleware=[
             cors_middleware(settings.cors),
             cache_control_middleware,
+            public_limits_middleware,
             headers_middleware,
             allow_header_middleware,
             input_limits_middleware,

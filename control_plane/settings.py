@@ -207,11 +207,17 @@ def _notify(e: dict[str, str]) -> NotifySettings:
 @dataclass(frozen=True, slots=True)
 class StatusPageSettings:
     """Custom-domain verification: the DNS resolver that looks up the TXT record
-    (``VIGIL_STATUS_DNS_SERVER``/``_PORT``; unset: the system's resolvers)."""
+    (``VIGIL_STATUS_DNS_SERVER``/``_PORT``; unset: the system's resolvers). The public surface's
+    own limits (``domain/public/limits.py``), never counted against a tenant's budgets:
+    requests per minute from one client address (``VIGIL_PUBLIC_RATE_PER_MINUTE``, 0: none) and
+    public requests one process handles at once before answering 503
+    (``VIGIL_PUBLIC_MAX_INFLIGHT``, 0: no cap)."""
 
     dns_server: str | None = None
     dns_port: int = 53
     dns_timeout_secs: float = 5.0
+    public_rate_per_minute: int = 600
+    public_max_inflight: int = 100
 
 
 def _status_pages(e: dict[str, str]) -> StatusPageSettings:
@@ -219,6 +225,8 @@ def _status_pages(e: dict[str, str]) -> StatusPageSettings:
         dns_server=e.get("VIGIL_STATUS_DNS_SERVER") or None,
         dns_port=int(e.get("VIGIL_STATUS_DNS_PORT") or "53"),
         dns_timeout_secs=float(e.get("VIGIL_STATUS_DNS_TIMEOUT_SECS") or "5"),
+        public_rate_per_minute=int(e.get("VIGIL_PUBLIC_RATE_PER_MINUTE") or "600"),
+        public_max_inflight=int(e.get("VIGIL_PUBLIC_MAX_INFLIGHT") or "100"),
     )
 
 

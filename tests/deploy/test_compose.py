@@ -138,8 +138,10 @@ def test_nginx_accepts_the_proxy_configuration(tmp_path: Path) -> None:
         pytest.fail("nginx is not installed: make test-deps (Debian package nginx)")
     # The compose service names do not resolve here: the same file with loopback upstreams.
     conf = (COMPOSE_DIR / "nginx.conf").read_text()
-    conf = conf.replace("server api-1:8000", "server 127.0.0.1:8001").replace(
-        "server api-2:8000", "server 127.0.0.1:8002"
+    conf = (
+        conf.replace("server api-1:8000", "server 127.0.0.1:8001")
+        .replace("server api-2:8000", "server 127.0.0.1:8002")
+        .replace("/var/cache/nginx/vigil_public", str(tmp_path / "cache"))
     )
     (tmp_path / "vigil.conf").write_text(conf)
     (tmp_path / "nginx.conf").write_text(

@@ -8,7 +8,7 @@ stale-while-revalidate=30`` (a reverse proxy in front may serve repeats itself).
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from litestar import Controller, Request, Response, Router, get
 from litestar.di import NamedDependency
@@ -21,7 +21,7 @@ from control_plane.core.ids import parse_uuid
 from control_plane.core.pagination import Offset, PageSize
 from control_plane.core.service import provide
 
-from . import render
+from . import cache, render
 from .schemas import (
     ComponentHistory,
     MaintenanceList,
@@ -33,10 +33,11 @@ from .service import (
     HISTORY_DAYS,
     PublicService,
     component_not_found,
+    history_of,
     incident_not_found,
     share_not_found,
 )
-from .views import incident_context, share_context, status_context
+from .views import incident_context, share_context
 
 INCIDENTS = PageSize(default=20, cap=100)
 Slug = Annotated[str, Parameter(description="the page's slug", max_length=50)]
@@ -48,6 +49,20 @@ ComponentQuery = Annotated[
         required=False,
     ),
 ]
+
+
+def _answer(
+    request: Request[Any, Any, Any], r: cache.Rendered, headers: dict[str, str] | None = None
+) -> Response[Any]:
+    """A rendered answer with its ETag; 304 (no body) when the client already holds it."""
+    h = {**(headers or {}), "ETag": r.etag}
+    if cache.not_modified(request.headers.get("if-none-match"), r.etag):
+        return Response(b"", status_code=304, headers=h, media_type=r.media_type)
+    return Response(r.body, media_type=r.media_type, headers=h)
+
+
+def _variant(fragment: str | None) -> str:
+    return "fragment" if fragment in ("1", "true") else "html"
 
 
 def _component(value: str) -> Any:
@@ -64,10 +79,15 @@ class PublicApiController(Controller):
 
     @get("/status", operation_id="publicStatus")
     async def status(
-        self, public: NamedDependency[PublicService], slug: FromPath[str]
-    ) -> PublicStatus:
-        """Overall state, components, active incidents and maintenance of a published page."""
-        return (await public.snapshot(slug)).status
+        self,
+        request: Request[Any, Any, Any],
+        public: NamedDependency[PublicService],
+        slug: FromPath[str],
+    ) -> Response[PublicStatus]:
+        """Overall state, components, active incidents and maintenance of a published page
+        (with an ``ETag``: ``If-None-Match`` answers 304 while it holds)."""
+        # The JSON is encoded once per page and cache period; the annotation documents it.
+        return cast("Response[PublicStatus]", _answer(request, await public.rendered(slug, "json")))
 
     @get("/components/{component_id:str}/history", operation_id="publicComponentHistory")
     async def history(
@@ -135,20 +155,20 @@ class PublicApiController(Controller):
     @get("/badge.svg", operation_id="publicStatusBadge", media_type="image/svg+xml")
     async def badge(
         self,
+        request: Request[Any, Any, Any],
         public: NamedDependency[PublicService],
         slug: FromPath[str],
         component: ComponentQuery = None,
     ) -> Response[str]:
         """An SVG badge of the page's overall state, or of one ``component``."""
-        snap = await public.snapshot(slug)
         if component is None:
-            svg = render.status_badge("status", snap.status.status)
-        else:
-            cid = _component(component)
-            comp = next((c for c in snap.status.components if c.id == cid), None)
-            if comp is None:
-                raise component_not_found()
-            svg = render.status_badge(comp.name, comp.status)
+            return cast("Response[str]", _answer(request, await public.rendered(slug, "badge")))
+        snap = await public.snapshot(slug)
+        cid = _component(component)
+        comp = next((c for c in snap.status.components if c.id == cid), None)
+        if comp is None:
+            raise component_not_found()
+        svg = render.status_badge(comp.name, comp.status)
         return Response(svg, media_type="image/svg+xml; charset=utf-8")
 
     @get("/uptime.svg", operation_id="publicUptimeBadge", media_type="image/svg+xml")
@@ -165,13 +185,13 @@ class PublicApiController(Controller):
         if component is None:
             values = [
                 h.uptime_pct
-                for h in [await public.history(slug, c.id, days) for c in snap.status.components]
+                for h in [history_of(snap, c.id, days) for c in snap.status.components]
                 if h.uptime_pct is not None
             ]
             value = round(sum(values) / len(values), 3) if values else None
             label = f"uptime {days}d"
         else:
-            hist = await public.history(slug, _component(component), days)
+            hist = history_of(snap, _component(component), days)
             value, label = hist.uptime_pct, f"{hist.component.name} {days}d"
         return Response(
             render.uptime_badge(label, value), media_type="image/svg+xml; charset=utf-8"
@@ -238,15 +258,14 @@ class PublicPageController(Controller):
         request: Request[Any, Any, Any],
         public: NamedDependency[PublicService],
         fragment: FromQuery[str | None] = None,
-    ) -> Template:
+    ) -> Response[Any]:
         """A page's verified custom domain (``Host: status.example.com``) serves it at ``/``."""
         try:
-            slug = await public.slug_for_host(request.headers.get("host", ""))
-            snap = await public.snapshot(slug)
+            slug = await public.slug_for_host_cached(request.headers.get("host", ""))
+            r = await public.rendered(slug, _variant(fragment))
         except ApiError:
             return _not_found_page("There is no status page here.")
-        name = "status_fragment.html" if fragment in ("1", "true") else "status.html"
-        return Template(template_name=name, context=status_context(snap), headers=PAGE_HEADERS)
+        return _answer(request, r, PAGE_HEADERS)
 
     @get(
         "/status/{slug:str}",
@@ -254,16 +273,16 @@ class PublicPageController(Controller):
     )
     async def status_page(
         self,
+        request: Request[Any, Any, Any],
         public: NamedDependency[PublicService],
         slug: FromPath[str],
         fragment: FromQuery[str | None] = None,
-    ) -> Template:
+    ) -> Response[Any]:
         try:
-            snap = await public.snapshot(slug)
+            r = await public.rendered(slug, _variant(fragment))
         except ApiError:
             return _not_found_page("There is no status page here.")
-        name = "status_fragment.html" if fragment in ("1", "true") else "status.html"
-        return Template(template_name=name, context=status_context(snap), headers=PAGE_HEADERS)
+        return _answer(request, r, PAGE_HEADERS)
 
     @get(
         "/status/{slug:str}/incidents/{incident_id:str}",
@@ -308,4 +327,146 @@ class PublicPageController(Controller):
         )
 
 
-__all__ = ["PublicApiController", "PublicPageController", "public_api_router", "share_not_found"]
+__all__ = [
+    "PublicApiController",
+    "PublicPageController",
+    "ReferenceAliasController",
+    "ReferenceApiAliasController",
+    "public_api_router",
+    "share_not_found",
+]
+
+
+class ReferenceAliasController(Controller):
+    """The reference's one-page-per-deployment pages, on a page's verified custom domain:
+    ``Host: status.example.com`` makes ``/status`` and ``/status/incidents/{id}`` that page's
+    (as ``/status/{slug}…`` are); any other Host: the not-found page (there is no
+    deployment-wide default page). The JSON twins: ``ReferenceApiAliasController``."""
+
+    path = "/"
+    include_in_schema = False
+    dependencies = {"public": provide(PublicService)}
+
+    @get("/status", media_type="text/html")
+    async def page(
+        self,
+        request: Request[Any, Any, Any],
+        public: NamedDependency[PublicService],
+        fragment: FromQuery[str | None] = None,
+    ) -> Response[Any]:
+        try:
+            slug = await public.slug_for_host_cached(request.headers.get("host", ""))
+            r = await public.rendered(slug, _variant(fragment))
+        except ApiError:
+            return _not_found_page("There is no status page here.")
+        return _answer(request, r, PAGE_HEADERS)
+
+    @get("/status/incidents/{incident_id:str}", media_type="text/html")
+    async def incident_page(
+        self,
+        request: Request[Any, Any, Any],
+        public: NamedDependency[PublicService],
+        incident_id: FromPath[str],
+    ) -> Response[Any]:
+        try:
+            slug = await public.slug_for_host_cached(request.headers.get("host", ""))
+            snap = await public.snapshot(slug)
+            iid = parse_uuid(incident_id)
+            if iid is None:
+                raise incident_not_found()
+            incident = await public.incident(slug, iid)
+        except ApiError:
+            return _not_found_page("There is no such incident on this page.")
+        return Template(
+            template_name="incident.html",
+            context=incident_context(snap, incident),
+            headers=PAGE_HEADERS,
+        )
+
+
+class ReferenceApiAliasController(Controller):
+    """The reference's ``/api/public/v1/{status,incidents,…}`` (one page per deployment): the
+    page whose verified custom domain is the request's Host; any other Host is 404
+    ``PAGE_NOT_FOUND``."""
+
+    path = "/api/public/v1"
+    tags = ["public"]
+    dependencies = {"public": provide(PublicService)}
+
+    @get("/status", operation_id="publicStatusOnDomain")
+    async def status(
+        self, request: Request[Any, Any, Any], public: NamedDependency[PublicService]
+    ) -> Response[PublicStatus]:
+        """``/pages/{slug}/status`` of the page whose verified custom domain is the Host."""
+        slug = await public.slug_for_host_cached(request.headers.get("host", ""))
+        return cast("Response[PublicStatus]", _answer(request, await public.rendered(slug, "json")))
+
+    @get("/components/{component_id:str}/history", operation_id="publicComponentHistoryOnDomain")
+    async def history(
+        self,
+        request: Request[Any, Any, Any],
+        public: NamedDependency[PublicService],
+        component_id: FromPath[str],
+        days: int = Parameter(default=HISTORY_DAYS, ge=1, le=HISTORY_DAYS),
+    ) -> ComponentHistory:
+        """``/pages/{slug}/components/{id}/history`` of the custom domain's page."""
+        slug = await public.slug_for_host_cached(request.headers.get("host", ""))
+        return await public.history(slug, _component(component_id), days)
+
+    @get("/incidents", operation_id="publicIncidentsOnDomain")
+    async def incidents(
+        self,
+        request: Request[Any, Any, Any],
+        public: NamedDependency[PublicService],
+        limit: Annotated[int | None, INCIDENTS.limit] = None,
+        offset: Offset = None,
+    ) -> PublicIncidentPage:
+        """``/pages/{slug}/incidents`` of the custom domain's page."""
+        slug = await public.slug_for_host_cached(request.headers.get("host", ""))
+        paging = INCIDENTS.paging(limit, offset)
+        return await public.incidents(slug, limit=paging.limit, offset=paging.offset)
+
+    @get("/incidents/{incident_id:str}", operation_id="publicIncidentOnDomain")
+    async def incident(
+        self,
+        request: Request[Any, Any, Any],
+        public: NamedDependency[PublicService],
+        incident_id: FromPath[str],
+    ) -> PublicIncident:
+        """``/pages/{slug}/incidents/{id}`` of the custom domain's page."""
+        slug = await public.slug_for_host_cached(request.headers.get("host", ""))
+        iid = parse_uuid(incident_id)
+        if iid is None:
+            raise incident_not_found()
+        return await public.incident(slug, iid)
+
+    @get(
+        "/incidents.rss",
+        operation_id="publicIncidentsRssOnDomain",
+        media_type="application/rss+xml",
+    )
+    async def incidents_rss(
+        self, request: Request[Any, Any, Any], public: NamedDependency[PublicService]
+    ) -> Response[str]:
+        """``/pages/{slug}/incidents.rss`` of the custom domain's page."""
+        slug = await public.slug_for_host_cached(request.headers.get("host", ""))
+        return await PublicApiController.incidents_rss.fn(self, request, public, slug)  # type: ignore[no-any-return]
+
+    @get("/maintenance", operation_id="publicMaintenanceOnDomain")
+    async def maintenance(
+        self, request: Request[Any, Any, Any], public: NamedDependency[PublicService]
+    ) -> MaintenanceList:
+        """``/pages/{slug}/maintenance`` of the custom domain's page."""
+        slug = await public.slug_for_host_cached(request.headers.get("host", ""))
+        return MaintenanceList(items=(await public.snapshot(slug)).status.maintenance)
+
+    @get("/badge.svg", operation_id="publicStatusBadgeOnDomain", media_type="image/svg+xml")
+    async def badge(
+        self,
+        request: Request[Any, Any, Any],
+        public: NamedDependency[PublicService],
+        component: ComponentQuery = None,
+    ) -> Response[str]:
+        """``/pages/{slug}/badge.svg`` of the custom domain's page."""
+        slug = await public.slug_for_host_cached(request.headers.get("host", ""))
+        return await PublicApiController.badge.fn(self, request, public, slug, component)  # type: ignore[no-any-return]

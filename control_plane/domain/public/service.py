@@ -26,6 +26,7 @@ from control_plane.core.service import Service
 from control_plane.db.sql import Queries
 from control_plane.security.tokens import token_hash
 
+from . import cache, render
 from .schemas import (
     ComponentHistory,
     ComponentStatus,
@@ -42,6 +43,8 @@ from .schemas import (
     SharedMonitor,
     Snapshot,
 )
+from .templates import environment
+from .views import status_context
 
 Q = Queries.beside(__file__)
 log = structlog.get_logger("vigil.public")
@@ -63,6 +66,24 @@ MEMO_SECS = 2.0
 MEMO_MAX = 1000
 _memo: dict[str, tuple[float, Snapshot]] = {}
 _building: dict[str, asyncio.Lock] = {}
+
+
+# The rendered answers ``PublicService.rendered`` serves from ``cache``: the status JSON, the
+# HTML page, its dynamic region and the overall badge.
+VARIANTS = ("json", "html", "fragment", "badge")
+_TEMPLATES = environment()
+_JSON = msgspec.json.Encoder()
+
+
+def render_variant(snap: Snapshot, variant: str) -> cache.Rendered:
+    if variant == "json":
+        return cache.rendered(200, "application/json", _JSON.encode(snap.status))
+    if variant == "badge":
+        svg = render.status_badge("status", snap.status.status)
+        return cache.rendered(200, "image/svg+xml; charset=utf-8", svg.encode())
+    name = "status_fragment.html" if variant == "fragment" else "status.html"
+    html = _TEMPLATES.get_template(name).render(**status_context(snap))
+    return cache.rendered(200, "text/html; charset=utf-8", html.encode())
 
 
 def page_not_found() -> ApiError:
@@ -169,6 +190,19 @@ async def _incidents(
     return out
 
 
+def history_of(snap: Snapshot, component_id: uuid.UUID, days: int) -> ComponentHistory:
+    """One component's last ``days`` days from the page's snapshot (404 if not curated)."""
+    comp = next((c for c in snap.status.components if c.id == component_id), None)
+    if comp is None:
+        raise component_not_found()
+    kept = snap.history[str(component_id)][-days:]
+    return ComponentHistory(
+        component=PublicComponentRef(id=comp.id, name=comp.name),
+        days=kept,
+        uptime_pct=_total(kept),
+    )
+
+
 class PublicService(Service):
     """No caller: everything here is public, and reached only through a published page's slug
     (or a share link's token)."""
@@ -181,6 +215,50 @@ class PublicService(Service):
         if row is None:
             raise page_not_found()
         return dict(row)
+
+    async def rendered(self, slug: str, variant: str) -> cache.Rendered:
+        """One of the page's ``VARIANTS``, rendered at most once per ``cache.CACHE_SECS`` and
+        shared by every visitor (see ``cache``); 404 ``PAGE_NOT_FOUND`` as ``snapshot``."""
+        if len(slug) > 50:
+            raise page_not_found()
+        out = await cache.get(
+            self.res.redis,
+            self.settings.redis.prefix,
+            f"{variant}:{slug}",
+            lambda: self._render(slug, variant),
+        )
+        if out.status == 404:
+            raise page_not_found()
+        return out
+
+    async def _render(self, slug: str, variant: str) -> cache.Rendered:
+        # Its own service (its own pooled connection): the build outlives a visitor who hangs up.
+        async with PublicService(self.res, None, self.meta) as svc:
+            try:
+                snap = await svc.snapshot(slug)
+            except ApiError as exc:
+                if exc.code == "PAGE_NOT_FOUND":
+                    return cache.MISSING
+                raise
+        return render_variant(snap, variant)
+
+    async def slug_for_host_cached(self, host: str) -> str:
+        """``slug_for_host`` through the rendered cache (a custom domain's every visit)."""
+
+        async def build() -> cache.Rendered:
+            async with PublicService(self.res, None, self.meta) as svc:
+                try:
+                    slug = await svc.slug_for_host(host)
+                except ApiError:
+                    return cache.MISSING
+            return cache.Rendered(200, "", slug.encode())
+
+        out = await cache.get(
+            self.res.redis, self.settings.redis.prefix, f"host:{host.lower()[:260]}", build
+        )
+        if out.status == 404:
+            raise page_not_found()
+        return out.body.decode()
 
     def _key(self, page: dict[str, Any]) -> str:
         prefix = self.settings.redis.prefix
@@ -307,16 +385,7 @@ class PublicService(Service):
         )
 
     async def history(self, slug: str, component_id: uuid.UUID, days: int) -> ComponentHistory:
-        snap = await self.snapshot(slug)
-        comp = next((c for c in snap.status.components if c.id == component_id), None)
-        if comp is None:
-            raise component_not_found()
-        kept = snap.history[str(component_id)][-days:]
-        return ComponentHistory(
-            component=PublicComponentRef(id=comp.id, name=comp.name),
-            days=kept,
-            uptime_pct=_total(kept),
-        )
+        return history_of(await self.snapshot(slug), component_id, days)
 
     async def _curated(self, slug: str) -> tuple[dict[str, Any], dict[uuid.UUID, str]]:
         page = await self._page(slug)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from markupsafe import Markup, escape
+
 from control_plane.domain.status_pages.validation import sanitize_css
 
 from . import render
@@ -44,6 +46,20 @@ def day_cell(day: PublicDay) -> dict[str, str]:
         level = "ok" if v >= 99.9 else "minor" if v >= 99.0 else "warn" if v >= 95.0 else "bad"
         figure = render.uptime_text(v)
     return {"date": day.date, "level": level, "label": f"{day.date}: {figure}"}
+
+
+def day_cells(days: list[PublicDay]) -> Markup:
+    """The 90 cells of a bar as one escaped string: a page of 50 components has 4,500 of them,
+    which a template loop renders ~10x slower."""
+    out = []
+    for d in days:
+        cell = day_cell(d)
+        label = escape(cell["label"])
+        out.append(
+            f'<li class="{cell["level"]}" tabindex="0" title="{label}" aria-label="{label}" '
+            f'data-label="{label}"></li>'
+        )
+    return Markup("".join(out))
 
 
 def incident_view(i: PublicIncident, slug: str) -> dict[str, Any]:
@@ -98,7 +114,7 @@ def status_context(snap: Snapshot) -> dict[str, Any]:
                 "status": c.status,
                 "status_label": render.LABELS[c.status].capitalize(),
                 "uptime": render.uptime_text(c.uptime_pct),
-                "days": [day_cell(d) for d in days],
+                "cells": day_cells(days),
                 "first_day": days[0].date if days else "",
             }
         )

@@ -1,7 +1,8 @@
 """Status pages: an org's public pages, their branding and the monitors curated onto them.
 
-Every mutation touches the page's ``updated_at``: the public surface keys its short cache on it,
-so an operator's change shows at once (``domain/public/snapshot.py``).
+Every mutation touches the page's ``updated_at`` (the public snapshot's cache key) and, once
+committed, invalidates the public surface's rendered answers (``domain/public/cache.py``), so an
+operator's change shows at once.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from control_plane.core.errors import ApiError, not_found
 from control_plane.core.ids import new_id
 from control_plane.core.service import TenantService
 from control_plane.db.sql import Queries
+from control_plane.domain.public import cache as public_cache
 from control_plane.domain.targets.service import ensure_target
 
 from . import domains
@@ -62,6 +64,22 @@ def _component(row: dict[str, Any]) -> Component:
 
 
 class StatusPageService(TenantService):
+    # Set by every audited mutation; ``close`` (after the transaction committed, before the
+    # answer is sent) then invalidates the public surface's rendered answers.
+    _changed = False
+
+    async def audit(self, conn: AsyncConnection[Any], *args: Any, **kwargs: Any) -> None:
+        self._changed = True
+        await super().audit(conn, *args, **kwargs)
+
+    async def close(self) -> None:
+        try:
+            await super().close()
+        finally:
+            if self._changed:
+                self._changed = False
+                await public_cache.invalidate(self.res.redis, self.settings.redis.prefix)
+
     def _page(self, row: dict[str, Any]) -> StatusPage:
         base = self.public_url
         logo = row["logo_updated_at"]

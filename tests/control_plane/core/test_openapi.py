@@ -16,7 +16,14 @@ from tests.conftest import Persona, assert_error
 SELF = {"/metrics", "/docs", "/docs/init.js", "/docs/static/{name}", "/api", "/api/openapi.json"}
 SCHEMA_CATCH_ALL = "/api/{path}"
 # Server-rendered web pages (status pages, share links): not API operations.
-HTML_PAGES = {"/", "/status/{slug}", "/status/{slug}/incidents/{incident_id}", "/m/{token}"}
+HTML_PAGES = {
+    "/",
+    "/status",
+    "/status/incidents/{incident_id}",
+    "/status/{slug}",
+    "/status/{slug}/incidents/{incident_id}",
+    "/m/{token}",
+}
 ENVELOPE = {"$ref": "#/components/schemas/ErrorEnvelope"}
 
 
