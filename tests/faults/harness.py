@@ -105,6 +105,8 @@ class Stack:
     targets: dict[str, int] = field(default_factory=dict)  # target id -> n
     server: ProbeServer = field(default_factory=ProbeServer)
     started_at: float = 0.0
+    # Keep PostgreSQL's data folder on close (to inspect a run: ``report --keep``).
+    keep: bool = False
     _servers_dir: Path | None = None
 
     @property
@@ -262,7 +264,7 @@ class Stack:
             await asyncio.to_thread(self.redis.stop)
         if self.pg:
             await asyncio.to_thread(self.pg.stop)
-        if self._servers_dir:
+        if self._servers_dir and not self.keep:
             shutil.rmtree(self._servers_dir, ignore_errors=True)
 
     def tail_logs(self, lines: int = 30) -> str:

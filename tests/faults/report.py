@@ -48,6 +48,9 @@ async def main() -> None:
     parser.add_argument("--cases", default=",".join(CASES))
     parser.add_argument("--parallel", type=int, default=1)
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--keep", action="store_true", help="keep each case's database folder (named in notes)"
+    )
     args = parser.parse_args()
     names = [n for n in args.cases.split(",") if n]
     gate = asyncio.Semaphore(args.parallel)
@@ -55,7 +58,7 @@ async def main() -> None:
     async def one(name: str) -> Report:
         async with gate:
             workdir = Path(tempfile.mkdtemp(prefix=f"fault-{name}-"))
-            report, _ = await run_case(name, workdir)
+            report, _ = await run_case(name, workdir, keep=args.keep)
             print(json.dumps(report.row(), default=str), flush=True)
             return report
 
