@@ -21,7 +21,7 @@ from control_plane.domain.results.rollups import MARGIN_SECS, floor_minute
 from tests.faults.analysis import Report, Span, Window, analyse, settled, ts
 from tests.faults.harness import INTERVAL, Stack, wait_for
 
-WARMUP = 25  # seconds after the agents start before slots are judged
+WARMUP = 2 * INTERVAL  # seconds after every agent delivered its first result, before judging
 BEFORE = 20  # steady running judged before the fault
 AFTER = 60  # judged after the fault ends
 API_DOWN = 240  # past I + the settle margin (170 s): spooled results land in settled minutes

@@ -245,7 +245,18 @@ class Stack:
             self.targets[target["id"]] = n
         for name in self.agent_tokens:
             self.start_agent(name)
+        # Started once every agent has delivered a result: on a loaded machine an agent's
+        # start-up (imports, first lease) takes 40 s and more, and slots due meanwhile are
+        # missed or late for reasons that are no fault's.
+        await wait_for(self.agents_serving, 300, 0.5)
         self.started_at = time.time()
+
+    async def agents_serving(self) -> bool:
+        async with await psycopg.AsyncConnection.connect(self.db_url) as conn:
+            row = await (
+                await conn.execute("SELECT count(DISTINCT agent_id) FROM results")
+            ).fetchone()
+        return row is not None and row[0] >= len(self.agent_tokens)
 
     async def close(self) -> None:
         # Agents first (they deliver what they hold while the API is up), then the rest.
