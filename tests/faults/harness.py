@@ -170,7 +170,7 @@ class Stack:
             except (aiohttp.ClientError, TimeoutError):
                 return False
 
-        await wait_for(ready, 60, 0.1)
+        await wait_for(ready, 180, 0.1)  # minutes, not seconds, on a loaded machine
 
     def start_worker(self) -> None:
         self.spawn("worker", str(self.bin / "vigil"), "worker")
