@@ -203,8 +203,10 @@ class Stack:
 
     async def call(self, method: str, path: str, body: Any = None, token: str = "") -> Any:
         headers = {"Authorization": f"Bearer {token or self.token}"}
+        # Generous: on a loaded machine the API may take long to accept a connection.
+        timeout = aiohttp.ClientTimeout(total=180)
         async with (
-            aiohttp.ClientSession() as s,
+            aiohttp.ClientSession(timeout=timeout) as s,
             s.request(method, self.base_url + path, json=body, headers=headers) as resp,
         ):
             text = await resp.text()
