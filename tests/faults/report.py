@@ -61,7 +61,8 @@ async def main() -> None:
             try:
                 report, _ = await run_case(name, workdir, keep=args.keep)
             except Exception as exc:  # one case failing to run does not end the others
-                print(json.dumps({"case": name, "failed": repr(exc), "workdir": str(workdir)}))
+                failed = {"case": name, "failed": repr(exc), "workdir": str(workdir)}
+                print(json.dumps(failed), flush=True)
                 return None
             print(json.dumps(report.row(), default=str), flush=True)
             return report
