@@ -12,7 +12,11 @@ For every (target, region) and every slot scheduled in the window:
 * ``missed``: ``missed`` placeholders, split into those scheduled while no agent of the region
   could run the slot (the case says when) and the rest (``missed_unexplained``);
 * ``late``: real results started more than ``LATE_SECS`` after their slot, and the worst;
-* rollups: every minute the window touches, the per-minute rollup row against the raw rows;
+* rollups: every minute the window touches, once the rollup watermark has settled it (readers
+  take settled minutes from the rollups and the rest from raw rows, so the README's "counts are
+  exactly those of the raw results" is a promise about settled minutes), the per-minute rollup
+  row against the raw rows. A minute still filling lags the raw rows by up to one run by design;
+  ``run_case`` waits until the window is settled;
 * ``false_incidents``: incidents opened (every target answers 200, so any is false);
 * ``recovery_secs``: from the end of the fault to the end of the last slot that was missed,
   late, or probed more than once (0 when nothing was).
@@ -28,8 +32,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
-from psycopg.rows import dict_row
+from psycopg.rows import dict_row, tuple_row
 
+from control_plane.domain.results.rollups import settled_until
 from tests.faults.harness import INTERVAL, Probe, Stack
 
 MATCH_SECS = 1.5
@@ -101,7 +106,8 @@ WITH raw AS (
            count(*) FILTER (WHERE status = 'missed') AS missed
     FROM results
     WHERE scheduled_at >= date_trunc('minute', %(lo)s::timestamptz)
-      AND scheduled_at < date_trunc('minute', %(hi)s::timestamptz) + interval '1 minute'
+      AND scheduled_at < least(date_trunc('minute', %(hi)s::timestamptz) + interval '1 minute',
+                               %(settled)s)
     GROUP BY 1, 2, 3
 )
 SELECT count(*) AS minutes,
@@ -114,6 +120,45 @@ FROM raw
 LEFT JOIN result_rollups r
   ON r.target_id = raw.target_id AND r.region_id = raw.region_id AND r.minute = raw.minute
 """
+
+# The evidence behind a mismatch: each differing minute's rollup row against its raw rows (when
+# each was received), with the rollup watermark and the marks still waiting for a run.
+MISMATCH_DETAIL = """
+WITH raw AS (
+    SELECT target_id, region_id, date_trunc('minute', scheduled_at) AS minute,
+           count(*) AS total, count(*) FILTER (WHERE status = 'missed') AS missed,
+           count(*) FILTER (WHERE status = 'up') AS up,
+           jsonb_agg(jsonb_build_object(
+               'at', scheduled_at, 'status', status, 'received', received_at,
+               'started', started_at, 'agent', agent_id) ORDER BY scheduled_at) AS rows
+    FROM results
+    WHERE scheduled_at >= date_trunc('minute', %(lo)s::timestamptz)
+      AND scheduled_at < least(date_trunc('minute', %(hi)s::timestamptz) + interval '1 minute',
+                               %(settled)s)
+    GROUP BY 1, 2, 3
+)
+SELECT raw.target_id::text, raw.region_id, raw.minute, raw.total, raw.up, raw.missed,
+       r.total AS r_total, r.up AS r_up, r.missed AS r_missed, raw.rows,
+       (SELECT ran_at FROM rollup_state) AS watermark, (SELECT runs FROM rollup_state) AS runs,
+       EXISTS (SELECT 1 FROM rollup_dirty d
+               WHERE d.target_id = raw.target_id AND d.minute = raw.minute) AS marked,
+       now() AS analysed_at
+FROM raw
+LEFT JOIN result_rollups r
+  ON r.target_id = raw.target_id AND r.region_id = raw.region_id AND r.minute = raw.minute
+WHERE r.total IS DISTINCT FROM raw.total OR r.up IS DISTINCT FROM raw.up
+   OR r.missed IS DISTINCT FROM raw.missed
+ORDER BY raw.minute, raw.target_id, raw.region_id
+LIMIT 40
+"""
+
+
+async def settled(conn: psycopg.AsyncConnection[Any]) -> datetime:
+    """Where the rollups' settled minutes end for the suite's targets (all ``INTERVAL``)."""
+    async with conn.cursor(row_factory=tuple_row) as cur:
+        row = await (await cur.execute("SELECT ran_at FROM rollup_state")).fetchone()
+    ran_at: datetime | None = row[0] if row else None
+    return settled_until(ran_at, INTERVAL) or datetime.min.replace(tzinfo=UTC)
 
 
 def _probes_by_key(
@@ -135,14 +180,21 @@ async def analyse(stack: Stack, case: str, window: Window) -> Report:
         rows = await (
             await conn.execute(RESULTS, {"lo": ts(window.start), "hi": ts(window.end)})
         ).fetchall()
-        roll = await (
-            await conn.execute(ROLLUPS, {"lo": ts(window.start), "hi": ts(window.end)})
-        ).fetchone()
+        bounds = {"lo": ts(window.start), "hi": ts(window.end), "settled": await settled(conn)}
+        roll = await (await conn.execute(ROLLUPS, bounds)).fetchone()
         incidents = await (await conn.execute("SELECT count(*) AS n FROM incidents")).fetchone()
+        detail = (
+            await (await conn.execute(MISMATCH_DETAIL, bounds)).fetchall()
+            if roll and roll["mismatched"]
+            else []
+        )
     assert roll is not None and incidents is not None
     report.rollup_minutes = int(roll["minutes"])
     report.rollup_mismatches = int(roll["mismatched"])
     report.false_incidents = int(incidents["n"])
+    if detail:
+        report.notes["rollup_mismatch_detail"] = detail
+        report.notes["window"] = [ts(window.start), ts(window.end), bounds["settled"]]
 
     slots: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for row in rows:

@@ -11,14 +11,17 @@ import asyncio
 import signal
 import time
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 
 import aiohttp
+import psycopg
 
-from tests.faults.analysis import Report, Span, Window, analyse
+from control_plane.domain.results.rollups import MARGIN_SECS, floor_minute
+from tests.faults.analysis import Report, Span, Window, analyse, settled, ts
 from tests.faults.harness import INTERVAL, Stack, wait_for
 
-WARMUP = 25  # seconds after the agents start before slots are judged
+WARMUP = 2 * INTERVAL  # seconds after every agent delivered its first result, before judging
 BEFORE = 20  # steady running judged before the fault
 AFTER = 60  # judged after the fault ends
 API_DOWN = 240  # past I + the settle margin (170 s): spooled results land in settled minutes
@@ -129,24 +132,32 @@ CASES: dict[str, Case] = {
 
 
 async def rollup_runs(stack: Stack) -> int:
-    import psycopg
-
     async with await psycopg.AsyncConnection.connect(stack.db_url) as conn:
         row = await (await conn.execute("SELECT runs FROM rollup_state")).fetchone()
     return int(row[0]) if row else 0
 
 
-async def run_case(name: str, workdir: Path) -> tuple[Report, Stack]:
-    """Run one case on a fresh system and measure it. The stack is closed on return."""
-    stack = Stack(workdir)
+async def run_case(name: str, workdir: Path, keep: bool = False) -> tuple[Report, Stack]:
+    """Run one case on a fresh system and measure it. The stack is closed on return (``keep``:
+    its database's folder is left in place, named in the report's notes)."""
+    stack = Stack(workdir, keep=keep)
     notes: dict[str, object] = {}
     try:
         await stack.start()
         window = await CASES[name](stack, notes)
         # Slots of the window are complete once their interval has passed and the missed-slot
-        # sweep ran; then two rollup runs (the second started after every write).
+        # sweep ran. The rollups are judged where they promise to be exact, on settled minutes:
+        # wait until the watermark settles every minute the window touches, then two more runs
+        # (the first recomputes what late results marked meanwhile).
         window.end -= 2
         await asyncio.sleep(INTERVAL + 3)
+        last = floor_minute(ts(window.end)) + timedelta(minutes=1)
+
+        async def window_settled() -> bool:
+            async with await psycopg.AsyncConnection.connect(stack.db_url) as conn:
+                return await settled(conn) >= last
+
+        await wait_for(window_settled, 60 + INTERVAL + MARGIN_SECS + 300, 1)
         runs = await rollup_runs(stack)
 
         async def rolled() -> bool:
@@ -155,6 +166,9 @@ async def run_case(name: str, workdir: Path) -> tuple[Report, Stack]:
         await wait_for(rolled, 90, 1)
         report = await analyse(stack, name, window)
         report.notes.update(notes)
+        report.notes["workdir"] = str(workdir)
+        if keep:
+            report.notes["servers_dir"] = str(stack._servers_dir)
         return report, stack
     finally:
         await stack.close()

@@ -105,6 +105,8 @@ class Stack:
     targets: dict[str, int] = field(default_factory=dict)  # target id -> n
     server: ProbeServer = field(default_factory=ProbeServer)
     started_at: float = 0.0
+    # Keep PostgreSQL's data folder on close (to inspect a run: ``report --keep``).
+    keep: bool = False
     _servers_dir: Path | None = None
 
     @property
@@ -168,7 +170,7 @@ class Stack:
             except (aiohttp.ClientError, TimeoutError):
                 return False
 
-        await wait_for(ready, 60, 0.1)
+        await wait_for(ready, 180, 0.1)  # minutes, not seconds, on a loaded machine
 
     def start_worker(self) -> None:
         self.spawn("worker", str(self.bin / "vigil"), "worker")
@@ -201,8 +203,10 @@ class Stack:
 
     async def call(self, method: str, path: str, body: Any = None, token: str = "") -> Any:
         headers = {"Authorization": f"Bearer {token or self.token}"}
+        # Generous: on a loaded machine the API may take long to accept a connection.
+        timeout = aiohttp.ClientTimeout(total=180)
         async with (
-            aiohttp.ClientSession() as s,
+            aiohttp.ClientSession(timeout=timeout) as s,
             s.request(method, self.base_url + path, json=body, headers=headers) as resp,
         ):
             text = await resp.text()
@@ -243,7 +247,18 @@ class Stack:
             self.targets[target["id"]] = n
         for name in self.agent_tokens:
             self.start_agent(name)
+        # Started once every agent has delivered a result: on a loaded machine an agent's
+        # start-up (imports, first lease) takes 40 s and more, and slots due meanwhile are
+        # missed or late for reasons that are no fault's.
+        await wait_for(self.agents_serving, 300, 0.5)
         self.started_at = time.time()
+
+    async def agents_serving(self) -> bool:
+        async with await psycopg.AsyncConnection.connect(self.db_url) as conn:
+            row = await (
+                await conn.execute("SELECT count(DISTINCT agent_id) FROM results")
+            ).fetchone()
+        return row is not None and row[0] >= len(self.agent_tokens)
 
     async def close(self) -> None:
         # Agents first (they deliver what they hold while the API is up), then the rest.
@@ -262,7 +277,7 @@ class Stack:
             await asyncio.to_thread(self.redis.stop)
         if self.pg:
             await asyncio.to_thread(self.pg.stop)
-        if self._servers_dir:
+        if self._servers_dir and not self.keep:
             shutil.rmtree(self._servers_dir, ignore_errors=True)
 
     def tail_logs(self, lines: int = 30) -> str:

@@ -48,19 +48,27 @@ async def main() -> None:
     parser.add_argument("--cases", default=",".join(CASES))
     parser.add_argument("--parallel", type=int, default=1)
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--keep", action="store_true", help="keep each case's database folder (named in notes)"
+    )
     args = parser.parse_args()
     names = [n for n in args.cases.split(",") if n]
     gate = asyncio.Semaphore(args.parallel)
 
-    async def one(name: str) -> Report:
+    async def one(name: str) -> Report | None:
         async with gate:
             workdir = Path(tempfile.mkdtemp(prefix=f"fault-{name}-"))
-            report, _ = await run_case(name, workdir)
+            try:
+                report, _ = await run_case(name, workdir, keep=args.keep)
+            except Exception as exc:  # one case failing to run does not end the others
+                failed = {"case": name, "failed": repr(exc), "workdir": str(workdir)}
+                print(json.dumps(failed), flush=True)
+                return None
             print(json.dumps(report.row(), default=str), flush=True)
             return report
 
     reports = await asyncio.gather(*(one(n) for n in names))
-    rows = [r.row() for r in reports]
+    rows = [r.row() for r in reports if r is not None]
     print(table(rows))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1, default=str))

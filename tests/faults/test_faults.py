@@ -1,6 +1,7 @@
 """The fault suite: each of an operator's bad days (``cases.py``) on a whole running system,
-judged over every slot of its window (``analysis.py``). Slow (one to five minutes a case), so it
-is marked ``faults``, left out of ``make test`` and run by ``make faults`` (CI runs both).
+judged over every slot of its window (``analysis.py``). Slow (five to nine minutes a case: the
+rollups are judged once the watermark has settled the window, about four minutes after it), so
+it is marked ``faults``, left out of ``make test`` and run by ``make faults`` (CI runs both).
 """
 
 from __future__ import annotations

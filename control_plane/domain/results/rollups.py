@@ -31,7 +31,14 @@ the watermark, recomputes everything since the watermark in day-sized chunks.
 Late results. A result committed after its minute settled (an agent's spool drained after an
 outage longer than ``I + MARGIN_SECS``) marks its minute in ``rollup_dirty`` at ingest; every run
 first recomputes the marked minutes and their hours (``recompute_dirty``), so the rollups count
-what the raw results hold after any outage, one run (15 s) later.
+what the raw results hold after any outage, one run (15 s) later. Ingest judges "late" by its
+own transaction's start, so a write still in flight when a run starts (an ingest slowed down by
+a loaded machine, committed after the run read the rows) could carry a result just at the
+settling edge that it did not mark and that the run cannot see: the watermark is therefore also
+held to the start of the oldest transaction open in the database (``pg_stat_activity``; the
+sessions of the application's role are visible to it). Every row a run does not see then comes
+from a transaction begun at or after the watermark, so it is either marked or within the next
+run's window. An open transaction holds the watermark only while it stays open.
 
 Known gap: the settled point uses the target's current interval. Shortening the interval of a
 target whose slot is held by a lease taken long (more than the new interval plus the margin)
@@ -162,6 +169,7 @@ async def run_rollups(conn: AsyncConnection[Any]) -> RollupRun:
         assert state is not None
         prev: datetime | None = state["ran_at"]
         now: datetime = state["now"]
+        in_flight: datetime | None = state["in_flight"]
         longest = timedelta(seconds=int(state["max_interval"]) + MARGIN_SECS)
         # Checked before the recompute: writes a schedule left behind still owes land after it.
         held = await (await conn.execute(Q.watermark_hold, {"margin": MARGIN_SECS})).fetchone()
@@ -187,9 +195,13 @@ async def run_rollups(conn: AsyncConnection[Any]) -> RollupRun:
             )
             written = max(cur.rowcount, 0)
         mark = now if hold is None else min(now, hold)
-        advanced = mark == now
-        if not advanced:
+        if mark < now:
             log.info("rollup_watermark_held", at=mark.isoformat(), reason="schedule behind")
+        if in_flight is not None and in_flight < mark:
+            # A write begun before this run may commit after it read the rows: settle nothing
+            # past its start (ingest marks a late result by that start).
+            mark = in_flight
+        advanced = mark == now
         hours = 0
         if lo is not None and (prev is None or mark > prev):
             # The hours settled by this run, from the minute rows just written.

@@ -1,8 +1,16 @@
 -- name: rollup_state
 -- The watermark, the database clock, and the longest interval of any target (which bounds how
--- far back one run has to look).
+-- far back one run has to look). ``in_flight``: when the oldest transaction of another session
+-- of this database began, if one is open. A write still in flight is invisible to this run, and
+-- ingest judged its lateness by its own start (its now()), so the watermark must not pass that
+-- start: otherwise a result for a slot just at the settling edge, committed after this run
+-- read the rows, lands in a minute this run settles and ingest did not mark (rollups.py).
+-- A transaction clears xact_start only after it is visible, and sets it before it writes.
 SELECT s.ran_at, now() AS now,
-       (SELECT coalesce(max(interval_secs), 60) FROM targets) AS max_interval
+       (SELECT coalesce(max(interval_secs), 60) FROM targets) AS max_interval,
+       (SELECT min(a.xact_start) FROM pg_stat_activity a
+        WHERE a.datname = current_database() AND a.pid <> pg_backend_pid()
+          AND a.backend_type = 'client backend' AND a.xact_start IS NOT NULL) AS in_flight
 FROM rollup_state s WHERE s.id = 1;
 
 -- name: first_result
