@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +34,8 @@ CATEGORIES = ("api_writes", "api_reads", "bulk_ops", "test_now", "check_now")
 READS = frozenset({"GET", "HEAD", "OPTIONS"})
 STATE_KEY = "vigil_ratelimit"
 
+# KEYS: the revocation marker (or ''), the address' failure counter, then one key per bucket.
+# ARGV: the per-minute failure allowance (0: none), then each bucket's limit and period (ms).
 SCRIPT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -52,17 +55,18 @@ local n = #KEYS - 2
 local best_i, best_rem, best_limit, best_reset = 0, -1, 0, 0
 local tats = {}
 for i = 1, n do
-  local limit = tonumber(ARGV[1 + i])
-  local step = 60000 / limit
+  local limit = tonumber(ARGV[2 * i])
+  local period = tonumber(ARGV[2 * i + 1])
+  local step = period / limit
   local tat = tonumber(redis.call('GET', KEYS[2 + i]) or now)
   if tat < now then tat = now end
   local new_tat = tat + step
-  local allow_at = new_tat - 60000
+  local allow_at = new_tat - period
   if now < allow_at then
     return {0, i, limit, math.ceil(allow_at - now), math.ceil(tat - now)}
   end
   tats[i] = new_tat
-  local rem = math.floor((60000 - (new_tat - now)) / step)
+  local rem = math.floor((period - (new_tat - now)) / step)
   if best_rem < 0 or rem < best_rem then
     best_i, best_rem, best_limit, best_reset = i, rem, limit, new_tat - now
   end
@@ -109,6 +113,16 @@ class Verdict:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    """A GCRA bucket of ``limit`` requests per ``period_ms``; ``scope`` names it in a 429."""
+
+    scope: str
+    key: str
+    limit: int
+    period_ms: int = 60_000
+
+
 class Revoked(Exception):
     """The key was revoked after this process cached it."""
 
@@ -150,7 +164,7 @@ class Limiter:
         scopes: list[str] = []
         if limit:
             keys += [f"{self.prefix}rl:org:{org_id}:{cat}", f"{self.prefix}rl:key:{key_id}:{cat}"]
-            args += [limit, limit]
+            args += [limit, 60_000, limit, 60_000]
             scopes = [f"per_org_{cat}", f"per_key_{cat}"]
         status, index, lim, value, reset_ms = await self._script(keys=keys, args=args)
         if status == -1:
@@ -161,6 +175,20 @@ class Limiter:
             raise too_many(scopes[index - 1], lim, value, reset_ms)
         if not limit:
             return None
+        return Verdict(int(lim), int(value), reset_at(int(reset_ms)))
+
+    async def spend(self, buckets: Sequence[Bucket]) -> Verdict:
+        """One request from each bucket (all or none), in one script call; raises 429
+        ``RATE_LIMITED`` naming the first spent bucket's scope. For budgets outside the
+        per-minute API categories (e.g. mail one address or recipient may cause)."""
+        keys = ["", ""]
+        args: list[Any] = [0]
+        for b in buckets:
+            keys.append(f"{self.prefix}rl:{b.key}")
+            args += [b.limit, b.period_ms]
+        status, index, lim, value, reset_ms = await self._script(keys=keys, args=args)
+        if status == 0:
+            raise too_many(buckets[index - 1].scope, lim, value, reset_ms)
         return Verdict(int(lim), int(value), reset_at(int(reset_ms)))
 
     async def failed(self, ip: str) -> None:
