@@ -154,3 +154,30 @@ async def test_failed_authentication_is_throttled_per_address(
         # While the address is throttled even a right key is refused: guessing gains nothing.
         resp = await client.get("/api/v1/targets", headers=owner.headers)
         assert_error(resp, 429, "RATE_LIMITED")
+
+
+@pytest.mark.parametrize("overlap", [True, False])
+async def test_reads_are_refused_alike_with_and_without_overlap(
+    settings: Settings, owner: Persona, db_url: str, overlap: bool
+) -> None:
+    # With overlap a remembered key's read runs while the limiter's script does and the
+    # refusal replaces its answer; without, it waits first. Callers cannot tell them apart.
+    s = dataclasses.replace(
+        settings,
+        accounts=dataclasses.replace(settings.accounts, rate_limit_overlap_reads=overlap),
+    )
+    await set_budgets(db_url, owner.org_id, api_reads=3)
+    async with AsyncTestClient(app=create_app(s)) as client:
+        got = []
+        for _ in range(5):  # the first looks the key up, the rest are remembered
+            resp = await client.get("/api/v1/targets", headers=owner.headers)
+            got.append((resp.status_code, resp.headers.get("x-ratelimit-remaining")))
+        assert got == [(200, "2"), (200, "1"), (200, "0"), (429, "0"), (429, "0")]
+        err = assert_error(resp, 429, "RATE_LIMITED")
+        assert err["details"]["scope"] == "per_org_api_reads"
+        assert "items" not in resp.text and int(resp.headers["retry-after"]) >= 1
+        assert resp.headers["content-type"].startswith("application/json")
+        assert resp.headers["cache-control"]
+        # A read that fails on its own is refused the same way.
+        resp = await client.get(f"/api/v1/targets/{uuid.uuid4()}", headers=owner.headers)
+        assert_error(resp, 429, "RATE_LIMITED")
