@@ -215,7 +215,12 @@ async def provide_org(request: ASGIConnection[Any, Any, Any, Any]) -> OrgContext
         await _refuse(res, ip, "this API key has expired")
     ctx: OrgContext = entry.ctx
     method = str(request.scope.get("method", "GET")).upper()
-    if cached and method in SAFE_METHODS and res.settings.accounts.rate_limit_overlap_reads:
+    if (
+        cached
+        and method in SAFE_METHODS
+        and request.scope["type"] == "http"  # a websocket has no answer to hold back
+        and res.settings.accounts.rate_limit_overlap_reads
+    ):
         # A read with a remembered key runs while the limiter's script does; its answer waits
         # at its first byte for the verdict (core/ratelimit.py ``Pending``), so the script's
         # round trip overlaps the handler's own work instead of coming before it.
