@@ -18,6 +18,7 @@ from typing import Any
 import structlog
 from litestar import Request
 from litestar.connection import ASGIConnection
+from litestar.enums import ScopeType
 from litestar.handlers.base import BaseRouteHandler
 from redis.exceptions import RedisError
 
@@ -218,7 +219,7 @@ async def provide_org(request: ASGIConnection[Any, Any, Any, Any]) -> OrgContext
     if (
         cached
         and method in SAFE_METHODS
-        and request.scope["type"] == "http"  # a websocket has no answer to hold back
+        and request.scope["type"] == ScopeType.HTTP  # a websocket has no answer to hold back
         and res.settings.accounts.rate_limit_overlap_reads
     ):
         # A read with a remembered key runs while the limiter's script does; its answer waits
