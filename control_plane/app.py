@@ -44,7 +44,7 @@ from control_plane.domain.agent_api.wakeups import Wakeups
 from control_plane.domain.agents.routes import OperatorAgentController
 from control_plane.domain.alert_rules.routes import AlertRuleController
 from control_plane.domain.api_keys.routes import ApiKeyController
-from control_plane.domain.audit.routes import AuditLogController
+from control_plane.domain.audit.routes import AuditLogController, OperatorAuditLogController
 from control_plane.domain.dashboard.routes import DashboardController
 from control_plane.domain.events.hub import close_hub
 from control_plane.domain.events.routes import EventStreamController
@@ -167,6 +167,7 @@ def operator_router() -> Router:
             OperatorAgentController,
             OperatorPlanController,
             OperatorDenylistController,
+            OperatorAuditLogController,
         ],
         guards=[operator_guard, json_body_guard],
         security=[{"operator": []}],

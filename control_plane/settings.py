@@ -245,6 +245,14 @@ class AccountsSettings:
     # unless the API is reached over plain http, e.g. local development).
     session_days: int = 14
     cookie_secure: bool = True
+    # Mail a request can cause (password resets, invitations), per hour: from one client
+    # address, and to one recipient whoever asks (0: no limit). Past either, 429 RATE_LIMITED.
+    mail_requests_per_address_per_hour: int = 20
+    mails_per_recipient_per_hour: int = 5
+    # A read (GET, HEAD, OPTIONS) with a remembered key runs while the rate limiter's Redis
+    # call does, its answer held until the verdict (a refusal replaces it): the round trip
+    # overlaps the handler instead of preceding it. Off: every request waits for the verdict.
+    rate_limit_overlap_reads: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,6 +275,11 @@ def _accounts(e: dict[str, str]) -> AccountsSettings:
         audit_retention_days=int(e.get("VIGIL_AUDIT_RETENTION_DAYS") or "365"),
         session_days=int(e.get("VIGIL_SESSION_DAYS") or "14"),
         cookie_secure=_bool(e.get("VIGIL_COOKIE_SECURE"), default=True),
+        mail_requests_per_address_per_hour=int(
+            e.get("VIGIL_MAIL_REQUESTS_PER_ADDRESS_PER_HOUR") or "20"
+        ),
+        mails_per_recipient_per_hour=int(e.get("VIGIL_MAILS_PER_RECIPIENT_PER_HOUR") or "5"),
+        rate_limit_overlap_reads=_bool(e.get("VIGIL_RATE_LIMIT_OVERLAP_READS"), default=True),
     )
 
 

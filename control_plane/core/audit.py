@@ -60,7 +60,7 @@ def _document(value: Any) -> Jsonb | None:
 async def record(
     conn: AsyncConnection[Any],
     *,
-    org_id: uuid.UUID,
+    org_id: uuid.UUID | None,
     actor: Actor,
     meta: RequestMeta,
     action: str,
@@ -69,7 +69,8 @@ async def record(
     before: Any = None,
     after: Any = None,
 ) -> None:
-    """One audit row, in the caller's transaction. ``action`` is ``<resource>.<verb>``
+    """One audit row, in the caller's transaction (``org_id`` None: an operator's action on
+    no one org, such as a plan or the deny-list). ``action`` is ``<resource>.<verb>``
     (``target.create``); ``before``/``after`` are API read shapes (msgspec Structs or JSON)."""
     await conn.execute(
         INSERT,

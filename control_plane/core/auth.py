@@ -7,21 +7,32 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
 from litestar import Request
 from litestar.connection import ASGIConnection
+from litestar.enums import ScopeType
 from litestar.handlers.base import BaseRouteHandler
 from redis.exceptions import RedisError
 
 from control_plane.core.errors import ApiError
 from control_plane.core.keycache import CachedKey
-from control_plane.core.ratelimit import CATEGORIES, STATE_KEY, Limiter, Revoked
+from control_plane.core.ratelimit import (
+    CATEGORIES,
+    PENDING_KEY,
+    STATE_KEY,
+    Limiter,
+    Pending,
+    Revoked,
+    Verdict,
+)
 from control_plane.core.state import Resources
 from control_plane.db.sql import Queries
 from control_plane.security import tokens
@@ -116,6 +127,64 @@ async def _lookup(res: Resources, token: str, prefix: str, digest: bytes) -> Cac
     return CachedKey(ctx, budgets, row["expires_at"], fresh)
 
 
+# What the limiter's one Redis call costs a request, as the API sees it (``make bench
+# SCENARIO=accounts`` reads it from a served process); buckets fine below a millisecond.
+LIMITER_BUCKETS = (0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.1)
+
+
+async def _spend(
+    request: ASGIConnection[Any, Any, Any, Any],
+    res: Resources,
+    *,
+    org_id: uuid.UUID,
+    key_id: uuid.UUID,
+    ip: str,
+    method: str,
+    budgets: dict[str, int | None],
+    check_revoked: bool,
+    waited: bool = True,
+) -> Verdict | None:
+    """One request of the caller's budgets (``Limiter.admit``), timed into
+    ``vigil_ratelimit_call_seconds`` and, when the request waits for it before its handler
+    runs (``waited``), ``vigil_ratelimit_wait_seconds`` too."""
+    started = time.perf_counter()
+    try:
+        return await limiter_of(res).admit(
+            org_id=org_id,
+            key_id=key_id,
+            ip=ip,
+            method=method,
+            path=request.scope["path"],
+            budgets=budgets,
+            check_revoked=check_revoked,
+        )
+    finally:
+        elapsed = time.perf_counter() - started
+        metrics = getattr(request.app.state, "metrics", None)
+        if metrics is not None:
+            metrics.histogram(
+                "vigil_ratelimit_call_seconds",
+                "duration of the rate limiter's one Redis script call",
+                buckets=LIMITER_BUCKETS,
+            ).observe(elapsed)
+            if waited:
+                _wait_observer(request)(elapsed)
+
+
+def _wait_observer(request: ASGIConnection[Any, Any, Any, Any]) -> Callable[[float], None]:
+    """Records how long an /api/v1 request waited for the limiter (the whole call, or for an
+    overlapped read what was left of it when its answer was ready)."""
+    metrics = getattr(request.app.state, "metrics", None)
+    if metrics is None:
+        return lambda _: None
+    wait: Callable[[float], None] = metrics.histogram(
+        "vigil_ratelimit_wait_seconds",
+        "time an /api/v1 request waited for the rate limiter's verdict",
+        buckets=LIMITER_BUCKETS,
+    ).observe
+    return wait
+
+
 async def provide_org(request: ASGIConnection[Any, Any, Any, Any]) -> OrgContext:
     """Dependency for every /api/v1 route: resolves the calling org from its API key, then
     spends one request of its rate budget (core/ratelimit.py)."""
@@ -146,13 +215,41 @@ async def provide_org(request: ASGIConnection[Any, Any, Any, Any]) -> OrgContext
         res.key_cache.drop(digest)
         await _refuse(res, ip, "this API key has expired")
     ctx: OrgContext = entry.ctx
+    method = str(request.scope.get("method", "GET")).upper()
+    if (
+        cached
+        and method in SAFE_METHODS
+        and request.scope["type"] == ScopeType.HTTP  # a websocket has no answer to hold back
+        and res.settings.accounts.rate_limit_overlap_reads
+    ):
+        # A read with a remembered key runs while the limiter's script does; its answer waits
+        # at its first byte for the verdict (core/ratelimit.py ``Pending``), so the script's
+        # round trip overlaps the handler's own work instead of coming before it.
+        limiter = limiter_of(res)
+        known = limiter.known_refusal(
+            org_id=ctx.org_id,
+            key_id=ctx.token_id,
+            method=method,
+            path=request.scope["path"],
+            limited=any(entry.budgets.values()),
+        )
+        if known is not None:
+            raise known
+        task = asyncio.ensure_future(
+            _verdict_later(request, res, ctx, entry, token, str(prefix), digest, ip, method)
+        )
+        request.scope["state"][PENDING_KEY] = Pending(task, _wait_observer(request))
+        structlog.contextvars.bind_contextvars(org_id=str(ctx.org_id))
+        request.scope["state"]["org_id"] = str(ctx.org_id)
+        return ctx
     try:
-        verdict = await limiter_of(res).admit(
+        verdict = await _spend(
+            request,
+            res,
             org_id=ctx.org_id,
             key_id=ctx.token_id,
             ip=ip,
             method=str(request.scope.get("method", "GET")),
-            path=request.scope["path"],
             budgets=entry.budgets,
             check_revoked=cached,
         )
@@ -176,6 +273,45 @@ async def provide_org(request: ASGIConnection[Any, Any, Any, Any]) -> OrgContext
     structlog.contextvars.bind_contextvars(org_id=str(ctx.org_id))
     request.scope["state"]["org_id"] = str(ctx.org_id)
     return ctx
+
+
+async def _verdict_later(
+    request: ASGIConnection[Any, Any, Any, Any],
+    res: Resources,
+    ctx: OrgContext,
+    entry: CachedKey,
+    token: str,
+    prefix: str,
+    digest: bytes,
+    ip: str,
+    method: str,
+) -> Verdict | ApiError | None:
+    """``provide_org``'s verdict for an overlapped read, as a value: the refusal to answer
+    instead of the handler's answer (429, or 401 for a key revoked elsewhere), else the
+    headers' verdict."""
+    try:
+        return await _spend(
+            request,
+            res,
+            org_id=ctx.org_id,
+            key_id=ctx.token_id,
+            ip=ip,
+            method=method,
+            budgets=entry.budgets,
+            check_revoked=True,
+            waited=False,
+        )
+    except ApiError as exc:
+        return exc
+    except Revoked:
+        res.key_cache.drop(digest)
+        await count_failure(res, ip)
+        return unauthorized()
+    except RedisError:
+        log.warning("rate_limit_skipped", reason="redis unavailable")
+        res.key_cache.drop(digest)
+        found = await _lookup(res, token, prefix, digest)
+        return unauthorized(found) if isinstance(found, str) else None
 
 
 SESSION_COOKIE = "vigil_session"
@@ -219,12 +355,13 @@ async def _session_org(
         user_id=row["user_id"],
     )
     try:
-        verdict = await limiter_of(res).admit(
+        verdict = await _spend(
+            request,
+            res,
             org_id=ctx.org_id,
             key_id=row["user_id"],
             ip=ip,
             method=method,
-            path=request.scope["path"],
             budgets={c: row[f"rate_{c}"] for c in CATEGORIES},
             check_revoked=False,
         )

@@ -19,12 +19,15 @@ whole budget may be spent at once, then it refills evenly. Redis' own clock is t
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 from redis.asyncio import Redis
 
 from control_plane.core.errors import ApiError
@@ -33,6 +36,8 @@ CATEGORIES = ("api_writes", "api_reads", "bulk_ops", "test_now", "check_now")
 READS = frozenset({"GET", "HEAD", "OPTIONS"})
 STATE_KEY = "vigil_ratelimit"
 
+# KEYS: the revocation marker (or ''), the address' failure counter, then one key per bucket.
+# ARGV: the per-minute failure allowance (0: none), then each bucket's limit and period (ms).
 SCRIPT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -52,17 +57,18 @@ local n = #KEYS - 2
 local best_i, best_rem, best_limit, best_reset = 0, -1, 0, 0
 local tats = {}
 for i = 1, n do
-  local limit = tonumber(ARGV[1 + i])
-  local step = 60000 / limit
+  local limit = tonumber(ARGV[2 * i])
+  local period = tonumber(ARGV[2 * i + 1])
+  local step = period / limit
   local tat = tonumber(redis.call('GET', KEYS[2 + i]) or now)
   if tat < now then tat = now end
   local new_tat = tat + step
-  local allow_at = new_tat - 60000
+  local allow_at = new_tat - period
   if now < allow_at then
     return {0, i, limit, math.ceil(allow_at - now), math.ceil(tat - now)}
   end
   tats[i] = new_tat
-  local rem = math.floor((60000 - (new_tat - now)) / step)
+  local rem = math.floor((period - (new_tat - now)) / step)
   if best_rem < 0 or rem < best_rem then
     best_i, best_rem, best_limit, best_reset = i, rem, limit, new_tat - now
   end
@@ -109,6 +115,16 @@ class Verdict:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    """A GCRA bucket of ``limit`` requests per ``period_ms``; ``scope`` names it in a 429."""
+
+    scope: str
+    key: str
+    limit: int
+    period_ms: int = 60_000
+
+
 class Revoked(Exception):
     """The key was revoked after this process cached it."""
 
@@ -122,6 +138,11 @@ class Limiter:
         self.auth_failures = auth_failures_per_minute
         self._script = redis.register_script(SCRIPT)
         self._fail = redis.register_script(FAIL_SCRIPT)
+        # Buckets known to refuse until a moment (time.monotonic()): a spent GCRA bucket admits
+        # nothing before its allow-at time (its TAT only moves on), so a flood after a 429 is
+        # refused here without a Redis call. Exact, but for an operator raising a budget
+        # meanwhile (then at most one Retry-After too long).
+        self._refused: dict[str, tuple[float, str, int, int]] = {}
 
     def revoked_key(self, key_id: uuid.UUID) -> str:
         return f"{self.prefix}revoked:{key_id}"
@@ -149,8 +170,12 @@ class Limiter:
         args: list[Any] = [self.auth_failures]
         scopes: list[str] = []
         if limit:
-            keys += [f"{self.prefix}rl:org:{org_id}:{cat}", f"{self.prefix}rl:key:{key_id}:{cat}"]
-            args += [limit, limit]
+            buckets = self._buckets(org_id, key_id, cat)
+            known = self._known(buckets)
+            if known is not None:
+                raise known
+            keys += buckets
+            args += [limit, 60_000, limit, 60_000]
             scopes = [f"per_org_{cat}", f"per_key_{cat}"]
         status, index, lim, value, reset_ms = await self._script(keys=keys, args=args)
         if status == -1:
@@ -158,9 +183,62 @@ class Limiter:
         if status == -2:
             raise too_many("per_ip_auth_failures", lim, value, reset_ms)
         if status == 0:
+            self._remember(keys[1 + index], scopes[index - 1], lim, value, reset_ms)
             raise too_many(scopes[index - 1], lim, value, reset_ms)
         if not limit:
             return None
+        return Verdict(int(lim), int(value), reset_at(int(reset_ms)))
+
+    def _buckets(self, org_id: uuid.UUID, key_id: uuid.UUID, cat: str) -> list[str]:
+        return [f"{self.prefix}rl:org:{org_id}:{cat}", f"{self.prefix}rl:key:{key_id}:{cat}"]
+
+    def known_refusal(
+        self, *, org_id: uuid.UUID, key_id: uuid.UUID, method: str, path: str, limited: bool
+    ) -> ApiError | None:
+        """The 429 this request gets for sure, without asking Redis (a bucket this process saw
+        spent, still spent); None: ask."""
+        if not limited or not self._refused:
+            return None
+        return self._known(self._buckets(org_id, key_id, category(method, path)))
+
+    def _known(self, buckets: list[str]) -> ApiError | None:
+        if not self._refused:
+            return None
+        now = time.monotonic()
+        for bucket in buckets:
+            memo = self._refused.get(bucket)
+            if memo is None:
+                continue
+            until, scope, limit, reset_ms = memo
+            if until <= now:
+                self._refused.pop(bucket, None)
+                continue
+            left_ms = (until - now) * 1000
+            return too_many(scope, limit, math.ceil(left_ms), max(reset_ms, math.ceil(left_ms)))
+        return None
+
+    def _remember(self, bucket: str, scope: str, limit: int, retry_ms: int, reset_ms: int) -> None:
+        if len(self._refused) >= 10_000:
+            self._refused.clear()
+        self._refused[bucket] = (
+            time.monotonic() + int(retry_ms) / 1000,
+            scope,
+            int(limit),
+            int(reset_ms),
+        )
+
+    async def spend(self, buckets: Sequence[Bucket]) -> Verdict:
+        """One request from each bucket (all or none), in one script call; raises 429
+        ``RATE_LIMITED`` naming the first spent bucket's scope. For budgets outside the
+        per-minute API categories (e.g. mail one address or recipient may cause)."""
+        keys = ["", ""]
+        args: list[Any] = [0]
+        for b in buckets:
+            keys.append(f"{self.prefix}rl:{b.key}")
+            args += [b.limit, b.period_ms]
+        status, index, lim, value, reset_ms = await self._script(keys=keys, args=args)
+        if status == 0:
+            raise too_many(buckets[index - 1].scope, lim, value, reset_ms)
         return Verdict(int(lim), int(value), reset_at(int(reset_ms)))
 
     async def failed(self, ip: str) -> None:
@@ -198,17 +276,88 @@ def too_many(scope: str, limit: int, retry_ms: int, reset_ms: int) -> ApiError:
     )
 
 
+PENDING_KEY = "vigil_ratelimit_pending"
+
+
+class Pending:
+    """A read's verdict still on its way from Redis (``core/auth.py`` lets a GET, HEAD or
+    OPTIONS with a remembered key run while the limiter's script runs): the answer is held at
+    its first byte until the verdict is in; a refusal (429, or 401 for a key revoked elsewhere)
+    replaces it, so nothing the handler read leaves the process. ``on_wait`` is told how long
+    the answer waited (the limiter's cost as the API sees it)."""
+
+    __slots__ = ("on_wait", "task")
+
+    def __init__(self, task: asyncio.Future[Any], on_wait: Callable[[float], None]) -> None:
+        self.task = task
+        self.on_wait = on_wait
+
+    async def settle(self) -> Any:
+        started = time.perf_counter()
+        try:
+            return await self.task
+        finally:
+            self.on_wait(time.perf_counter() - started)
+
+
+def _error_messages(scope: Any, exc: ApiError) -> tuple[dict[str, Any], dict[str, Any]]:
+    from control_plane.core.cache_control import cache_control_for
+    from control_plane.core.errors import ErrorBody, ErrorEnvelope
+
+    request_id = scope.get("state", {}).get("request_id")
+    body = msgspec.json.encode(
+        ErrorEnvelope(
+            ErrorBody(
+                exc.code,
+                exc.message,
+                exc.field,
+                exc.details,
+                str(request_id) if request_id else None,
+            )
+        )
+    )
+    headers = {
+        **exc.headers,
+        "Cache-Control": cache_control_for(scope.get("method", "GET"), scope["path"]),
+        "content-type": "application/json",
+        "content-length": str(len(body)),
+    }
+    start = {
+        "type": "http.response.start",
+        "status": exc.status,
+        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+    }
+    return start, {"type": "http.response.body", "body": body, "more_body": False}
+
+
 def headers_middleware(app: Any) -> Any:
-    """Copy the request's rate verdict into ``X-RateLimit-*`` on its answer (errors too)."""
+    """Copy the request's rate verdict into ``X-RateLimit-*`` on its answer (errors too); for
+    a read whose verdict is still pending (``Pending``), wait for it at the answer's first byte
+    and answer its refusal instead of the handler's answer."""
 
     async def middleware(scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or not scope["path"].startswith("/api/v1/"):
             await app(scope, receive, send)
             return
+        replaced = False
 
         async def send_with_headers(message: Any) -> None:
+            nonlocal replaced
+            if replaced:
+                return  # the handler's answer, replaced by the limiter's refusal
             if message["type"] == "http.response.start":
-                verdict = scope.get("state", {}).get(STATE_KEY)
+                state = scope.get("state", {})
+                pending = state.pop(PENDING_KEY, None)
+                if isinstance(pending, Pending):
+                    outcome = await pending.settle()
+                    if isinstance(outcome, ApiError):
+                        replaced = True
+                        for refusal in _error_messages(scope, outcome):
+                            await send(refusal)
+                        return
+                    if isinstance(outcome, Verdict):
+                        state[STATE_KEY] = outcome
+                verdict = state.get(STATE_KEY)
                 if isinstance(verdict, Verdict):
                     present = {k.lower() for k, _ in message.get("headers", [])}
                     extra = [
@@ -219,6 +368,11 @@ def headers_middleware(app: Any) -> Any:
                     message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 
-        await app(scope, receive, send_with_headers)
+        try:
+            await app(scope, receive, send_with_headers)
+        finally:
+            pending = scope.get("state", {}).pop(PENDING_KEY, None)
+            if isinstance(pending, Pending) and not pending.task.done():
+                pending.task.cancel()
 
     return middleware

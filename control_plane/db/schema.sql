@@ -256,7 +256,7 @@ CREATE TABLE public.api_tokens (
 
 CREATE TABLE public.audit_log (
     id uuid NOT NULL,
-    org_id uuid NOT NULL,
+    org_id uuid,
     at timestamp with time zone DEFAULT now() NOT NULL,
     actor_type text NOT NULL,
     actor_id uuid,
@@ -1119,6 +1119,8 @@ CREATE INDEX alert_rules_org_idx ON public.alert_rules USING btree (org_id, id);
 CREATE INDEX alert_rules_tags_idx ON public.alert_rules USING gin (tags);
 
 CREATE INDEX api_tokens_org_idx ON public.api_tokens USING btree (org_id);
+
+CREATE INDEX audit_log_operator_idx ON public.audit_log USING btree (at DESC, id DESC) WHERE (actor_type = 'operator'::text);
 
 CREATE INDEX audit_log_org_idx ON public.audit_log USING btree (org_id, at DESC, id DESC);
 

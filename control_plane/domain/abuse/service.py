@@ -8,6 +8,8 @@ from typing import Any
 
 import psycopg
 
+from control_plane.core import audit
+from control_plane.core.audit import Actor
 from control_plane.core.errors import ApiError, not_found
 from control_plane.core.ids import new_id
 from control_plane.core.service import Service
@@ -44,17 +46,22 @@ class DenylistService(Service):
                 raise ApiError(
                     400, "INVALID_PATTERN", f"not a valid regular expression: {exc}", "/value"
                 ) from None
-        row = await (
-            await conn.execute(
-                f"INSERT INTO abuse_denylist (id, kind, value, reason) "
-                f"VALUES (%(id)s, %(kind)s, %(value)s, %(reason)s) "
-                f"ON CONFLICT (kind, value) DO NOTHING RETURNING {COLUMNS}",
-                {"id": new_id(), "kind": body.kind, "value": value, "reason": body.reason},
-            )
-        ).fetchone()
-        if row is None:
-            raise ApiError(409, "DENYLIST_ENTRY_EXISTS", "this entry is already listed", "/value")
-        return _entry(row)
+        async with conn.transaction():
+            row = await (
+                await conn.execute(
+                    f"INSERT INTO abuse_denylist (id, kind, value, reason) "
+                    f"VALUES (%(id)s, %(kind)s, %(value)s, %(reason)s) "
+                    f"ON CONFLICT (kind, value) DO NOTHING RETURNING {COLUMNS}",
+                    {"id": new_id(), "kind": body.kind, "value": value, "reason": body.reason},
+                )
+            ).fetchone()
+            if row is None:
+                raise ApiError(
+                    409, "DENYLIST_ENTRY_EXISTS", "this entry is already listed", "/value"
+                )
+            entry = _entry(row)
+            await self._audit(conn, "denylist.create", entry.id, after=entry)
+        return entry
 
     async def list_page(self, *, limit: int, offset: int) -> tuple[list[DenyEntry], int]:
         conn = await self.conn()
@@ -69,10 +76,36 @@ class DenylistService(Service):
         return [_entry({k: v for k, v in r.items() if k != "total"}) for r in rows], total
 
     async def delete(self, entry_id: uuid.UUID) -> None:
-        row = await (
-            await (await self.conn()).execute(
-                "DELETE FROM abuse_denylist WHERE id = %(id)s RETURNING id", {"id": entry_id}
-            )
-        ).fetchone()
-        if row is None:
-            raise entry_not_found()
+        conn = await self.conn()
+        async with conn.transaction():
+            row = await (
+                await conn.execute(
+                    f"DELETE FROM abuse_denylist WHERE id = %(id)s RETURNING {COLUMNS}",
+                    {"id": entry_id},
+                )
+            ).fetchone()
+            if row is None:
+                raise entry_not_found()
+            await self._audit(conn, "denylist.delete", entry_id, before=_entry(row))
+
+    async def _audit(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        action: str,
+        entry_id: uuid.UUID,
+        *,
+        before: DenyEntry | None = None,
+        after: DenyEntry | None = None,
+    ) -> None:
+        """The deny-list belongs to no org: the operator's log (GET /operator/audit-log)."""
+        await audit.record(
+            conn,
+            org_id=None,
+            actor=Actor("operator"),
+            meta=self.meta,
+            action=action,
+            resource_type="denylist_entry",
+            resource_id=entry_id,
+            before=before,
+            after=after,
+        )

@@ -1,4 +1,5 @@
-"""GET /api/v1/audit-log: the org's mutations, newest first (audit:read)."""
+"""GET /api/v1/audit-log: the org's mutations, newest first (audit:read); and
+GET /operator/audit-log: the operator's own actions (plans, deny-list, plan assignments)."""
 
 from __future__ import annotations
 
@@ -16,8 +17,8 @@ from control_plane.core.requests import query_text
 from control_plane.core.service import provide
 from control_plane.core.timerange import FromTime, ToTime, parse_time
 
-from .schemas import AuditEntry
-from .service import AuditService
+from .schemas import AuditEntry, OperatorAuditEntry
+from .service import AuditService, OperatorAuditService
 
 LIST = PageSize(default=50, cap=500)
 
@@ -65,6 +66,60 @@ class AuditLogController(Controller):
             resource_type=query_text(resource_type, "resource_type"),
             resource_id=query_text(resource_id, "resource_id"),
             actor_id=actor,
+            start=parse_time(from_, "from"),
+            end=parse_time(to, "to"),
+        )
+        return paging.page(items, total)
+
+
+class OperatorAuditLogController(Controller):
+    """Mounted under the operator router, whose guard checks the operator token."""
+
+    path = "/audit-log"
+    tags = ["operator"]
+    dependencies = {"audit": provide(OperatorAuditService)}
+
+    @get("/", operation_id="operatorListAuditLog")
+    async def list_entries(
+        self,
+        audit: NamedDependency[OperatorAuditService],
+        limit: Annotated[int | None, LIST.limit] = None,
+        offset: Offset = None,
+        org_id: str | None = Parameter(
+            default=None,
+            description="only actions on this org (a plan assignment)",
+            max_length=64,
+            schema_extra={"format": "uuid"},
+        ),
+        action: str | None = Parameter(
+            default=None, description="only this action, e.g. plan.update", max_length=200
+        ),
+        resource_type: str | None = Parameter(
+            default=None,
+            description="only this kind of resource: plan, denylist_entry, org",
+            max_length=200,
+        ),
+        resource_id: str | None = Parameter(
+            default=None, description="only this resource", max_length=200
+        ),
+        from_: FromTime = None,
+        to: ToTime = None,
+    ) -> Page[OperatorAuditEntry]:
+        """The operator's actions, newest first, before and after: plans created, changed
+        and deleted, deny-list entries added and removed, orgs put on a plan."""
+        paging = LIST.paging(limit, offset)
+        org = None
+        if org_id is not None:
+            org = parse_uuid(org_id)
+            if org is None:
+                raise ApiError(400, "INVALID_QUERY_PARAM", "org_id must be a UUID", "/org_id")
+        items, total = await audit.page(
+            limit=paging.limit,
+            offset=paging.offset,
+            org_id=org,
+            action=query_text(action, "action"),
+            resource_type=query_text(resource_type, "resource_type"),
+            resource_id=query_text(resource_id, "resource_id"),
             start=parse_time(from_, "from"),
             end=parse_time(to, "to"),
         )

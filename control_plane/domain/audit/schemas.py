@@ -1,4 +1,4 @@
-"""Bodies of /api/v1/audit-log."""
+"""Bodies of /api/v1/audit-log and /operator/audit-log."""
 
 from __future__ import annotations
 
@@ -25,3 +25,10 @@ class AuditEntry(msgspec.Struct):
     after: Any
     request_id: str | None
     source_ip: str | None
+
+
+class OperatorAuditEntry(AuditEntry):
+    """One of the operator's actions; ``org_id`` is the org it concerned, null for what
+    belongs to no org (a plan, the deny-list)."""
+
+    org_id: uuid.UUID | None

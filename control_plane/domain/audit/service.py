@@ -8,10 +8,10 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
-from control_plane.core.service import TenantService
+from control_plane.core.service import Service, TenantService
 from control_plane.db.sql import Queries
 
-from .schemas import AuditEntry
+from .schemas import AuditEntry, OperatorAuditEntry
 
 Q = Queries.beside(__file__)
 
@@ -48,6 +48,42 @@ class AuditService(TenantService):
             counted = await (await conn.execute(Q.count, params)).fetchone()
             total = int(counted["n"]) if counted else 0
         items = [AuditEntry(**{k: v for k, v in row.items() if k != "total"}) for row in rows]
+        return items, total
+
+
+class OperatorAuditService(Service):
+    async def page(
+        self,
+        *,
+        limit: int,
+        offset: int,
+        org_id: uuid.UUID | None = None,
+        action: str | None = None,
+        resource_type: str | None = None,
+        resource_id: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> tuple[list[OperatorAuditEntry], int]:
+        params = {
+            "org_id": org_id,
+            "action": action,
+            "resource_type": resource_type,
+            "resource_id": resource_id,
+            "start": start,
+            "end": end,
+            "limit": limit,
+            "offset": offset,
+        }
+        conn = await self.conn()
+        rows = await (await conn.execute(Q.operator_page, params)).fetchall()
+        if rows:
+            total = int(rows[0]["total"])
+        else:
+            counted = await (await conn.execute(Q.operator_count, params)).fetchone()
+            total = int(counted["n"]) if counted else 0
+        items = [
+            OperatorAuditEntry(**{k: v for k, v in row.items() if k != "total"}) for row in rows
+        ]
         return items, total
 
 

@@ -10,6 +10,9 @@ SELECT count(*) AS n FROM plans;
 SELECT p.*, (SELECT count(*) FROM orgs o WHERE o.plan_id = p.id) AS orgs
 FROM plans p WHERE p.id = %(id)s;
 
+-- name: lock_plan
+SELECT id FROM plans WHERE id = %(id)s FOR UPDATE;
+
 -- name: delete_plan
 -- Only a plan no org is on (the FK refuses otherwise; checked first for a clear answer).
 DELETE FROM plans p WHERE p.id = %(id)s

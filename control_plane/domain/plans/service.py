@@ -67,28 +67,33 @@ class PlanService(Service):
             sql.SQL(", ").join(map(sql.Identifier, values)),
             sql.SQL(", ").join(map(sql.Placeholder, values)),
         )
-        row = await (await (await self.conn()).execute(query, values)).fetchone()
-        if row is None:
-            raise ApiError(409, "PLAN_EXISTS", f"a plan {body.id!r} exists", "/id")
-        return await self.get(body.id)
+        conn = await self.conn()
+        async with conn.transaction():
+            row = await (await conn.execute(query, values)).fetchone()
+            if row is None:
+                raise ApiError(409, "PLAN_EXISTS", f"a plan {body.id!r} exists", "/id")
+            plan = await self.get(body.id)
+            await self._audit(conn, "plan.create", body.id, after=plan)
+        return plan
 
     async def update(self, plan_id: str, body: PlanUpdate) -> Plan:
         changes = {k: v for k, v in msgspec.structs.asdict(body).items() if v is not msgspec.UNSET}
-        if changes:
-            query = sql.SQL(
-                "UPDATE plans SET {}, updated_at = now() WHERE id = %(id)s RETURNING id"
-            ).format(
-                sql.SQL(", ").join(
-                    sql.SQL("{} = {}").format(sql.Identifier(k), sql.Placeholder(k))
-                    for k in changes
-                )
+        if not changes:
+            return await self.get(plan_id)
+        query = sql.SQL(
+            "UPDATE plans SET {}, updated_at = now() WHERE id = %(id)s RETURNING id"
+        ).format(
+            sql.SQL(", ").join(
+                sql.SQL("{} = {}").format(sql.Identifier(k), sql.Placeholder(k)) for k in changes
             )
-            row = await (
-                await (await self.conn()).execute(query, {**changes, "id": plan_id})
-            ).fetchone()
-            if row is None:
-                raise plan_not_found()
-        return await self.get(plan_id)
+        )
+        conn = await self.conn()
+        async with conn.transaction():
+            before = await self._locked(conn, plan_id)
+            await conn.execute(query, {**changes, "id": plan_id})
+            after = await self.get(plan_id)
+            await self._audit(conn, "plan.update", plan_id, before=before, after=after)
+        return after
 
     async def delete(self, plan_id: str) -> None:
         plan = await self.get(plan_id)
@@ -99,9 +104,40 @@ class PlanService(Service):
                 f"{plan.orgs} org(s) are on plan {plan_id!r}; move them first",
                 details={"orgs": plan.orgs},
             )
-        row = await (await (await self.conn()).execute(Q.delete_plan, {"id": plan_id})).fetchone()
-        if row is None:
-            raise ApiError(409, "PLAN_IN_USE", f"an org moved onto plan {plan_id!r}")
+        conn = await self.conn()
+        async with conn.transaction():
+            row = await (await conn.execute(Q.delete_plan, {"id": plan_id})).fetchone()
+            if row is None:
+                raise ApiError(409, "PLAN_IN_USE", f"an org moved onto plan {plan_id!r}")
+            await self._audit(conn, "plan.delete", plan_id, before=plan)
+
+    async def _locked(self, conn: AsyncConnection[Any], plan_id: str) -> Plan:
+        """The plan as it is, its row locked until the transaction ends (a faithful before)."""
+        if await (await conn.execute(Q.lock_plan, {"id": plan_id})).fetchone() is None:
+            raise plan_not_found()
+        return await self.get(plan_id)
+
+    async def _audit(
+        self,
+        conn: AsyncConnection[Any],
+        action: str,
+        plan_id: str,
+        *,
+        before: Plan | None = None,
+        after: Plan | None = None,
+    ) -> None:
+        """A plan belongs to no org: its row in the audit log has none (the operator's log)."""
+        await audit.record(
+            conn,
+            org_id=None,
+            actor=Actor("operator"),
+            meta=self.meta,
+            action=action,
+            resource_type="plan",
+            resource_id=plan_id,
+            before=before,
+            after=after,
+        )
 
     async def org_limits(self, org_id: uuid.UUID) -> OrgLimits:
         return await _org_limits(await self.conn(), org_id)

@@ -26,6 +26,7 @@ from control_plane.core.requests import path_uuid, strict_body
 from control_plane.core.service import provide
 
 from .invitations import AccountService, InvitationService, invitation_not_found
+from .mail_limits import spend_mail
 from .schemas import (
     Accepted,
     ActiveOrg,
@@ -42,6 +43,10 @@ from .schemas import (
 from .service import AuthService, MemberService, member_not_found
 
 LIST = PageSize(default=50, cap=500)
+MAIL_429 = (
+    "[RATE_LIMITED] a per-minute API budget, or the mail this address may cause "
+    "(`details.scope`: per_ip_mail_requests, per_recipient_mail) is spent; `Retry-After`"
+)
 
 
 def _cookies(request: Request[Any, Any, Any], token: str, csrf: str) -> list[Cookie]:
@@ -182,15 +187,23 @@ class AccountController(Controller):
         """Join the org (a new account needs ``name`` and ``password``); single use."""
         return await accounts.accept(await strict_body(request, InvitationAccept))
 
-    @post("/password-reset", operation_id="requestPasswordReset", status_code=202)
+    @post(
+        "/password-reset",
+        operation_id="requestPasswordReset",
+        status_code=202,
+        responses=errors(s429=MAIL_429),
+    )
     async def request_reset(
         self,
         request: Request[Any, Any, Any],
         accounts: NamedDependency[AccountService],
         data: JSONBody[ResetRequest],
     ) -> Response[None]:
-        """Mail a reset link to the address if it has an account (the answer never says)."""
-        await accounts.request_reset(await strict_body(request, ResetRequest))
+        """Mail a reset link to the address if it has an account (the answer never says).
+        Rate-limited per client address and per recipient (``VIGIL_MAIL_*``)."""
+        body = await strict_body(request, ResetRequest)
+        await spend_mail(request, body.email)
+        await accounts.request_reset(body)
         return Response(None, status_code=202)
 
     @post(
@@ -222,6 +235,7 @@ class InvitationController(Controller):
         responses=errors(
             s409="[INVITATIONS_LIMIT] the org is at its pending-invitation cap",
             s422="[QUOTA_EXCEEDED] the org's plan allows no more members",
+            s429=MAIL_429,
         ),
     )
     async def create(
@@ -230,8 +244,11 @@ class InvitationController(Controller):
         invitations: NamedDependency[InvitationService],
         data: JSONBody[InvitationCreate],
     ) -> Invitation:
-        """Invite someone by email (a single-use link valid 7 days, sent by mail)."""
-        return await invitations.create(await strict_body(request, InvitationCreate))
+        """Invite someone by email (a single-use link valid 7 days, sent by mail). Mail is
+        rate-limited per client address and per recipient (``VIGIL_MAIL_*``)."""
+        body = await strict_body(request, InvitationCreate)
+        await spend_mail(request, body.email)
+        return await invitations.create(body)
 
     @get("/", operation_id="listInvitations", opt=requires("members:read"))
     async def list_invitations(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import psycopg
 
 from control_plane.domain.audit.service import purge
@@ -89,3 +91,72 @@ async def test_retention_deletes_old_rows_only(owner: Persona, db_url: str) -> N
         assert await purge(conn, 30) == 1
         left = await (await conn.execute("SELECT count(*) FROM audit_log")).fetchone()
     assert left is not None and left[0] == 1
+
+
+async def test_operator_actions_on_plans_are_audited(
+    operator: Persona, owner: Persona, anon: Persona
+) -> None:
+    plan = f"team-{uuid.uuid4().hex[:8]}"
+    body = {"id": plan, "name": "Team", "rate_api_writes": 60}
+    assert (await operator.post("/operator/plans", json=body)).status_code == 201
+    # A refused change is not in the log (it rolled back with the change).
+    assert_error(await operator.post("/operator/plans", json=body), 409, "PLAN_EXISTS")
+    resp = await operator.patch(f"/operator/plans/{plan}", json={"rate_api_writes": 120})
+    assert resp.status_code == 200, resp.text
+    resp = await operator.put(f"/operator/orgs/{owner.org_id}/plan", json={"plan_id": plan})
+    assert resp.status_code == 200, resp.text
+    resp = await operator.put(f"/operator/orgs/{owner.org_id}/plan", json={"plan_id": "unlimited"})
+    assert resp.status_code == 200, resp.text
+    assert (await operator.delete(f"/operator/plans/{plan}")).status_code == 204
+
+    resp = await operator.get(f"/operator/audit-log?resource_type=plan&resource_id={plan}")
+    assert resp.status_code == 200, resp.text
+    page = resp.json()
+    assert [e["action"] for e in page["items"]] == ["plan.delete", "plan.update", "plan.create"]
+    deleted, updated, created = page["items"]
+    for e in page["items"]:
+        assert e["actor_type"] == "operator" and e["actor_id"] is None and e["org_id"] is None
+        assert e["request_id"]  # the source address too, where the client has one
+    assert created["before"] is None and created["after"]["rate_api_writes"] == 60
+    assert updated["before"]["rate_api_writes"] == 60
+    assert updated["after"]["rate_api_writes"] == 120
+    assert deleted["before"]["id"] == plan and deleted["after"] is None
+    # The assignments are the org's: in the operator's log by org, and in the org's own log.
+    resp = await operator.get(f"/operator/audit-log?org_id={owner.org_id}")
+    assigned = resp.json()["items"]
+    assert [e["action"] for e in assigned] == ["org.plan_assign", "org.plan_assign"]
+    assert assigned[1]["after"]["plan_id"] == plan and assigned[0]["before"]["plan_id"] == plan
+    own = (await owner.get("/api/v1/audit-log")).json()["items"]
+    assert [e["action"] for e in own] == ["org.plan_assign", "org.plan_assign"]
+    # What belongs to no org is no tenant's to read.
+    resp = await owner.get(f"/api/v1/audit-log?resource_id={plan}")
+    assert resp.json()["total"] == 0
+    # Filters, bad input and the operator token.
+    resp = await operator.get(f"/operator/audit-log?action=plan.update&resource_id={plan}")
+    assert resp.json()["total"] == 1
+    for query, field in (("org_id=nope", "/org_id"), ("from=yesterday", "/from")):
+        resp = await operator.get(f"/operator/audit-log?{query}")
+        assert_error(resp, 400, "INVALID_QUERY_PARAM", field)
+    assert_error(await anon.get("/operator/audit-log"), 401, "UNAUTHORIZED")
+    assert_error(await owner.get("/operator/audit-log"), 401, "UNAUTHORIZED")
+
+
+async def test_operator_actions_on_the_denylist_are_audited(operator: Persona) -> None:
+    value = f"evil-{uuid.uuid4().hex[:8]}.example"
+    resp = await operator.post(
+        "/operator/abuse/denylist", json={"kind": "domain", "value": value, "reason": "phishing"}
+    )
+    assert resp.status_code == 201, resp.text
+    entry = resp.json()
+    assert (await operator.delete(f"/operator/abuse/denylist/{entry['id']}")).status_code == 204
+    resp = await operator.get(f"/operator/audit-log?resource_id={entry['id']}")
+    removed, added = resp.json()["items"]
+    assert (added["action"], removed["action"]) == ("denylist.create", "denylist.delete")
+    assert added["resource_type"] == "denylist_entry" and added["actor_type"] == "operator"
+    assert added["before"] is None and added["after"]["value"] == value
+    assert removed["before"]["reason"] == "phishing" and removed["after"] is None
+    # A second delete of the same entry is a 404 and adds nothing.
+    resp = await operator.delete(f"/operator/abuse/denylist/{entry['id']}")
+    assert resp.status_code == 404
+    resp = await operator.get(f"/operator/audit-log?resource_id={entry['id']}")
+    assert resp.json()["total"] == 2

@@ -15,6 +15,7 @@ from aiosmtpd.controller import Controller
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from control_plane.app import create_app
 from control_plane.domain.users.service import add_member, create_user
 from control_plane.settings import MailSettings, Settings
 from tests.conftest import Persona, assert_error
@@ -182,3 +183,68 @@ async def test_password_reset_by_mail(
     assert_error(resp, 401, "INVALID_CREDENTIALS")
     resp = await anon.post("/api/auth/sign-in", json={"email": "eve@example.com", "password": new})
     assert resp.status_code == 200
+
+
+def tight(settings: Settings, per_address: int, per_recipient: int) -> Settings:
+    return dataclasses.replace(
+        settings,
+        accounts=dataclasses.replace(
+            settings.accounts,
+            mail_requests_per_address_per_hour=per_address,
+            mails_per_recipient_per_hour=per_recipient,
+        ),
+    )
+
+
+async def test_password_reset_cannot_be_used_to_spam(
+    settings: Settings, inbox: tuple[Inbox, int], db_url: str
+) -> None:
+    box, _ = inbox
+    async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as conn:
+        await create_user(conn, "eve@example.com", "Eve", PASSWORD)
+    async with AsyncTestClient(app=create_app(tight(settings, 3, 2))) as client:
+        reset = "/api/auth/password-reset"
+        for _ in range(2):
+            assert (await client.post(reset, json={"email": "Eve@example.com"})).status_code == 202
+        # The recipient's budget is spent, whatever the spelling of the address ...
+        resp = await client.post(reset, json={"email": " eve@EXAMPLE.com"})
+        err = assert_error(resp, 429, "RATE_LIMITED")
+        assert err["details"]["scope"] == "per_recipient_mail"
+        assert 1 <= int(resp.headers["retry-after"]) <= 3600
+        assert len(box.messages) == 2
+        # ... another recipient is not (an address without an account is counted the same:
+        # a 429 tells nothing about who has an account), until the address' budget is spent.
+        assert (await client.post(reset, json={"email": "nobody@example.com"})).status_code == 202
+        resp = await client.post(reset, json={"email": "someone@example.com"})
+        err = assert_error(resp, 429, "RATE_LIMITED")
+        assert err["details"]["scope"] == "per_ip_mail_requests"
+        assert len(box.messages) == 2
+
+
+async def test_invitations_cannot_be_used_to_spam(
+    settings: Settings, inbox: tuple[Inbox, int], owner: Persona, outsider: Persona
+) -> None:
+    box, _ = inbox
+    async with AsyncTestClient(app=create_app(tight(settings, 100, 2))) as client:
+
+        async def invite(who: Persona, email: str) -> Any:
+            return await client.post(
+                "/api/v1/invitations", json={"email": email}, headers=who.headers
+            )
+
+        assert (await invite(owner, "x@example.com")).status_code == 201
+        assert (await invite(owner, "x@example.com")).status_code == 201
+        # The recipient's budget holds whoever asks: another org cannot go on mailing them.
+        resp = await invite(outsider, "X@example.com")
+        err = assert_error(resp, 429, "RATE_LIMITED")
+        assert err["details"]["scope"] == "per_recipient_mail"
+        assert "retry-after" in resp.headers
+        assert (await invite(outsider, "y@example.com")).status_code == 201
+        assert len(box.messages) == 3
+    # Off (0): no mail budget at all.
+    async with AsyncTestClient(app=create_app(tight(settings, 0, 0))) as client:
+        for _ in range(3):
+            resp = await client.post(
+                "/api/v1/invitations", json={"email": "z@example.com"}, headers=owner.headers
+            )
+            assert resp.status_code == 201

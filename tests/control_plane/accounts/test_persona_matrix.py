@@ -1,9 +1,11 @@
 """Every /api/v1 operation of the OpenAPI document, called as every persona: each cell's status.
 
 Generated from the document, so a new route cannot escape. Personas: the owner (a full-access
-key), a viewer key (``read_only``), a scoped key (``targets:read``), a revoked key, an expired
-key, an outsider (another org's full-access key) and anonymous. Path ids are the owner's own
-target where a route takes one (so the outsider's 404 is a cross-org 404), else unknown ids.
+key); people signed in through ``/api/auth/sign-in`` with the org's ADMIN, MEMBER and VIEWER
+roles (the session cookie, and the CSRF token on unsafe methods, as a browser sends them); a
+read-only key (``read_only``), a scoped key (``targets:read``), a revoked key, an expired key, an
+outsider (another org's full-access key) and anonymous. Path ids are the owner's own target where
+a route takes one (so the outsider's 404 is a cross-org 404), else unknown ids.
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ import pytest
 from litestar import Litestar
 
 from control_plane.core.permissions import allows, declared
+from control_plane.core.roles import permissions_of_role
 from control_plane.core.scopes import permissions_of
 from control_plane.settings import Settings
 from tests.conftest import Persona
+from tests.control_plane.accounts.test_sessions import sign_in, user
 from tests.stack import Stack
 from tests.stack import test_settings as make_settings
 
@@ -100,7 +104,12 @@ async def test_every_route_for_every_persona(
     def as_persona(k: dict[str, Any]) -> Persona:
         return Persona(owner.client, {"Authorization": f"Bearer {k['key']}"}, owner.org_id)
 
-    viewer, scoped, revoked, expired = (
+    people = {}
+    for role in ("ADMIN", "MEMBER", "VIEWER"):
+        email = f"{role.lower()}@example.com"
+        await user(db_url, owner.org_id, email, role)
+        people[role] = await sign_in(owner, email)
+    read_only, scoped, revoked, expired = (
         await key(scopes=["read_only"]),
         await key(scopes=["targets:read"]),
         await key(),
@@ -114,7 +123,11 @@ async def test_every_route_for_every_persona(
         )
     personas: dict[str, tuple[Persona, frozenset[str] | None]] = {
         "owner": (owner, None),
-        "viewer": (as_persona(viewer), permissions_of(["read_only"])),
+        **{
+            f"{role.lower()} (session)": (person, permissions_of_role(role))
+            for role, person in people.items()
+        },
+        "read_only key": (as_persona(read_only), permissions_of(["read_only"])),
         "scoped": (as_persona(scoped), permissions_of(["targets:read"])),
         "revoked": (as_persona(revoked), None),
         "expired": (as_persona(expired), None),
@@ -124,7 +137,12 @@ async def test_every_route_for_every_persona(
     perms = permission_map(app)
     ops = await operations(owner)
     assert len(ops) >= 20
+    # Each signed-in person really is signed in, in this org, with this role.
+    for role, person in people.items():
+        me = (await person.get("/api/auth/me")).json()
+        assert me["orgs"] == [{"org_id": str(owner.org_id), "name": "Acme", "role": role}], me
     wrong = []
+    counts: dict[str, int] = {}
     # Reads first, then writes, deletes last (the owner's target must outlive the others).
     order = {"GET": 0, "POST": 1, "PUT": 1, "PATCH": 1, "DELETE": 2}
     for method, path in sorted(ops, key=lambda op: (order[op[0]], op[1])):
@@ -149,4 +167,7 @@ async def test_every_route_for_every_persona(
             }[want]
             if not ok:
                 wrong.append((name, method, path, want, got, resp.text[:200]))
+            counts[want] = counts.get(want, 0) + 1
     assert not wrong, "\n".join(map(str, wrong))
+    # Every kind of cell was exercised (a matrix of refusals only would prove little).
+    assert all(counts.get(kind, 0) > 0 for kind in (DENIED, UNAUTH, ALLOWED, HIDDEN)), counts

@@ -100,7 +100,30 @@ async def test_two_replicas_share_one_budget(
         assert statuses == [404, 404, 404, 404, 429, 429]
 
 
-async def test_unlimited_plan_has_no_budget_and_no_headers(owner: Persona) -> None:
+async def test_the_default_plan_has_budgets_and_every_answer_says_so(
+    owner: Persona, operator: Persona
+) -> None:
+    # No override: the default plan's own budgets (migration 0100), on successes and errors.
+    plan = (await operator.get("/operator/plans/unlimited")).json()
+    assert plan["rate_api_reads"] == 25000 and plan["rate_api_writes"] == 5000
+    for resp, limit in (
+        (await owner.get("/api/v1/targets"), 25000),
+        (await owner.get(f"/api/v1/targets/{uuid.uuid4()}"), 25000),
+        (await owner.delete(f"/api/v1/targets/{uuid.uuid4()}"), 5000),
+        (await owner.post("/api/v1/targets", json={}), 5000),
+        (await owner.post(f"/api/v1/targets/{uuid.uuid4()}/check-now"), 1000),
+        (await owner.post("/api/v1/targets/bulk-action", json={}), 150),
+    ):
+        assert resp.headers["x-ratelimit-limit"] == str(limit), (resp.status_code, resp.text)
+        assert 0 <= int(resp.headers["x-ratelimit-remaining"]) < limit
+        assert int(resp.headers["x-ratelimit-reset"]) >= int(time.time())
+
+
+async def test_a_plan_without_budgets_sends_no_headers(owner: Persona, operator: Persona) -> None:
+    body = {"id": f"nolimit-{uuid.uuid4().hex[:8]}", "name": "No limits"}
+    assert (await operator.post("/operator/plans", json=body)).status_code == 201
+    resp = await operator.put(f"/operator/orgs/{owner.org_id}/plan", json={"plan_id": body["id"]})
+    assert resp.status_code == 200, resp.text
     resp = await owner.get("/api/v1/targets")
     assert resp.status_code == 200 and "x-ratelimit-limit" not in resp.headers
 
@@ -130,4 +153,31 @@ async def test_failed_authentication_is_throttled_per_address(
         assert int(resp.headers["retry-after"]) >= 1
         # While the address is throttled even a right key is refused: guessing gains nothing.
         resp = await client.get("/api/v1/targets", headers=owner.headers)
+        assert_error(resp, 429, "RATE_LIMITED")
+
+
+@pytest.mark.parametrize("overlap", [True, False])
+async def test_reads_are_refused_alike_with_and_without_overlap(
+    settings: Settings, owner: Persona, db_url: str, overlap: bool
+) -> None:
+    # With overlap a remembered key's read runs while the limiter's script does and the
+    # refusal replaces its answer; without, it waits first. Callers cannot tell them apart.
+    s = dataclasses.replace(
+        settings,
+        accounts=dataclasses.replace(settings.accounts, rate_limit_overlap_reads=overlap),
+    )
+    await set_budgets(db_url, owner.org_id, api_reads=3)
+    async with AsyncTestClient(app=create_app(s)) as client:
+        got = []
+        for _ in range(5):  # the first looks the key up, the rest are remembered
+            resp = await client.get("/api/v1/targets", headers=owner.headers)
+            got.append((resp.status_code, resp.headers.get("x-ratelimit-remaining")))
+        assert got == [(200, "2"), (200, "1"), (200, "0"), (429, "0"), (429, "0")]
+        err = assert_error(resp, 429, "RATE_LIMITED")
+        assert err["details"]["scope"] == "per_org_api_reads"
+        assert "items" not in resp.text and int(resp.headers["retry-after"]) >= 1
+        assert resp.headers["content-type"].startswith("application/json")
+        assert resp.headers["cache-control"]
+        # A read that fails on its own is refused the same way.
+        resp = await client.get(f"/api/v1/targets/{uuid.uuid4()}", headers=owner.headers)
         assert_error(resp, 429, "RATE_LIMITED")
