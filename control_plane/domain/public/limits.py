@@ -57,7 +57,8 @@ class PublicLimiter:
             return
         try:
             status, _i, lim, value, reset_ms = await self._script(
-                keys=["", "", f"{self.prefix}rl:public:ip:{ip}"], args=[0, self.per_minute]
+                keys=["", "", f"{self.prefix}rl:public:ip:{ip}"],
+                args=[0, self.per_minute, 60_000],
             )
         except (RedisError, OSError) as exc:
             log.warning("public_rate_limit_skipped", error=str(exc))
@@ -70,7 +71,8 @@ class PublicLimiter:
 
 def public_limits_middleware(app: ASGIApp) -> ASGIApp:
     inflight = [0]
-    limiter: list[PublicLimiter] = []
+    # One limiter per started app (its Redis client lives as long as the lifespan's resources).
+    limiter: list[tuple[Any, PublicLimiter]] = []
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP or not is_public(scope["path"]):
@@ -83,12 +85,17 @@ def public_limits_middleware(app: ASGIApp) -> ASGIApp:
             raise busy()
         inflight[0] += 1
         try:
-            if not limiter:
-                limiter.append(
-                    PublicLimiter(res.redis, res.settings.redis.prefix, conf.public_rate_per_minute)
-                )
+            if not limiter or limiter[0][0] is not res:
+                limiter[:] = [
+                    (
+                        res,
+                        PublicLimiter(
+                            res.redis, res.settings.redis.prefix, conf.public_rate_per_minute
+                        ),
+                    )
+                ]
             client = scope.get("client")
-            await limiter[0].admit((client[0] if client else None) or "unknown")
+            await limiter[0][1].admit((client[0] if client else None) or "unknown")
             await app(scope, receive, send)
         finally:
             inflight[0] -= 1
