@@ -32,6 +32,7 @@ from control_plane.domain.incidents.policy import (
     quorum_start,
 )
 from control_plane.domain.notifications import outbox
+from control_plane.domain.webhooks import events as webhook_events
 
 Q = Queries.beside(__file__, "engine")
 # New results folded per target and evaluation (the rest waits for the next one).
@@ -286,6 +287,7 @@ async def _decide(
         outcome.opened = row["id"] if row else None
         if outcome.opened is not None:  # the notification outbox, in this transaction
             await outbox.incident_opened(conn, outcome.opened)
+            await webhook_events.engine_opened(conn, outcome.opened)
     elif should_be_open and current is not None:
         await conn.execute(
             Q.extend_incident,
@@ -313,3 +315,4 @@ async def _decide(
         outcome.closed = row["id"] if row else None
         if outcome.closed is not None:  # the notification outbox, in this transaction
             await outbox.incident_closed(conn, outcome.closed)
+            await webhook_events.engine_closed(conn, outcome.closed)
