@@ -95,7 +95,7 @@ async def _send(d: Deliverer, row: dict[str, Any], done: list[dict[str, Any]]) -
         "webhook_event_attempt",
         notification_id=str(row["id"]),
         webhook_id=str(row["webhook_id"]),
-        event=row["event"],
+        event_name=row["event"],
         event_id=str(row["event_id"]),
         attempt=row["attempts"],
         outcome=outcome,
