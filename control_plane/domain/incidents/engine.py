@@ -299,6 +299,8 @@ async def _decide(
                 "status": status,
             },
         )
+        # An alert rule whose threshold the longer outage now reaches notifies its channels.
+        await outbox.incident_opened(conn, current["id"])
     elif not should_be_open and current is not None:
         involved = set(current["regions"])
         recoveries = [

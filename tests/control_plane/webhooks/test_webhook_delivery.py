@@ -105,7 +105,7 @@ async def test_every_event_once_signed_in_order_per_target(env: Env) -> None:
 
     bodies = [verify(s) for s in env.rec.seen]
     assert all(s.path == "/events" for s in env.rec.seen)
-    assert sorted(b["event"] for b in bodies) == sorted(ALL + ["monitor.created"])
+    assert sorted(b["event"] for b in bodies) == sorted([*ALL, "monitor.created"])
     assert len({b["id"] for b in bodies}) == len(bodies)
     of_api = [b["event"] for b in bodies if (b.get("monitor") or {}).get("id") == tid]
     assert of_api == [
