@@ -2,8 +2,9 @@
 
 Publishing is best effort and happens after the change committed: a live stream is a view, not
 a record (the incident read is the record). Each event has a stable ``id`` (UUIDv7) for
-receiver-side dedup and a ``type``: ``incident.opened``, ``incident.acknowledged``,
-``incident.resolved``, ``incident.updated``.
+receiver-side dedup and a ``type``: ``monitor.status`` (a target's current status changed:
+``target_id``, ``status``, ``previous_status``, ``checked_at``), ``incident.opened``,
+``incident.acknowledged``, ``incident.resolved``, ``incident.updated``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from control_plane.settings import RedisSettings
 log = structlog.get_logger("vigil.events")
 
 EVENT_TYPES = (
+    "monitor.status",
     "incident.opened",
     "incident.acknowledged",
     "incident.resolved",

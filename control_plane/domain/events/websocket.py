@@ -5,8 +5,8 @@ The client opens the socket and sends one JSON message first:
 header on the upgrade request works too, then ``auth`` may be left out). The server answers
 ``{"type": "subscribed", "subscribe": [...]}`` and then sends each event of the org as one JSON
 text message (the same event as the SSE stream: ``id``, ``type``, ``org_id``, ``occurred_at``,
-``data``). Topics: ``incident.updates`` (every ``incident.*`` event). ``monitor.status`` is not
-served yet and is refused like an unknown topic.
+``data``). Topics: ``monitor.status`` (a target's current status changed, from the worker's
+evaluation of its results) and ``incident.updates`` (every ``incident.*`` event).
 
 Events come through Redis (one channel per org, one subscription per process: ``hub.py``), so
 any replica serves any client. Each client has a bounded queue: a client that falls
@@ -31,7 +31,7 @@ from control_plane.security import tokens
 
 from .hub import hub_of
 
-TOPICS = {"incident.updates": "incident."}
+TOPICS = {"monitor.status": "monitor.status", "incident.updates": "incident."}
 AUTH_TIMEOUT_S = 10.0
 # Close codes: policy violation (bad auth or message), server error (the subscription failed),
 # try again later (too slow).
