@@ -58,3 +58,27 @@ async def publish(
         await redis.publish(channel(settings, org_id), msgspec.json.encode(event))
     except Exception as exc:
         log.warning("event_publish_failed", type=type_, org_id=str(org_id), error=str(exc))
+
+
+async def publish_many(
+    redis: Redis, settings: RedisSettings, events: list[tuple[uuid.UUID, str, Any]]
+) -> None:
+    """Publish (org_id, type, data) events in one round trip (a pipeline), in order; a Redis
+    failure is logged, never raised."""
+    if not events:
+        return
+    now = datetime.now(UTC)
+    try:
+        async with redis.pipeline(transaction=False) as pipe:
+            for org_id, type_, data in events:
+                event = Event(
+                    id=new_id(),
+                    type=type_,
+                    org_id=org_id,
+                    occurred_at=now,
+                    data=msgspec.to_builtins(data),
+                )
+                pipe.publish(channel(settings, org_id), msgspec.json.encode(event))
+            await pipe.execute()
+    except Exception as exc:
+        log.warning("event_publish_failed", count=len(events), error=str(exc))

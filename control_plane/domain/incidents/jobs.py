@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 from control_plane.core.queue import job_resources
 from control_plane.core.state import Resources
 from control_plane.db.sql import Queries
-from control_plane.domain.events.stream import publish
+from control_plane.domain.events.stream import publish_many
 
 from .engine import Outcome, evaluate_batch
 
@@ -64,21 +64,22 @@ async def _publish_changes(
     # A client of its own: these are rare, and the job's caller may run on another event loop
     # than the one the shared client's connections belong to (tests drive jobs directly).
     fields = ("id", "target_id", "status", "state", "started_at", "ended_at", "in_maintenance")
+    batch: list[tuple[uuid.UUID, str, Any]] = []
+    for tid, o in changed:
+        assert o.org_id is not None
+        status = {
+            "target_id": tid,
+            "status": o.status_after,
+            "previous_status": o.status_before,
+            "checked_at": o.checked_at,
+            "incident_id": o.opened or o.closed,
+        }
+        batch.append((o.org_id, "monitor.status", status))
+    for row in rows:
+        kind = "incident.opened" if row["id"] in opened else "incident.resolved"
+        batch.append((row["org_id"], kind, {k: row[k] for k in fields}))
     async with Redis.from_url(res.settings.redis.url) as redis:
-        for tid, o in changed:
-            assert o.org_id is not None
-            data = {
-                "target_id": tid,
-                "status": o.status_after,
-                "previous_status": o.status_before,
-                "checked_at": o.checked_at,
-                "incident_id": o.opened or o.closed,
-            }
-            await publish(redis, res.settings.redis, o.org_id, "monitor.status", data)
-        for row in rows:
-            kind = "incident.opened" if row["id"] in opened else "incident.resolved"
-            data = {k: row[k] for k in fields}
-            await publish(redis, res.settings.redis, row["org_id"], kind, data)
+        await publish_many(redis, res.settings.redis, batch)
 
 
 async def sweep_marks(ctx: dict[str, Any]) -> None:
