@@ -24,11 +24,21 @@ from bench.config import BenchConfig
 from bench.peers import Blackbox, Nginx, ensure_tools
 from bench.proc import Processes
 from bench.report import Outcome, write_report
-from bench.scenarios import accounts, agent, detection, ingest, notify, public, reads, system
+from bench.scenarios import accounts, agent, detection, ingest, notify, public, reads, system, ws
 from bench.stack import Servers, Vigil
 
 ROOT = Path(__file__).resolve().parent.parent
-SCENARIOS = ("agent", "system", "ingest", "detection", "reads", "notify", "accounts", "public")
+SCENARIOS = (
+    "agent",
+    "system",
+    "ingest",
+    "detection",
+    "reads",
+    "notify",
+    "accounts",
+    "public",
+    "ws",
+)
 
 
 class Peers:
@@ -50,6 +60,7 @@ def _scenario(
         "notify": lambda: notify.run(vigil, peers.nginx, cfg),
         "accounts": lambda: accounts.run(vigil, cfg),
         "public": lambda: public.run(vigil, cfg),
+        "ws": lambda: ws.run(vigil, cfg),
     }
     return runners[name]()
 

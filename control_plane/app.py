@@ -83,6 +83,7 @@ from control_plane.domain.users.routes import (
     InvitationController,
     MemberController,
 )
+from control_plane.domain.webhooks.routes import WebhookController
 from control_plane.security.sealing import Sealer
 from control_plane.settings import Settings, get_settings
 
@@ -142,6 +143,7 @@ def tenant_router() -> Router:
             RegionCatalogController,
             MaintenanceController,
             AlertRuleController,
+            WebhookController,
             EventStreamController,
             ChannelController,
             IncidentNotificationController,

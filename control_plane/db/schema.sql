@@ -395,6 +395,8 @@ CREATE TABLE public.maintenance_windows (
     write_source text DEFAULT 'api'::text NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    started_announced boolean DEFAULT false NOT NULL,
+    ended_announced boolean DEFAULT false NOT NULL,
     CONSTRAINT maintenance_windows_check CHECK ((ends_at > starts_at)),
     CONSTRAINT maintenance_windows_description_check CHECK ((length(description) <= 5000)),
     CONSTRAINT maintenance_windows_title_check CHECK (((length(title) >= 1) AND (length(title) <= 200))),
@@ -445,8 +447,8 @@ ALTER TABLE public.notification_attempts ALTER COLUMN id ADD GENERATED ALWAYS AS
 CREATE TABLE public.notifications (
     id uuid NOT NULL,
     org_id uuid NOT NULL,
-    incident_id uuid NOT NULL,
-    channel_id uuid NOT NULL,
+    incident_id uuid,
+    channel_id uuid,
     kind text NOT NULL,
     state text DEFAULT 'pending'::text NOT NULL,
     due_at timestamp with time zone DEFAULT now() NOT NULL,
@@ -456,7 +458,19 @@ CREATE TABLE public.notifications (
     grouped boolean DEFAULT false NOT NULL,
     created_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
     delivered_at timestamp with time zone,
-    CONSTRAINT notifications_kind_check CHECK ((kind = ANY (ARRAY['open'::text, 'reminder'::text, 'recovery'::text]))),
+    webhook_id uuid,
+    event text,
+    event_id uuid,
+    subject_id uuid,
+    payload jsonb,
+    severity text,
+    CONSTRAINT notifications_kind_check CHECK ((kind = ANY (ARRAY['open'::text, 'reminder'::text, 'recovery'::text, 'event'::text]))),
+    CONSTRAINT notifications_severity_check CHECK ((severity = ANY (ARRAY['critical'::text, 'major'::text, 'minor'::text]))),
+    CONSTRAINT notifications_shape_check CHECK (
+CASE
+    WHEN (kind = 'event'::text) THEN ((webhook_id IS NOT NULL) AND (event IS NOT NULL) AND (event_id IS NOT NULL) AND (payload IS NOT NULL) AND (channel_id IS NULL))
+    ELSE ((webhook_id IS NULL) AND (channel_id IS NOT NULL) AND (incident_id IS NOT NULL))
+END),
     CONSTRAINT notifications_state_check CHECK ((state = ANY (ARRAY['pending'::text, 'delivered'::text, 'dead'::text, 'skipped'::text])))
 );
 
@@ -933,6 +947,23 @@ CREATE TABLE public.users (
     CONSTRAINT users_name_check CHECK (((length(name) >= 1) AND (length(name) <= 200)))
 );
 
+CREATE TABLE public.webhooks (
+    id uuid NOT NULL,
+    org_id uuid NOT NULL,
+    url text NOT NULL,
+    events text[] NOT NULL,
+    secret text,
+    enabled boolean DEFAULT true NOT NULL,
+    write_source text DEFAULT 'api'::text NOT NULL,
+    consecutive_failures integer DEFAULT 0 NOT NULL,
+    circuit_open_until timestamp with time zone,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT webhooks_events_check CHECK ((cardinality(events) >= 1)),
+    CONSTRAINT webhooks_url_check CHECK (((length(url) >= 1) AND (length(url) <= 2000))),
+    CONSTRAINT webhooks_write_source_check CHECK ((write_source = ANY (ARRAY['ui'::text, 'api'::text, 'terraform'::text])))
+);
+
 ALTER TABLE ONLY public.result_rollups ATTACH PARTITION public.result_rollups_default DEFAULT;
 
 ALTER TABLE ONLY public.results ATTACH PARTITION public.results_default DEFAULT;
@@ -1108,6 +1139,9 @@ ALTER TABLE ONLY public.users
 ALTER TABLE ONLY public.users
     ADD CONSTRAINT users_pkey PRIMARY KEY (id);
 
+ALTER TABLE ONLY public.webhooks
+    ADD CONSTRAINT webhooks_pkey PRIMARY KEY (id);
+
 CREATE INDEX agents_region_idx ON public.agents USING btree (region_id);
 
 CREATE INDEX alert_rule_channels_channel_idx ON public.alert_rule_channels USING btree (channel_id);
@@ -1148,6 +1182,8 @@ CREATE INDEX maintenance_windows_org_ends_idx ON public.maintenance_windows USIN
 
 CREATE INDEX maintenance_windows_org_idx ON public.maintenance_windows USING btree (org_id, starts_at);
 
+CREATE INDEX maintenance_windows_unannounced_idx ON public.maintenance_windows USING btree (starts_at, ends_at) WHERE (NOT ended_announced);
+
 CREATE INDEX memberships_user_idx ON public.memberships USING btree (user_id);
 
 CREATE INDEX monitor_shares_org_idx ON public.monitor_shares USING btree (org_id) WHERE (revoked_at IS NULL);
@@ -1160,9 +1196,13 @@ CREATE INDEX notifications_channel_idx ON public.notifications USING btree (chan
 
 CREATE INDEX notifications_due_idx ON public.notifications USING btree (due_at) WHERE (state = 'pending'::text);
 
+CREATE UNIQUE INDEX notifications_event_once_idx ON public.notifications USING btree (webhook_id, event_id) WHERE (kind = 'event'::text);
+
 CREATE INDEX notifications_incident_idx ON public.notifications USING btree (incident_id, created_at);
 
 CREATE UNIQUE INDEX notifications_once_idx ON public.notifications USING btree (incident_id, channel_id, kind) WHERE (kind <> 'reminder'::text);
+
+CREATE INDEX notifications_webhook_idx ON public.notifications USING btree (webhook_id, subject_id, created_at) WHERE (kind = 'event'::text);
 
 CREATE INDEX on_demand_expires_idx ON public.on_demand_checks USING btree (expires_at);
 
@@ -1199,6 +1239,8 @@ CREATE INDEX target_regions_region_idx ON public.target_regions USING btree (reg
 CREATE INDEX targets_org_idx ON public.targets USING btree (org_id, id);
 
 CREATE INDEX targets_tags_idx ON public.targets USING gin (tags);
+
+CREATE INDEX webhooks_org_idx ON public.webhooks USING btree (org_id, created_at, id);
 
 ALTER INDEX public.result_rollups_pkey ATTACH PARTITION public.result_rollups_default_pkey;
 
@@ -1304,6 +1346,9 @@ ALTER TABLE ONLY public.notifications
 ALTER TABLE ONLY public.notifications
     ADD CONSTRAINT notifications_org_id_fkey FOREIGN KEY (org_id) REFERENCES public.orgs(id) ON DELETE CASCADE;
 
+ALTER TABLE ONLY public.notifications
+    ADD CONSTRAINT notifications_webhook_id_fkey FOREIGN KEY (webhook_id) REFERENCES public.webhooks(id) ON DELETE CASCADE;
+
 ALTER TABLE ONLY public.on_demand_checks
     ADD CONSTRAINT on_demand_checks_org_id_fkey FOREIGN KEY (org_id) REFERENCES public.orgs(id) ON DELETE CASCADE;
 
@@ -1369,3 +1414,6 @@ ALTER TABLE ONLY public.target_regions
 
 ALTER TABLE ONLY public.targets
     ADD CONSTRAINT targets_org_id_fkey FOREIGN KEY (org_id) REFERENCES public.orgs(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.webhooks
+    ADD CONSTRAINT webhooks_org_id_fkey FOREIGN KEY (org_id) REFERENCES public.orgs(id) ON DELETE CASCADE;

@@ -2,8 +2,9 @@
 
 Publishing is best effort and happens after the change committed: a live stream is a view, not
 a record (the incident read is the record). Each event has a stable ``id`` (UUIDv7) for
-receiver-side dedup and a ``type``: ``incident.opened``, ``incident.acknowledged``,
-``incident.resolved``, ``incident.updated``.
+receiver-side dedup and a ``type``: ``monitor.status`` (a target's current status changed:
+``target_id``, ``status``, ``previous_status``, ``checked_at``), ``incident.opened``,
+``incident.acknowledged``, ``incident.resolved``, ``incident.updated``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from control_plane.settings import RedisSettings
 log = structlog.get_logger("vigil.events")
 
 EVENT_TYPES = (
+    "monitor.status",
     "incident.opened",
     "incident.acknowledged",
     "incident.resolved",
@@ -56,3 +58,27 @@ async def publish(
         await redis.publish(channel(settings, org_id), msgspec.json.encode(event))
     except Exception as exc:
         log.warning("event_publish_failed", type=type_, org_id=str(org_id), error=str(exc))
+
+
+async def publish_many(
+    redis: Redis, settings: RedisSettings, events: list[tuple[uuid.UUID, str, Any]]
+) -> None:
+    """Publish (org_id, type, data) events in one round trip (a pipeline), in order; a Redis
+    failure is logged, never raised."""
+    if not events:
+        return
+    now = datetime.now(UTC)
+    try:
+        async with redis.pipeline(transaction=False) as pipe:
+            for org_id, type_, data in events:
+                event = Event(
+                    id=new_id(),
+                    type=type_,
+                    org_id=org_id,
+                    occurred_at=now,
+                    data=msgspec.to_builtins(data),
+                )
+                pipe.publish(channel(settings, org_id), msgspec.json.encode(event))
+            await pipe.execute()
+    except Exception as exc:
+        log.warning("event_publish_failed", count=len(events), error=str(exc))

@@ -5,8 +5,8 @@ The client opens the socket and sends one JSON message first:
 header on the upgrade request works too, then ``auth`` may be left out). The server answers
 ``{"type": "subscribed", "subscribe": [...]}`` and then sends each event of the org as one JSON
 text message (the same event as the SSE stream: ``id``, ``type``, ``org_id``, ``occurred_at``,
-``data``). Topics: ``incident.updates`` (every ``incident.*`` event). ``monitor.status`` is not
-served yet and is refused like an unknown topic.
+``data``). Topics: ``monitor.status`` (a target's current status changed, from the worker's
+evaluation of its results) and ``incident.updates`` (every ``incident.*`` event).
 
 Events come through Redis (one channel per org, one subscription per process: ``hub.py``), so
 any replica serves any client. Each client has a bounded queue: a client that falls
@@ -31,7 +31,7 @@ from control_plane.security import tokens
 
 from .hub import hub_of
 
-TOPICS = {"incident.updates": "incident."}
+TOPICS = {"monitor.status": "monitor.status", "incident.updates": "incident."}
 AUTH_TIMEOUT_S = 10.0
 # Close codes: policy violation (bad auth or message), server error (the subscription failed),
 # try again later (too slow).
@@ -106,32 +106,36 @@ async def live_stream(socket: WebSocket[Any, Any, Any]) -> None:
             await socket.receive_data(mode="text")
 
     watcher = asyncio.create_task(watch_close())
+    # One task waits for the end for the whole stream; one getter per wake-up, and whatever
+    # queued meanwhile is sent without another (1,000 clients of a process wake at once).
+    ended = asyncio.create_task(sub.done.wait())
+    getter: asyncio.Task[bytes] | None = None
     try:
         await socket.send_json({"type": "subscribed", "subscribe": list(hello.subscribe)})
         while True:
             getter = asyncio.create_task(sub.queue.get())
-            ended = asyncio.create_task(sub.done.wait())
             done, _ = await asyncio.wait(
                 [getter, ended, watcher], return_when=asyncio.FIRST_COMPLETED
             )
             if sub.done.is_set():
                 # Behind by MAX_PENDING (dropped now, its backlog with it), or the subscription
                 # failed (the client reconnects).
-                getter.cancel()
                 if sub.overflowed:
                     await socket.close(code=TOO_SLOW, reason="too slow: events dropped")
                 else:
                     await socket.close(code=UNAVAILABLE, reason="stream unavailable, reconnect")
                 return
-            ended.cancel()
             if getter not in done:
-                getter.cancel()
                 return
             await socket.send_text(getter.result().decode())
+            while not sub.queue.empty() and not sub.done.is_set():
+                await socket.send_text(sub.queue.get_nowait().decode())
     except WebSocketDisconnect:
         return
     finally:
-        watcher.cancel()
+        for task in (getter, ended, watcher):
+            if task is not None:
+                task.cancel()
         with contextlib.suppress(BaseException):
             await watcher
         hub.leave(sub)

@@ -32,6 +32,7 @@ from control_plane.domain.incidents.policy import (
     quorum_start,
 )
 from control_plane.domain.notifications import outbox
+from control_plane.domain.webhooks import events as webhook_events
 
 Q = Queries.beside(__file__, "engine")
 # New results folded per target and evaluation (the rest waits for the next one).
@@ -61,6 +62,25 @@ class Outcome:
     results: int = 0
     opened: uuid.UUID | None = None
     closed: uuid.UUID | None = None
+    # The target's current status (as target reads show it: the open incident's, else the worst
+    # region's last) before and after this evaluation, for the live stream's monitor.status.
+    org_id: uuid.UUID | None = None
+    status_before: str | None = None
+    status_after: str | None = None
+    checked_at: datetime | None = None
+
+    @property
+    def status_changed(self) -> bool:
+        return self.status_after is not None and self.status_after != self.status_before
+
+
+# The worst region's last status, as ``target_current`` orders them.
+_WORST = ("down", "error", "degraded", "up")
+
+
+def _worst(regions: Iterable[RegionRow]) -> str:
+    seen = {r.last_status for r in regions}
+    return next((s for s in _WORST if s in seen), "unknown")
 
 
 def _region_from_row(row: dict[str, Any]) -> RegionRow:
@@ -125,6 +145,7 @@ async def _evaluate_chunk(
         for row in await _rows(conn, Q.region_states, params):
             if row["target_id"] in states:
                 states[row["target_id"]][row["region_id"]] = _region_from_row(row)
+        before = {tid: _worst(regions.values()) for tid, regions in states.items()}
         results = await _new_results(conn, targets, states)
         saves: list[tuple[uuid.UUID, RegionRow]] = []
         for tid in locked:
@@ -141,7 +162,14 @@ async def _evaluate_chunk(
                 for r in await _rows(conn, Q.open_incidents_of, {"ids": list(targets)})
             }
             for tid, target in targets.items():
-                await _decide(conn, target, states[tid], current.get(tid), outcomes[tid])
+                outcome = outcomes[tid]
+                now_open = current.get(tid)
+                outcome.org_id = target["org_id"]
+                outcome.status_before = now_open["status"] if now_open else before[tid]
+                await _decide(conn, target, states[tid], now_open, outcome)
+                outcome.checked_at = max(
+                    (r.evaluated_to for r in states[tid].values() if r.evaluated_to), default=None
+                )
         # Marks of evaluated targets, and of deleted ones (nothing is left to evaluate).
         cleared = [(tid, markers[tid]) for tid in locked if tid in markers]
         if cleared:
@@ -284,8 +312,10 @@ async def _decide(
             )
         ).fetchone()
         outcome.opened = row["id"] if row else None
+        outcome.status_after = status if outcome.opened else _worst(regions.values())
         if outcome.opened is not None:  # the notification outbox, in this transaction
             await outbox.incident_opened(conn, outcome.opened)
+            await webhook_events.engine_opened(conn, outcome.opened)
     elif should_be_open and current is not None:
         await conn.execute(
             Q.extend_incident,
@@ -297,6 +327,9 @@ async def _decide(
                 "status": status,
             },
         )
+        outcome.status_after = "down" if status == "down" else current["status"]
+        # An alert rule whose threshold the longer outage now reaches notifies its channels.
+        await outbox.incident_opened(conn, current["id"])
     elif not should_be_open and current is not None:
         involved = set(current["regions"])
         recoveries = [
@@ -311,5 +344,9 @@ async def _decide(
             await conn.execute(Q.close_incident, {"id": current["id"], "ended_at": ended})
         ).fetchone()
         outcome.closed = row["id"] if row else None
+        outcome.status_after = _worst(regions.values())
         if outcome.closed is not None:  # the notification outbox, in this transaction
             await outbox.incident_closed(conn, outcome.closed)
+            await webhook_events.engine_closed(conn, outcome.closed)
+    else:
+        outcome.status_after = _worst(regions.values())

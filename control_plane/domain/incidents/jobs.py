@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 from control_plane.core.queue import job_resources
 from control_plane.core.state import Resources
 from control_plane.db.sql import Queries
-from control_plane.domain.events.stream import publish
+from control_plane.domain.events.stream import publish_many
 
 from .engine import Outcome, evaluate_batch
 
@@ -36,7 +36,7 @@ async def evaluate_targets(ctx: dict[str, Any], target_ids: list[str]) -> int:
     res = job_resources(ctx)
     async with res.db.connection() as conn:
         outcomes = await evaluate_batch(conn, [uuid.UUID(tid) for tid in target_ids])
-        await _publish_changes(conn, res, outcomes.values())
+        await _publish_changes(conn, res, outcomes.items())
     for tid, outcome in outcomes.items():
         if outcome.opened:
             log.info("incident_opened", target_id=str(tid), incident_id=str(outcome.opened))
@@ -48,23 +48,38 @@ async def evaluate_targets(ctx: dict[str, Any], target_ids: list[str]) -> int:
 
 
 async def _publish_changes(
-    conn: AsyncConnection[Any], res: Resources, outcomes: Iterable[Outcome]
+    conn: AsyncConnection[Any], res: Resources, outcomes: Iterable[tuple[uuid.UUID, Outcome]]
 ) -> None:
-    """Tell the live stream about the incidents this evaluation opened or closed (after their
-    commit; best effort)."""
-    opened = [o.opened for o in outcomes if o.opened]
-    closed = [o.closed for o in outcomes if o.closed]
-    if not opened and not closed:
+    """Tell the live stream about the incidents this evaluation opened or closed and the targets
+    whose current status changed (``monitor.status``), after their commit; best effort."""
+    pairs = list(outcomes)
+    opened = [o.opened for _, o in pairs if o.opened]
+    closed = [o.closed for _, o in pairs if o.closed]
+    changed = [(tid, o) for tid, o in pairs if o.status_changed and o.org_id is not None]
+    if not opened and not closed and not changed:
         return
-    rows = await (await conn.execute(QM.changed_incidents, {"ids": opened + closed})).fetchall()
+    rows = []
+    if opened or closed:
+        rows = await (await conn.execute(QM.changed_incidents, {"ids": opened + closed})).fetchall()
     # A client of its own: these are rare, and the job's caller may run on another event loop
     # than the one the shared client's connections belong to (tests drive jobs directly).
     fields = ("id", "target_id", "status", "state", "started_at", "ended_at", "in_maintenance")
+    batch: list[tuple[uuid.UUID, str, Any]] = []
+    for tid, o in changed:
+        assert o.org_id is not None
+        status = {
+            "target_id": tid,
+            "status": o.status_after,
+            "previous_status": o.status_before,
+            "checked_at": o.checked_at,
+            "incident_id": o.opened or o.closed,
+        }
+        batch.append((o.org_id, "monitor.status", status))
+    for row in rows:
+        kind = "incident.opened" if row["id"] in opened else "incident.resolved"
+        batch.append((row["org_id"], kind, {k: row[k] for k in fields}))
     async with Redis.from_url(res.settings.redis.url) as redis:
-        for row in rows:
-            kind = "incident.opened" if row["id"] in opened else "incident.resolved"
-            data = {k: row[k] for k in fields}
-            await publish(redis, res.settings.redis, row["org_id"], kind, data)
+        await publish_many(redis, res.settings.redis, batch)
 
 
 async def sweep_marks(ctx: dict[str, Any]) -> None:

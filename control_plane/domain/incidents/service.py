@@ -26,6 +26,7 @@ from control_plane.core.timerange import TimeRange
 from control_plane.db.sql import Queries
 from control_plane.domain.events.stream import publish
 from control_plane.domain.targets.service import ensure_target
+from control_plane.domain.webhooks import events as webhook_events
 
 from .schemas import (
     Incident,
@@ -218,6 +219,7 @@ class IncidentService(TenantService):
             await self.audit(
                 conn, f"incident.{action}", "incident", incident_id, before=before, after=after
             )
+            await webhook_events.incident(conn, incident_id, f"incident.{action}d")
         await self._publish(f"incident.{action}d", after)
         return after
 
@@ -245,6 +247,7 @@ class IncidentService(TenantService):
             await self.audit(
                 conn, "incident.update", "incident", incident_id, before=before, after=after
             )
+            await webhook_events.incident(conn, incident_id, "incident.updated")
         await self._publish("incident.updated", after)
         return after
 
@@ -270,5 +273,6 @@ class IncidentService(TenantService):
             after = await self._detail(incident_id)
             entry = next(u for u in after.updates if u.id == update_id)
             await self.audit(conn, "incident.add_update", "incident", incident_id, after=entry)
+            await webhook_events.incident(conn, incident_id, "incident.updated")
         await self._publish("incident.updated", after)
         return after

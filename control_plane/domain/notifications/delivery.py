@@ -20,7 +20,7 @@ from control_plane.core.mail import MailError
 from control_plane.settings import NotifySettings
 from probe_agent.netguard import GuardedConnector, GuardedResolver, Policy, SsrfBlocked
 
-from .transports.base import Alert, Config, Context
+from .transports.base import Alert, Config, Context, HttpRequest
 from .transports.registry import TRANSPORTS, kind_of
 
 EXCERPT = 300
@@ -112,8 +112,20 @@ class Sender:
                 return Attempt(outcome, exc.code, took(), scrub(str(exc), secrets))
             return Attempt("delivered", code, took())
         assert info.build is not None
+        return await self.send_requests(info.build(cfg, alert, ctx), secrets, started)
+
+    async def send_requests(
+        self, requests: list[HttpRequest], secrets: list[str], started: float | None = None
+    ) -> Attempt:
+        """Make one delivery's requests in order through the guard (event webhooks call this
+        with their own signed request); the first failure decides the outcome."""
+        t0 = time.perf_counter() if started is None else started
+
+        def took() -> float:
+            return round((time.perf_counter() - t0) * 1000, 3)
+
         status: int | None = None
-        for req in info.build(cfg, alert, ctx):
+        for req in requests:
             try:
                 async with self.session().request(
                     req.method, req.url, data=req.body, headers=req.headers, allow_redirects=False

@@ -34,6 +34,7 @@ from prometheus_client.registry import CollectorRegistry
 
 from control_plane.core.state import Resources
 from control_plane.db.sql import Queries
+from control_plane.domain.webhooks import delivery as event_delivery
 from control_plane.security.sealing import SecretUnavailable
 from control_plane.settings import NotifySettings
 
@@ -129,7 +130,11 @@ class Deliverer:
         await self.sender.close()
 
     async def run_once(self) -> int:
-        """Settle, add reminders, claim and send one batch; returns how many rows were sent."""
+        """Settle, add reminders, claim and send one batch; returns how many rows were sent
+        (event webhooks' rows included: ``webhooks/delivery.py``)."""
+        return await event_delivery.run_once(self) + await self._run_alerts()
+
+    async def _run_alerts(self) -> int:
         async with self.res.db.connection() as conn:
             async with conn.transaction():
                 await conn.execute(Q.skip_closed_in_maintenance)

@@ -27,6 +27,7 @@ from control_plane.domain.regions.service import (
     region_access,
     require_usable,
 )
+from control_plane.domain.webhooks import events as webhook_events
 from shared.checks import KIND_DEFAULT_INTERVAL, CheckSpec, check_kind
 
 from . import validation as v
@@ -177,6 +178,7 @@ class TargetService(TenantService):
             )
             created = await self._fetch(conn, target_id)
             await self.audit(conn, "target.create", "target", target_id, after=audited(created))
+            await webhook_events.target(conn, target_id, "monitor.created")
             return created
 
     async def _fetch(self, conn: AsyncConnection[Any], target_id: uuid.UUID) -> Target:
@@ -324,6 +326,7 @@ class TargetService(TenantService):
                 before=audited(before),
                 after=audited(updated),
             )
+            await webhook_events.target(conn, target_id, "monitor.updated")
             return updated
 
     def _merge(self, row: dict[str, Any], data: TargetUpdate, target_id: uuid.UUID) -> Fields:
@@ -379,6 +382,7 @@ class TargetService(TenantService):
             ).fetchone()
             if row is None:
                 raise target_not_found()
+            await webhook_events.target(conn, target_id, "monitor.deleted")
             await conn.execute(Q.delete_target, {"org_id": self.org.org_id, "id": target_id})
             before = audited(row_to_target(row))
             await self.audit(conn, "target.delete", "target", target_id, before=before)

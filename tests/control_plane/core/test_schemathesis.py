@@ -115,6 +115,10 @@ SEMANTIC = {
     "BULK_VALIDATION_FAILED": "each item of a bulk create is validated as createTarget's body, "
     "item by item (the list's items are untyped so one bad item does not hide the others)",
     "INVALID_ACTION": "a bulk update names at least one field",
+    "INVALID_WEBHOOK_URL": "an event webhook's URL is an absolute https URL",
+    "INVALID_WEBHOOK_SECRET": "an event webhook's signing secret has at least 16 characters",
+    "UNKNOWN_EVENT": "an event webhook subscribes to at least one of the documented events",
+    "WEBHOOK_TEST_FAILED": "a test send needs a receiver that accepts it",
 }
 
 

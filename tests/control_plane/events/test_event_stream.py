@@ -72,17 +72,25 @@ async def stream(
             yield Stream(lines)
 
 
+INCIDENT_TYPES = "incident.opened,incident.acknowledged,incident.updated,incident.resolved"
+
+
 async def test_incident_events_reach_a_client_of_another_replica(
     served: str, owner: Persona, outsider: Persona, operator: Persona, app: Litestar, db_url: str
 ) -> None:
     target, agent, probe = await one_region_target(owner, operator, app, db_url)
     async with (
-        stream(served, owner.headers) as mine,
+        stream(served, owner.headers, f"?types={INCIDENT_TYPES}") as mine,
         stream(served, outsider.headers) as theirs,
         stream(served, owner.headers, "?types=incident.resolved") as resolved_only,
+        stream(served, owner.headers) as everything,
     ):
         await probe.round({agent: "down"})
         await probe.round({agent: "down"})
+        # The default is every type: the target's status change, then the incident.
+        status = await everything.next_event()
+        assert status["type"] == "monitor.status" and status["data"]["status"] == "down"
+        assert (await everything.next_event())["type"] == "incident.opened"
         opened = await mine.next_event()
         assert opened["type"] == "incident.opened"
         assert opened["data"]["target_id"] == target["id"]

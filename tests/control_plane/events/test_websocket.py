@@ -101,13 +101,51 @@ async def test_two_replicas_each_serve_a_client_that_sees_the_same_event(
             await ws.close()
 
 
+async def test_monitor_status_sends_each_change_of_a_targets_status(
+    settings: Settings, owner: Persona, operator: Persona, app: Litestar, db_url: str
+) -> None:
+    """Through the real socket: the worker's evaluation publishes a ``monitor.status`` event when
+    a target's current status changes (unknown -> up -> down -> up), and nothing when it stays
+    (the incident opening on a second failure, a first good result while it is open); a
+    ``monitor.status`` client gets no incident events."""
+    target, agent, probe = await one_region_target(owner, operator, app, db_url)
+    async with (
+        replica(settings) as url,
+        aiohttp.ClientSession() as http,
+        Redis.from_url(settings.redis.url) as redis,
+    ):
+        ws = await http.ws_connect(url)
+        await ws.send_json({"auth": token_of(owner), "subscribe": ["monitor.status"]})
+        assert (await receive(ws))["type"] == "subscribed"
+        for status in ("up", "down", "down", "up", "up"):
+            await probe.round({agent: status})
+        # A marker after the rounds: whatever came before it is everything they published.
+        await publish(redis, settings.redis, owner.org_id, "monitor.status", {"marker": True})
+        seen = []
+        while True:
+            event = await receive(ws)
+            if event["data"].get("marker"):
+                break
+            seen.append(event)
+        assert [e["type"] for e in seen] == ["monitor.status"] * 3
+        assert [(e["data"]["previous_status"], e["data"]["status"]) for e in seen] == [
+            ("unknown", "up"),
+            ("up", "down"),
+            ("down", "up"),
+        ]
+        assert {e["data"]["target_id"] for e in seen} == {target["id"]}
+        assert all(e["data"]["checked_at"] for e in seen)
+        assert seen[2]["data"]["incident_id"] is not None  # the recovery closed the incident
+        await ws.close()
+
+
 async def test_bad_hello_is_refused(settings: Settings, owner: Persona) -> None:
     async with replica(settings) as url, aiohttp.ClientSession() as http:
         cases: list[tuple[Any, str]] = [
             ({"auth": "vgl_nope", "subscribe": ["incident.updates"]}, "UNAUTHORIZED"),
             ({"subscribe": ["incident.updates"]}, "UNAUTHORIZED"),
             ({"auth": token_of(owner), "subscribe": ["monitor.exploded"]}, "UNKNOWN_TOPIC"),
-            ({"auth": token_of(owner), "subscribe": ["monitor.status"]}, "UNKNOWN_TOPIC"),
+            ({"auth": token_of(owner), "subscribe": ["monitor.statuses"]}, "UNKNOWN_TOPIC"),
             ({"auth": token_of(owner), "subscribe": []}, "UNKNOWN_TOPIC"),
             ({"auth": token_of(owner), "subscribe": "incident.updates"}, "INVALID_MESSAGE"),
             ("not json", "INVALID_MESSAGE"),

@@ -87,7 +87,7 @@ SET consecutive_bad = EXCLUDED.consecutive_bad, consecutive_good = EXCLUDED.cons
     last_status = EXCLUDED.last_status, last_error = EXCLUDED.last_error;
 
 -- name: open_incidents_of
-SELECT id, target_id, started_at, regions
+SELECT id, target_id, started_at, regions, status
 FROM incidents
 WHERE target_id = ANY(%(ids)b::uuid[]) AND ended_at IS NULL;
 

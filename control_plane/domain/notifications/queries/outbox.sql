@@ -1,22 +1,29 @@
 -- The delivery pipeline's statements (outbox.py writes, jobs.py delivers).
 
 -- name: enqueue_open
--- In the engine's transaction that opened the incident: one row per enabled channel bound to
--- the target, by its own ``alerts`` or by an enabled alert rule that lists it or one of its tags
--- (a channel bound both ways is told once).
-INSERT INTO notifications (id, org_id, incident_id, channel_id, kind)
-SELECT gen_random_uuid(), i.org_id, i.id, c.id, 'open'
+-- In the engine's transaction that opened the incident (and again each time it extends it): one
+-- row per enabled channel bound to the target, by its own ``alerts`` or by an enabled alert rule
+-- that lists it or one of its tags and whose ``threshold`` (consecutive failing checks) the
+-- incident's ``check_count`` reached (a channel bound both ways is told once). A row through a
+-- rule carries the rule's severity (the highest, when several rules bind the channel).
+INSERT INTO notifications (id, org_id, incident_id, channel_id, kind, severity)
+SELECT gen_random_uuid(), i.org_id, i.id, c.id, 'open', ruled.severity
 FROM incidents i
 JOIN targets t ON t.id = i.target_id
 JOIN channels c ON c.org_id = i.org_id AND c.enabled
-WHERE i.id = %(incident_id)s
+LEFT JOIN LATERAL (
+    SELECT (array_agg(r.severity ORDER BY array_position(ARRAY['critical', 'major', 'minor'],
+                                                         r.severity)))[1] AS severity
+    FROM alert_rules r
+    JOIN alert_rule_channels rc ON rc.rule_id = r.id AND rc.channel_id = c.id
+    WHERE r.org_id = i.org_id AND r.enabled AND i.check_count >= r.threshold
+      AND (r.tags && t.tags
+           OR EXISTS (SELECT 1 FROM alert_rule_targets rt
+                      WHERE rt.rule_id = r.id AND rt.target_id = t.id))
+) ruled ON true
+WHERE i.id = %(incident_id)s AND i.state = 'open' AND i.ended_at IS NULL
   AND (EXISTS (SELECT 1 FROM target_alerts a WHERE a.target_id = t.id AND a.channel_id = c.id)
-       OR EXISTS (SELECT 1 FROM alert_rules r
-                  JOIN alert_rule_channels rc ON rc.rule_id = r.id AND rc.channel_id = c.id
-                  WHERE r.org_id = i.org_id AND r.enabled
-                    AND (r.tags && t.tags
-                         OR EXISTS (SELECT 1 FROM alert_rule_targets rt
-                                    WHERE rt.rule_id = r.id AND rt.target_id = t.id))))
+       OR ruled.severity IS NOT NULL)
 ON CONFLICT (incident_id, channel_id, kind) WHERE kind <> 'reminder' DO NOTHING;
 
 -- name: enqueue_recovery
@@ -110,7 +117,12 @@ RETURNING n.id;
 -- name: claimed_details
 SELECT n.id, n.kind, n.attempts, n.created_at, n.org_id, n.channel_id, n.incident_id,
        c.name AS channel_name, c.kind AS channel_kind, c.config, c.secrets, c.verified_at,
-       i.started_at, i.ended_at, i.status, i.cause, i.severity, i.target_id,
+       i.started_at, i.ended_at, i.status, i.cause, i.target_id,
+       -- A person's severity on the incident, else the alert rule's of this channel's open.
+       coalesce(i.severity, n.severity,
+                (SELECT o.severity FROM notifications o
+                 WHERE o.incident_id = n.incident_id AND o.channel_id = n.channel_id
+                   AND o.kind = 'open')) AS severity,
        t.name AS target_name, t.kind AS target_kind,
        coalesce(t.spec ->> 'url', t.spec ->> 'host', t.spec ->> 'domain', t.name) AS address
 FROM notifications n

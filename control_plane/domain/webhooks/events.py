@@ -1,0 +1,79 @@
+"""The events webhooks subscribe to, written into the notification outbox in the transaction
+of the change that causes them (the caller's connection, inside its transaction).
+
+Each event gets one stable id (UUIDv7; for maintenance events, derived from the window) that
+every subscription receives and retries keep: the receiver's dedup key.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from psycopg import AsyncConnection
+
+from control_plane.core.ids import new_id
+from control_plane.db.sql import Queries
+
+Q = Queries.beside(__file__)
+
+EVENTS = (
+    "monitor.created",
+    "monitor.updated",
+    "monitor.deleted",
+    "monitor.down",
+    "monitor.up",
+    "incident.opened",
+    "incident.acknowledged",
+    "incident.resolved",
+    "incident.updated",
+    "maintenance.started",
+    "maintenance.ended",
+)
+
+
+async def target(conn: AsyncConnection[Any], target_id: uuid.UUID, event: str) -> None:
+    """``monitor.created`` / ``monitor.updated`` / ``monitor.deleted`` (call before deleting)."""
+    assert event in EVENTS
+    await conn.execute(
+        Q.emit_target, {"target_id": target_id, "event": event, "event_id": new_id()}
+    )
+
+
+async def incident(
+    conn: AsyncConnection[Any],
+    incident_id: uuid.UUID,
+    event: str,
+    *,
+    only_unresolved: bool = False,
+) -> None:
+    """``monitor.down`` / ``monitor.up`` / ``incident.*`` for one incident."""
+    assert event in EVENTS
+    await conn.execute(
+        Q.emit_incident,
+        {
+            "incident_id": incident_id,
+            "event": event,
+            "event_id": new_id(),
+            "only_unresolved": only_unresolved,
+        },
+    )
+
+
+async def engine_opened(conn: AsyncConnection[Any], incident_id: uuid.UUID) -> None:
+    """The engine opened an incident: the target went down."""
+    await incident(conn, incident_id, "monitor.down")
+    await incident(conn, incident_id, "incident.opened")
+
+
+async def engine_closed(conn: AsyncConnection[Any], incident_id: uuid.UUID) -> None:
+    """The engine closed an incident: the target is up again (and the incident resolved,
+    unless a person resolved it before)."""
+    await incident(conn, incident_id, "monitor.up")
+    await incident(conn, incident_id, "incident.resolved", only_unresolved=True)
+
+
+async def announce_maintenance(conn: AsyncConnection[Any]) -> None:
+    """``maintenance.started`` / ``maintenance.ended`` for the windows whose start or end the
+    clock passed (run by the delivery job)."""
+    await conn.execute(Q.announce_maintenance)

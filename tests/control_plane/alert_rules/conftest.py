@@ -1,0 +1,3 @@
+from tests.control_plane.notifications.conftest import env
+
+__all__ = ["env"]
