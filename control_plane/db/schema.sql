@@ -176,10 +176,11 @@ BEGIN
     RETURN NEW;
 END $$;
 
-CREATE FUNCTION public.vigil_slot_offset(target uuid, interval_secs integer) RETURNS bigint
+CREATE FUNCTION public.vigil_slot_offset(target uuid, interval_secs integer) RETURNS numeric
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$
     SELECT (hashtextextended(target::text, 0) & 9223372036854775807) % interval_secs
+           + ((hashtextextended(target::text, 0) & 9223372036854775807) >> 40) % 1000 * 0.001
 $$;
 
 SET default_tablespace = '';

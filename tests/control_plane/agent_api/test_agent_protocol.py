@@ -243,11 +243,16 @@ async def test_schedules_follow_regions_and_enabled(
 async def test_offsets_spread_slots_over_the_interval(owner: Persona, db_url: str) -> None:
     rows = await fetch(
         db_url,
-        "SELECT count(DISTINCT vigil_slot_offset(gen_random_uuid(), 60))"
-        " FROM generate_series(1, 2000)",
+        "SELECT count(DISTINCT floor(o)), count(DISTINCT o), max(o - floor(o) * 1)"
+        " FROM (SELECT vigil_slot_offset(gen_random_uuid(), 60) AS o"
+        " FROM generate_series(1, 2000)) x",
     )
-    # 2,000 targets at 60 s land on (nearly) every second of the minute, not all on :00.
-    assert rows[0][0] >= 55
+    seconds, offsets, top_ms = rows[0]
+    # 2,000 targets at 60 s land on (nearly) every second of the minute, not all on :00...
+    assert seconds >= 55
+    # ... and within each second on their own millisecond, not all at .000 (no bursts).
+    assert offsets >= 1900
+    assert 0.9 <= top_ms < 1
 
 
 async def test_bad_requests_and_auth(owner: Persona, operator: Persona, anon: Persona) -> None:
