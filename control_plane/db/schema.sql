@@ -295,7 +295,7 @@ CREATE TABLE public.evaluation_queue (
     target_id uuid NOT NULL,
     dirty_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL
 )
-WITH (fillfactor='50');
+WITH (fillfactor='50', autovacuum_vacuum_scale_factor='0', autovacuum_vacuum_threshold='2000', autovacuum_vacuum_cost_delay='0');
 
 CREATE TABLE public.heartbeats (
     id uuid NOT NULL,
@@ -754,7 +754,8 @@ CREATE TABLE public.schedules (
     next_due_at timestamp with time zone NOT NULL,
     leased_by uuid,
     lease_expires_at timestamp with time zone
-);
+)
+WITH (fillfactor='70', autovacuum_vacuum_scale_factor='0', autovacuum_vacuum_threshold='5000', autovacuum_vacuum_cost_delay='0', autovacuum_analyze_scale_factor='0.05');
 
 CREATE TABLE public.schema_migrations (
     version integer NOT NULL,

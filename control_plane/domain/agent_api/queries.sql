@@ -9,12 +9,21 @@
 -- takes the slots. ``allow_private`` is this target's org's permission to probe private addresses
 -- from the region: the region's switch and the org's grant (the deployment-wide setting is
 -- added by the caller).
-WITH due AS (
+--
+-- Overload sheds the oldest backlog first (issue 18). Slots due within the last
+-- %(shed_secs)s seconds (``fresh``) go first, oldest first: in normal running that is every due
+-- slot. Only the room left is filled from the older backlog, newest first, so when the region
+-- cannot keep up the slots that are already hopelessly late sink to the sweep (recorded
+-- ``missed`` an interval after their time) instead of making every later slot late too. The
+-- fresh scan is an index range of a few seconds of ``schedules_due_idx``: it never walks the
+-- backlog, and the backlog scan stops at its LIMIT (zero when the fresh slots filled the batch).
+WITH fresh AS MATERIALIZED (
     SELECT s.target_id, s.region_id
     FROM schedules s
     JOIN targets t ON t.id = s.target_id
     WHERE s.region_id = %(region_id)s
       AND s.next_due_at <= now()
+      AND s.next_due_at > now() - make_interval(secs => %(shed_secs)s)
       -- A slot later than its own interval is never run: the sweep records it missed and
       -- moves the schedule to the present (no catch-up storm after an outage).
       AND s.next_due_at > now() - make_interval(secs => t.interval_secs)
@@ -23,6 +32,22 @@ WITH due AS (
     ORDER BY s.next_due_at
     LIMIT %(max)s
     FOR UPDATE OF s SKIP LOCKED
+),
+backlog AS MATERIALIZED (
+    SELECT s.target_id, s.region_id
+    FROM schedules s
+    JOIN targets t ON t.id = s.target_id
+    WHERE s.region_id = %(region_id)s
+      AND s.next_due_at <= now() - make_interval(secs => %(shed_secs)s)
+      AND s.next_due_at > now() - make_interval(secs => t.interval_secs)
+      AND (s.lease_expires_at IS NULL OR s.lease_expires_at < now())
+      AND EXISTS (SELECT 1 FROM agents a WHERE a.id = %(agent_id)s AND a.revoked_at IS NULL)
+    ORDER BY s.next_due_at DESC
+    LIMIT %(max)s - (SELECT count(*) FROM fresh)
+    FOR UPDATE OF s SKIP LOCKED
+),
+due AS (
+    SELECT * FROM fresh UNION ALL SELECT * FROM backlog
 )
 UPDATE schedules s
 SET leased_by = %(agent_id)s,
@@ -146,7 +171,14 @@ WHERE s.target_id = %(target_id)s AND s.region_id = %(region_id)s
 -- Slots nobody ran by scheduled_at + interval become ``missed`` results (every skipped grid
 -- point, capped), and the schedule jumps to the slot that is current now. Held live leases are
 -- left alone: their agent may still answer.
-WITH late AS (
+--
+-- Bounded per statement (issue 18), so that an overloaded system is not slowed further by its
+-- own bookkeeping: at most %(limit)s schedules, and placeholders for at most about %(budget)s
+-- slots (the schedules past the budget, oldest first, stay locked until the commit and are left
+-- for the next statement or sweep; the first one is always taken). All of it set-based: one
+-- INSERT of every placeholder and one UPDATE of every schedule. ``candidates`` tells the caller
+-- whether there may be more.
+WITH cand AS MATERIALIZED (
     SELECT s.target_id, s.region_id, s.next_due_at, t.interval_secs, t.org_id
     FROM schedules s JOIN targets t ON t.id = s.target_id
     WHERE s.next_due_at <= now() - interval '10 seconds'  -- indexable: no interval is shorter
@@ -155,6 +187,19 @@ WITH late AS (
     ORDER BY s.next_due_at
     LIMIT %(limit)s
     FOR UPDATE OF s SKIP LOCKED
+),
+counted AS (
+    SELECT c.*, sum(c.n) OVER (ORDER BY c.next_due_at, c.target_id, c.region_id) AS running
+    FROM (SELECT cand.*,
+                 least(%(max_slots)s::bigint,
+                       floor(extract(epoch FROM now() - cand.next_due_at)
+                             / cand.interval_secs)::bigint) AS n
+          FROM cand) c
+),
+late AS MATERIALIZED (
+    SELECT target_id, region_id, next_due_at, interval_secs, org_id
+    FROM counted
+    WHERE running - n < %(budget)s
 ),
 slots AS (
     SELECT l.target_id, l.region_id, l.org_id, g.slot
@@ -183,7 +228,8 @@ moved AS (
     WHERE s.target_id = l.target_id AND s.region_id = l.region_id
     RETURNING s.target_id
 )
-SELECT (SELECT count(*) FROM stored) AS missed, (SELECT count(*) FROM moved) AS moved;
+SELECT (SELECT count(*) FROM stored) AS missed, (SELECT count(*) FROM moved) AS moved,
+       (SELECT count(*) FROM cand) AS candidates;
 
 -- name: release_slots
 -- Gives back slots this agent holds and has not started: only while the lease is still its own
