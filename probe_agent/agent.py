@@ -16,6 +16,7 @@ from wsgiref.simple_server import WSGIServer
 
 import structlog
 
+from probe_agent import dnscache
 from probe_agent.backoff import Backoff
 from probe_agent.batcher import Batcher
 from probe_agent.changes import StatusMemory
@@ -70,6 +71,7 @@ class Agent:
         if runners is None:
             runners = build_runners(rdap_bootstrap_url=config.rdap_bootstrap_url)
         self.runners = runners
+        dnscache.enabled = config.dns_cache
         self._stop = asyncio.Event()
 
     def request_stop(self) -> None:

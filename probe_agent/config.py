@@ -32,6 +32,8 @@ class AgentConfig:
     lease_ahead: int = 25
     # Agent processes on this host (``--processes``): each with its own share of the work.
     processes: int = 1
+    # Resolve HTTP/TCP check hosts through the per-process cache (dnscache.py), or every time.
+    dns_cache: bool = True
     # Checks of one org running at once against one (host, port); more are recorded throttled.
     per_host_max_inflight: int = 2
     spool_dir: Path = Path(".vigil/agent-spool")
@@ -109,6 +111,13 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         metavar="N",
         help="checks of one org at once against one (host, port); more are recorded throttled",
     )
+    p.add_argument(
+        "--dns-cache",
+        default=default("dns-cache", "on"),
+        choices=("on", "off"),
+        help="keep resolved check hosts for their records' TTL (at most 5 min), or resolve "
+        "each check afresh",
+    )
     p.add_argument("--spool-dir", default=default("spool-dir", ".vigil/agent-spool"))
     p.add_argument("--spool-max-bytes", default=default("spool-max-bytes", str(64 << 20)))
     p.add_argument("--metrics-port", default=default("metrics-port"), metavar="PORT")
@@ -156,6 +165,7 @@ def parse_config(argv: Sequence[str] | None, env: Mapping[str, str]) -> AgentCon
         concurrency=_int("concurrency", args.concurrency),
         lease_ahead=_int("lease-ahead", args.lease_ahead),
         processes=_int("processes", args.processes),
+        dns_cache=args.dns_cache == "on",
         per_host_max_inflight=_int("per-host-max-inflight", args.per_host_max_inflight),
         spool_dir=Path(args.spool_dir),
         spool_max_bytes=_int("spool-max-bytes", args.spool_max_bytes),
