@@ -9,8 +9,9 @@ it lasts) and one warning line when it starts (``agent_overloaded``, with what t
 info line when it ends (``agent_caught_up``); every leased slot's lateness is also in the
 ``vigil_agent_lease_lateness_seconds`` histogram.
 
-Entering takes ``enter_after_s`` of full, late batches (a burst does not count); leaving takes
-one batch that was not full or whose slots were on time.
+Entering takes ``enter_after_s`` of full, late batches (a burst does not count; a gap of under
+``gap_s`` between two of them does not restart the count); leaving takes ``leave_after_s``
+without one, so a loaded agent does not flap between the two states with every lease call.
 """
 
 from __future__ import annotations
@@ -25,8 +26,11 @@ log = structlog.get_logger("vigil.agent.overload")
 
 # A slot leased later than this after its time counts as late.
 LATE_S = 1.0
-# Full, late batches for this long make the agent overloaded.
+# Full, late batches for this long make the agent overloaded...
 ENTER_AFTER_S = 5.0
+# ... with gaps between them of at most this long; and none for this long ends it.
+GAP_S = 2.0
+LEAVE_AFTER_S = 10.0
 
 
 @dataclass
@@ -35,9 +39,12 @@ class OverloadMonitor:
     concurrency: int
     late_s: float = LATE_S
     enter_after_s: float = ENTER_AFTER_S
+    gap_s: float = GAP_S
+    leave_after_s: float = LEAVE_AFTER_S
     overloaded: bool = False
-    # Monotonic time of the first full, late batch of the current run of them.
+    # Monotonic times of the first and the last full, late batch of the current run of them.
     _behind_since: float | None = field(default=None, repr=False)
+    _last_behind: float = field(default=float("-inf"), repr=False)
     _worst_s: float = field(default=0.0, repr=False)
 
     def observe(self, now: float, asked: int, got: int, lateness_s: list[float]) -> None:
@@ -47,13 +54,16 @@ class OverloadMonitor:
         oldest = max(lateness_s, default=0.0)
         behind = asked > 0 and got >= asked and oldest > self.late_s
         if not behind:
-            self._behind_since = None
-            self._worst_s = 0.0
-            if self.overloaded:
+            quiet = now - self._last_behind
+            if self._behind_since is not None and quiet > self.gap_s:
+                self._behind_since = None
+                self._worst_s = 0.0
+            if self.overloaded and quiet >= self.leave_after_s:
                 self.overloaded = False
                 self.metrics.overloaded.set(0)
                 log.info("agent_caught_up", lateness_s=round(oldest, 3))
             return
+        self._last_behind = now
         self._worst_s = max(self._worst_s, oldest)
         if self._behind_since is None:
             self._behind_since = now
