@@ -4,7 +4,10 @@ connection each, with nothing else (no leases, no results, no timings).
     python -m bench.aiohttp_loop http|https|tcp TARGET CONCURRENCY SECONDS
 
 TARGET is a URL (http, https) or host:port (tcp). Prints one JSON line: checks completed, failed
-and the process's own CPU seconds over the measured window (after a short warm-up).
+and the process's own CPU seconds over the measured window (after a short warm-up), and the
+event loop it ran on. It runs as the agent does (issue 18: a ceiling that runs differently
+flatters or belittles the agent): the same event loop (uvloop where installed) and the same GC
+settings (``gc.freeze()`` and the larger first generation).
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ import sys
 import time
 
 import aiohttp
+
+from probe_agent.cli import run_loop, tune_gc
 
 WARMUP_S = 0.5
 
@@ -40,7 +45,7 @@ async def _tcp_check(host: str, port: int) -> bool:
         sock.close()
 
 
-async def main(kind: str, target: str, concurrency: int, seconds: float) -> dict[str, float]:
+async def main(kind: str, target: str, concurrency: int, seconds: float) -> dict[str, float | str]:
     tls: ssl.SSLContext | bool = False
     if kind == "https":
         ctx = ssl.create_default_context()
@@ -75,6 +80,7 @@ async def main(kind: str, target: str, concurrency: int, seconds: float) -> dict
         await asyncio.gather(*(worker() for _ in range(concurrency)))
     cpu1, t1 = time.process_time(), time.monotonic()
     return {
+        "loop": type(asyncio.get_running_loop()).__module__,
         "done": counts["done"],
         "failed": counts["failed"],
         "seconds": round(t1 - marks["t0"], 3),
@@ -84,5 +90,6 @@ async def main(kind: str, target: str, concurrency: int, seconds: float) -> dict
 
 if __name__ == "__main__":
     kind_arg, target_arg, conc_arg, secs_arg = sys.argv[1:5]
-    out = asyncio.run(main(kind_arg, target_arg, int(conc_arg), float(secs_arg)))
+    tune_gc()
+    out = run_loop(main(kind_arg, target_arg, int(conc_arg), float(secs_arg)))
     print(json.dumps(out))

@@ -36,6 +36,10 @@ class BenchConfig:
     # system: targets at a 60 s interval and the length of each measured window.
     system_targets: int = field(default_factory=lambda: _int("BENCH_SYSTEM_TARGETS", 60_000))
     system_window_s: float = field(default_factory=lambda: _float("BENCH_SYSTEM_WINDOW_S", 20.0))
+    # Agent processes (``vigil-agent --processes N``) in the system scenario.
+    system_agent_processes: int = field(
+        default_factory=lambda: max(1, _int("BENCH_SYSTEM_AGENT_PROCESSES", 1))
+    )
     system_warmup_s: float = field(default_factory=lambda: _float("BENCH_SYSTEM_WARMUP_S", 15.0))
     # ingest: leased slots posted per run (in batches of 1,000) and parallel posts.
     ingest_rows: int = field(default_factory=lambda: _int("BENCH_INGEST_ROWS", 10_000))

@@ -20,11 +20,16 @@ class Batcher:
     While the sink is busy (a slow ingest), results keep queueing and go out in the next batches.
     """
 
-    def __init__(self, sink: Sink, *, max_size: int, max_age: float) -> None:
+    def __init__(
+        self, sink: Sink, *, max_size: int, max_age: float, busy_max_size: int | None = None
+    ) -> None:
         if max_size < 1 or max_age <= 0:
             raise ValueError("batcher needs max_size >= 1 and max_age > 0")
         self._sink = sink
         self.max_size = max_size
+        # A batch is sent once ``max_size`` wait, but takes everything waiting by then up to
+        # ``busy_max_size``: results that piled up while the sink was busy go in one call.
+        self.busy_max_size = max(max_size, busy_max_size or max_size)
         self.max_age = max_age
         # (added at, result, urgent)
         self._items: deque[tuple[float, CheckResult, bool]] = deque()
@@ -81,7 +86,7 @@ class Batcher:
 
     def _take(self) -> list[CheckResult]:
         batch: list[CheckResult] = []
-        for _ in range(min(self.max_size, len(self._items))):
+        for _ in range(min(self.busy_max_size, len(self._items))):
             _, result, urgent = self._items.popleft()
             self._urgent -= urgent
             batch.append(result)

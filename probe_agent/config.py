@@ -28,6 +28,12 @@ class AgentConfig:
     control_plane: str
     token: str
     concurrency: int = 100
+    # Leases asked for beyond the free check slots, waiting for a worker (see runner.py).
+    lease_ahead: int = 25
+    # Agent processes on this host (``--processes``): each with its own share of the work.
+    processes: int = 1
+    # Resolve HTTP/TCP check hosts through the per-process cache (dnscache.py), or every time.
+    dns_cache: bool = True
     # Checks of one org running at once against one (host, port); more are recorded throttled.
     per_host_max_inflight: int = 2
     spool_dir: Path = Path(".vigil/agent-spool")
@@ -56,6 +62,8 @@ class AgentConfig:
         if not self.token.startswith(TOKEN_PREFIX) or len(self.token) <= len(TOKEN_PREFIX):
             raise ConfigError(f"the agent token must start with {TOKEN_PREFIX!r}")
         _check_range("concurrency", self.concurrency, 1, 10_000)
+        _check_range("lease-ahead", self.lease_ahead, 0, 10_000)
+        _check_range("processes", self.processes, 1, 256)
         _check_range("per-host-max-inflight", self.per_host_max_inflight, 1, 10_000)
         _check_range("spool-max-bytes", self.spool_max_bytes, 1 << 16, 1 << 40)
         _check_range("batch-size", self.batch_size, 1, MAX_INGEST_BATCH)
@@ -85,10 +93,30 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     p.add_argument("--token", default=default("token"), help="sm_agent_… token of this agent")
     p.add_argument("--concurrency", default=default("concurrency", "100"), metavar="N")
     p.add_argument(
+        "--lease-ahead",
+        default=default("lease-ahead", "25"),
+        metavar="N",
+        help="due checks leased beyond the free check slots, so no worker waits for a lease",
+    )
+    p.add_argument(
+        "--processes",
+        default=default("processes", "1"),
+        metavar="N",
+        help="agent processes on this host, to use N cores (each gets its own spool "
+        "sub-directory, and metrics port + i)",
+    )
+    p.add_argument(
         "--per-host-max-inflight",
         default=default("per-host-max-inflight", "2"),
         metavar="N",
         help="checks of one org at once against one (host, port); more are recorded throttled",
+    )
+    p.add_argument(
+        "--dns-cache",
+        default=default("dns-cache", "on"),
+        choices=("on", "off"),
+        help="keep resolved check hosts for their records' TTL (at most 5 min), or resolve "
+        "each check afresh",
     )
     p.add_argument("--spool-dir", default=default("spool-dir", ".vigil/agent-spool"))
     p.add_argument("--spool-max-bytes", default=default("spool-max-bytes", str(64 << 20)))
@@ -135,6 +163,9 @@ def parse_config(argv: Sequence[str] | None, env: Mapping[str, str]) -> AgentCon
         control_plane=args.control_plane,
         token=args.token.strip(),
         concurrency=_int("concurrency", args.concurrency),
+        lease_ahead=_int("lease-ahead", args.lease_ahead),
+        processes=_int("processes", args.processes),
+        dns_cache=args.dns_cache == "on",
         per_host_max_inflight=_int("per-host-max-inflight", args.per_host_max_inflight),
         spool_dir=Path(args.spool_dir),
         spool_max_bytes=_int("spool-max-bytes", args.spool_max_bytes),

@@ -18,6 +18,7 @@ from prometheus_client import (
 )
 
 _DURATION_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+_LATENESS_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300)
 
 
 class AgentMetrics:
@@ -69,6 +70,23 @@ class AgentMetrics:
             registry=self.registry,
         )
 
+        self.lease_lateness = Histogram(
+            "vigil_agent_lease_lateness_seconds",
+            "How late each slot was when leased (control plane clock: server_time - scheduled_at).",
+            buckets=_LATENESS_BUCKETS,
+            registry=self.registry,
+        )
+        self.overloaded = Gauge(
+            "vigil_agent_overloaded",
+            "1 while the agent keeps getting full lease batches of late slots (it is behind).",
+            registry=self.registry,
+        )
+        self.overload_episodes = Counter(
+            "vigil_agent_overload_episodes_total",
+            "Times the agent became overloaded.",
+            registry=self.registry,
+        )
+
         # Labelled children, looked up once: ``labels()`` costs more than the update itself.
         self._check_counters: dict[tuple[str, str], Counter] = {}
         self._check_durations: dict[str, Histogram] = {}
@@ -82,6 +100,9 @@ class AgentMetrics:
         if duration is None:
             duration = self._check_durations[kind] = self.check_duration.labels(kind)
         duration.observe(seconds)
+
+    def observe_lease_lateness(self, seconds: float) -> None:
+        self.lease_lateness.observe(max(0.0, seconds))
 
     def track_inflight(self, count: Callable[[], float]) -> None:
         """``vigil_agent_inflight`` reads ``count()`` when scraped."""

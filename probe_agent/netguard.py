@@ -17,7 +17,6 @@ flag, decided by the control plane) turns the guard off for that check.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import ipaddress
 import socket
@@ -33,6 +32,7 @@ from aiohttp.connector import Connection
 from aiohttp.resolver import DefaultResolver
 from aiohttp.tracing import Trace
 
+from probe_agent import dnscache
 from shared.netguard import blocked_range, ip_literal
 from shared.protocol import Lease
 
@@ -134,9 +134,12 @@ async def resolve_stream(
             return [(socket.AF_INET6, (text, port, 0, 0))], None
         return [(socket.AF_INET, (text, port))], None
     started = time.perf_counter()
-    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    found = await dnscache.resolve(host, port)
     dns_ms = round(max(0.0, time.perf_counter() - started) * 1000, 3)
-    addresses: list[Address] = [(family, sockaddr) for family, _, _, _, sockaddr in infos]
+    addresses: list[Address] = [
+        (family, (ip, port, 0, 0) if family == socket.AF_INET6 else (ip, port))
+        for family, ip in found
+    ]
     try:
         policy.check(host, (str(sockaddr[0]) for _, sockaddr in addresses), port)
     except SsrfBlocked as exc:

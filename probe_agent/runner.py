@@ -38,8 +38,10 @@ class CheckExecutor:
 
     Workers start as leases arrive and stay until ``shutdown``, each running one check after
     another: handing a lease to a waiting worker costs less than a new task per check. The lease
-    loop never asks for more than the free slots; leases beyond them (a control plane that hands
-    out more than was asked for) wait their turn.
+    loop asks for the free slots plus ``lease_ahead``: that many leases may wait for a worker, so
+    a worker that finishes takes its next check at once instead of after a lease round trip
+    (they are due already; at shutdown the waiting ones are given back). Leases beyond that (a
+    control plane that hands out more than was asked for) wait their turn too.
     """
 
     def __init__(
@@ -49,9 +51,13 @@ class CheckExecutor:
         metrics: AgentMetrics,
         runners: Mapping[str, CheckRunner[Any]] = RUNNERS,
         per_host_max_inflight: int = DEFAULT_PER_HOST_MAX_INFLIGHT,
+        lease_ahead: int = 0,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be >= 1")
+        if lease_ahead < 0:
+            raise ValueError("lease_ahead must be >= 0")
+        self.lease_ahead = lease_ahead
         if per_host_max_inflight < 1:
             raise ValueError("per_host_max_inflight must be >= 1")
         self.concurrency = concurrency
@@ -77,7 +83,8 @@ class CheckExecutor:
 
     @property
     def free_slots(self) -> int:
-        return max(0, self.concurrency - self.inflight)
+        """Leases to ask for: free workers plus the room of the waiting line."""
+        return max(0, self.concurrency + self.lease_ahead - self.inflight)
 
     async def wait_for_free_slot(self) -> None:
         while self.free_slots == 0:

@@ -45,6 +45,11 @@ WITH lateness AS (
     SELECT extract(epoch FROM now() - next_due_at)
     FROM schedules
     WHERE next_due_at >= %(t0)s AND next_due_at < %(t1)s AND next_due_at < now()
+    UNION ALL
+    -- A slot recorded missed counts as a full interval late: shedding cannot hide a backlog.
+    SELECT %(interval)s::float8
+    FROM results
+    WHERE scheduled_at >= %(t0)s AND scheduled_at < %(t1)s AND status = 'missed'
 )
 SELECT
     (SELECT count(*) FROM results
@@ -59,6 +64,12 @@ BACKLOG = """
 SELECT count(*) FROM schedules
 WHERE next_due_at < now() - interval '5 seconds'
   AND (lease_expires_at IS NULL OR lease_expires_at < now())
+"""
+# Dead row versions of the hot tables at a window's end (issue 18: they must stay bounded).
+DEAD = """
+SELECT coalesce(sum(n_dead_tup) FILTER (WHERE relname = 'schedules'), 0),
+       coalesce(sum(n_dead_tup) FILTER (WHERE relname = 'evaluation_queue'), 0)
+FROM pg_stat_user_tables WHERE relname IN ('schedules', 'evaluation_queue')
 """
 MISSED = "SELECT count(*) FROM results WHERE status = 'missed' AND scheduled_at >= %(since)s"
 
@@ -81,7 +92,8 @@ async def run(vigil: Vigil, nginx: Nginx, cfg: BenchConfig) -> Outcome:
             "warm-up_s": cfg.system_warmup_s,
             "window_s": cfg.system_window_s,
             "windows": cfg.runs,
-            "agent": f"1 process, concurrency {AGENT_CONCURRENCY}, per-host cap lifted",
+            "agent": f"{cfg.system_agent_processes} process(es), concurrency "
+            f"{AGENT_CONCURRENCY} each, per-host cap lifted",
         },
     )
     vigil.start_api()
@@ -94,7 +106,14 @@ async def run(vigil: Vigil, nginx: Nginx, cfg: BenchConfig) -> Outcome:
     vigil.start_agent(
         await vigil.agent_token("default", "system"),
         "agent",
-        ["--concurrency", cap, "--per-host-max-inflight", cap],
+        [
+            "--concurrency",
+            cap,
+            "--per-host-max-inflight",
+            cap,
+            "--processes",
+            str(cfg.system_agent_processes),
+        ],
     )
     await asyncio.sleep(3.0)
     pids = vigil.pids("api", "worker", "agent")
@@ -109,12 +128,17 @@ async def run(vigil: Vigil, nginx: Nginx, cfg: BenchConfig) -> Outcome:
     await asyncio.sleep(cfg.system_warmup_s)
 
     windows: list[tuple[datetime, datetime, Sample, Sample, int]] = []
+    dead_schedules: list[float] = []
+    dead_queue: list[float] = []
     for i in range(cfg.runs):
         vigil.procs.check()
         a, t0 = sample(pids), datetime.now(UTC)
         await asyncio.sleep(cfg.system_window_s)
         b, t1 = sample(pids), datetime.now(UTC)
         (backlog,) = await _one(vigil.db_url, BACKLOG)
+        dead = await _one(vigil.db_url, DEAD)
+        dead_schedules.append(float(dead[0]))
+        dead_queue.append(float(dead[1]))
         windows.append((t0, t1, a, b, int(backlog)))
         print(f"bench: system window {i + 1}/{cfg.runs} done (backlog {backlog})", flush=True)
     await asyncio.sleep(SETTLE_S)
@@ -123,7 +147,9 @@ async def run(vigil: Vigil, nginx: Nginx, cfg: BenchConfig) -> Outcome:
     rate, p50, p99, backlogs, up_share = [], [], [], [], []
     cpu_runs: dict[str, list[float]] = {name: [] for name in pids}
     for t0, t1, a, b, backlog in windows:
-        finished, up, lateness = await _one(vigil.db_url, WINDOW_STATS, {"t0": t0, "t1": t1})
+        finished, up, lateness = await _one(
+            vigil.db_url, WINDOW_STATS, {"t0": t0, "t1": t1, "interval": INTERVAL}
+        )
         secs = (t1 - t0).total_seconds()
         rate.append(finished / secs)
         if lateness and lateness[0] is not None:  # None: no slot was due in the window
@@ -152,6 +178,8 @@ async def run(vigil: Vigil, nginx: Nginx, cfg: BenchConfig) -> Outcome:
     )
     out.add("backlog > 5 s overdue at window end", backlogs, "slots")
     out.add("results 'up' among checks finished", up_share, "%")
+    out.add("dead row versions in schedules at window end", dead_schedules, "rows")
+    out.add("dead row versions in evaluation_queue at window end", dead_queue, "rows")
     out.add(
         "missed slots (whole run, one figure)",
         [missed],
@@ -167,6 +195,7 @@ async def run(vigil: Vigil, nginx: Nginx, cfg: BenchConfig) -> Outcome:
         "ms",
     )
     for name, used in cpu_runs.items():
+        out.add(f"CPU used: {name}", [c / secs for c in used], "cores")
         out.add(
             f"CPU per check: {name}",
             [1000 * c / (r * secs) if r else 0.0 for c, r in zip(used, rate, strict=True)],

@@ -176,10 +176,11 @@ BEGIN
     RETURN NEW;
 END $$;
 
-CREATE FUNCTION public.vigil_slot_offset(target uuid, interval_secs integer) RETURNS bigint
+CREATE FUNCTION public.vigil_slot_offset(target uuid, interval_secs integer) RETURNS numeric
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$
     SELECT (hashtextextended(target::text, 0) & 9223372036854775807) % interval_secs
+           + ((hashtextextended(target::text, 0) & 9223372036854775807) >> 40) % 1000 * 0.001
 $$;
 
 SET default_tablespace = '';
@@ -294,7 +295,7 @@ CREATE TABLE public.evaluation_queue (
     target_id uuid NOT NULL,
     dirty_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL
 )
-WITH (fillfactor='50');
+WITH (fillfactor='50', autovacuum_vacuum_scale_factor='0', autovacuum_vacuum_threshold='2000', autovacuum_vacuum_cost_delay='0');
 
 CREATE TABLE public.heartbeats (
     id uuid NOT NULL,
@@ -767,7 +768,8 @@ CREATE TABLE public.schedules (
     next_due_at timestamp with time zone NOT NULL,
     leased_by uuid,
     lease_expires_at timestamp with time zone
-);
+)
+WITH (fillfactor='70', autovacuum_vacuum_scale_factor='0', autovacuum_vacuum_threshold='5000', autovacuum_vacuum_cost_delay='0', autovacuum_analyze_scale_factor='0.05');
 
 CREATE TABLE public.schema_migrations (
     version integer NOT NULL,

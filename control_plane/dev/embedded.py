@@ -140,6 +140,8 @@ class EmbeddedPostgres:
     data_dir: Path
     fast: bool = False  # fsync off: for throwaway test clusters
     port: int = 0
+    # More ``name=value`` server settings (the bench's autovacuum_naptime, as README advises).
+    settings: tuple[str, ...] = ()
     log_file: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -223,6 +225,7 @@ class EmbeddedPostgres:
         ]
         if self.fast:
             opts += ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]
+        opts += [f"-c {setting}" for setting in self.settings]
         started = self._run(
             [
                 str(bindir / "pg_ctl"),

@@ -23,9 +23,9 @@ import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.client_reqrep import ClientRequest
 from aiohttp.connector import Connection
-from aiohttp.resolver import DefaultResolver
 from aiohttp.tracing import Trace
 
+from probe_agent.dnscache import CachedResolver
 from probe_agent.netguard import SECURE_DEFAULT, GuardedConnector, GuardedResolver, Policy
 from shared.protocol import Timings
 
@@ -153,7 +153,7 @@ class _TimedResolver(AbstractResolver):
     guard's resolver wrapped around it judges what it found."""
 
     def __init__(self) -> None:
-        self._inner = DefaultResolver()
+        self._inner: AbstractResolver = CachedResolver()
 
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET

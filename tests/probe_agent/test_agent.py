@@ -202,3 +202,56 @@ def test_the_cli_keeps_short_lived_objects_out_of_older_gc_generations() -> None
     finally:
         gc.unfreeze()
         gc.set_threshold(*saved)
+
+
+def test_the_agent_runs_on_uvloop_where_it_is_installed() -> None:
+    import uvloop
+
+    from probe_agent.cli import run_loop
+
+    async def which() -> type:
+        return type(asyncio.get_running_loop())
+
+    assert run_loop(which()) is uvloop.Loop
+
+
+async def test_processes_n_runs_n_agents_each_with_its_own_spool(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "VIGIL_AGENT_CONTROL_PLANE": unreachable(),
+        "VIGIL_AGENT_TOKEN": "sm_agent_test",
+        "VIGIL_AGENT_SPOOL_DIR": str(tmp_path / "spool"),
+    }
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "probe_agent.cli",
+        "--processes",
+        "2",
+        env=env,
+        stderr=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.DEVNULL,
+    )
+    assert proc.stderr is not None
+    events: list[dict[str, object]] = []
+    try:
+        while sum(e.get("event") == "agent_started" for e in events) < 2:
+            line = await asyncio.wait_for(proc.stderr.readline(), GUARD_S)
+            assert line, "the agents exited before they started"
+            events.append(json.loads(line))
+        # SIGTERM to the parent stops every agent cleanly (each releases and flushes).
+        proc.send_signal(signal.SIGTERM)
+        rest = await asyncio.wait_for(proc.stderr.read(), GUARD_S)
+        assert await asyncio.wait_for(proc.wait(), GUARD_S) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    events += [json.loads(line) for line in rest.splitlines() if line.strip()]
+    started = [e for e in events if e.get("event") == "agent_started"]
+    assert sorted(str(e["spool_dir"]) for e in started) == [
+        str(tmp_path / "spool" / "process-0"),
+        str(tmp_path / "spool" / "process-1"),
+    ]
+    stopped = [e for e in events if e.get("event") == "agent_stopped"]
+    assert len(stopped) == 2 and all(e["exit_code"] == 0 for e in stopped)

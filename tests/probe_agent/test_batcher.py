@@ -118,3 +118,37 @@ async def test_results_queue_while_the_sink_is_busy() -> None:
     batcher.close()
     await asyncio.wait_for(task, GUARD_S)
     assert delivered == [["lease-1", "lease-2"], ["lease-3", "lease-4"], ["lease-5"]]
+
+
+async def test_a_busy_agent_sends_what_piled_up_in_one_larger_batch() -> None:
+    sent: list[int] = []
+    gate = asyncio.Event()
+
+    async def slow_sink(batch: list[CheckResult]) -> None:
+        sent.append(len(batch))
+        await gate.wait()  # an ingest call that takes its time
+
+    batcher = Batcher(slow_sink, max_size=200, max_age=60.0, busy_max_size=1000)
+    task = asyncio.create_task(batcher.run())
+    try:
+        for i in range(200):
+            batcher.add(result(i))
+        for _ in range(100):
+            if sent:
+                break
+            await asyncio.sleep(0.01)
+        assert sent == [200]
+        # 1,300 more arrive while that call is in flight: they go as 1,000 (the protocol's
+        # most), then the rest, not as seven batches of 200.
+        for i in range(1300):
+            batcher.add(result(1000 + i))
+        gate.set()
+        for _ in range(500):
+            if sum(sent) == 1500:
+                break
+            await asyncio.sleep(0.01)
+        assert sent == [200, 1000, 300]
+    finally:
+        batcher.close()
+        gate.set()
+        await asyncio.wait_for(task, GUARD_S)

@@ -142,3 +142,24 @@ async def test_a_runner_that_overruns_its_timeout_gets_a_probe_error(
 async def test_shutdown_with_nothing_running_cancels_nothing() -> None:
     executor = CheckExecutor(4, lambda _: None, AgentMetrics(), {"tcp": GatedRunner()})
     assert await executor.shutdown(1.0) == 0
+
+
+async def test_lease_ahead_queues_due_checks_for_the_next_free_worker() -> None:
+    runner = GatedRunner()
+    got: list[CheckResult] = []
+    executor = CheckExecutor(2, got.append, AgentMetrics(), {"tcp": runner}, lease_ahead=3)
+    # Asks for its workers plus the waiting line.
+    assert executor.free_slots == 5
+    batch = leases(5)
+    for lease in batch:
+        executor.submit(lease)
+    await until(lambda: runner.running == 2)
+    # Never more checks at once than workers; the other three wait, and no more is asked for.
+    assert executor.free_slots == 0 and executor.inflight == 5 and runner.started == 2
+    # Stopping: what waits is handed back (to be released), not run.
+    waiting = executor.take_unstarted()
+    assert {x.lease_id for x in waiting} == {x.lease_id for x in batch[2:]}
+    runner.gate.set()
+    await until(lambda: len(got) == 2)
+    assert runner.most_at_once == 2
+    assert await executor.shutdown(1.0) == 0

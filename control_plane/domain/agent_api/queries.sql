@@ -9,12 +9,21 @@
 -- takes the slots. ``allow_private`` is this target's org's permission to probe private addresses
 -- from the region: the region's switch and the org's grant (the deployment-wide setting is
 -- added by the caller).
-WITH due AS (
-    SELECT s.target_id, s.region_id
+--
+-- Overload sheds the oldest backlog first (issue 18). Slots due within the last
+-- %(shed_secs)s seconds (``fresh``) go first, oldest first: in normal running that is every due
+-- slot. Only the room left is filled from the older backlog, newest first, so when the region
+-- cannot keep up the slots that are already hopelessly late sink to the sweep (recorded
+-- ``missed`` an interval after their time) instead of making every later slot late too. The
+-- fresh scan is an index range of a few seconds of ``schedules_due_idx``: it never walks the
+-- backlog, and the backlog scan stops at its LIMIT (zero when the fresh slots filled the batch).
+WITH fresh AS MATERIALIZED (
+    SELECT s.ctid AS row_id, s.target_id, s.region_id
     FROM schedules s
     JOIN targets t ON t.id = s.target_id
     WHERE s.region_id = %(region_id)s
       AND s.next_due_at <= now()
+      AND s.next_due_at > now() - make_interval(secs => %(shed_secs)s)
       -- A slot later than its own interval is never run: the sweep records it missed and
       -- moves the schedule to the present (no catch-up storm after an outage).
       AND s.next_due_at > now() - make_interval(secs => t.interval_secs)
@@ -23,6 +32,23 @@ WITH due AS (
     ORDER BY s.next_due_at
     LIMIT %(max)s
     FOR UPDATE OF s SKIP LOCKED
+),
+backlog AS MATERIALIZED (
+    SELECT s.ctid AS row_id, s.target_id, s.region_id
+    FROM schedules s
+    JOIN targets t ON t.id = s.target_id
+    WHERE s.region_id = %(region_id)s
+      AND s.next_due_at <= now() - make_interval(secs => %(shed_secs)s)
+      AND s.next_due_at > now() - make_interval(secs => t.interval_secs)
+      AND (s.lease_expires_at IS NULL OR s.lease_expires_at < now())
+      AND EXISTS (SELECT 1 FROM agents a WHERE a.id = %(agent_id)s AND a.revoked_at IS NULL)
+    ORDER BY s.next_due_at DESC
+    LIMIT %(max)s - (SELECT count(*) FROM fresh)
+    FOR UPDATE OF s SKIP LOCKED
+),
+due AS (
+    -- Never more than %(max)s (fresh and backlog add up to it): the LIMIT tells the planner so.
+    SELECT * FROM fresh UNION ALL SELECT * FROM backlog LIMIT %(max)s
 )
 UPDATE schedules s
 SET leased_by = %(agent_id)s,
@@ -32,7 +58,9 @@ FROM due
 JOIN targets t ON t.id = due.target_id
 JOIN regions r ON r.id = due.region_id
 LEFT JOIN region_grants g ON g.region_id = due.region_id AND g.org_id = t.org_id
-WHERE s.target_id = due.target_id AND s.region_id = due.region_id
+-- By the locked row's ctid: a TID scan per slot. Joined on the key, the planner cannot know how
+-- few slots ``due`` holds and hashes the whole table instead (100 ms for 90,000 schedules).
+WHERE s.ctid = due.row_id
 RETURNING s.target_id, s.region_id, s.next_due_at AS scheduled_at, s.lease_expires_at AS expires_at,
           t.org_id, t.kind, t.spec, t.secrets, t.interval_secs, now() AS server_time,
           r.allow_private_targets AND coalesce(g.allow_private_targets, false) AS allow_private;
@@ -146,8 +174,15 @@ WHERE s.target_id = %(target_id)s AND s.region_id = %(region_id)s
 -- Slots nobody ran by scheduled_at + interval become ``missed`` results (every skipped grid
 -- point, capped), and the schedule jumps to the slot that is current now. Held live leases are
 -- left alone: their agent may still answer.
-WITH late AS (
-    SELECT s.target_id, s.region_id, s.next_due_at, t.interval_secs, t.org_id
+--
+-- Bounded per statement (issue 18), so that an overloaded system is not slowed further by its
+-- own bookkeeping: at most %(limit)s schedules, and placeholders for at most about %(budget)s
+-- slots (the schedules past the budget, oldest first, stay locked until the commit and are left
+-- for the next statement or sweep; the first one is always taken). All of it set-based: one
+-- INSERT of every placeholder and one UPDATE of every schedule. ``candidates`` tells the caller
+-- whether there may be more.
+WITH cand AS MATERIALIZED (
+    SELECT s.ctid AS row_id, s.target_id, s.region_id, s.next_due_at, t.interval_secs, t.org_id
     FROM schedules s JOIN targets t ON t.id = s.target_id
     WHERE s.next_due_at <= now() - interval '10 seconds'  -- indexable: no interval is shorter
       AND s.next_due_at + make_interval(secs => t.interval_secs) <= now()
@@ -155,6 +190,19 @@ WITH late AS (
     ORDER BY s.next_due_at
     LIMIT %(limit)s
     FOR UPDATE OF s SKIP LOCKED
+),
+counted AS (
+    SELECT c.*, sum(c.n) OVER (ORDER BY c.next_due_at, c.target_id, c.region_id) AS running
+    FROM (SELECT cand.*,
+                 least(%(max_slots)s::bigint,
+                       floor(extract(epoch FROM now() - cand.next_due_at)
+                             / cand.interval_secs)::bigint) AS n
+          FROM cand) c
+),
+late AS MATERIALIZED (
+    SELECT row_id, target_id, region_id, next_due_at, interval_secs, org_id
+    FROM counted
+    WHERE running - n < %(budget)s
 ),
 slots AS (
     SELECT l.target_id, l.region_id, l.org_id, g.slot
@@ -180,10 +228,11 @@ moved AS (
             now() - make_interval(secs => l.interval_secs) + interval '1 millisecond'),
         leased_by = NULL, lease_expires_at = NULL
     FROM late l
-    WHERE s.target_id = l.target_id AND s.region_id = l.region_id
+    WHERE s.ctid = l.row_id  -- the locked row: a TID scan each, never a scan of the table
     RETURNING s.target_id
 )
-SELECT (SELECT count(*) FROM stored) AS missed, (SELECT count(*) FROM moved) AS moved;
+SELECT (SELECT count(*) FROM stored) AS missed, (SELECT count(*) FROM moved) AS moved,
+       (SELECT count(*) FROM cand) AS candidates;
 
 -- name: release_slots
 -- Gives back slots this agent holds and has not started: only while the lease is still its own

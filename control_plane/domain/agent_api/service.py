@@ -45,7 +45,7 @@ from shared.protocol import (
 
 from .ingest_rows import ROWS, Row, check_row, to_row
 from .lease_ids import LeaseClaim, LeaseSigner
-from .windows import LEASE_GRACE_SECS, SETTLE_MARGIN_SECS
+from .windows import LEASE_GRACE_SECS, LEASE_SHED_SECS, SETTLE_MARGIN_SECS
 
 Q = Queries.beside(__file__)
 log = structlog.get_logger("vigil.agent_api")
@@ -129,6 +129,7 @@ class AgentProtocol(Service):
             "agent_id": self.agent.agent_id,
             "max": max_n,
             "grace_secs": LEASE_GRACE_SECS,
+            "shed_secs": LEASE_SHED_SECS,
         }
         async with self.res.db.connection() as conn:
             async with conn.transaction() as tx:

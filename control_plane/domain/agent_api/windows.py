@@ -9,6 +9,10 @@ from shared.checks import MAX_TIMEOUT_MS
 
 # Seconds a lease outlives the check's own timeout (network, queueing, ingest latency).
 LEASE_GRACE_SECS = 10
+# Slots due within this many seconds are leased oldest first; the room left in a batch is filled
+# from the older backlog newest first, so an overloaded region sheds its oldest slots (recorded
+# missed) instead of running every slot late (lease_due in queries.sql, issue 18).
+LEASE_SHED_SECS = 2
 # Clock skew tolerated between an agent's timestamps and the lease window.
 CLOCK_SKEW = timedelta(seconds=30)
 

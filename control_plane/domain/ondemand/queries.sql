@@ -17,12 +17,12 @@ WHERE region_id = ANY(%(regions)s::text[])
   AND last_seen_at > now() - make_interval(secs => %(live_secs)s);
 
 -- name: insert_job
--- scheduled_at is the request time, nudged off a whole second: grid slots are whole seconds, so
--- a check-now result can never take a grid slot's place in results.
+-- scheduled_at is the request time, nudged off a whole millisecond: grid slots are whole
+-- milliseconds (0120), so a check-now result can never take a grid slot's place in results.
 INSERT INTO on_demand_checks (id, org_id, target_id, region_id, spec, secrets, timeout_ms,
                               scheduled_at, expires_at)
 SELECT %(id)s, %(org_id)s, %(target_id)s, %(region_id)s, %(spec)s, %(secrets)s, %(timeout_ms)s,
-       CASE WHEN date_trunc('second', n.at) = n.at THEN n.at + interval '1 microsecond'
+       CASE WHEN date_trunc('milliseconds', n.at) = n.at THEN n.at + interval '1 microsecond'
             ELSE n.at END,
        n.at + make_interval(secs => %(wait_secs)s)
 FROM (SELECT clock_timestamp() AS at) n;

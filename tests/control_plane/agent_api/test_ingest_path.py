@@ -124,7 +124,8 @@ async def test_a_batch_advances_every_schedule_and_marks_every_target(
 
 async def test_next_slot_is_exact_and_inlined(db_url: str) -> None:
     # The function against its original formula (extract(epoch FROM timestamptz)), on random
-    # instants, on grid points and a microsecond either side, in two time zones.
+    # instants, on grid points and a microsecond either side, in two time zones. Grid points are
+    # whole milliseconds (the sub-second offset, 0120), never more precise.
     formula = (
         "to_timestamp(ceil((extract(epoch FROM at) - vigil_slot_offset(id, iv)) / iv) * iv"
         " + vigil_slot_offset(id, iv))"
@@ -145,9 +146,16 @@ async def test_next_slot_is_exact_and_inlined(db_url: str) -> None:
             await conn.execute(f"SET TimeZone = '{tz}'")
             cur = await conn.execute(
                 f"{sample} SELECT count(*), count(*) FILTER"
-                f" (WHERE vigil_next_slot(id, iv, at) IS DISTINCT FROM {formula}) FROM s"
+                f" (WHERE vigil_next_slot(id, iv, at) IS DISTINCT FROM {formula}),"
+                " count(*) FILTER (WHERE date_trunc('milliseconds', vigil_next_slot(id, iv, at))"
+                " <> vigil_next_slot(id, iv, at)),"
+                # A grid point is its own next point, and the next one is one interval on.
+                " count(*) FILTER (WHERE vigil_next_slot(id, iv, vigil_next_slot(id, iv, at))"
+                " <> vigil_next_slot(id, iv, at) OR vigil_next_slot(id, iv,"
+                " vigil_next_slot(id, iv, at) + interval '1 millisecond')"
+                " <> vigil_next_slot(id, iv, at) + make_interval(secs => iv)) FROM s"
             )
-            assert await cur.fetchall() == [(12000, 0)]
+            assert await cur.fetchall() == [(12000, 0, 0, 0)]
     plan = await fetch(
         db_url,
         "EXPLAIN VERBOSE SELECT vigil_next_slot(id, 60, now()) FROM"
@@ -155,6 +163,32 @@ async def test_next_slot_is_exact_and_inlined(db_url: str) -> None:
     )
     text = "\n".join(r[0] for r in plan)
     assert "vigil_next_slot" not in text and "hashtextextended" in text, text
+
+
+async def test_subsecond_grid_keeps_the_old_second_and_minute(db_url: str) -> None:
+    # Schedules of the whole-second grid (before 0120) move onto the new grid by under a second,
+    # into the same second and so the same rollup minute: the offset only gained milliseconds.
+    old_offset = "((hashtextextended(id::text, 0) & 9223372036854775807) %% iv)"
+    old_slot = (
+        f"to_timestamp(ceil((extract(epoch FROM at) - {old_offset}) / iv) * iv + {old_offset})"
+    )
+    rows = await fetch(
+        db_url,
+        "WITH r AS (SELECT gen_random_uuid() AS id,"
+        " (ARRAY[10, 30, 60, 300, 3600])[1 + (random() * 4)::int] AS iv,"
+        " now() + (random() * 1e6)::int * interval '1 millisecond' AS at"
+        " FROM generate_series(1, 5000)),"
+        f" o AS (SELECT id, iv, {old_slot} AS old FROM r),"
+        " n AS (SELECT old, vigil_next_slot(id, iv, old) AS new FROM o)"
+        " SELECT count(*) FILTER (WHERE new < old OR new >= old + interval '1 second'"
+        "   OR date_trunc('second', new) <> old"
+        "   OR date_trunc('minute', new) <> date_trunc('minute', old)),"
+        " count(DISTINCT extract(milliseconds FROM new)::int %% 1000) FROM n",
+    )
+    bad, distinct_ms = rows[0]
+    assert bad == 0
+    # The milliseconds are spread over the second, not all at .000.
+    assert distinct_ms >= 900
 
 
 def test_lease_ids_keep_their_format_and_refuse_what_is_not_theirs() -> None:
