@@ -32,8 +32,8 @@ class ChannelCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class ChannelUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """Every field optional; omit ``config`` to keep the stored secrets (or send ``"***"`` in a
-    secret field of a config of the same kind)."""
+    """Every field optional; omit ``config`` to keep the stored secrets (a config still
+    carrying ``"***"`` is 400 ``REDACTION_SENTINEL``)."""
 
     __field_codes__: ClassVar[dict[str, str]] = FIELD_CODES
     __field_choices__: ClassVar[dict[str, tuple[str, ...]]] = FIELD_CHOICES
