@@ -96,9 +96,14 @@ class Sender:
         if self._session is not None:
             await self._session.close()
 
-    async def send(self, cfg: Config, alert: Alert, ctx: Context) -> Attempt:
+    async def send(
+        self, cfg: Config, alert: Alert, ctx: Context, secrets: list[str] | None = None
+    ) -> Attempt:
+        """``secrets``: ``secret_values(cfg)`` when the caller keeps them (the delivery job does,
+        per channel)."""
         info = TRANSPORTS[kind_of(cfg)]
-        secrets = secret_values(cfg)
+        if secrets is None:
+            secrets = secret_values(cfg)
         started = time.perf_counter()
 
         def took() -> float:
