@@ -115,7 +115,10 @@ async def run(vigil: Vigil, nginx: Nginx, cfg: BenchConfig) -> Outcome:
         vigil.start_api()
         vigil.start_worker()
         org_id, token = await vigil.org()
-        vigil.start_agent(await vigil.agent_token("default", "notify"), "agent")
+        # Every target is the same nginx: lift the agent's per-host cap (default 2), as the
+        # agent and system scenarios do, or the outage phase's checks come back throttled.
+        cap = ["--concurrency", "100", "--per-host-max-inflight", "100"]
+        vigil.start_agent(await vigil.agent_token("default", "notify"), "agent", cap)
         hook = await vigil.call(
             "POST",
             "/api/v1/notification-channels",
