@@ -190,6 +190,11 @@ class NotifySettings:
     # Consecutive failed attempts that open a channel's circuit, and for how long.
     circuit_threshold: int = 5
     circuit_open_secs: float = 60.0
+    # The central Telegram bot (``telegram_app`` channels, the link-code flow): its token and
+    # username; unset, the flow is absent (404 TELEGRAM_LINK_NOT_FOUND). Its API base URL is
+    # ``base_urls["telegram"]`` like the bring-your-own kind's.
+    telegram_bot_token: str | None = None
+    telegram_bot_username: str | None = None
 
 
 def _base_urls(raw: str) -> dict[str, str]:
@@ -213,6 +218,8 @@ def _notify(e: dict[str, str]) -> NotifySettings:
         concurrency=int(e.get("VIGIL_NOTIFY_CONCURRENCY") or "64"),
         chat_hold_secs=float(e.get("VIGIL_NOTIFY_CHAT_HOLD_SECS") or "3"),
         storm_followup_secs=float(e.get("VIGIL_NOTIFY_STORM_FOLLOWUP_SECS") or "10"),
+        telegram_bot_token=e.get("VIGIL_TELEGRAM_BOT_TOKEN") or None,
+        telegram_bot_username=e.get("VIGIL_TELEGRAM_BOT_USERNAME") or None,
     )
 
 

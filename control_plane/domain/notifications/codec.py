@@ -18,14 +18,14 @@ from control_plane.core.errors import ApiError
 from control_plane.security.sealing import Sealer
 
 from .transports.base import REDACTED, Config
-from .transports.registry import TRANSPORTS, ChannelConfig, kind_of
+from .transports.registry import DELIVERABLE, StoredConfig, kind_of
 
 HEADER_PREFIX = "headers."
 
 
 def _fields(cfg: Config) -> list[tuple[str, str | None]]:
     """(sealed field, value) of every secret of ``cfg``."""
-    info = TRANSPORTS[kind_of(cfg)]
+    info = DELIVERABLE[kind_of(cfg)]
     out: list[tuple[str, str | None]] = [(n, getattr(cfg, n)) for n in info.secrets_of(cfg)]
     headers = getattr(cfg, "headers", None)
     if isinstance(headers, dict):
@@ -93,5 +93,5 @@ def open_config(
             view[name] = plain
     if headers:
         view["headers"] = headers
-    cfg: Config = msgspec.convert(view, ChannelConfig)
+    cfg: Config = msgspec.convert(view, StoredConfig)
     return cfg

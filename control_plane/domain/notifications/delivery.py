@@ -21,7 +21,7 @@ from control_plane.settings import NotifySettings
 from probe_agent.netguard import GuardedConnector, GuardedResolver, Policy, SsrfBlocked
 
 from .transports.base import Alert, Config, Context
-from .transports.registry import TRANSPORTS, kind_of
+from .transports.registry import DELIVERABLE, kind_of
 
 EXCERPT = 300
 
@@ -101,7 +101,7 @@ class Sender:
     ) -> Attempt:
         """``secrets``: ``secret_values(cfg)`` when the caller keeps them (the delivery job does,
         per channel)."""
-        info = TRANSPORTS[kind_of(cfg)]
+        info = DELIVERABLE[kind_of(cfg)]
         if secrets is None:
             secrets = secret_values(cfg)
         started = time.perf_counter()
@@ -118,7 +118,11 @@ class Sender:
             return Attempt("delivered", code, took())
         assert info.build is not None
         status: int | None = None
-        for req in info.build(cfg, alert, ctx):
+        try:
+            requests = info.build(cfg, alert, ctx)
+        except ValueError as exc:  # the deployment cannot send this kind (a missing setting)
+            return Attempt("dead", None, took(), scrub(str(exc), secrets))
+        for req in requests:
             try:
                 async with self.session().request(
                     req.method, req.url, data=req.body, headers=req.headers, allow_redirects=False

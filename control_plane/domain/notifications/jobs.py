@@ -42,7 +42,7 @@ from . import codec
 from .delivery import Attempt, Sender, secret_values
 from .service import allow_private, context
 from .transports.base import Alert
-from .transports.registry import TRANSPORTS
+from .transports.registry import DELIVERABLE
 
 Q = Queries.beside(__file__, "outbox")
 log = structlog.get_logger("vigil.notify")
@@ -134,7 +134,7 @@ class Deliverer:
         self._limit = asyncio.Semaphore(self.settings.concurrency)
         self._running = asyncio.Lock()
         self._configs: dict[tuple[uuid.UUID, str], tuple[Any, list[str]]] = {}
-        self._chat_kinds = sorted(k for k, info in TRANSPORTS.items() if info.chat)
+        self._chat_kinds = sorted(k for k, info in DELIVERABLE.items() if info.chat)
 
     async def close(self) -> None:
         await self.sender.close()
@@ -219,7 +219,7 @@ class Deliverer:
         """One channel's claimed rows, in order; a storm on a chat channel as grouped
         messages."""
         first = rows[0]
-        info = TRANSPORTS.get(first["channel_kind"])
+        info = DELIVERABLE.get(first["channel_kind"])
         try:
             if info is None:
                 raise SecretUnavailable(f"unknown transport {first['channel_kind']!r}")
