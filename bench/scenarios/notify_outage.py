@@ -206,7 +206,7 @@ async def run(
         async def chat_settled() -> bool:
             row = await (
                 await conn.execute(
-                    "SELECT count(*) FILTER (WHERE state = 'pending'), count(*)"
+                    "SELECT count(*) FILTER (WHERE n.state = 'pending'), count(*)"
                     " FROM notifications n JOIN incidents i ON i.id = n.incident_id"
                     " WHERE n.channel_id = %s::uuid AND i.target_id = ANY(%s)",
                     (chat_id, ids[:CHAT_BOUND]),
