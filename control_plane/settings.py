@@ -186,7 +186,7 @@ class NotifySettings:
     storm_threshold: int = 5
     storm_window_secs: float = 30.0
     chat_hold_secs: float = 3.0
-    storm_followup_secs: float = 10.0
+    storm_followup_secs: float = 30.0
     # Consecutive failed attempts that open a channel's circuit, and for how long.
     circuit_threshold: int = 5
     circuit_open_secs: float = 60.0
@@ -217,7 +217,7 @@ def _notify(e: dict[str, str]) -> NotifySettings:
         batch=int(e.get("VIGIL_NOTIFY_BATCH") or "500"),
         concurrency=int(e.get("VIGIL_NOTIFY_CONCURRENCY") or "64"),
         chat_hold_secs=float(e.get("VIGIL_NOTIFY_CHAT_HOLD_SECS") or "3"),
-        storm_followup_secs=float(e.get("VIGIL_NOTIFY_STORM_FOLLOWUP_SECS") or "10"),
+        storm_followup_secs=float(e.get("VIGIL_NOTIFY_STORM_FOLLOWUP_SECS") or "30"),
         telegram_bot_token=e.get("VIGIL_TELEGRAM_BOT_TOKEN") or None,
         telegram_bot_username=e.get("VIGIL_TELEGRAM_BOT_USERNAME") or None,
     )
