@@ -96,6 +96,8 @@ def build_worker(
             await res.db.open(wait=True)
         res.queue = ctx["redis"]
         ctx["resources"] = res
+        # The notification jobs' state across runs (arq copies ctx per job; this dict is shared).
+        ctx[notifications.SHARED] = {}
         # The delivery metrics exist from the start (0 dead letters is a value, not a gap).
         notifications.metrics()
         if on_connected is not None:

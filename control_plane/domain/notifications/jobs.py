@@ -390,15 +390,30 @@ class Deliverer:
                 )
 
 
+def state(ctx: dict[str, Any]) -> dict[str, Any]:
+    """What the notification jobs keep across runs. arq hands each job a *copy* of the worker's
+    ctx, so a key set by a job is gone by the next run: the holder is the worker's own (set in
+    its startup, ``SHARED``), whose contents every copy shares."""
+    holder: dict[str, Any] | None = ctx.get(SHARED)
+    if holder is None:
+        holder = ctx[SHARED] = {}
+    return holder
+
+
+SHARED = "notify_state"
+
+
 async def deliver(ctx: dict[str, Any]) -> int:
-    """The worker's cron job: one delivery run (the worker keeps one ``Deliverer``)."""
-    deliverer: Deliverer | None = ctx.get("deliverer")
+    """The worker's cron job: one delivery run (the worker keeps one ``Deliverer``: one HTTP
+    session with kept-alive connections, one run at a time)."""
+    held = state(ctx)
+    deliverer: Deliverer | None = held.get("deliverer")
     if deliverer is None:
-        deliverer = ctx["deliverer"] = Deliverer(ctx["resources"])
+        deliverer = held["deliverer"] = Deliverer(ctx["resources"])
     return await deliverer.run_once()
 
 
 async def close(ctx: dict[str, Any]) -> None:
-    deliverer: Deliverer | None = ctx.pop("deliverer", None)
+    deliverer: Deliverer | None = state(ctx).pop("deliverer", None)
     if deliverer is not None:
         await deliverer.close()

@@ -32,6 +32,8 @@ from control_plane.core.state import Resources
 from control_plane.db.sql import Queries
 from control_plane.security.tokens import token_hash
 
+from . import jobs
+from .delivery import Sender
 from .schemas import TelegramLink, TelegramLinkCreate
 from .service import Q as CHANNEL_Q
 from .service import allow_private, channel_name
@@ -179,8 +181,7 @@ async def consume(
 
 
 async def close(ctx: dict[str, Any]) -> None:
-    sender = ctx.pop("telegram_sender", None)
-    ctx.pop("telegram_session", None)
+    sender = jobs.state(ctx).pop("telegram_sender", None)
     if sender is not None:
         await sender.close()
 
@@ -192,12 +193,11 @@ async def poll(ctx: dict[str, Any]) -> int:
     s = res.settings.notify
     if not s.telegram_bot_token:
         return 0
-    session: aiohttp.ClientSession | None = ctx.get("telegram_session")
-    if session is None or session.closed:
-        from .delivery import Sender
-
-        sender: Sender = ctx.setdefault("telegram_sender", Sender(s, allow_private(res.settings)))
-        session = ctx["telegram_session"] = sender.session()
+    held = jobs.state(ctx)
+    sender: Sender | None = held.get("telegram_sender")
+    if sender is None:
+        sender = held["telegram_sender"] = Sender(s, allow_private(res.settings))
+    session = sender.session()
     base = rebase("telegram", f"{API}/bot{s.telegram_bot_token}", s)
     async with res.db.connection() as conn:
         row = await (await conn.execute(Q.offset)).fetchone()
