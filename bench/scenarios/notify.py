@@ -25,6 +25,7 @@ from aiohttp import web
 
 from bench.config import BenchConfig
 from bench.peers import Nginx
+from bench.proc import cpu_between, sample
 from bench.report import Outcome
 from bench.scenarios import notify_outage
 from bench.stack import Vigil
@@ -198,6 +199,8 @@ async def run(vigil: Vigil, nginx: Nginx, cfg: BenchConfig) -> Outcome:
 
             # Throughput: a mass outage's outbox at once.
             before_hooks, before_chat = rec.hooks, rec.chat
+            pids = vigil.pids("worker")
+            cpu0 = sample(pids)
             t0 = time.monotonic()
             await conn.execute(
                 MASS_OUTBOX, {"n": MASS, "target": ids[0], "hook": hook["id"], "chat": chat["id"]}
@@ -209,6 +212,16 @@ async def run(vigil: Vigil, nginx: Nginx, cfg: BenchConfig) -> Outcome:
             done = await _until(mass_done, 120)
             took = time.monotonic() - t0
             got = rec.hooks - before_hooks
+            # CPU per delivery: what the machine's load (other work on these 2 cores) moves
+            # least; the rate above is wall-clock and moves with it.
+            cpu = cpu_between(cpu0, sample(pids))
+            for name in ("worker", "postgres"):
+                if name in cpu and got:
+                    out.add(
+                        f"{name} CPU per webhook delivered (mass phase)",
+                        [cpu[name] / got * 1000],
+                        "ms",
+                    )
 
             async def chat_done() -> bool:
                 row = await (
