@@ -159,9 +159,12 @@ class ChannelController(Controller):
     ) -> Response[TelegramLink]:
         """Mint a single-use link code (15 minutes) for the central Telegram bot: send it to
         the bot (the deep links do) and the org gets a ``telegram_app`` channel for that chat."""
-        raw = await request.body()
+        raw = (await request.body()).strip()
+        # The body is optional: none, or a JSON null, is no name hint.
         body = (
-            await strict_body(request, TelegramLinkCreate) if raw.strip() else TelegramLinkCreate()
+            await strict_body(request, TelegramLinkCreate)
+            if raw not in (b"", b"null")
+            else TelegramLinkCreate()
         )
         link = await telegram_links.mint(body)
         return Response(
