@@ -193,7 +193,10 @@ async def test_link_code_round_trip_and_delivery(tg: Env, bot_api: FakeBotApi) -
 
 async def test_outstanding_codes_are_capped(tg: Env) -> None:
     # No body, and a JSON null body, are both "no name hint".
-    assert (await tg.owner.post(f"{BASE}/telegram-link", content=b"null")).status_code == 201
+    resp = await tg.owner.post(
+        f"{BASE}/telegram-link", content=b"null", headers={"Content-Type": "application/json"}
+    )
+    assert resp.status_code == 201, resp.text
     for _ in range(telegram_link.MAX_OUTSTANDING - 1):
         assert (await tg.owner.post(f"{BASE}/telegram-link")).status_code == 201
     assert_error(await tg.owner.post(f"{BASE}/telegram-link"), 422, "TELEGRAM_LINK_LIMIT")
