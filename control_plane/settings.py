@@ -173,15 +173,28 @@ class NotifySettings:
     backoff_base_secs: float = 2.0
     backoff_cap_secs: float = 900.0
     lease_secs: float = 60.0
-    batch: int = 200
-    concurrency: int = 32
+    # Rows claimed per batch (one claim and one recording statement each); a run claims
+    # batches until one is not full or ``run_budget_secs`` is spent. ``concurrency``: sends in
+    # flight at once per worker.
+    batch: int = 500
+    concurrency: int = 64
+    run_budget_secs: float = 30.0
     # More than ``storm_threshold`` opens for one chat channel within ``storm_window_secs``
-    # go out as one grouped message.
+    # go out as one grouped message. A chat channel's opens and recoveries are held
+    # ``chat_hold_secs`` (the oldest pending one's age) so the decision sees the burst; while a
+    # storm is being grouped, follow-ups are held ``storm_followup_secs``.
     storm_threshold: int = 5
     storm_window_secs: float = 30.0
+    chat_hold_secs: float = 3.0
+    storm_followup_secs: float = 30.0
     # Consecutive failed attempts that open a channel's circuit, and for how long.
     circuit_threshold: int = 5
     circuit_open_secs: float = 60.0
+    # The central Telegram bot (``telegram_app`` channels, the link-code flow): its token and
+    # username; unset, the flow is absent (404 TELEGRAM_LINK_NOT_FOUND). Its API base URL is
+    # ``base_urls["telegram"]`` like the bring-your-own kind's.
+    telegram_bot_token: str | None = None
+    telegram_bot_username: str | None = None
 
 
 def _base_urls(raw: str) -> dict[str, str]:
@@ -201,6 +214,12 @@ def _notify(e: dict[str, str]) -> NotifySettings:
         base_urls=_base_urls(e.get("VIGIL_NOTIFY_BASE_URLS", "")),
         timeout_secs=float(e.get("VIGIL_NOTIFY_TIMEOUT_SECS") or "10"),
         max_attempts=int(e.get("VIGIL_NOTIFY_MAX_ATTEMPTS") or "8"),
+        batch=int(e.get("VIGIL_NOTIFY_BATCH") or "500"),
+        concurrency=int(e.get("VIGIL_NOTIFY_CONCURRENCY") or "64"),
+        chat_hold_secs=float(e.get("VIGIL_NOTIFY_CHAT_HOLD_SECS") or "3"),
+        storm_followup_secs=float(e.get("VIGIL_NOTIFY_STORM_FOLLOWUP_SECS") or "30"),
+        telegram_bot_token=e.get("VIGIL_TELEGRAM_BOT_TOKEN") or None,
+        telegram_bot_username=e.get("VIGIL_TELEGRAM_BOT_USERNAME") or None,
     )
 
 

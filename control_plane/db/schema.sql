@@ -938,6 +938,24 @@ CREATE VIEW public.target_details AS
           ORDER BY a."position") AS alert_ids
    FROM public.targets t;
 
+CREATE TABLE public.telegram_bot_state (
+    id integer NOT NULL,
+    update_offset bigint DEFAULT 0 NOT NULL,
+    CONSTRAINT telegram_bot_state_id_check CHECK ((id = 1))
+);
+
+CREATE TABLE public.telegram_links (
+    id uuid NOT NULL,
+    org_id uuid NOT NULL,
+    code_hash bytea NOT NULL,
+    name text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    expires_at timestamp with time zone NOT NULL,
+    consumed_at timestamp with time zone,
+    channel_id uuid,
+    CONSTRAINT telegram_links_name_check CHECK ((length(name) <= 100))
+);
+
 CREATE TABLE public.users (
     id uuid NOT NULL,
     email text NOT NULL,
@@ -1135,6 +1153,15 @@ ALTER TABLE ONLY public.target_regions
 ALTER TABLE ONLY public.targets
     ADD CONSTRAINT targets_pkey PRIMARY KEY (id);
 
+ALTER TABLE ONLY public.telegram_bot_state
+    ADD CONSTRAINT telegram_bot_state_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.telegram_links
+    ADD CONSTRAINT telegram_links_code_hash_key UNIQUE (code_hash);
+
+ALTER TABLE ONLY public.telegram_links
+    ADD CONSTRAINT telegram_links_pkey PRIMARY KEY (id);
+
 ALTER TABLE ONLY public.users
     ADD CONSTRAINT users_email_key UNIQUE (email);
 
@@ -1241,6 +1268,8 @@ CREATE INDEX target_regions_region_idx ON public.target_regions USING btree (reg
 CREATE INDEX targets_org_idx ON public.targets USING btree (org_id, id);
 
 CREATE INDEX targets_tags_idx ON public.targets USING gin (tags);
+
+CREATE INDEX telegram_links_org_idx ON public.telegram_links USING btree (org_id, expires_at);
 
 CREATE INDEX webhooks_org_idx ON public.webhooks USING btree (org_id, created_at, id);
 
@@ -1416,6 +1445,12 @@ ALTER TABLE ONLY public.target_regions
 
 ALTER TABLE ONLY public.targets
     ADD CONSTRAINT targets_org_id_fkey FOREIGN KEY (org_id) REFERENCES public.orgs(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.telegram_links
+    ADD CONSTRAINT telegram_links_channel_id_fkey FOREIGN KEY (channel_id) REFERENCES public.channels(id) ON DELETE SET NULL;
+
+ALTER TABLE ONLY public.telegram_links
+    ADD CONSTRAINT telegram_links_org_id_fkey FOREIGN KEY (org_id) REFERENCES public.orgs(id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.webhooks
     ADD CONSTRAINT webhooks_org_id_fkey FOREIGN KEY (org_id) REFERENCES public.orgs(id) ON DELETE CASCADE;

@@ -4,6 +4,8 @@
 - ``sweep`` (every second): missed slots (agent API), overdue heartbeats, marks left behind
   (incidents), and now and then the daily partitions (results);
 - ``deliver_notifications`` (every second): the notification outbox (notifications);
+- ``telegram_updates`` (every 2 s): the central Telegram bot's link codes and unlinks (a no-op
+  without ``VIGIL_TELEGRAM_BOT_TOKEN``);
 - ``rollup`` (every 15 s): the per-minute and hourly rollups (results).
 """
 
@@ -29,6 +31,7 @@ from control_plane.domain.audit.jobs import purge_audit_log
 from control_plane.domain.heartbeats.jobs import sweep_overdue
 from control_plane.domain.incidents import jobs as incidents
 from control_plane.domain.notifications import jobs as notifications
+from control_plane.domain.notifications import telegram_link
 from control_plane.domain.results import jobs as results
 from control_plane.security.sealing import Sealer
 from control_plane.settings import Settings
@@ -93,6 +96,8 @@ def build_worker(
             await res.db.open(wait=True)
         res.queue = ctx["redis"]
         ctx["resources"] = res
+        # The notification jobs' state across runs (arq copies ctx per job; this dict is shared).
+        ctx[notifications.SHARED] = {}
         # The delivery metrics exist from the start (0 dead letters is a value, not a gap).
         notifications.metrics()
         if on_connected is not None:
@@ -100,6 +105,7 @@ def build_worker(
 
     async def shutdown(ctx: dict[str, Any]) -> None:
         await notifications.close(ctx)
+        await telegram_link.close(ctx)
         res: Resources | None = ctx.get("resources")
         if res is not None and resources is None:
             await res.redis.aclose()
@@ -126,6 +132,13 @@ def build_worker(
                 second=set(range(60)),
                 unique=True,
                 timeout=60,
+            ),
+            cron(
+                telegram_link.poll,
+                name=cron_name(settings.redis, "telegram_updates"),
+                second=set(range(0, 60, 2)),
+                unique=True,
+                timeout=30,
             ),
             cron(
                 results.rollup,

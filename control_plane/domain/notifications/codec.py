@@ -3,8 +3,8 @@
 org/channel/field), the stored public config holds ``"***"`` in its place, reads show ``"***"``.
 A webhook's header values are secret fields too (``headers.<lowercased name>``); their names stay.
 
-On PATCH, a config of the same kind whose secret field is still ``"***"`` keeps the stored
-value; anywhere else the sentinel is refused (``REDACTION_SENTINEL``).
+A config whose secret field is still ``"***"`` is refused (``REDACTION_SENTINEL``), on create
+and on PATCH alike: omit ``config`` on PATCH to keep the stored secrets.
 """
 
 from __future__ import annotations
@@ -18,14 +18,14 @@ from control_plane.core.errors import ApiError
 from control_plane.security.sealing import Sealer
 
 from .transports.base import REDACTED, Config
-from .transports.registry import TRANSPORTS, ChannelConfig, kind_of
+from .transports.registry import DELIVERABLE, StoredConfig, kind_of
 
 HEADER_PREFIX = "headers."
 
 
 def _fields(cfg: Config) -> list[tuple[str, str | None]]:
     """(sealed field, value) of every secret of ``cfg``."""
-    info = TRANSPORTS[kind_of(cfg)]
+    info = DELIVERABLE[kind_of(cfg)]
     out: list[tuple[str, str | None]] = [(n, getattr(cfg, n)) for n in info.secrets_of(cfg)]
     headers = getattr(cfg, "headers", None)
     if isinstance(headers, dict):
@@ -47,30 +47,6 @@ def refuse_sentinel(cfg: Config) -> None:
             "(or omit config on PATCH to keep the stored one)",
             "/config/" + names[0].replace(".", "/"),
         )
-
-
-def fill_sentinels(cfg: Config, stored: Config) -> Config:
-    """``cfg`` with every ``"***"`` secret replaced by ``stored``'s value (same kind)."""
-    if kind_of(cfg) != kind_of(stored):
-        refuse_sentinel(cfg)
-        return cfg
-    view = msgspec.to_builtins(cfg)
-    old = msgspec.to_builtins(stored)
-    for name, value in _fields(cfg):
-        if value != REDACTED:
-            continue
-        if name.startswith(HEADER_PREFIX):
-            key = next((k for k in view["headers"] if HEADER_PREFIX + k.lower() == name), None)
-            prev = {HEADER_PREFIX + k.lower(): v for k, v in (old.get("headers") or {}).items()}
-            if key is None or name not in prev:
-                refuse_sentinel(cfg)
-            view["headers"][key] = prev[name]
-        else:
-            if old.get(name) in (None, REDACTED):
-                refuse_sentinel(cfg)
-            view[name] = old[name]
-    result: Config = msgspec.convert(view, ChannelConfig)
-    return result
 
 
 def seal(
@@ -117,5 +93,5 @@ def open_config(
             view[name] = plain
     if headers:
         view["headers"] = headers
-    cfg: Config = msgspec.convert(view, ChannelConfig)
+    cfg: Config = msgspec.convert(view, StoredConfig)
     return cfg

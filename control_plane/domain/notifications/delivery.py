@@ -21,7 +21,7 @@ from control_plane.settings import NotifySettings
 from probe_agent.netguard import GuardedConnector, GuardedResolver, Policy, SsrfBlocked
 
 from .transports.base import Alert, Config, Context, HttpRequest
-from .transports.registry import TRANSPORTS, kind_of
+from .transports.registry import DELIVERABLE, kind_of
 
 EXCERPT = 300
 
@@ -96,9 +96,14 @@ class Sender:
         if self._session is not None:
             await self._session.close()
 
-    async def send(self, cfg: Config, alert: Alert, ctx: Context) -> Attempt:
-        info = TRANSPORTS[kind_of(cfg)]
-        secrets = secret_values(cfg)
+    async def send(
+        self, cfg: Config, alert: Alert, ctx: Context, secrets: list[str] | None = None
+    ) -> Attempt:
+        """``secrets``: ``secret_values(cfg)`` when the caller keeps them (the delivery job does,
+        per channel)."""
+        info = DELIVERABLE[kind_of(cfg)]
+        if secrets is None:
+            secrets = secret_values(cfg)
         started = time.perf_counter()
 
         def took() -> float:
@@ -112,7 +117,11 @@ class Sender:
                 return Attempt(outcome, exc.code, took(), scrub(str(exc), secrets))
             return Attempt("delivered", code, took())
         assert info.build is not None
-        return await self.send_requests(info.build(cfg, alert, ctx), secrets, started)
+        try:
+            requests = info.build(cfg, alert, ctx)
+        except ValueError as exc:  # the deployment cannot send this kind (a missing setting)
+            return Attempt("dead", None, took(), scrub(str(exc), secrets))
+        return await self.send_requests(requests, secrets, started)
 
     async def send_requests(
         self, requests: list[HttpRequest], secrets: list[str], started: float | None = None

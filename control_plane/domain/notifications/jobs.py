@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 import uuid
 from collections import defaultdict
 from datetime import UTC, datetime
@@ -39,10 +40,10 @@ from control_plane.security.sealing import SecretUnavailable
 from control_plane.settings import NotifySettings
 
 from . import codec
-from .delivery import Attempt, Sender
+from .delivery import Attempt, Sender, secret_values
 from .service import allow_private, context
 from .transports.base import Alert
-from .transports.registry import TRANSPORTS
+from .transports.registry import DELIVERABLE
 
 Q = Queries.beside(__file__, "outbox")
 log = structlog.get_logger("vigil.notify")
@@ -98,6 +99,11 @@ def backoff(settings: NotifySettings, attempts: int, retry_after: float | None) 
     return float(round(delay, 3))
 
 
+def codec_key(secrets: dict[str, str]) -> str:
+    """A channel's sealed values as one string (they change with every PATCH and rotation)."""
+    return "\x1f".join(f"{k}={v}" for k, v in sorted(secrets.items()))
+
+
 def _alert(row: dict[str, Any], kind: str | None = None) -> Alert:
     severity = row["severity"] or ("critical" if row["status"] == "down" else "minor")
     return Alert(
@@ -117,7 +123,9 @@ def _alert(row: dict[str, Any], kind: str | None = None) -> Alert:
 
 
 class Deliverer:
-    """One worker's delivery loop state: its HTTP session and settings."""
+    """One worker's delivery loop state: its HTTP session (kept-alive connections behind the
+    SSRF guard), its settings, and the channels' opened configs (unsealed once per channel and
+    sealed value, not per row)."""
 
     def __init__(self, res: Resources) -> None:
         self.res = res
@@ -125,32 +133,63 @@ class Deliverer:
         self.sender = Sender(self.settings, allow_private(res.settings))
         self.ctx = context(res.settings)
         self._limit = asyncio.Semaphore(self.settings.concurrency)
+        self._running = asyncio.Lock()
+        self._configs: dict[tuple[uuid.UUID, str], tuple[Any, list[str]]] = {}
+        self._chat_kinds = sorted(k for k, info in DELIVERABLE.items() if info.chat)
 
     async def close(self) -> None:
         await self.sender.close()
 
     async def run_once(self) -> int:
-        """Settle, add reminders, claim and send one batch; returns how many rows were sent
-        (event webhooks' rows included: ``webhooks/delivery.py``)."""
-        return await event_delivery.run_once(self) + await self._run_alerts()
+        """Settle, add reminders, then claim and send batches until none is full or the run's
+        time budget is spent; returns how many rows were sent (event webhooks' rows included:
+        ``webhooks/delivery.py``)."""
+        if self._running.locked():
+            return 0  # a run is still going: it picks up what is due
+        async with self._running:
+            events = await event_delivery.run_once(self)
+            async with self.res.db.connection() as conn:
+                async with conn.transaction():
+                    await conn.execute(Q.skip_closed_in_maintenance)
+                    await conn.execute(Q.skip_stale)
+                    await conn.execute(Q.enqueue_reminders)
+            deadline = time.monotonic() + self.settings.run_budget_secs
+            # Two lanes: one claims and records (database time) while the other sends. A claim
+            # never holds a row whose (incident, channel) has an earlier one pending, so the
+            # lanes cannot reorder an incident's messages.
+            counts = await asyncio.gather(*(self._lane(deadline) for _ in range(2)))
+            total = sum(counts)
+            async with self.res.db.connection() as conn:
+                await self._gauges(conn)
+            return events + total
 
-    async def _run_alerts(self) -> int:
+    async def _lane(self, deadline: float) -> int:
+        total = 0
+        while True:
+            n = await self.run_batch()
+            total += n
+            if n < self.settings.batch or time.monotonic() >= deadline:
+                return total
+
+    async def run_batch(self) -> int:
+        """Claim one batch (one statement), send it, record it (one statement)."""
+        s = self.settings
         async with self.res.db.connection() as conn:
-            async with conn.transaction():
-                await conn.execute(Q.skip_closed_in_maintenance)
-                await conn.execute(Q.skip_stale)
-                await conn.execute(Q.enqueue_reminders)
-            claimed = await (
+            rows = await (
                 await conn.execute(
-                    Q.claim, {"limit": self.settings.batch, "lease_secs": self.settings.lease_secs}
+                    Q.claim,
+                    {
+                        "limit": s.batch,
+                        "lease_secs": s.lease_secs,
+                        "chat_kinds": self._chat_kinds,
+                        "hold_secs": s.chat_hold_secs,
+                        "followup_secs": s.storm_followup_secs,
+                        "storm_window": s.storm_window_secs,
+                    },
                 )
             ).fetchall()
-            if not claimed:
-                await self._gauges(conn)
-                return 0
-            rows = await (
-                await conn.execute(Q.claimed_details, {"ids": [r["id"] for r in claimed]})
-            ).fetchall()
+        if not rows:
+            return 0
         by_channel: dict[uuid.UUID, list[dict[str, Any]]] = defaultdict(list)
         for row in rows:
             by_channel[row["channel_id"]].append(row)
@@ -160,9 +199,22 @@ class Deliverer:
         finally:
             # Whatever was sent is recorded, even when the run is cancelled midway.
             await asyncio.shield(self._flush(done))
-        async with self.res.db.connection() as conn:
-            await self._gauges(conn)
         return len(rows)
+
+    def _config(self, row: dict[str, Any]) -> tuple[Any, list[str]]:
+        """The channel's config with its secrets opened and the values to scrub from errors,
+        cached by (channel, sealed values): a PATCH or a key rotation changes the sealed values
+        and so misses the cache. Only the public config is keyed besides (it is not secret)."""
+        key = (row["channel_id"], codec_key(row["secrets"]) + repr(row["config"]))
+        hit = self._configs.get(key)
+        if hit is None:
+            cfg = codec.open_config(
+                self.res.sealer, row["org_id"], row["channel_id"], row["config"], row["secrets"]
+            )
+            if len(self._configs) >= 4096:
+                self._configs.clear()
+            hit = self._configs[key] = (cfg, secret_values(cfg))
+        return hit
 
     async def _gauges(self, conn: Any) -> None:
         g = await (await conn.execute(Q.gauges)).fetchone()
@@ -177,17 +229,11 @@ class Deliverer:
         """One channel's claimed rows, in order; a storm on a chat channel as grouped
         messages."""
         first = rows[0]
-        info = TRANSPORTS.get(first["channel_kind"])
+        info = DELIVERABLE.get(first["channel_kind"])
         try:
             if info is None:
                 raise SecretUnavailable(f"unknown transport {first['channel_kind']!r}")
-            cfg = codec.open_config(
-                self.res.sealer,
-                first["org_id"],
-                first["channel_id"],
-                first["config"],
-                first["secrets"],
-            )
+            cfg, secrets = self._config(first)
         except (SecretUnavailable, ValueError) as exc:
             for row in rows:
                 self._record(done, row, Attempt("dead", error=f"channel unusable: {exc}"[:300]))
@@ -210,15 +256,18 @@ class Deliverer:
         if info is not None and info.chat:
             # A chat channel reads as a conversation: one message at a time, in order.
             for batch in batches:
-                await self._send(cfg, first, batch, done)
+                await self._send(cfg, secrets, first, batch, done)
         else:
             # One event per incident; a claim holds at most one row per (incident, channel),
             # so sending them together keeps each incident's open before its recovery.
-            await asyncio.gather(*(self._send(cfg, first, batch, done) for batch in batches))
+            await asyncio.gather(
+                *(self._send(cfg, secrets, first, batch, done) for batch in batches)
+            )
 
     async def _send(
         self,
         cfg: Any,
+        secrets: list[str],
         first: dict[str, Any],
         batch: list[dict[str, Any]],
         done: list[dict[str, Any]],
@@ -241,7 +290,7 @@ class Deliverer:
             )
         ctx = context(self.res.settings, now=datetime.now(UTC))
         async with self._limit:
-            attempt = await self.sender.send(cfg, alert, ctx)
+            attempt = await self.sender.send(cfg, alert, ctx, secrets)
         m = metrics()
         m.deliveries.labels(transport=first["channel_kind"], outcome=attempt.outcome).inc(
             len(batch)
@@ -313,48 +362,68 @@ class Deliverer:
         )
 
     async def _flush(self, done: list[dict[str, Any]]) -> None:
-        """Every attempt of a run, its row's new state and its channel's breaker, at once."""
+        """Every attempt of a batch, its rows' new states and its channels' breakers: three
+        set-based statements in one transaction, whatever the batch's size."""
         if not done:
             return
-        ok = [d for d in done if d["outcome"] == "delivered"]
-        retry = [d for d in done if d["outcome"] == "retry"]
-        dead = [d for d in done if d["outcome"] == "dead"]
-        # A channel's breaker follows its last outcome of the run.
+        # A channel's breaker follows its last outcome of the batch.
         last: dict[uuid.UUID, str] = {d["channel_id"]: d["outcome"] for d in done}
-        failed = [
-            d for d in done if d["outcome"] != "delivered" and last[d["channel_id"]] != "delivered"
-        ]
-        async with self.res.db.connection() as conn, conn.transaction(), conn.cursor() as cur:
-            await cur.executemany(Q.record_attempt, done)
+        failures: dict[uuid.UUID, int] = defaultdict(int)
+        for d in done:
+            if d["outcome"] != "delivered" and last[d["channel_id"]] != "delivered":
+                failures[d["channel_id"]] += 1
+        ok = [cid for cid, outcome in last.items() if outcome == "delivered"]
+        async with self.res.db.connection() as conn, conn.transaction():
+            await conn.execute(
+                Q.record_outcomes,
+                {
+                    "ids": [d["id"] for d in done],
+                    "outcomes": [d["outcome"] for d in done],
+                    "status_codes": [d["status_code"] for d in done],
+                    "latencies": [d["latency_ms"] for d in done],
+                    "errors": [d["error"] for d in done],
+                    "grouped": [d["grouped"] for d in done],
+                    "delays": [d["delay"] for d in done],
+                },
+            )
             if ok:
-                await cur.executemany(Q.mark_delivered, ok)
-            if retry:
-                await cur.executemany(Q.mark_retry, retry)
-            if dead:
-                await cur.executemany(Q.mark_dead, dead)
-            for cid, outcome in last.items():
-                if outcome == "delivered":
-                    await cur.execute(Q.channel_ok, {"id": cid})
-            for d in failed:
-                await cur.execute(
-                    Q.channel_failed,
+                await conn.execute(Q.channels_ok, {"ids": ok})
+            if failures:
+                await conn.execute(
+                    Q.channels_failed,
                     {
-                        "id": d["channel_id"],
+                        "ids": list(failures),
+                        "failures": list(failures.values()),
                         "threshold": self.settings.circuit_threshold,
                         "open_secs": self.settings.circuit_open_secs,
                     },
                 )
 
 
+def state(ctx: dict[str, Any]) -> dict[str, Any]:
+    """What the notification jobs keep across runs. arq hands each job a *copy* of the worker's
+    ctx, so a key set by a job is gone by the next run: the holder is the worker's own (set in
+    its startup, ``SHARED``), whose contents every copy shares."""
+    holder: dict[str, Any] | None = ctx.get(SHARED)
+    if holder is None:
+        holder = ctx[SHARED] = {}
+    return holder
+
+
+SHARED = "notify_state"
+
+
 async def deliver(ctx: dict[str, Any]) -> int:
-    """The worker's cron job: one delivery run (the worker keeps one ``Deliverer``)."""
-    deliverer: Deliverer | None = ctx.get("deliverer")
+    """The worker's cron job: one delivery run (the worker keeps one ``Deliverer``: one HTTP
+    session with kept-alive connections, one run at a time)."""
+    held = state(ctx)
+    deliverer: Deliverer | None = held.get("deliverer")
     if deliverer is None:
-        deliverer = ctx["deliverer"] = Deliverer(ctx["resources"])
+        deliverer = held["deliverer"] = Deliverer(ctx["resources"])
     return await deliverer.run_once()
 
 
 async def close(ctx: dict[str, Any]) -> None:
-    deliverer: Deliverer | None = ctx.pop("deliverer", None)
+    deliverer: Deliverer | None = state(ctx).pop("deliverer", None)
     if deliverer is not None:
         await deliverer.close()

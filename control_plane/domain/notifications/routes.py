@@ -23,10 +23,13 @@ from .schemas import (
     ChannelTest,
     ChannelUpdate,
     NotificationList,
+    TelegramLink,
+    TelegramLinkCreate,
     TestResult,
     Verified,
 )
 from .service import ChannelService, VerificationService, channel_not_found
+from .telegram_link import TelegramLinkService, link_not_found
 
 LIST = PageSize(default=50, cap=1000)
 WRITE_ERRORS = errors(
@@ -44,7 +47,10 @@ TEST_ERRORS = errors(
 class ChannelController(Controller):
     path = "/notification-channels"
     tags = ["notification-channels"]
-    dependencies = {"channels": provide(ChannelService)}
+    dependencies = {
+        "channels": provide(ChannelService),
+        "telegram_links": provide(TelegramLinkService),
+    }
 
     @post(
         "/",
@@ -134,6 +140,50 @@ class ChannelController(Controller):
     ) -> None:
         """Delete a channel and its alert bindings on every target."""
         await channels.delete(path_uuid(channel_id, channel_not_found()))
+
+    @post(
+        "/telegram-link",
+        operation_id="createTelegramLink",
+        opt=requires("channels:write"),
+        status_code=HTTP_201_CREATED,
+        responses=errors(
+            s404="[TELEGRAM_LINK_NOT_FOUND] this deployment runs no central Telegram bot",
+            s422="[TELEGRAM_LINK_LIMIT] too many outstanding link codes",
+        ),
+    )
+    async def create_telegram_link(
+        self,
+        request: Request[Any, Any, Any],
+        telegram_links: NamedDependency[TelegramLinkService],
+        data: JSONBody[TelegramLinkCreate | None] = None,
+    ) -> Response[TelegramLink]:
+        """Mint a single-use link code (15 minutes) for the central Telegram bot: send it to
+        the bot (the deep links do) and the org gets a ``telegram_app`` channel for that chat."""
+        raw = (await request.body()).strip()
+        # The body is optional: none, or a JSON null, is no name hint.
+        body = (
+            await strict_body(request, TelegramLinkCreate)
+            if raw not in (b"", b"null")
+            else TelegramLinkCreate()
+        )
+        link = await telegram_links.mint(body)
+        return Response(
+            link,
+            status_code=HTTP_201_CREATED,
+            headers={"Location": f"/api/v1/notification-channels/telegram-link/{link.id}"},
+        )
+
+    @get(
+        "/telegram-link/{link_id:str}",
+        operation_id="getTelegramLink",
+        opt=requires("channels:read"),
+        responses=errors(s404="[TELEGRAM_LINK_NOT_FOUND] no such link code"),
+    )
+    async def get_telegram_link(
+        self, telegram_links: NamedDependency[TelegramLinkService], link_id: FromPath[str]
+    ) -> TelegramLink:
+        """A link code's state: pending, consumed (with ``channel_id``) or expired."""
+        return await telegram_links.get(path_uuid(link_id, link_not_found()))
 
     @post(
         "/{channel_id:str}/test",

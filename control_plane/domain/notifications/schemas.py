@@ -32,8 +32,8 @@ class ChannelCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class ChannelUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """Every field optional; omit ``config`` to keep the stored secrets (or send ``"***"`` in a
-    secret field of a config of the same kind)."""
+    """Every field optional; omit ``config`` to keep the stored secrets (a config still
+    carrying ``"***"`` is 400 ``REDACTION_SENTINEL``)."""
 
     __field_codes__: ClassVar[dict[str, str]] = FIELD_CODES
     __field_choices__: ClassVar[dict[str, tuple[str, ...]]] = FIELD_CHOICES
@@ -103,3 +103,22 @@ class NotificationList(msgspec.Struct):
 class Verified(msgspec.Struct):
     channel_id: uuid.UUID
     verified: bool
+
+
+class TelegramLinkCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """An optional name for the channel the code will create (else the chat's title)."""
+
+    name: str | None = None
+
+
+class TelegramLink(msgspec.Struct, kw_only=True):
+    """A link code: ``code``, ``deep_link`` and ``group_deep_link`` only in the minting answer
+    (the raw code is shown once; only its hash is stored)."""
+
+    id: uuid.UUID
+    state: Literal["pending", "consumed", "expired"]
+    expires_at: datetime
+    channel_id: uuid.UUID | None = None
+    code: str | None = None
+    deep_link: str | None = None
+    group_deep_link: str | None = None

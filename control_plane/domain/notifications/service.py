@@ -298,10 +298,9 @@ class ChannelService(TenantService):
             reset = False
             token, mail_to = "", ""
             if new_cfg is not None:
-                if row["kind"] in TRANSPORTS and kind_of(new_cfg) == row["kind"]:
-                    new_cfg = codec.fill_sentinels(new_cfg, self._stored(row))
-                else:
-                    codec.refuse_sentinel(new_cfg)
+                # The reference: a config still carrying "***" is refused, also on PATCH
+                # (omit config to keep the stored secrets).
+                codec.refuse_sentinel(new_cfg)
                 validate_config(new_cfg, self._ctx())
                 await self._denylisted(new_cfg)
                 public, sealed = codec.seal(self.sealer, org_id, channel_id, new_cfg)

@@ -107,15 +107,19 @@ async def _send(d: Deliverer, row: dict[str, Any], done: list[dict[str, Any]]) -
 async def _flush(d: Deliverer, done: list[dict[str, Any]]) -> None:
     if not done:
         return
-    by_outcome = {o: [x for x in done if x["outcome"] == o] for o in ("delivered", "retry", "dead")}
     async with d.res.db.connection() as conn, conn.transaction(), conn.cursor() as cur:
-        await cur.executemany(QN.record_attempt, done)
-        if by_outcome["delivered"]:
-            await cur.executemany(QN.mark_delivered, by_outcome["delivered"])
-        if by_outcome["retry"]:
-            await cur.executemany(QN.mark_retry, by_outcome["retry"])
-        if by_outcome["dead"]:
-            await cur.executemany(QN.mark_dead, by_outcome["dead"])
+        await cur.execute(
+            QN.record_outcomes,
+            {
+                "ids": [x["id"] for x in done],
+                "outcomes": [x["outcome"] for x in done],
+                "status_codes": [x["status_code"] for x in done],
+                "latencies": [x["latency_ms"] for x in done],
+                "errors": [x["error"] for x in done],
+                "grouped": [False for _ in done],
+                "delays": [x["delay"] for x in done],
+            },
+        )
         for x in done:
             if x["outcome"] == "delivered":
                 await cur.execute(Q.webhook_ok, {"id": x["webhook_id"]})

@@ -50,7 +50,7 @@ async def test_create_get_list_patch_delete(owner: Persona) -> None:
     assert_error(await owner.get(f"{BASE}/{body['id']}"), 404, "CHANNEL_NOT_FOUND")
 
 
-async def test_secrets_sealed_at_rest_and_sentinel_keeps_value(owner: Persona, db_url: str) -> None:
+async def test_secrets_sealed_at_rest_and_sentinel_refused(owner: Persona, db_url: str) -> None:
     cfg = {
         "type": "webhook",
         "url": "https://hooks.example.com/in/CANARYSECRET123",
@@ -69,9 +69,17 @@ async def test_secrets_sealed_at_rest_and_sentinel_keeps_value(owner: Persona, d
             await conn.execute("SELECT config::text, secrets::text FROM channels")
         ).fetchone()
     assert row is not None and "CANARYSECRET" not in row[0] + row[1]
-    # The read shape sent back keeps the stored secrets.
+    # The read shape sent back is refused (the reference: re-supply the secret or omit config),
+    # and the stored secret is untouched.
     resp = await owner.patch(f"{BASE}/{body['id']}", json={"config": body["config"]})
+    assert_error(resp, 400, "REDACTION_SENTINEL")
+    resp = await owner.patch(f"{BASE}/{body['id']}", json={"name": "renamed-keeps-secret"})
     assert resp.status_code == 200, resp.text
+    async with await psycopg.AsyncConnection.connect(db_url) as conn:
+        after = await (
+            await conn.execute("SELECT config::text, secrets::text FROM channels")
+        ).fetchone()
+    assert after == row
     # A new kind cannot carry the sentinel.
     resp = await owner.patch(
         f"{BASE}/{body['id']}", json={"config": {"type": "slack", "webhook_url": "***"}}

@@ -83,9 +83,12 @@ WHERE i.ended_at IS NULL AND i.state = 'open'
   AND last.sent <= now() - make_interval(secs => t.renotify_interval_secs);
 
 -- name: claim
--- Due rows, leased to this worker. Held: an incident in maintenance while a window covering
--- its target is active. Per (incident, channel), rows go in order: one waits for the earlier.
--- A channel whose circuit is open waits too.
+-- Due rows, leased to this worker, with everything a send needs (one round trip). Held: an
+-- incident in maintenance while a window covering its target is active. Per (incident,
+-- channel), rows go in order: one waits for the earlier. A channel whose circuit is open waits
+-- too. A chat-style channel's opens and recoveries wait until the oldest pending one of their
+-- kind is ``hold`` seconds old (``followup`` while a storm of that kind is being grouped), so
+-- the storm decision sees the whole burst; then all of them are claimed together.
 WITH due AS (
     SELECT n.id
     FROM notifications n
@@ -103,18 +106,29 @@ WITH due AS (
       AND NOT EXISTS (SELECT 1 FROM notifications e
                       WHERE e.incident_id = n.incident_id AND e.channel_id = n.channel_id
                         AND e.state = 'pending' AND (e.created_at, e.id) < (n.created_at, n.id))
+      AND (n.kind NOT IN ('open', 'recovery') OR NOT (c.kind = ANY(%(chat_kinds)s::text[]))
+           OR EXISTS (
+               SELECT 1 FROM notifications h
+               WHERE h.channel_id = n.channel_id AND h.kind = n.kind AND h.state = 'pending'
+                 AND h.created_at <= now() - make_interval(secs => CASE
+                     WHEN EXISTS (SELECT 1 FROM notifications g
+                                  WHERE g.channel_id = n.channel_id AND g.kind = n.kind
+                                    AND g.grouped AND g.state = 'delivered'
+                                    AND g.delivered_at > now() - make_interval(
+                                        secs => %(storm_window)s))
+                     THEN %(followup_secs)s ELSE %(hold_secs)s END)))
     -- A channel's rows due together are claimed together (a storm is grouped in one run).
     ORDER BY n.due_at, n.channel_id
     LIMIT %(limit)s
     FOR UPDATE OF n SKIP LOCKED
+), leased AS (
+    UPDATE notifications n
+    SET lease_until = now() + make_interval(secs => %(lease_secs)s), attempts = n.attempts + 1
+    FROM due
+    WHERE n.id = due.id
+    RETURNING n.id, n.kind, n.attempts, n.created_at, n.org_id, n.channel_id, n.incident_id,
+              n.severity
 )
-UPDATE notifications n
-SET lease_until = now() + make_interval(secs => %(lease_secs)s), attempts = n.attempts + 1
-FROM due
-WHERE n.id = due.id
-RETURNING n.id;
-
--- name: claimed_details
 SELECT n.id, n.kind, n.attempts, n.created_at, n.org_id, n.channel_id, n.incident_id,
        c.name AS channel_name, c.kind AS channel_kind, c.config, c.secrets, c.verified_at,
        i.started_at, i.ended_at, i.status, i.cause, i.target_id,
@@ -125,11 +139,10 @@ SELECT n.id, n.kind, n.attempts, n.created_at, n.org_id, n.channel_id, n.inciden
                    AND o.kind = 'open')) AS severity,
        t.name AS target_name, t.kind AS target_kind,
        coalesce(t.spec ->> 'url', t.spec ->> 'host', t.spec ->> 'domain', t.name) AS address
-FROM notifications n
+FROM leased n
 JOIN channels c ON c.id = n.channel_id
 JOIN incidents i ON i.id = n.incident_id
 JOIN targets t ON t.id = i.target_id
-WHERE n.id = ANY(%(ids)s::uuid[])
 ORDER BY n.created_at, n.id;
 
 -- name: recent_of_channel
@@ -142,37 +155,43 @@ WHERE channel_id = %(channel_id)s AND kind = %(kind)s
   AND state IN ('pending', 'delivered')
   AND NOT (id = ANY(%(ids)s::uuid[]));
 
--- name: record_attempt
-INSERT INTO notification_attempts (notification_id, outcome, status_code, latency_ms, error)
-VALUES (%(id)s, %(outcome)s, %(status_code)s, %(latency_ms)s, %(error)s);
+-- name: record_outcomes
+-- A batch's attempts and its rows' new states in one statement (one round trip per batch):
+-- parallel arrays, one element per attempt.
+WITH d AS (
+    SELECT * FROM unnest(%(ids)s::uuid[], %(outcomes)s::text[], %(status_codes)s::int[],
+                         %(latencies)s::float8[], %(errors)s::text[], %(grouped)s::bool[],
+                         %(delays)s::float8[])
+        AS d(id, outcome, status_code, latency_ms, error, grouped, delay)
+), attempts AS (
+    INSERT INTO notification_attempts (notification_id, outcome, status_code, latency_ms, error)
+    SELECT id, outcome, status_code, latency_ms, error FROM d
+)
+UPDATE notifications n
+SET state = CASE d.outcome WHEN 'delivered' THEN 'delivered' WHEN 'dead' THEN 'dead'
+                           ELSE n.state END,
+    delivered_at = CASE WHEN d.outcome = 'delivered' THEN now() ELSE n.delivered_at END,
+    lease_until = NULL,
+    last_error = CASE WHEN d.outcome = 'delivered' THEN NULL ELSE d.error END,
+    grouped = CASE WHEN d.outcome = 'delivered' THEN d.grouped ELSE n.grouped END,
+    due_at = CASE WHEN d.outcome = 'retry' THEN now() + make_interval(secs => d.delay)
+                  ELSE n.due_at END
+FROM d
+WHERE n.id = d.id;
 
--- name: mark_delivered
-UPDATE notifications
-SET state = 'delivered', delivered_at = now(), lease_until = NULL, last_error = NULL,
-    grouped = %(grouped)s
-WHERE id = %(id)s;
-
--- name: mark_retry
-UPDATE notifications
-SET lease_until = NULL, due_at = now() + make_interval(secs => %(delay)s), last_error = %(error)s
-WHERE id = %(id)s;
-
--- name: mark_dead
-UPDATE notifications SET state = 'dead', lease_until = NULL, last_error = %(error)s
-WHERE id = %(id)s;
-
--- name: channel_ok
+-- name: channels_ok
 UPDATE channels SET consecutive_failures = 0, circuit_open_until = NULL
-WHERE id = %(id)s AND (consecutive_failures <> 0 OR circuit_open_until IS NOT NULL);
+WHERE id = ANY(%(ids)s::uuid[]) AND (consecutive_failures <> 0 OR circuit_open_until IS NOT NULL);
 
--- name: channel_failed
-UPDATE channels
-SET consecutive_failures = consecutive_failures + 1,
-    circuit_open_until = CASE WHEN consecutive_failures + 1 >= %(threshold)s
+-- name: channels_failed
+-- ``failures`` consecutive failed attempts more per channel; the circuit opens at the threshold.
+UPDATE channels c
+SET consecutive_failures = c.consecutive_failures + f.n,
+    circuit_open_until = CASE WHEN c.consecutive_failures + f.n >= %(threshold)s
                               THEN now() + make_interval(secs => %(open_secs)s)
-                              ELSE circuit_open_until END
-WHERE id = %(id)s
-RETURNING circuit_open_until;
+                              ELSE c.circuit_open_until END
+FROM unnest(%(ids)s::uuid[], %(failures)s::int[]) AS f(id, n)
+WHERE c.id = f.id;
 
 -- name: gauges
 SELECT

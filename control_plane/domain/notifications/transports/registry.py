@@ -46,13 +46,12 @@ TRANSPORTS: dict[str, TransportInfo] = {
     )
 }
 MANAGED = frozenset({"telegram_app", "whatsapp_app"})
+# What the delivery job and test sends can send through: the body-creatable kinds and the
+# managed kinds that are implemented (``whatsapp_app`` is not yet).
+DELIVERABLE: dict[str, TransportInfo] = {**TRANSPORTS, telegram.APP_KIND.kind: telegram.APP_KIND}
 
 
-class TelegramAppConfig(Config, tag="telegram_app"):
-    """Managed: created only by the Telegram link-code flow (a body carrying it is 422)."""
-
-    chat_id: str
-    chat_title: str = ""
+TelegramAppConfig = telegram.TelegramAppConfig
 
 
 class WhatsAppAppConfig(Config, tag="whatsapp_app"):
@@ -78,6 +77,8 @@ ChannelConfig = (
 )
 # What a request body's ``config`` may decode to: the managed kinds decode, then are refused.
 BodyConfig = ChannelConfig | TelegramAppConfig | WhatsAppAppConfig
+# What a stored channel's config may be (delivery opens it).
+StoredConfig = ChannelConfig | TelegramAppConfig
 
 
 def kind_of(cfg: Config) -> str:

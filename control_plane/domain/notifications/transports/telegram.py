@@ -1,4 +1,6 @@
-"""Telegram, bring-your-own bot: ``POST {api}/bot<token>/sendMessage``."""
+"""Telegram: bring-your-own bot (``telegram``: ``POST {api}/bot<token>/sendMessage``), and
+``telegram_app``, a chat linked to the deployment's central bot by the link-code flow
+(``telegram_link.py``): the same request with the operator's token, never the tenant's."""
 
 from __future__ import annotations
 
@@ -43,3 +45,25 @@ def build(cfg: TelegramConfig, alert: Alert, ctx: Context) -> list[HttpRequest]:
 
 
 KIND = TransportInfo("telegram", TelegramConfig, validate, build, secrets=("bot_token",), chat=True)
+
+
+class TelegramAppConfig(Config, tag="telegram_app"):
+    """Managed: created only by the Telegram link-code flow (a body carrying it is 422)."""
+
+    chat_id: str
+    chat_title: str = ""
+
+
+def validate_app(cfg: TelegramAppConfig, ctx: Context) -> None:
+    require(cfg.chat_id, "chat_id")
+
+
+def build_app(cfg: TelegramAppConfig, alert: Alert, ctx: Context) -> list[HttpRequest]:
+    token = ctx.settings.telegram_bot_token
+    if not token:
+        raise ValueError("this deployment runs no central Telegram bot")
+    url = rebase("telegram", f"{API}/bot{token}/sendMessage", ctx.settings)
+    return [json_request(url, {"chat_id": cfg.chat_id, "text": cap(text(alert), 4096)})]
+
+
+APP_KIND = TransportInfo("telegram_app", TelegramAppConfig, validate_app, build_app, chat=True)
