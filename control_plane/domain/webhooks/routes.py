@@ -73,7 +73,7 @@ class WebhookController(Controller):
         webhook_id: FromPath[str],
         data: JSONBody[WebhookUpdate],
     ) -> Webhook:
-        """Edit any field; omitted fields (and a ``"***"`` secret) are left alone."""
+        """Edit any field; omitted fields are left alone (a ``"***"`` secret is refused)."""
         wid = path_uuid(webhook_id, webhook_not_found())
         body = await strict_body(request, WebhookUpdate)
         return await webhooks.update(wid, body, write_source(request))

@@ -49,7 +49,7 @@ class WebhookUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
     url: Url | UnsetType = UNSET
     events: Events | UnsetType = UNSET
-    # "***" keeps the stored secret, null removes it.
+    # Omitted keeps the stored secret, null removes it; "***" is 400 REDACTION_SENTINEL.
     secret: Secret | UnsetType | None = UNSET
     enabled: bool | UnsetType = UNSET
 

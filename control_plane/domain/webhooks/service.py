@@ -74,8 +74,8 @@ def check_secret(secret: str) -> None:
         raise ApiError(
             400,
             "REDACTION_SENTINEL",
-            'secret is the redaction sentinel "***": supply the real secret (or, on PATCH, '
-            'omit it or send "***" to keep the stored one)',
+            'secret is the redaction sentinel "***": supply the real secret, or omit it on '
+            "PATCH to keep the stored one",
             "/secret",
         )
     if len(secret) < MIN_SECRET:
@@ -175,8 +175,8 @@ class WebhookService(TenantService):
     ) -> Webhook:
         url = None if body.url is UNSET else self._url(body.url)
         events = None if body.events is UNSET else check_events(body.events)
-        if isinstance(body.secret, str) and body.secret != REDACTED:
-            check_secret(body.secret)
+        if isinstance(body.secret, str):
+            check_secret(body.secret)  # "***" too: the reference's REDACTION_SENTINEL
         conn = await self.conn()
         if url is not None:
             await abuse.check_url(conn, url, "/url")
@@ -190,10 +190,8 @@ class WebhookService(TenantService):
             sealed = row["secret"]
             if body.secret is None:
                 sealed = None
-            elif isinstance(body.secret, str) and body.secret != REDACTED:
+            elif isinstance(body.secret, str):
                 sealed = self._seal(webhook_id, body.secret)
-            elif body.secret == REDACTED and sealed is None:
-                check_secret(REDACTED)
             await conn.execute(
                 Q.update_webhook,
                 {

@@ -32,10 +32,16 @@ async def test_crud_secret_sealed_and_read_back_masked(owner: Persona, db_url: s
     got = (await owner.get(f"/api/v1/webhooks/{hook['id']}")).json()
     assert got == hook
 
-    # "***" keeps the secret; other fields change.
+    # A read sent back as is: "***" is refused (the reference's redaction-sentinel guard) and
+    # nothing changes; omitting the secret keeps it while other fields change.
     resp = await owner.patch(
         f"/api/v1/webhooks/{hook['id']}",
         json={"secret": "***", "events": ["incident.opened"], "enabled": False},
+    )
+    assert_error(resp, 400, "REDACTION_SENTINEL", "/secret")
+    assert (await owner.get(f"/api/v1/webhooks/{hook['id']}")).json() == hook
+    resp = await owner.patch(
+        f"/api/v1/webhooks/{hook['id']}", json={"events": ["incident.opened"], "enabled": False}
     )
     assert resp.status_code == 200, resp.text
     assert resp.json()["secret"] == "***" and resp.json()["enabled"] is False
@@ -75,7 +81,7 @@ async def test_bad_input(owner: Persona) -> None:
     hook = (await owner.post("/api/v1/webhooks", json=base)).json()
     resp = await owner.patch(f"/api/v1/webhooks/{hook['id']}", json={"events": ["nope"]})
     assert_error(resp, 400, "UNKNOWN_EVENT")
-    # "***" when no secret is stored: nothing to keep.
+    # "***" when no secret is stored: refused all the same.
     resp = await owner.patch(f"/api/v1/webhooks/{hook['id']}", json={"secret": "***"})
     assert_error(resp, 400, "REDACTION_SENTINEL")
     assert_error(await owner.get("/api/v1/webhooks/not-a-uuid"), 404, "WEBHOOK_NOT_FOUND")
