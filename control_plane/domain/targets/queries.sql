@@ -42,10 +42,12 @@ SELECT id FROM targets WHERE org_id = %(org_id)s AND id = %(id)s FOR UPDATE;
 -- escaped by the caller; it matches the name, the URL or the host. ``status`` is the current
 -- status (target_current). The ORDER BY is chosen by the service from a fixed list and always
 -- ends with the id, so pages are stable. The page's ids are chosen first, on the cheap columns
--- only; the rest of the read (regions, alerts, last latency, last 24 h) is built for those ids.
+-- only: the current state joins the page step (``{page_join}``) only when the filter or the
+-- sort needs it; the rest of the read (regions, alerts, last result, last 24 h) is built for
+-- the page's ids.
 WITH page AS (
-    SELECT t.id, c.current_status, c.last_checked_at, t.name, t.created_at
-    FROM targets t JOIN target_current c ON c.target_id = t.id
+    SELECT t.id
+    FROM targets t {page_join}
     WHERE t.org_id = %(org_id)s
       AND (%(tag)s::text IS NULL OR t.tags @> ARRAY[%(tag)s::text])
       AND (%(enabled)s::boolean IS NULL OR t.enabled = %(enabled)s)
@@ -54,7 +56,7 @@ WITH page AS (
       AND (%(kind)s::text IS NULL OR t.kind = %(kind)s)
       AND (%(region)s::text IS NULL OR EXISTS (
            SELECT 1 FROM target_regions r WHERE r.target_id = t.id AND r.region_id = %(region)s))
-      AND (%(status)s::text IS NULL OR c.current_status = %(status)s)
+      {status_filter}
     ORDER BY {order}
     LIMIT %(limit)s OFFSET %(offset)s
 )
