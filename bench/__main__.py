@@ -24,11 +24,11 @@ from bench.config import BenchConfig
 from bench.peers import Blackbox, Nginx, ensure_tools
 from bench.proc import Processes
 from bench.report import Outcome, write_report
-from bench.scenarios import accounts, agent, detection, ingest, notify, reads, system
+from bench.scenarios import accounts, agent, detection, fleet, ingest, notify, reads, system
 from bench.stack import Servers, Vigil
 
 ROOT = Path(__file__).resolve().parent.parent
-SCENARIOS = ("agent", "system", "ingest", "detection", "reads", "notify", "accounts")
+SCENARIOS = ("agent", "system", "ingest", "detection", "reads", "notify", "accounts", "fleet")
 
 
 class Peers:
@@ -49,6 +49,7 @@ def _scenario(
         "reads": lambda: reads.run(vigil, cfg),
         "notify": lambda: notify.run(vigil, peers.nginx, cfg),
         "accounts": lambda: accounts.run(vigil, cfg),
+        "fleet": lambda: fleet.run(vigil, cfg),
     }
     return runners[name]()
 

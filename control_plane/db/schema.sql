@@ -862,7 +862,7 @@ CREATE TABLE public.targets (
     CONSTRAINT targets_write_source_check CHECK ((write_source = ANY (ARRAY['ui'::text, 'api'::text, 'terraform'::text])))
 );
 
-CREATE VIEW public.target_current AS
+CREATE VIEW public.target_status AS
  SELECT t.id AS target_id,
     t.org_id,
         CASE
@@ -880,13 +880,11 @@ CREATE VIEW public.target_current AS
     l.status AS last_result_status,
     l.error AS last_result_error,
     l.latency_ms AS last_latency_ms,
-    d.checks AS checks_24h,
-    d.up AS up_24h,
     i.id AS incident_id,
     i.started_at AS incident_started_at,
     i.status AS incident_status,
     i.state AS incident_state
-   FROM (((public.targets t
+   FROM ((public.targets t
      LEFT JOIN LATERAL ( SELECT x.region_id,
             x.at,
             x.status,
@@ -912,11 +910,28 @@ CREATE VIEW public.target_current AS
                   WHERE ((rs.target_id = t.id) AND (rs.last_reported_at IS NOT NULL) AND (NOT (t.enabled AND (t.kind <> 'heartbeat'::text))))) x
           ORDER BY x.at DESC, x.region_id
          LIMIT 1) l ON (true))
+     LEFT JOIN public.incidents i ON (((i.target_id = t.id) AND (i.ended_at IS NULL))));
+
+CREATE VIEW public.target_current AS
+ SELECT c.target_id,
+    c.org_id,
+    c.current_status,
+    c.last_region,
+    c.last_checked_at,
+    c.last_result_status,
+    c.last_result_error,
+    c.last_latency_ms,
+    c.incident_id,
+    c.incident_started_at,
+    c.incident_status,
+    c.incident_state,
+    d.checks AS checks_24h,
+    d.up AS up_24h
+   FROM (public.target_status c
      LEFT JOIN LATERAL ( SELECT sum((h.total - h.missed)) AS checks,
             sum((h.up + h.degraded)) AS up
            FROM public.result_rollups_hourly h
-          WHERE ((h.target_id = t.id) AND (h.hour >= (now() - '24:00:00'::interval)))) d ON (true))
-     LEFT JOIN public.incidents i ON (((i.target_id = t.id) AND (i.ended_at IS NULL))));
+          WHERE ((h.target_id = c.target_id) AND (h.hour >= (now() - '24:00:00'::interval)))) d ON (true));
 
 CREATE TABLE public.target_regions (
     target_id uuid NOT NULL,

@@ -25,16 +25,18 @@ JOIN results r ON r.target_id = rs.target_id AND r.region_id = rs.region_id
 WHERE rs.target_id = s.target_id AND rs.region_id = s.region_id
   AND rs.last_reported_at IS NOT NULL;
 
--- The current state of every target, as target reads show it (status, last result, last 24 h,
--- open incident).
+-- The current state of every target, as target reads show it (status, last result, open
+-- incident): ``target_status``; ``target_current`` adds the last 24 h.
 --   status: paused (disabled) > the open incident's status > the worst region's last status
 --           (down > error > degraded > up) > unknown (nothing reported yet).
 -- A probed, enabled target reads its regions' last results from its schedule rows (an index
 -- range of 1-3 rows, no probe of results). A heartbeat target (no schedules) and a paused one
 -- (its schedules are gone while paused) read the evaluation's state (region_states) as before.
--- The last 24 h are the complete hours of the hourly rollups: one index range per target.
+-- The last 24 h are the complete hours of the hourly rollups: one index range per target, so
+-- ``target_current`` is for the rows of a page; choosing the page (a status filter or sort over
+-- the whole org) reads ``target_status`` only.
 DROP VIEW target_current;
-CREATE VIEW target_current AS
+CREATE VIEW target_status AS
 SELECT t.id AS target_id,
        t.org_id,
        CASE
@@ -49,8 +51,6 @@ SELECT t.id AS target_id,
        l.status AS last_result_status,
        l.error AS last_result_error,
        l.latency_ms AS last_latency_ms,
-       d.checks AS checks_24h,
-       d.up AS up_24h,
        i.id AS incident_id,
        i.started_at AS incident_started_at,
        i.status AS incident_status,
@@ -78,12 +78,16 @@ LEFT JOIN LATERAL (
     ORDER BY x.at DESC, x.region_id
     LIMIT 1
 ) l ON true
+LEFT JOIN incidents i ON i.target_id = t.id AND i.ended_at IS NULL;
+
+CREATE VIEW target_current AS
+SELECT c.*, d.checks AS checks_24h, d.up AS up_24h
+FROM target_status c
 LEFT JOIN LATERAL (
     SELECT sum(h.total - h.missed)::bigint AS checks, sum(h.up + h.degraded)::bigint AS up
     FROM result_rollups_hourly h
-    WHERE h.target_id = t.id AND h.hour >= now() - interval '24 hours'
-) d ON true
-LEFT JOIN incidents i ON i.target_id = t.id AND i.ended_at IS NULL;
+    WHERE h.target_id = c.target_id AND h.hour >= now() - interval '24 hours'
+) d ON true;
 
 -- A paused target has no schedules: on resume its rows come back with the newest result of each
 -- region that ran (one backward probe of the results' primary key), so it does not read

@@ -40,7 +40,7 @@ SELECT id FROM targets WHERE org_id = %(org_id)s AND id = %(id)s FOR UPDATE;
 -- name: list_targets
 -- Filters are optional: a NULL parameter matches everything. ``q`` is a LIKE pattern already
 -- escaped by the caller; it matches the name, the URL or the host. ``status`` is the current
--- status (target_current). The ORDER BY is chosen by the service from a fixed list and always
+-- status (target_status). The ORDER BY is chosen by the service from a fixed list and always
 -- ends with the id, so pages are stable. The page's ids are chosen first, on the cheap columns
 -- only: the current state joins the page step (``{page_join}``) only when the filter or the
 -- sort needs it; the rest of the read (regions, alerts, last result, last 24 h) is built for
@@ -65,7 +65,9 @@ SELECT t.*, c.current_status, c.last_region, c.last_checked_at, c.last_result_st
        c.incident_started_at, c.incident_status, c.incident_state
 FROM page p
 JOIN target_details t ON t.id = p.id
-JOIN target_current c ON c.target_id = p.id
+-- OFFSET 0 keeps the view from being flattened into the join: it is read for the page's ids
+-- (index lookups), never built for the whole org and hashed.
+CROSS JOIN LATERAL (SELECT * FROM target_current c WHERE c.target_id = p.id OFFSET 0) c
 ORDER BY {page_order};
 
 -- name: count_targets
@@ -80,7 +82,7 @@ WHERE t.org_id = %(org_id)s
   AND (%(region)s::text IS NULL OR EXISTS (
        SELECT 1 FROM target_regions r WHERE r.target_id = t.id AND r.region_id = %(region)s))
   AND (%(status)s::text IS NULL OR EXISTS (
-       SELECT 1 FROM target_current c WHERE c.target_id = t.id
+       SELECT 1 FROM target_status c WHERE c.target_id = t.id
        AND c.current_status = %(status)s));
 
 -- name: delete_target

@@ -62,7 +62,7 @@ def list_query(sort: str | None, status: str | None = None) -> str:
     needs_current = status is not None or key in ("status", "last_checked_at")
     return (
         Q.list_targets.replace(
-            "{page_join}", "JOIN target_current c ON c.target_id = t.id" if needs_current else ""
+            "{page_join}", "JOIN target_status c ON c.target_id = t.id" if needs_current else ""
         )
         .replace("{status_filter}", "AND c.current_status = %(status)s" if status else "")
         .replace("{order}", inner)
