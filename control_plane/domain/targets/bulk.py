@@ -184,7 +184,7 @@ class FleetService(TargetService):
                 None,
                 after={"count": len(ids), "ids": [str(i) for i in ids]},
             )
-            return await self._read(conn, ids)
+            return await self._read_new(conn, ids)
 
     def _org_checks(
         self, item: _Item, owned: set[str], regions: list[str], private_ok: bool
@@ -231,9 +231,9 @@ class FleetService(TargetService):
                     conn, self.sealer, self.token_key, org_id, item.target_id, HEARTBEAT
                 )
 
-    async def _read(self, conn: AsyncConnection[Any], ids: list[uuid.UUID]) -> list[Target]:
+    async def _read_new(self, conn: AsyncConnection[Any], ids: list[uuid.UUID]) -> list[Target]:
         rows = await (
-            await conn.execute(Q.get_targets_among, {"org_id": self.org.org_id, "ids": ids})
+            await conn.execute(Q.get_new_targets_among, {"org_id": self.org.org_id, "ids": ids})
         ).fetchall()
         by_id = {row["id"]: row_to_target(row) for row in rows}
         targets = [by_id[i] for i in ids if i in by_id]
