@@ -54,8 +54,6 @@ def _current(row: dict[str, Any]) -> dict[str, Any]:
             latency_ms=None if latency is None else round(float(latency), 3),
             error=row["last_result_error"],
         )
-    checks = int(row["checks_24h"] or 0)
-    up = int(row["up_24h"] or 0)
     incident = None
     if row["incident_id"] is not None:
         incident = OpenIncident(
@@ -64,14 +62,19 @@ def _current(row: dict[str, Any]) -> dict[str, Any]:
             status=row["incident_status"],
             state=row["incident_state"],
         )
-    return {
-        "status": row["current_status"],
-        "last_result": last,
-        "last_24h": Last24h(
+    day = None
+    if "checks_24h" in row:  # a JSON list page leaves the last 24 h out (targets/queries.sql)
+        checks = int(row["checks_24h"] or 0)
+        up = int(row["up_24h"] or 0)
+        day = Last24h(
             checks=checks,
             checks_up=up,
             uptime_pct=round(100.0 * up / checks, 3) if checks else None,
-        ),
+        )
+    return {
+        "status": row["current_status"],
+        "last_result": last,
+        "last_24h": day,
         "incident": incident,
     }
 
