@@ -137,18 +137,6 @@ INSERT INTO target_alerts (target_id, channel_id, position)
 SELECT a.target_id, a.channel_id, a.position
 FROM json_to_recordset(%(rows)s::json) AS a(target_id uuid, channel_id uuid, position int);
 
--- name: get_new_targets_among
--- Targets a bulk create just inserted: nothing has run yet, so their current state is known
--- without reading it (unknown, or paused when created disabled; no last result, no incident).
-SELECT t.*, CASE WHEN t.enabled THEN 'unknown' ELSE 'paused' END AS current_status,
-       NULL::text AS last_region, NULL::timestamptz AS last_checked_at,
-       NULL::text AS last_result_status, NULL::text AS last_result_error,
-       NULL::float8 AS last_latency_ms, NULL::bigint AS checks_24h, NULL::bigint AS up_24h,
-       NULL::uuid AS incident_id, NULL::timestamptz AS incident_started_at,
-       NULL::text AS incident_status, NULL::text AS incident_state
-FROM target_details t
-WHERE t.org_id = %(org_id)s AND t.id = ANY(%(ids)s::uuid[]);
-
 -- name: lock_targets_among
 -- The org's rows among the ids of a bulk action, locked for its transaction (id order: two
 -- overlapping bulk actions never deadlock).

@@ -10,6 +10,8 @@ from typing import Any
 import msgspec
 from psycopg.types.json import Jsonb
 
+from shared.checks import CheckSpec
+
 from .codec import redacted_check
 from .schemas import (
     AlertBinding,
@@ -79,12 +81,13 @@ def _current(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def row_to_target(row: dict[str, Any]) -> Target:
+def row_to_target(row: dict[str, Any], check: CheckSpec | None = None) -> Target:
+    """A target's read from its row (``check``: its redacted spec, when already made)."""
     return Target(
         **_current(row),
         id=row["id"],
         name=row["name"],
-        check=redacted_check(row["spec"], row["secrets"]),
+        check=check if check is not None else redacted_check(row["spec"], row["secrets"]),
         interval=row["interval_secs"],
         enabled=row["enabled"],
         tags=list(row["tags"]),
