@@ -24,7 +24,18 @@ from bench.config import BenchConfig
 from bench.peers import Blackbox, Nginx, ensure_tools
 from bench.proc import Processes
 from bench.report import Outcome, write_report
-from bench.scenarios import accounts, agent, detection, ingest, notify, public, reads, system, ws
+from bench.scenarios import (
+    accounts,
+    agent,
+    detection,
+    fleet,
+    ingest,
+    notify,
+    public,
+    reads,
+    system,
+    ws,
+)
 from bench.stack import Servers, Vigil
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,6 +49,7 @@ SCENARIOS = (
     "accounts",
     "public",
     "ws",
+    "fleet",
 )
 
 
@@ -61,6 +73,7 @@ def _scenario(
         "accounts": lambda: accounts.run(vigil, cfg),
         "public": lambda: public.run(vigil, cfg),
         "ws": lambda: ws.run(vigil, cfg),
+        "fleet": lambda: fleet.run(vigil, cfg),
     }
     return runners[name]()
 

@@ -47,5 +47,9 @@ class BenchConfig:
     # reads: requests per endpoint per run, and concurrent clients.
     reads_requests: int = field(default_factory=lambda: _int("BENCH_READS_REQUESTS", 200))
     reads_clients: int = field(default_factory=lambda: _int("BENCH_READS_CLIENTS", 4))
+    # fleet: targets in the org (x 2 regions), list requests per run, bulk create size.
+    fleet_targets: int = field(default_factory=lambda: _int("BENCH_FLEET_TARGETS", 60_000))
+    fleet_requests: int = field(default_factory=lambda: _int("BENCH_FLEET_REQUESTS", 200))
+    fleet_bulk: int = field(default_factory=lambda: _int("BENCH_FLEET_BULK", 10_000))
     # PostgreSQL with fsync off (faster, not what a deployment runs).
     pg_fast: bool = field(default_factory=lambda: os.environ.get("BENCH_PG_FAST", "") == "1")

@@ -20,8 +20,11 @@ lock with it, so a retry after a crash is never stuck. Only answers below 500 ar
 ``ApiError`` propagates and stores nothing: the retry runs again and fails the same way, or
 succeeds if what refused it changed).
 
-Known gap: the answer is stored in its own statement right after the write's transaction
-commits, not inside it; a process killed between the two would run a retry again.
+The answer is stored in the write's own transaction: ``replay_or_run`` is given the connection
+the write runs on and wraps ``run()`` in a transaction on it (the service's own
+``conn.transaction()`` becomes a savepoint inside it), then stores the answer before that
+transaction commits. The write and its answer commit together or not at all: a process killed
+in between leaves neither, and the retry runs the write once.
 
 ``purge_expired`` deletes expired rows (the worker runs it, ``worker/main.py``).
 """
@@ -120,8 +123,10 @@ async def replay_or_run(
     scope: str,
     body: bytes,
     run: Callable[[], Awaitable[Stored]],
+    work: AsyncConnection[Any],
 ) -> Stored:
-    """The stored answer of (org, key, scope + body), or ``run()``'s, stored for 24 h."""
+    """The stored answer of (org, key, scope + body), or ``run()``'s, stored for 24 h in the
+    transaction of the write (``work``: the connection ``run`` writes on)."""
     key = valid_key(key)
     if key is None:
         return await run()
@@ -133,21 +138,22 @@ async def replay_or_run(
             found = await _find(conn, org_id, key, digest)
             if found is not None:
                 return found
-            answer = await run()
-            if answer.status < 500:
-                await conn.execute(
-                    _STORE,
-                    {
-                        "org_id": org_id,
-                        "key": key,
-                        "hash": digest,
-                        "scope": scope,
-                        "status": answer.status,
-                        "headers": Jsonb(answer.headers),
-                        "body": answer.body,
-                        "ttl": TTL_HOURS,
-                    },
-                )
+            async with work.transaction():
+                answer = await run()
+                if answer.status < 500:
+                    await work.execute(
+                        _STORE,
+                        {
+                            "org_id": org_id,
+                            "key": key,
+                            "hash": digest,
+                            "scope": scope,
+                            "status": answer.status,
+                            "headers": Jsonb(answer.headers),
+                            "body": answer.body,
+                            "ttl": TTL_HOURS,
+                        },
+                    )
             return answer
         finally:
             await conn.execute(_UNLOCK, {"k": lock_key})

@@ -165,9 +165,20 @@ BEGIN
     IF NOT NEW.enabled OR NEW.kind = 'heartbeat' THEN
         DELETE FROM schedules WHERE target_id = NEW.id;
     ELSIF NOT OLD.enabled OR OLD.kind = 'heartbeat' THEN
-        INSERT INTO schedules (target_id, region_id, next_due_at)
-        SELECT NEW.id, r.region_id, vigil_next_slot(NEW.id, NEW.interval_secs, now())
-        FROM target_regions r WHERE r.target_id = NEW.id
+        INSERT INTO schedules (target_id, region_id, next_due_at, last_at, last_status,
+                               last_latency_ms, last_status_code, last_error, last_error_code)
+        SELECT NEW.id, r.region_id, vigil_next_slot(NEW.id, NEW.interval_secs, now()),
+               l.scheduled_at, l.status, l.latency_ms, l.status_code, l.error, l.error_code
+        FROM target_regions r
+        LEFT JOIN LATERAL (
+            SELECT x.scheduled_at, x.status, x.latency_ms, x.status_code, x.error, x.error_code
+            FROM results x
+            WHERE x.target_id = NEW.id AND x.region_id = r.region_id AND x.status <> 'missed'
+              AND NOT (x.status = 'degraded' AND x.error_code IS NOT DISTINCT FROM 'THROTTLED')
+            ORDER BY x.scheduled_at DESC
+            LIMIT 1
+        ) l ON true
+        WHERE r.target_id = NEW.id
         ON CONFLICT DO NOTHING;
     ELSIF NEW.interval_secs <> OLD.interval_secs THEN
         UPDATE schedules SET next_due_at = vigil_next_slot(NEW.id, NEW.interval_secs, now())
@@ -767,7 +778,13 @@ CREATE TABLE public.schedules (
     region_id text NOT NULL,
     next_due_at timestamp with time zone NOT NULL,
     leased_by uuid,
-    lease_expires_at timestamp with time zone
+    lease_expires_at timestamp with time zone,
+    last_at timestamp with time zone,
+    last_status text,
+    last_latency_ms real,
+    last_status_code smallint,
+    last_error text,
+    last_error_code text
 )
 WITH (fillfactor='70', autovacuum_vacuum_scale_factor='0', autovacuum_vacuum_threshold='5000', autovacuum_vacuum_cost_delay='0', autovacuum_analyze_scale_factor='0.05');
 
@@ -860,7 +877,7 @@ CREATE TABLE public.targets (
     CONSTRAINT targets_write_source_check CHECK ((write_source = ANY (ARRAY['ui'::text, 'api'::text, 'terraform'::text])))
 );
 
-CREATE VIEW public.target_current AS
+CREATE VIEW public.target_status AS
  SELECT t.id AS target_id,
     t.org_id,
         CASE
@@ -870,41 +887,66 @@ CREATE VIEW public.target_current AS
                 WHEN (i.status = ANY (ARRAY['down'::text, 'error'::text, 'degraded'::text])) THEN i.status
                 ELSE 'down'::text
             END
-            WHEN (w.worst IS NULL) THEN 'unknown'::text
-            ELSE w.worst
+            WHEN (l.worst IS NULL) THEN 'unknown'::text
+            ELSE (ARRAY['down'::text, 'error'::text, 'degraded'::text, 'up'::text])[l.worst]
         END AS current_status,
     l.region_id AS last_region,
-    l.last_reported_at AS last_checked_at,
-    l.last_status AS last_result_status,
-    l.last_error AS last_result_error,
-    ( SELECT r.latency_ms
-           FROM public.results r
-          WHERE ((r.target_id = t.id) AND (r.region_id = l.region_id) AND (r.scheduled_at = l.last_reported_at))) AS last_latency_ms,
-    ( SELECT sum((h.total - h.missed)) AS sum
-           FROM public.result_rollups_hourly h
-          WHERE ((h.target_id = t.id) AND (h.hour >= (now() - '24:00:00'::interval)))) AS checks_24h,
-    ( SELECT sum((h.up + h.degraded)) AS sum
-           FROM public.result_rollups_hourly h
-          WHERE ((h.target_id = t.id) AND (h.hour >= (now() - '24:00:00'::interval)))) AS up_24h,
+    l.at AS last_checked_at,
+    l.status AS last_result_status,
+    l.error AS last_result_error,
+    l.latency_ms AS last_latency_ms,
     i.id AS incident_id,
     i.started_at AS incident_started_at,
     i.status AS incident_status,
     i.state AS incident_state
-   FROM (((public.targets t
-     LEFT JOIN LATERAL ( SELECT rs.region_id,
-            rs.last_reported_at,
-            rs.last_status,
-            rs.last_error
-           FROM public.region_states rs
-          WHERE ((rs.target_id = t.id) AND (rs.last_reported_at IS NOT NULL))
-          ORDER BY rs.last_reported_at DESC, rs.region_id
+   FROM ((public.targets t
+     LEFT JOIN LATERAL ( SELECT x.region_id,
+            x.at,
+            x.status,
+            x.error,
+            x.latency_ms,
+            min(array_position(ARRAY['down'::text, 'error'::text, 'degraded'::text, 'up'::text], x.status)) OVER () AS worst
+           FROM ( SELECT s.region_id,
+                    s.last_at AS at,
+                    s.last_status AS status,
+                    s.last_error AS error,
+                    (s.last_latency_ms)::double precision AS latency_ms
+                   FROM public.schedules s
+                  WHERE ((s.target_id = t.id) AND (s.last_at IS NOT NULL) AND t.enabled AND (t.kind <> 'heartbeat'::text))
+                UNION ALL
+                 SELECT rs.region_id,
+                    rs.last_reported_at,
+                    rs.last_status,
+                    rs.last_error,
+                    (( SELECT r.latency_ms
+                           FROM public.results r
+                          WHERE ((r.target_id = rs.target_id) AND (r.region_id = rs.region_id) AND (r.scheduled_at = rs.last_reported_at))))::double precision AS latency_ms
+                   FROM public.region_states rs
+                  WHERE ((rs.target_id = t.id) AND (rs.last_reported_at IS NOT NULL) AND (NOT (t.enabled AND (t.kind <> 'heartbeat'::text))))) x
+          ORDER BY x.at DESC, x.region_id
          LIMIT 1) l ON (true))
-     LEFT JOIN LATERAL ( SELECT rs.last_status AS worst
-           FROM public.region_states rs
-          WHERE ((rs.target_id = t.id) AND (rs.last_status = ANY (ARRAY['down'::text, 'error'::text, 'degraded'::text, 'up'::text])))
-          ORDER BY (array_position(ARRAY['down'::text, 'error'::text, 'degraded'::text, 'up'::text], rs.last_status))
-         LIMIT 1) w ON (true))
      LEFT JOIN public.incidents i ON (((i.target_id = t.id) AND (i.ended_at IS NULL))));
+
+CREATE VIEW public.target_current AS
+ SELECT c.target_id,
+    c.org_id,
+    c.current_status,
+    c.last_region,
+    c.last_checked_at,
+    c.last_result_status,
+    c.last_result_error,
+    c.last_latency_ms,
+    c.incident_id,
+    c.incident_started_at,
+    c.incident_status,
+    c.incident_state,
+    d.checks AS checks_24h,
+    d.up AS up_24h
+   FROM (public.target_status c
+     LEFT JOIN LATERAL ( SELECT sum((h.total - h.missed)) AS checks,
+            sum((h.up + h.degraded)) AS up
+           FROM public.result_rollups_hourly h
+          WHERE ((h.target_id = c.target_id) AND (h.hour >= (now() - '24:00:00'::interval)))) d ON (true));
 
 CREATE TABLE public.target_regions (
     target_id uuid NOT NULL,

@@ -79,7 +79,9 @@ SELECT (SELECT next_due_at FROM schedules
 -- Stores a batch for one region, once per slot. Rows for targets not assigned to the region are
 -- left out (the caller reports them rejected). A real result replaces a ``missed`` placeholder.
 -- Each stored row advances its schedule to the next grid point, if that slot is still the one
--- due, and marks the target for evaluation.
+-- due, and the newest becomes the region's last result (the schedule row's ``last_*`` columns,
+-- what target reads show). A steady ``up`` is folded into the evaluation's state here (see
+-- ``steady``); every other target is marked for evaluation.
 -- The batch arrives as one JSON array of row objects (``Row`` in ingest_rows.py): one
 -- parameter that msgspec encodes in C, instead of 15 arrays that psycopg built element by element
 -- in Python (half of the API's CPU per batch). Times are RFC 3339 with their offset; the figures
@@ -117,21 +119,88 @@ stored AS (
         WHERE results.status = 'missed'
     RETURNING target_id, scheduled_at
 ),
+slots AS (
+    -- Per target of the batch: its stored slots (one of them may be the one due).
+    SELECT st.target_id, array_agg(st.scheduled_at) AS stored_at, count(*) AS n,
+           max(v.interval_secs) AS interval_secs
+    FROM stored st JOIN valid v ON v.target_id = st.target_id AND v.scheduled_at = st.scheduled_at
+    GROUP BY st.target_id
+),
+newest AS (
+    -- Per target: the newest stored check that ran (a ``missed`` placeholder or a check the
+    -- agent's throttle held back never ran: neither is a last result).
+    SELECT DISTINCT ON (v.target_id) v.target_id, v.scheduled_at, v.status, v.latency_ms,
+           v.status_code, v.error, v.error_code
+    FROM stored st JOIN valid v ON v.target_id = st.target_id AND v.scheduled_at = st.scheduled_at
+    WHERE v.status <> 'missed'
+      AND NOT (v.status = 'degraded' AND v.error_code IS NOT DISTINCT FROM 'THROTTLED')
+    ORDER BY v.target_id, v.scheduled_at DESC
+),
 advanced AS (
+    -- One UPDATE per schedule row: it advances to the next grid point if a stored slot is the
+    -- one due, and keeps the newest result as the region's last one if it is newer than the one
+    -- the row holds (a spooled result for an older slot never overwrites a newer one).
     UPDATE schedules s
-    SET next_due_at = vigil_next_slot(s.target_id, v.interval_secs,
-                                      st.scheduled_at + interval '1 millisecond'),
-        leased_by = NULL,
-        lease_expires_at = NULL
-    FROM stored st
-    JOIN valid v ON v.target_id = st.target_id AND v.scheduled_at = st.scheduled_at
-    WHERE s.target_id = st.target_id AND s.region_id = %(region_id)s
-      AND s.next_due_at = st.scheduled_at
+    SET next_due_at = CASE WHEN s.next_due_at = ANY (sl.stored_at)
+                           THEN vigil_next_slot(s.target_id, sl.interval_secs,
+                                                s.next_due_at + interval '1 millisecond')
+                           ELSE s.next_due_at END,
+        leased_by = CASE WHEN s.next_due_at = ANY (sl.stored_at) THEN NULL ELSE s.leased_by END,
+        lease_expires_at = CASE WHEN s.next_due_at = ANY (sl.stored_at) THEN NULL
+                                ELSE s.lease_expires_at END,
+        last_at = CASE WHEN nw.scheduled_at > coalesce(s.last_at, '-infinity')
+                       THEN nw.scheduled_at ELSE s.last_at END,
+        last_status = CASE WHEN nw.scheduled_at > coalesce(s.last_at, '-infinity')
+                           THEN nw.status ELSE s.last_status END,
+        last_latency_ms = CASE WHEN nw.scheduled_at > coalesce(s.last_at, '-infinity')
+                               THEN nw.latency_ms ELSE s.last_latency_ms END,
+        last_status_code = CASE WHEN nw.scheduled_at > coalesce(s.last_at, '-infinity')
+                                THEN nw.status_code ELSE s.last_status_code END,
+        last_error = CASE WHEN nw.scheduled_at > coalesce(s.last_at, '-infinity')
+                          THEN nw.error ELSE s.last_error END,
+        last_error_code = CASE WHEN nw.scheduled_at > coalesce(s.last_at, '-infinity')
+                               THEN nw.error_code ELSE s.last_error_code END
+    FROM slots sl
+    LEFT JOIN newest nw ON nw.target_id = sl.target_id
+    WHERE s.target_id = sl.target_id AND s.region_id = %(region_id)s
+      AND (s.next_due_at = ANY (sl.stored_at)
+           OR nw.scheduled_at > coalesce(s.last_at, '-infinity'))
     RETURNING s.target_id
+),
+steady AS (
+    -- The results that cannot change anything the evaluation decides: the region's previous
+    -- result (the evaluation's watermark: nothing unevaluated lies between) was ``up`` on a
+    -- region neither failing nor on a bad run, the new one is ``up`` too, and the target has no
+    -- open incident. Their evaluation is done here, exactly as the engine folds an ``up``
+    -- (engine.py: consecutive_good + 1, watermark and last report move to the slot), instead of
+    -- a round trip through the queue. One stored row per target only; a region state the engine
+    -- holds right now is skipped (not waited for) and goes the usual way.
+    SELECT rs.target_id, n.scheduled_at
+    FROM newest n
+    JOIN slots sl ON sl.target_id = n.target_id AND sl.n = 1
+    JOIN region_states rs ON rs.target_id = n.target_id AND rs.region_id = %(region_id)s
+    WHERE n.status = 'up' AND rs.last_status = 'up' AND NOT rs.failing
+      AND rs.consecutive_bad = 0 AND rs.consecutive_good > 0
+      AND rs.evaluated_to < n.scheduled_at
+      AND NOT EXISTS (SELECT 1 FROM results r
+                      WHERE r.target_id = n.target_id AND r.region_id = %(region_id)s
+                        AND r.scheduled_at > rs.evaluated_to AND r.scheduled_at < n.scheduled_at)
+      AND NOT EXISTS (SELECT 1 FROM incidents i
+                      WHERE i.target_id = n.target_id AND i.ended_at IS NULL)
+    FOR UPDATE OF rs SKIP LOCKED
+),
+folded AS (
+    UPDATE region_states rs
+    SET consecutive_good = rs.consecutive_good + 1, evaluated_to = sd.scheduled_at,
+        last_reported_at = sd.scheduled_at
+    FROM steady sd
+    WHERE rs.target_id = sd.target_id AND rs.region_id = %(region_id)s
+    RETURNING rs.target_id
 ),
 marked AS (
     INSERT INTO evaluation_queue (target_id)
-    SELECT DISTINCT target_id FROM stored
+    SELECT sl.target_id FROM slots sl
+    WHERE NOT EXISTS (SELECT 1 FROM steady sd WHERE sd.target_id = sl.target_id)
     ON CONFLICT (target_id) DO UPDATE SET dirty_at = clock_timestamp()
     RETURNING target_id
 ),
@@ -150,6 +219,7 @@ SELECT (SELECT coalesce(array_agg(idx), '{}') FROM valid) AS valid_idx,
         FROM stored st JOIN valid v
           ON v.target_id = st.target_id AND v.scheduled_at = st.scheduled_at) AS stored_idx,
        (SELECT count(*) FROM advanced) AS advanced,
+       (SELECT count(*) FROM folded) AS folded,
        (SELECT coalesce(array_agg(target_id::text), '{}') FROM marked) AS marked;
 
 -- name: record_unavailable
@@ -166,7 +236,9 @@ WITH stored AS (
 UPDATE schedules s
 SET next_due_at = vigil_next_slot(s.target_id, %(interval_secs)s,
                                   %(scheduled_at)s + interval '1 millisecond'),
-    leased_by = NULL, lease_expires_at = NULL
+    leased_by = NULL, lease_expires_at = NULL,
+    last_at = %(scheduled_at)s, last_status = 'error', last_latency_ms = NULL,
+    last_status_code = NULL, last_error = %(error)s, last_error_code = %(error_code)s
 WHERE s.target_id = %(target_id)s AND s.region_id = %(region_id)s
   AND s.next_due_at = %(scheduled_at)s;
 

@@ -1,11 +1,11 @@
 -- name: summary
--- The org's rollup in one statement. Status counts come from target_current (paused targets
+-- The org's rollup in one statement. Status counts come from target_status (paused targets
 -- count as unknown: the reference's five keys); the last 24 h from the hourly rollups; the
 -- system figures from the schedules (leases in flight), the evaluation queue and the missed
 -- slots of the last five minutes.
 WITH cur AS (
     SELECT c.current_status AS status, t.enabled
-    FROM targets t JOIN target_current c ON c.target_id = t.id
+    FROM targets t JOIN target_status c ON c.target_id = t.id
     WHERE t.org_id = %(org_id)s
 ),
 day AS (

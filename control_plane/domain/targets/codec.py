@@ -94,7 +94,7 @@ def seal_plain_headers(
 def _redact_headers(spec: CheckSpec) -> None:
     # Also covers a secret header stored in the clear (a row written before the header was
     # secret): reads never show one.
-    if isinstance(spec, HttpCheck):
+    if isinstance(spec, HttpCheck) and spec.headers:
         secret = secret_header_names(spec)
         spec.headers = {
             name: REDACTED if name.lower() in secret else value
@@ -102,15 +102,28 @@ def _redact_headers(spec: CheckSpec) -> None:
         }
 
 
-def redacted_check(public: dict[str, Any], sealed: dict[str, str]) -> CheckSpec:
-    """The spec as every read shows it: populated secrets become ``"***"``, null stays null."""
+def _redacted_view(public: dict[str, Any], sealed: dict[str, str]) -> dict[str, Any]:
     view = dict(public)
     for name in sealed:
         if not name.startswith(SECRET_HEADER_PREFIX):
             view[name] = REDACTED
-    spec: CheckSpec = msgspec.convert(view, CheckSpec)
+    return view
+
+
+def redacted_check(public: dict[str, Any], sealed: dict[str, str]) -> CheckSpec:
+    """The spec as every read shows it: populated secrets become ``"***"``, null stays null."""
+    spec: CheckSpec = msgspec.convert(_redacted_view(public, sealed), CheckSpec)
     _redact_headers(spec)
     return spec
+
+
+def redacted_checks(pairs: list[tuple[dict[str, Any], dict[str, str]]]) -> list[CheckSpec]:
+    """``redacted_check`` of many specs: one conversion of the whole list (a conversion per
+    spec spends most of its time choosing the union's type, 40 us each)."""
+    specs = msgspec.convert([_redacted_view(p, s) for p, s in pairs], list[CheckSpec])
+    for spec in specs:
+        _redact_headers(spec)
+    return specs
 
 
 def open_check(
@@ -135,7 +148,7 @@ def open_check(
     if headers:
         view["headers"] = headers
     spec: CheckSpec = msgspec.convert(view, CheckSpec)
-    if isinstance(spec, HttpCheck):
+    if isinstance(spec, HttpCheck) and spec.headers:
         secret = secret_header_names(spec)
         for name, value in spec.headers.items():
             if value == REDACTED and name.lower() in secret:

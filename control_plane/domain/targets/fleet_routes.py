@@ -73,6 +73,7 @@ class TargetFleetController(Controller):
             "targets.bulk",
             raw,
             run,
+            await fleet.conn(),
         )
         return cast(Response[TargetBulkCreated], idempotency.to_response(answer))
 
@@ -111,6 +112,7 @@ class TargetFleetController(Controller):
             "targets.bulk_action",
             raw,
             run,
+            await fleet.conn(),
         )
         return cast(Response[TargetBulkActionResult], idempotency.to_response(answer))
 

@@ -40,12 +40,16 @@ SELECT id FROM targets WHERE org_id = %(org_id)s AND id = %(id)s FOR UPDATE;
 -- name: list_targets
 -- Filters are optional: a NULL parameter matches everything. ``q`` is a LIKE pattern already
 -- escaped by the caller; it matches the name, the URL or the host. ``status`` is the current
--- status (target_current). The ORDER BY is chosen by the service from a fixed list and always
+-- status (target_status). The ORDER BY is chosen by the service from a fixed list and always
 -- ends with the id, so pages are stable. The page's ids are chosen first, on the cheap columns
--- only; the rest of the read (regions, alerts, last latency, last 24 h) is built for those ids.
+-- only: the current state joins the page step (``{page_join}``) only when the filter or the
+-- sort needs it; the rest of the read (regions, alerts, last result) is built for the page's
+-- ids. The last 24 h (``{current}`` = target_current) are read for the CSV export only: 48
+-- hourly rollup rows per target are most of a 1,000-row page's cost, so a JSON page
+-- (target_status) leaves them out and single reads carry them.
 WITH page AS (
-    SELECT t.id, c.current_status, c.last_checked_at, t.name, t.created_at
-    FROM targets t JOIN target_current c ON c.target_id = t.id
+    SELECT t.id
+    FROM targets t {page_join}
     WHERE t.org_id = %(org_id)s
       AND (%(tag)s::text IS NULL OR t.tags @> ARRAY[%(tag)s::text])
       AND (%(enabled)s::boolean IS NULL OR t.enabled = %(enabled)s)
@@ -54,16 +58,18 @@ WITH page AS (
       AND (%(kind)s::text IS NULL OR t.kind = %(kind)s)
       AND (%(region)s::text IS NULL OR EXISTS (
            SELECT 1 FROM target_regions r WHERE r.target_id = t.id AND r.region_id = %(region)s))
-      AND (%(status)s::text IS NULL OR c.current_status = %(status)s)
+      {status_filter}
     ORDER BY {order}
     LIMIT %(limit)s OFFSET %(offset)s
 )
 SELECT t.*, c.current_status, c.last_region, c.last_checked_at, c.last_result_status,
-       c.last_result_error, c.last_latency_ms, c.checks_24h, c.up_24h, c.incident_id,
+       c.last_result_error, c.last_latency_ms{day_columns}, c.incident_id,
        c.incident_started_at, c.incident_status, c.incident_state
 FROM page p
 JOIN target_details t ON t.id = p.id
-JOIN target_current c ON c.target_id = p.id
+-- OFFSET 0 keeps the view from being flattened into the join: it is read for the page's ids
+-- (index lookups), never built for the whole org and hashed.
+CROSS JOIN LATERAL (SELECT * FROM {current} c WHERE c.target_id = p.id OFFSET 0) c
 ORDER BY {page_order};
 
 -- name: count_targets
@@ -78,7 +84,7 @@ WHERE t.org_id = %(org_id)s
   AND (%(region)s::text IS NULL OR EXISTS (
        SELECT 1 FROM target_regions r WHERE r.target_id = t.id AND r.region_id = %(region)s))
   AND (%(status)s::text IS NULL OR EXISTS (
-       SELECT 1 FROM target_current c WHERE c.target_id = t.id
+       SELECT 1 FROM target_status c WHERE c.target_id = t.id
        AND c.current_status = %(status)s));
 
 -- name: delete_target
@@ -130,13 +136,6 @@ SELECT t, r FROM unnest(%(target_ids)s::uuid[]) AS t CROSS JOIN unnest(%(region_
 INSERT INTO target_alerts (target_id, channel_id, position)
 SELECT a.target_id, a.channel_id, a.position
 FROM json_to_recordset(%(rows)s::json) AS a(target_id uuid, channel_id uuid, position int);
-
--- name: get_targets_among
-SELECT t.*, c.current_status, c.last_region, c.last_checked_at, c.last_result_status,
-       c.last_result_error, c.last_latency_ms, c.checks_24h, c.up_24h, c.incident_id,
-       c.incident_started_at, c.incident_status, c.incident_state
-FROM target_details t JOIN target_current c ON c.target_id = t.id
-WHERE t.org_id = %(org_id)s AND t.id = ANY(%(ids)s::uuid[]);
 
 -- name: lock_targets_among
 -- The org's rows among the ids of a bulk action, locked for its transaction (id order: two

@@ -104,6 +104,7 @@ class TargetController(Controller):
             "targets.create",
             raw,
             run,
+            await targets.conn(),
         )
         return cast(Response[Target], idempotency.to_response(answer))
 

@@ -10,6 +10,8 @@ from typing import Any
 import msgspec
 from psycopg.types.json import Jsonb
 
+from shared.checks import CheckSpec
+
 from .codec import redacted_check
 from .schemas import (
     AlertBinding,
@@ -54,8 +56,6 @@ def _current(row: dict[str, Any]) -> dict[str, Any]:
             latency_ms=None if latency is None else round(float(latency), 3),
             error=row["last_result_error"],
         )
-    checks = int(row["checks_24h"] or 0)
-    up = int(row["up_24h"] or 0)
     incident = None
     if row["incident_id"] is not None:
         incident = OpenIncident(
@@ -64,24 +64,30 @@ def _current(row: dict[str, Any]) -> dict[str, Any]:
             status=row["incident_status"],
             state=row["incident_state"],
         )
-    return {
-        "status": row["current_status"],
-        "last_result": last,
-        "last_24h": Last24h(
+    day = None
+    if "checks_24h" in row:  # a JSON list page leaves the last 24 h out (targets/queries.sql)
+        checks = int(row["checks_24h"] or 0)
+        up = int(row["up_24h"] or 0)
+        day = Last24h(
             checks=checks,
             checks_up=up,
             uptime_pct=round(100.0 * up / checks, 3) if checks else None,
-        ),
+        )
+    return {
+        "status": row["current_status"],
+        "last_result": last,
+        "last_24h": day,
         "incident": incident,
     }
 
 
-def row_to_target(row: dict[str, Any]) -> Target:
+def row_to_target(row: dict[str, Any], check: CheckSpec | None = None) -> Target:
+    """A target's read from its row (``check``: its redacted spec, when already made)."""
     return Target(
         **_current(row),
         id=row["id"],
         name=row["name"],
-        check=redacted_check(row["spec"], row["secrets"]),
+        check=check if check is not None else redacted_check(row["spec"], row["secrets"]),
         interval=row["interval_secs"],
         enabled=row["enabled"],
         tags=list(row["tags"]),

@@ -234,3 +234,30 @@ async def test_pause_and_resume(owner: Persona, outsider: Persona) -> None:
     for path in (f"{API}/{tid}/pause", f"{API}/{tid}/resume", f"{API}/{uuid.uuid4()}/pause"):
         assert_error(await outsider.post(path), 404, "TARGET_NOT_FOUND")
     assert (await owner.get(f"{API}/{tid}")).json()["enabled"] is True
+
+
+async def test_bulk_and_bulk_action_spend_the_bulk_ops_budget(owner: Persona, db_url: str) -> None:
+    """Both bulk routes spend the org's ``bulk_ops`` budget (not ``api_writes``); past it they
+    answer 429 RATE_LIMITED and do nothing."""
+    from tests.control_plane.accounts.test_rate_limits import set_budgets
+
+    await set_budgets(db_url, owner.org_id, bulk_ops=2, api_writes=100)
+    created = await owner.post(f"{API}/bulk", json={"targets": [http(1), http(2)]})
+    assert created.status_code == 201 and created.headers["x-ratelimit-limit"] == "2"
+    assert created.headers["x-ratelimit-remaining"] == "1"
+    ids = [t["id"] for t in created.json()["items"]]
+    acted = await owner.post(f"{API}/bulk-action", json={"ids": ids, "action": {"type": "disable"}})
+    assert acted.status_code == 200 and acted.headers["x-ratelimit-remaining"] == "0"
+    refused = await owner.post(f"{API}/bulk", json={"targets": [http(3)]})
+    err = assert_error(refused, 429, "RATE_LIMITED")
+    assert err["details"]["scope"] == "per_org_bulk_ops"
+    assert 1 <= int(refused.headers["retry-after"]) <= 60
+    refused = await owner.post(
+        f"{API}/bulk-action", json={"ids": ids, "action": {"type": "delete"}}
+    )
+    assert_error(refused, 429, "RATE_LIMITED")
+    # Nothing of the refused requests happened; single writes keep their own budget.
+    listed = (await owner.get(API)).json()
+    assert listed["total"] == 2 and all(not t["enabled"] for t in listed["items"])
+    single = await owner.post(API, json=http(4))
+    assert single.status_code == 201 and single.headers["x-ratelimit-limit"] == "100"

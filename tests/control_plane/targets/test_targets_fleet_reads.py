@@ -34,7 +34,8 @@ async def report(
     error: str | None = None,
     region: str = "default",
 ) -> None:
-    """What the evaluation keeps (region_states) and the result it came from."""
+    """A result, what the ingest path keeps of it (the schedule row's last result) and what the
+    evaluation keeps (region_states)."""
     async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as conn:
         org = await (
             await conn.execute("SELECT org_id FROM targets WHERE id = %s", (target_id,))
@@ -51,6 +52,11 @@ async def report(
             " UPDATE SET last_reported_at = EXCLUDED.last_reported_at,"
             " last_status = EXCLUDED.last_status, last_error = EXCLUDED.last_error",
             (target_id, region, at, status, error),
+        )
+        await conn.execute(
+            "UPDATE schedules SET last_at = %s, last_status = %s, last_latency_ms = %s,"
+            " last_error = %s WHERE target_id = %s AND region_id = %s",
+            (at, status, latency, error, target_id, region),
         )
         hour = at.replace(minute=0, second=0, microsecond=0)
         await conn.execute(

@@ -142,3 +142,37 @@ async def test_expired_answers_are_purged_and_not_replayed(
 
     async with AsyncConnectionPool(db_url, open=False) as pool:
         assert await idempotency.purge_expired(pool) == 1
+
+
+async def test_the_answer_commits_with_the_write(owner: Persona, db_url: str) -> None:
+    """The answer is stored in the write's transaction: when storing it fails (here a trigger
+    refuses this one key, as a crash between the two would), the write is undone with it, and
+    the retry runs it once."""
+    key = "commits-together"
+    async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as conn:
+        await conn.execute(
+            "CREATE OR REPLACE FUNCTION test_refuse_idempotency_key() RETURNS trigger"
+            " LANGUAGE plpgsql AS $$ BEGIN IF NEW.key = 'commits-together' THEN"
+            " RAISE EXCEPTION 'refused'; END IF; RETURN NEW; END $$"
+        )
+        await conn.execute(
+            "CREATE TRIGGER test_refuse_idempotency_key BEFORE INSERT ON idempotency_keys"
+            " FOR EACH ROW EXECUTE FUNCTION test_refuse_idempotency_key()"
+        )
+        try:
+            body = {"targets": [http(i) for i in range(3)]}
+            try:
+                failed = await owner.post(
+                    f"{API}/bulk", json=body, headers={"Idempotency-Key": key}
+                )
+                assert failed.status_code == 500
+            except psycopg.errors.RaiseException:
+                pass  # the test client re-raises what the app did not handle
+            assert await count(db_url, owner.org_id) == 0
+        finally:
+            await conn.execute("DROP TRIGGER test_refuse_idempotency_key ON idempotency_keys")
+    first = await owner.post(f"{API}/bulk", json=body, headers={"Idempotency-Key": key})
+    assert first.status_code == 201 and "idempotent-replayed" not in first.headers
+    again = await owner.post(f"{API}/bulk", json=body, headers={"Idempotency-Key": key})
+    assert again.headers["idempotent-replayed"] == "true" and again.json() == first.json()
+    assert await count(db_url, owner.org_id) == 3
