@@ -770,6 +770,7 @@ CREATE TABLE public.rollup_state (
     ran_at timestamp with time zone,
     runs bigint DEFAULT 0 NOT NULL,
     minutes_from timestamp with time zone,
+    day_since timestamp with time zone,
     CONSTRAINT rollup_state_id_check CHECK ((id = 1))
 );
 
@@ -852,6 +853,14 @@ CREATE TABLE public.target_alerts (
     channel_id uuid NOT NULL,
     "position" integer NOT NULL
 );
+
+CREATE TABLE public.target_last_24h (
+    target_id uuid NOT NULL,
+    since timestamp with time zone NOT NULL,
+    checks bigint NOT NULL,
+    up bigint NOT NULL
+)
+WITH (fillfactor='80');
 
 CREATE TABLE public.targets (
     id uuid NOT NULL,
@@ -940,13 +949,10 @@ CREATE VIEW public.target_current AS
     c.incident_started_at,
     c.incident_status,
     c.incident_state,
-    d.checks AS checks_24h,
-    d.up AS up_24h
+    COALESCE(d.checks, (0)::bigint) AS checks_24h,
+    COALESCE(d.up, (0)::bigint) AS up_24h
    FROM (public.target_status c
-     LEFT JOIN LATERAL ( SELECT sum((h.total - h.missed)) AS checks,
-            sum((h.up + h.degraded)) AS up
-           FROM public.result_rollups_hourly h
-          WHERE ((h.target_id = c.target_id) AND (h.hour >= (now() - '24:00:00'::interval)))) d ON (true));
+     LEFT JOIN public.target_last_24h d ON ((d.target_id = c.target_id)));
 
 CREATE TABLE public.target_regions (
     target_id uuid NOT NULL,
@@ -1188,6 +1194,9 @@ ALTER TABLE ONLY public.status_pages
 
 ALTER TABLE ONLY public.target_alerts
     ADD CONSTRAINT target_alerts_pkey PRIMARY KEY (target_id, channel_id);
+
+ALTER TABLE ONLY public.target_last_24h
+    ADD CONSTRAINT target_last_24h_pkey PRIMARY KEY (target_id);
 
 ALTER TABLE ONLY public.target_regions
     ADD CONSTRAINT target_regions_pkey PRIMARY KEY (target_id, region_id);
@@ -1478,6 +1487,9 @@ ALTER TABLE ONLY public.target_alerts
 
 ALTER TABLE ONLY public.target_alerts
     ADD CONSTRAINT target_alerts_target_id_fkey FOREIGN KEY (target_id) REFERENCES public.targets(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.target_last_24h
+    ADD CONSTRAINT target_last_24h_target_id_fkey FOREIGN KEY (target_id) REFERENCES public.targets(id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.target_regions
     ADD CONSTRAINT target_regions_region_fkey FOREIGN KEY (region_id) REFERENCES public.regions(id);

@@ -139,8 +139,9 @@ async def rollup_range(conn: AsyncConnection[Any], lo: datetime, hi: datetime) -
 DIRTY_BATCH = 5000
 
 
-async def recompute_dirty(conn: AsyncConnection[Any]) -> int:
-    """Recompute the minutes (and their hours) late results were marked in; rows written."""
+async def recompute_dirty(conn: AsyncConnection[Any], touched: set[Any] | None = None) -> int:
+    """Recompute the minutes (and their hours) late results were marked in; rows written. The
+    targets whose hours were rebuilt are added to ``touched``."""
     written = 0
     while True:
         rows = await (await conn.execute(Q.rollup_dirty_minutes, {"limit": DIRTY_BATCH})).fetchall()
@@ -151,9 +152,24 @@ async def recompute_dirty(conn: AsyncConnection[Any]) -> int:
             Q.rollup_hours_of,
             {"target_ids": [r["target_id"] for r in rows], "hours": [r["hour"] for r in rows]},
         )
+        if touched is not None:
+            touched.update(r["target_id"] for r in rows)
         log.info("rollups_late_results", minutes=len(rows), rows=written)
         if len(rows) < DIRTY_BATCH:
             return written
+
+
+async def refresh_last_24h(conn: AsyncConnection[Any], touched: set[Any]) -> None:
+    """Keep ``target_last_24h`` (what target reads show as ``last_24h``): every target's row
+    when the window moved to the next hour since the last full pass, else the rows of the
+    targets whose hourly rollups this run wrote."""
+    window = await (await conn.execute(Q.day_window)).fetchone()
+    assert window is not None
+    if window["done"] != window["since"]:
+        await conn.execute(Q.refresh_last_24h, {"since": window["since"], "ids": None})
+        await conn.execute(Q.mark_day_window, {"since": window["since"]})
+    elif touched:
+        await conn.execute(Q.refresh_last_24h, {"since": window["since"], "ids": list(touched)})
 
 
 async def run_rollups(conn: AsyncConnection[Any]) -> RollupRun:
@@ -164,7 +180,8 @@ async def run_rollups(conn: AsyncConnection[Any]) -> RollupRun:
     if not got or not got["ok"]:
         return RollupRun(ran=False)
     try:
-        late = await recompute_dirty(conn)
+        touched: set[Any] = set()
+        late = await recompute_dirty(conn, touched)
         state = await (await conn.execute(Q.rollup_state)).fetchone()
         assert state is not None
         prev: datetime | None = state["ran_at"]
@@ -216,6 +233,8 @@ async def run_rollups(conn: AsyncConnection[Any]) -> RollupRun:
                 },
             )
             hours = max(cur.rowcount, 0)
+            touched.update(r["target_id"] for r in await cur.fetchall())
+        await refresh_last_24h(conn, touched)
         await conn.execute(Q.advance_watermark, {"ran_at": mark})
         return RollupRun(
             ran=True,

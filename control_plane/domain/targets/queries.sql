@@ -44,9 +44,7 @@ SELECT id FROM targets WHERE org_id = %(org_id)s AND id = %(id)s FOR UPDATE;
 -- ends with the id, so pages are stable. The page's ids are chosen first, on the cheap columns
 -- only: the current state joins the page step (``{page_join}``) only when the filter or the
 -- sort needs it; the rest of the read (regions, alerts, last result) is built for the page's
--- ids. The last 24 h (``{current}`` = target_current) are read for the CSV export only: 48
--- hourly rollup rows per target are most of a 1,000-row page's cost, so a JSON page
--- (target_status) leaves them out and single reads carry them.
+-- ids (the last 24 h are one row per target, ``target_last_24h``, kept by the rollup job).
 WITH page AS (
     SELECT t.id
     FROM targets t {page_join}
@@ -63,13 +61,13 @@ WITH page AS (
     LIMIT %(limit)s OFFSET %(offset)s
 )
 SELECT t.*, c.current_status, c.last_region, c.last_checked_at, c.last_result_status,
-       c.last_result_error, c.last_latency_ms{day_columns}, c.incident_id,
+       c.last_result_error, c.last_latency_ms, c.checks_24h, c.up_24h, c.incident_id,
        c.incident_started_at, c.incident_status, c.incident_state
 FROM page p
 JOIN target_details t ON t.id = p.id
 -- OFFSET 0 keeps the view from being flattened into the join: it is read for the page's ids
 -- (index lookups), never built for the whole org and hashed.
-CROSS JOIN LATERAL (SELECT * FROM {current} c WHERE c.target_id = p.id OFFSET 0) c
+CROSS JOIN LATERAL (SELECT * FROM target_current c WHERE c.target_id = p.id OFFSET 0) c
 ORDER BY {page_order};
 
 -- name: count_targets

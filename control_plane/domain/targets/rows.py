@@ -65,7 +65,7 @@ def _current(row: dict[str, Any]) -> dict[str, Any]:
             state=row["incident_state"],
         )
     day = None
-    if "checks_24h" in row:  # a JSON list page leaves the last 24 h out (targets/queries.sql)
+    if "checks_24h" in row:
         checks = int(row["checks_24h"] or 0)
         up = int(row["up_24h"] or 0)
         day = Last24h(

@@ -52,11 +52,11 @@ _SORTS = {
 SORTS = tuple(_SORTS) + tuple(f"-{k}" for k in _SORTS)
 
 
-def list_query(sort: str | None, status: str | None = None, *, last_24h: bool = False) -> str:
+def list_query(sort: str | None, status: str | None = None) -> str:
     """``list_targets`` with its ORDER BY: on the tables inside the page, on its rows outside.
     The page step joins the current state only for a status filter or a sort on it: a page
     sorted by name or id is chosen from the targets alone (60,000 of them cost an index scan,
-    not 60,000 current states). ``last_24h`` (the CSV export) adds the last 24 h per row."""
+    not 60,000 current states)."""
     inner = order_by(sort, t="t.", c="c.")
     outer = order_by(sort, t="t.", c="c.")
     key = (sort or "").lstrip("-")
@@ -66,11 +66,6 @@ def list_query(sort: str | None, status: str | None = None, *, last_24h: bool = 
             "{page_join}", "JOIN target_status c ON c.target_id = t.id" if needs_current else ""
         )
         .replace("{status_filter}", "AND c.current_status = %(status)s" if status else "")
-        .replace("{current}", "target_current" if last_24h else "target_status")
-        .replace(
-            "{day_columns}",
-            ", c.checks_24h, c.up_24h" if last_24h else "",
-        )
         .replace("{order}", inner)
         .replace("{page_order}", outer)
     )
@@ -297,7 +292,7 @@ class TargetService(TenantService):
             tag=tag, enabled=enabled, q=q, kind=kind, status=status, region=region
         )
         params.update(limit=None, offset=0)
-        query = list_query(sort, status, last_24h=True)
+        query = list_query(sort, status)
         return csv_export.stream_rows(
             self.res.db, query, params, row_to_target, row_factory=dict_row
         )

@@ -8,7 +8,9 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg.rows import dict_row
 
+from control_plane.domain.results.rollups import refresh_last_24h
 from tests.conftest import Persona, assert_error
 
 API = "/api/v1/targets"
@@ -75,6 +77,9 @@ async def report(
                 0 if status == "up" else 1,
             ),
         )
+        # What the rollup job does after writing a target's hourly rows.
+        conn.row_factory = dict_row
+        await refresh_last_24h(conn, {uuid.UUID(target_id)})
 
 
 async def open_incident(db_url: str, target_id: str) -> None:

@@ -132,7 +132,8 @@ WHERE (rh.total, rh.up, rh.down, rh.degraded, rh.error, rh.missed, rh.samples, r
       (EXCLUDED.total, EXCLUDED.up, EXCLUDED.down, EXCLUDED.degraded, EXCLUDED.error,
        EXCLUDED.missed, EXCLUDED.samples, EXCLUDED.latency_p50, EXCLUDED.latency_p95,
        EXCLUDED.latency_p99, EXCLUDED.latency_avg, EXCLUDED.dns_avg, EXCLUDED.connect_avg,
-       EXCLUDED.tls_avg, EXCLUDED.ttfb_avg);
+       EXCLUDED.tls_avg, EXCLUDED.ttfb_avg)
+RETURNING rh.target_id;
 
 -- name: advance_watermark
 -- Only forward: a slower concurrent run never moves it back.
@@ -237,3 +238,28 @@ SET org_id = EXCLUDED.org_id, total = EXCLUDED.total, up = EXCLUDED.up, down = E
     latency_p95 = EXCLUDED.latency_p95, latency_p99 = EXCLUDED.latency_p99,
     latency_avg = EXCLUDED.latency_avg, dns_avg = EXCLUDED.dns_avg,
     connect_avg = EXCLUDED.connect_avg, tls_avg = EXCLUDED.tls_avg, ttfb_avg = EXCLUDED.ttfb_avg;
+
+-- name: refresh_last_24h
+-- The last 24 h of the given targets (all of them when ``ids`` is NULL) from the hourly rows of
+-- the window starting at ``since``: one index range per target (target_id, hour). A row is
+-- rewritten only when it changes.
+INSERT INTO target_last_24h AS d (target_id, since, checks, up)
+SELECT t.id, %(since)s, coalesce(s.checks, 0), coalesce(s.up, 0)
+FROM targets t
+LEFT JOIN LATERAL (
+    SELECT sum(h.total - h.missed)::bigint AS checks, sum(h.up + h.degraded)::bigint AS up
+    FROM result_rollups_hourly h
+    WHERE h.target_id = t.id AND h.hour >= %(since)s
+) s ON true
+WHERE %(ids)s::uuid[] IS NULL OR t.id = ANY(%(ids)s::uuid[])
+ON CONFLICT (target_id) DO UPDATE
+SET since = EXCLUDED.since, checks = EXCLUDED.checks, up = EXCLUDED.up
+WHERE (d.since, d.checks, d.up) IS DISTINCT FROM (EXCLUDED.since, EXCLUDED.checks, EXCLUDED.up);
+
+-- name: day_window
+-- The last-24-h window now, and the one every row was last rewritten for.
+SELECT date_trunc('hour', now()) - interval '23 hours' AS since,
+       (SELECT day_since FROM rollup_state WHERE id = 1) AS done;
+
+-- name: mark_day_window
+UPDATE rollup_state SET day_since = %(since)s WHERE id = 1;
