@@ -50,13 +50,15 @@ def settings(db_url: str, stack: Stack) -> Settings:
 # tests: each worker builds one per construction-relevant setting and starts it afresh for every
 # test, with that test's settings and metrics (the lifespan reads ``app.state.settings``).
 _APPS: dict[tuple[str, str | None], Litestar] = {}
+_ROUTES: dict[tuple[str, str | None], int] = {}
 
 
 def started_afresh(settings: Settings) -> Litestar:
     key = (repr(settings.cors), settings.security.metrics_token)
     app = _APPS.get(key)
-    if app is None:
+    if app is None or len(app.routes) != _ROUTES[key]:  # a test added a route: build anew
         app = _APPS[key] = create_app(settings)
+        _ROUTES[key] = len(app.routes)
         return app
     handler = app.asgi_handler
     assert isinstance(handler, RequestContext), handler

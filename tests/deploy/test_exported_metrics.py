@@ -119,6 +119,7 @@ def start_nginx(system: System, tmp: Path, api_port: int) -> str:
     conf = NGINX_CONF.read_text()
     conf = re.sub(r"server api-\d:8000", f"server 127.0.0.1:{api_port}", conf)
     conf = conf.replace("listen 80 default_server;", f"listen 127.0.0.1:{port} default_server;")
+    conf = conf.replace("/var/cache/nginx/vigil_public", str(tmp / "cache"))  # the micro-cache
     (tmp / "vigil.conf").write_text(conf)
     (tmp / "nginx.conf").write_text(
         f"pid {tmp}/nginx.pid;\nerror_log {tmp}/nginx-error.log;\ndaemon off;\n"

@@ -275,7 +275,9 @@ def test_metric_names_and_kinds_are_checked() -> None:
         metrics.counter("http_requests_total", "not ours")
 
 
-async def test_metrics_of_a_request_is_the_apps_metrics(app: Litestar) -> None:
+async def test_metrics_of_a_request_is_the_apps_metrics(settings: Settings) -> None:
+    app = create_app(settings)  # its own: the route registered here must not outlive the test
+
     @get("/_metrics-probe", include_in_schema=False)
     async def probe_handler(request: Request[Any, Any, Any]) -> dict[str, bool]:
         return {"same": metrics_of(request) is app.state.metrics}
