@@ -21,6 +21,7 @@ from control_plane.core.errors import ApiError
 from control_plane.core.ids import new_id
 from control_plane.core.service import TenantService
 from control_plane.db.sql import Queries
+from control_plane.domain.webhooks import events as webhook_events
 
 from .schemas import MaintenanceCreate, MaintenanceUpdate, MaintenanceWindow
 
@@ -229,5 +230,7 @@ class MaintenanceService(TenantService):
         conn = await self.conn()
         async with conn.transaction():
             before = await self._fetch(conn, window_id)
+            # A window cancelled while active ends now for event webhooks (maintenance.ended).
+            await webhook_events.announce_maintenance(conn, cancelled=window_id)
             await conn.execute(Q.delete_window, {"org_id": self.org.org_id, "id": window_id})
             await self.audit(conn, "maintenance.delete", "maintenance", window_id, before=before)

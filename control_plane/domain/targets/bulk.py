@@ -33,6 +33,7 @@ from control_plane.domain.heartbeats.service import (
     sync_target,
 )
 from control_plane.domain.regions.service import private_allowed
+from control_plane.domain.webhooks import events as webhook_events
 from shared.checks import MAX_INTERVAL, CheckSpec
 
 from . import validation as v
@@ -177,6 +178,7 @@ class FleetService(TargetService):
             )
             await self._insert(conn, items, regions, write_source)
             ids = [item.target_id for item in items]
+            await webhook_events.targets(conn, ids, "monitor.created")
             await self.audit(
                 conn,
                 "target.bulk_create",
@@ -331,11 +333,14 @@ class FleetService(TargetService):
                 enabled = isinstance(action, ActionEnable)
                 await conn.execute(Q.bulk_set_enabled, {**base, "ids": ok, "enabled": enabled})
             elif isinstance(action, ActionDelete):
+                await webhook_events.targets(conn, ok, "monitor.deleted")
                 await conn.execute(Q.bulk_delete, {"org_id": org_id, "ids": ok})
             elif isinstance(action, ActionTagAdd | ActionTagRemove):
                 ok = await self._retag(conn, action, add_tags, ok, by_id, failed, base)
             else:
                 ok = await self._update(conn, action, ok, by_id, failed, base)
+            if not isinstance(action, ActionDelete):
+                await webhook_events.targets(conn, ok, "monitor.updated")
             await self.audit(
                 conn,
                 f"target.bulk_{action.__struct_config__.tag}",
@@ -489,6 +494,7 @@ class FleetService(TargetService):
                     "write_source": write_source,
                 },
             )
+            await webhook_events.target(conn, target_id, "monitor.updated")
             target = await self._fetch(conn, target_id)
             await self.audit(
                 conn,

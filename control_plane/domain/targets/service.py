@@ -443,4 +443,5 @@ class TargetService(TenantService):
             await conn.execute(
                 Q.touch_target, {"org_id": org_id, "id": target_id, "write_source": write_source}
             )
+            await webhook_events.target(conn, target_id, "monitor.updated")
             return sorted(wanted)

@@ -34,10 +34,21 @@ EVENTS = (
 
 async def target(conn: AsyncConnection[Any], target_id: uuid.UUID, event: str) -> None:
     """``monitor.created`` / ``monitor.updated`` / ``monitor.deleted`` (call before deleting)."""
+    await targets(conn, [target_id], event)
+
+
+async def targets(conn: AsyncConnection[Any], target_ids: list[uuid.UUID], event: str) -> None:
+    """The same event for many targets (bulk operations), each with its own id."""
     assert event in EVENTS
-    await conn.execute(
-        Q.emit_target, {"target_id": target_id, "event": event, "event_id": new_id()}
-    )
+    if target_ids:
+        await conn.execute(
+            Q.emit_target,
+            {
+                "target_ids": target_ids,
+                "event_ids": [new_id() for _ in target_ids],
+                "event": event,
+            },
+        )
 
 
 async def incident(
@@ -73,7 +84,10 @@ async def engine_closed(conn: AsyncConnection[Any], incident_id: uuid.UUID) -> N
     await incident(conn, incident_id, "incident.resolved", only_unresolved=True)
 
 
-async def announce_maintenance(conn: AsyncConnection[Any]) -> None:
+async def announce_maintenance(
+    conn: AsyncConnection[Any], cancelled: uuid.UUID | None = None
+) -> None:
     """``maintenance.started`` / ``maintenance.ended`` for the windows whose start or end the
-    clock passed (run by the delivery job)."""
-    await conn.execute(Q.announce_maintenance)
+    clock passed (run by the delivery job); with ``cancelled``, that window only, being deleted:
+    if it had begun, it ends now."""
+    await conn.execute(Q.announce_maintenance, {"cancelled": cancelled})

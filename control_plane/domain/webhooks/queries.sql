@@ -38,12 +38,13 @@ WHERE org_id = %(org_id)s AND id = %(id)s;
 DELETE FROM webhooks WHERE org_id = %(org_id)s AND id = %(id)s;
 
 -- name: emit_target
--- monitor.created / monitor.updated / monitor.deleted (before the row goes): one outbox row per
--- enabled subscription of the target's org that wants the event.
+-- monitor.created / monitor.updated / monitor.deleted (before the rows go) for each given target
+-- (with its own event id): one outbox row per enabled subscription of the target's org that
+-- wants the event. A bulk operation is one statement.
 INSERT INTO notifications (id, org_id, kind, webhook_id, event, event_id, subject_id, payload)
-SELECT gen_random_uuid(), t.org_id, 'event', w.id, %(event)s, %(event_id)s, t.id,
+SELECT gen_random_uuid(), t.org_id, 'event', w.id, %(event)s, e.event_id, t.id,
        jsonb_build_object(
-           'id', %(event_id)s::uuid, 'event', %(event)s::text,
+           'id', e.event_id, 'event', %(event)s::text,
            'timestamp', to_char(clock_timestamp() AT TIME ZONE 'UTC',
                                 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
            'monitor', jsonb_build_object(
@@ -51,9 +52,9 @@ SELECT gen_random_uuid(), t.org_id, 'event', w.id, %(event)s, %(event_id)s, t.id
                'target', coalesce(t.spec ->> 'url', t.spec ->> 'host', t.spec ->> 'domain', t.name),
                'enabled', t.enabled, 'tags', to_jsonb(t.tags)),
            'test', false)
-FROM targets t
-JOIN webhooks w ON w.org_id = t.org_id AND w.enabled AND %(event)s = ANY(w.events)
-WHERE t.id = %(target_id)s;
+FROM unnest(%(target_ids)s::uuid[], %(event_ids)s::uuid[]) AS e(target_id, event_id)
+JOIN targets t ON t.id = e.target_id
+JOIN webhooks w ON w.org_id = t.org_id AND w.enabled AND %(event)s = ANY(w.events);
 
 -- name: emit_incident
 -- monitor.down / monitor.up / incident.*: the incident and its target. ``only_unresolved``:
@@ -87,19 +88,35 @@ WHERE i.id = %(incident_id)s
 -- name: announce_maintenance
 -- maintenance.started, then maintenance.ended, once each as the clock passes a window's start
 -- and end; the flag and the events in one statement. The event id is derived from the window
--- (stable: every subscription gets the same one).
-WITH started AS (
-    UPDATE maintenance_windows SET started_announced = true
-    WHERE NOT started_announced AND starts_at <= now()
-    RETURNING id, org_id, title, starts_at, ends_at, all_targets, 'maintenance.started' AS event,
-              0 AS seq
-), ended AS (
-    UPDATE maintenance_windows SET ended_announced = true
-    WHERE NOT ended_announced AND ends_at <= now()
-    RETURNING id, org_id, title, starts_at, ends_at, all_targets, 'maintenance.ended' AS event,
-              1 AS seq
+-- (stable: every subscription gets the same one). ``cancelled``: only that window, which is being
+-- deleted: once begun, it ends now (before its row goes).
+-- One UPDATE sets both flags (two UPDATEs of one row in one statement: only one would happen,
+-- and a window whose start and end both passed would wait a run for its end).
+WITH due AS (
+    SELECT id, org_id, title, starts_at, ends_at, all_targets,
+           NOT started_announced AND starts_at <= now() AS start_now,
+           NOT ended_announced
+             AND CASE WHEN %(cancelled)s::uuid IS NULL THEN ends_at <= now()
+                      ELSE starts_at <= now() END AS end_now
+    FROM maintenance_windows
+    WHERE (%(cancelled)s::uuid IS NULL OR id = %(cancelled)s::uuid)
+      AND ((NOT started_announced AND starts_at <= now())
+           OR (NOT ended_announced AND CASE WHEN %(cancelled)s::uuid IS NULL
+                                            THEN ends_at <= now()
+                                            ELSE starts_at <= now() END))
+    FOR UPDATE
+), flagged AS (
+    UPDATE maintenance_windows m
+    SET started_announced = m.started_announced OR d.start_now,
+        ended_announced = m.ended_announced OR d.end_now
+    FROM due d
+    WHERE m.id = d.id
 ), changed AS (
-    SELECT * FROM started UNION ALL SELECT * FROM ended
+    SELECT d.*, e.event, e.seq
+    FROM due d
+    CROSS JOIN LATERAL (VALUES ('maintenance.started', 0, d.start_now),
+                               ('maintenance.ended', 1, d.end_now)) AS e(event, seq, fires)
+    WHERE e.fires
 )
 INSERT INTO notifications (id, org_id, kind, webhook_id, event, event_id, subject_id, payload,
                            created_at)

@@ -181,3 +181,83 @@ async def test_disabled_subscription_gets_nothing_and_test_endpoint(env: Env) ->
         rec.answer(500)
         resp = await env.owner.post(f"/api/v1/webhooks/{hook['id']}/test")
         assert_error(resp, 422, "WEBHOOK_TEST_FAILED")
+
+
+async def test_bulk_operations_pause_regions_and_a_cancelled_window_send_their_events(
+    env: Env,
+) -> None:
+    resp = await env.owner.post(
+        "/api/v1/webhooks", json={"url": env.rec.url + "/b", "events": ALL, "secret": SECRET}
+    )
+    assert resp.status_code == 201, resp.text
+    http = [
+        {"name": f"b{i}", "check": {"type": "http", "url": f"https://b{i}.example.com/"}}
+        for i in range(3)
+    ]
+    resp = await env.owner.post("/api/v1/targets/bulk", json={"targets": http})
+    assert resp.status_code == 201, resp.text
+    ids = sorted(t["id"] for t in resp.json()["items"])
+    action = {"ids": ids[:2], "action": {"type": "tag_add", "tags": ["prod"]}}
+    resp = await env.owner.post("/api/v1/targets/bulk-action", json=action)
+    assert resp.status_code == 200, resp.text
+    assert (await env.owner.post(f"/api/v1/targets/{ids[2]}/pause")).status_code == 200
+    resp = await env.owner.put(f"/api/v1/targets/{ids[2]}/regions", json={"regions": ["default"]})
+    assert resp.status_code == 200, resp.text
+    # A window that has begun, cancelled: it ends now for subscribers (and once only).
+    resp = await env.owner.post(
+        "/api/v1/maintenance",
+        json={
+            "title": "cut short",
+            "starts_at": "2099-01-01T00:00:00Z",
+            "ends_at": "2099-01-01T01:00:00Z",
+            "target_ids": [ids[0]],
+        },
+    )
+    window = resp.json()["id"]
+    await env.sql(
+        "UPDATE maintenance_windows SET starts_at = now() - interval '1 minute' WHERE id = %s",
+        window,
+    )
+    # A window that never began is deleted silently.
+    resp = await env.owner.post(
+        "/api/v1/maintenance",
+        json={
+            "title": "later",
+            "starts_at": "2099-01-01T00:00:00Z",
+            "ends_at": "2099-01-02T00:00:00Z",
+        },
+    )
+    later = resp.json()["id"]
+    assert (await env.owner.delete(f"/api/v1/maintenance/{later}")).status_code == 204
+    assert (await env.owner.delete(f"/api/v1/maintenance/{window}")).status_code == 204
+    action = {"ids": ids, "action": {"type": "delete"}}
+    resp = await env.owner.post("/api/v1/targets/bulk-action", json=action)
+    assert resp.status_code == 200, resp.text
+    await drain(env)
+
+    bodies = [verify(s) for s in env.rec.seen]
+    assert len({b["id"] for b in bodies}) == len(bodies)
+    per_target = {
+        tid: [b["event"] for b in bodies if (b.get("monitor") or {}).get("id") == tid]
+        for tid in ids
+    }
+    assert per_target[ids[0]] == ["monitor.created", "monitor.updated", "monitor.deleted"]
+    assert per_target[ids[1]] == ["monitor.created", "monitor.updated", "monitor.deleted"]
+    assert per_target[ids[2]] == [
+        "monitor.created",
+        "monitor.updated",  # paused
+        "monitor.updated",  # regions
+        "monitor.deleted",
+    ]
+    tagged = next(
+        b for b in bodies if b["event"] == "monitor.updated" and b["monitor"]["id"] == ids[0]
+    )
+    assert tagged["monitor"]["tags"] == ["prod"]
+    paused = next(
+        b for b in bodies if b["event"] == "monitor.updated" and b["monitor"]["id"] == ids[2]
+    )
+    assert paused["monitor"]["enabled"] is False
+    of_windows = [
+        (b["maintenance"]["id"], b["event"]) for b in bodies if b.get("maintenance") is not None
+    ]
+    assert of_windows == [(window, "maintenance.started"), (window, "maintenance.ended")]
