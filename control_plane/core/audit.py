@@ -88,3 +88,28 @@ async def record(
             "source_ip": meta.source_ip,
         },
     )
+
+
+async def record_operator(
+    conn: AsyncConnection[Any],
+    meta: RequestMeta,
+    action: str,
+    resource_type: str,
+    resource_id: Any,
+    *,
+    before: Any = None,
+    after: Any = None,
+) -> None:
+    """An operator's action on no one org (a plan, a deny-list entry): a row with no org, the
+    operator's log (``GET /operator/audit-log``)."""
+    await record(
+        conn,
+        org_id=None,
+        actor=Actor("operator"),
+        meta=meta,
+        action=action,
+        resource_type=resource_type,
+        resource_id=resource_id,
+        before=before,
+        after=after,
+    )

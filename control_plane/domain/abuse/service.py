@@ -9,7 +9,6 @@ from typing import Any
 import psycopg
 
 from control_plane.core import audit
-from control_plane.core.audit import Actor
 from control_plane.core.errors import ApiError, not_found
 from control_plane.core.ids import new_id
 from control_plane.core.service import Service
@@ -60,7 +59,9 @@ class DenylistService(Service):
                     409, "DENYLIST_ENTRY_EXISTS", "this entry is already listed", "/value"
                 )
             entry = _entry(row)
-            await self._audit(conn, "denylist.create", entry.id, after=entry)
+            await audit.record_operator(
+                conn, self.meta, "denylist.create", "denylist_entry", entry.id, after=entry
+            )
         return entry
 
     async def list_page(self, *, limit: int, offset: int) -> tuple[list[DenyEntry], int]:
@@ -86,26 +87,6 @@ class DenylistService(Service):
             ).fetchone()
             if row is None:
                 raise entry_not_found()
-            await self._audit(conn, "denylist.delete", entry_id, before=_entry(row))
-
-    async def _audit(
-        self,
-        conn: psycopg.AsyncConnection[Any],
-        action: str,
-        entry_id: uuid.UUID,
-        *,
-        before: DenyEntry | None = None,
-        after: DenyEntry | None = None,
-    ) -> None:
-        """The deny-list belongs to no org: the operator's log (GET /operator/audit-log)."""
-        await audit.record(
-            conn,
-            org_id=None,
-            actor=Actor("operator"),
-            meta=self.meta,
-            action=action,
-            resource_type="denylist_entry",
-            resource_id=entry_id,
-            before=before,
-            after=after,
-        )
+            await audit.record_operator(
+                conn, self.meta, "denylist.delete", "denylist_entry", entry_id, before=_entry(row)
+            )

@@ -73,7 +73,7 @@ class PlanService(Service):
             if row is None:
                 raise ApiError(409, "PLAN_EXISTS", f"a plan {body.id!r} exists", "/id")
             plan = await self.get(body.id)
-            await self._audit(conn, "plan.create", body.id, after=plan)
+            await audit.record_operator(conn, self.meta, "plan.create", "plan", body.id, after=plan)
         return plan
 
     async def update(self, plan_id: str, body: PlanUpdate) -> Plan:
@@ -92,7 +92,9 @@ class PlanService(Service):
             before = await self._locked(conn, plan_id)
             await conn.execute(query, {**changes, "id": plan_id})
             after = await self.get(plan_id)
-            await self._audit(conn, "plan.update", plan_id, before=before, after=after)
+            await audit.record_operator(
+                conn, self.meta, "plan.update", "plan", plan_id, before=before, after=after
+            )
         return after
 
     async def delete(self, plan_id: str) -> None:
@@ -109,35 +111,15 @@ class PlanService(Service):
             row = await (await conn.execute(Q.delete_plan, {"id": plan_id})).fetchone()
             if row is None:
                 raise ApiError(409, "PLAN_IN_USE", f"an org moved onto plan {plan_id!r}")
-            await self._audit(conn, "plan.delete", plan_id, before=plan)
+            await audit.record_operator(
+                conn, self.meta, "plan.delete", "plan", plan_id, before=plan
+            )
 
     async def _locked(self, conn: AsyncConnection[Any], plan_id: str) -> Plan:
         """The plan as it is, its row locked until the transaction ends (a faithful before)."""
         if await (await conn.execute(Q.lock_plan, {"id": plan_id})).fetchone() is None:
             raise plan_not_found()
         return await self.get(plan_id)
-
-    async def _audit(
-        self,
-        conn: AsyncConnection[Any],
-        action: str,
-        plan_id: str,
-        *,
-        before: Plan | None = None,
-        after: Plan | None = None,
-    ) -> None:
-        """A plan belongs to no org: its row in the audit log has none (the operator's log)."""
-        await audit.record(
-            conn,
-            org_id=None,
-            actor=Actor("operator"),
-            meta=self.meta,
-            action=action,
-            resource_type="plan",
-            resource_id=plan_id,
-            before=before,
-            after=after,
-        )
 
     async def org_limits(self, org_id: uuid.UUID) -> OrgLimits:
         return await _org_limits(await self.conn(), org_id)
