@@ -247,19 +247,42 @@ def _not_found_page(message: str) -> Template:
 # lists them as HTML_PAGES).
 
 
+async def _incident_html(
+    public: PublicService, incident_id: str, *, slug: str | None = None, host: str = ""
+) -> Template:
+    """One incident's page of the page ``slug`` (or the one whose verified custom domain is
+    ``host``); the not-found page for anything else."""
+    try:
+        if slug is None:
+            slug = await public.slug_for_host_cached(host)
+        snap = await public.snapshot(slug)
+        iid = parse_uuid(incident_id)
+        if iid is None:
+            raise incident_not_found()
+        incident = await public.incident(slug, iid)
+    except ApiError:
+        return _not_found_page("There is no such incident on this page.")
+    return Template(
+        template_name="incident.html",
+        context=incident_context(snap, incident),
+        headers=PAGE_HEADERS,
+    )
+
+
 class PublicPageController(Controller):
     path = "/"
     include_in_schema = False
     dependencies = {"public": provide(PublicService)}
 
-    @get("/", media_type="text/html")
+    @get(["/", "/status"], media_type="text/html")
     async def custom_domain_page(
         self,
         request: Request[Any, Any, Any],
         public: NamedDependency[PublicService],
         fragment: FromQuery[str | None] = None,
     ) -> Response[Any]:
-        """A page's verified custom domain (``Host: status.example.com``) serves it at ``/``."""
+        """A page's verified custom domain (``Host: status.example.com``) serves it at ``/`` and
+        at the reference's ``/status``."""
         try:
             slug = await public.slug_for_host_cached(request.headers.get("host", ""))
             r = await public.rendered(slug, _variant(fragment))
@@ -294,19 +317,7 @@ class PublicPageController(Controller):
         slug: FromPath[str],
         incident_id: FromPath[str],
     ) -> Template:
-        try:
-            snap = await public.snapshot(slug)
-            iid = parse_uuid(incident_id)
-            if iid is None:
-                raise incident_not_found()
-            incident = await public.incident(slug, iid)
-        except ApiError:
-            return _not_found_page("There is no such incident on this page.")
-        return Template(
-            template_name="incident.html",
-            context=incident_context(snap, incident),
-            headers=PAGE_HEADERS,
-        )
+        return await _incident_html(public, incident_id, slug=slug)
 
     @get(
         "/m/{token:str}",
@@ -339,27 +350,14 @@ __all__ = [
 
 class ReferenceAliasController(Controller):
     """The reference's one-page-per-deployment pages, on a page's verified custom domain:
-    ``Host: status.example.com`` makes ``/status`` and ``/status/incidents/{id}`` that page's
-    (as ``/status/{slug}…`` are); any other Host: the not-found page (there is no
-    deployment-wide default page). The JSON twins: ``ReferenceApiAliasController``."""
+    ``Host: status.example.com`` makes ``/status/incidents/{id}`` that page's (as
+    ``/status/{slug}/incidents/{id}`` is; its ``/status`` is ``PublicPageController``'s); any
+    other Host: the not-found page (there is no deployment-wide default page). The JSON twins:
+    ``ReferenceApiAliasController``."""
 
     path = "/"
     include_in_schema = False
     dependencies = {"public": provide(PublicService)}
-
-    @get("/status", media_type="text/html")
-    async def page(
-        self,
-        request: Request[Any, Any, Any],
-        public: NamedDependency[PublicService],
-        fragment: FromQuery[str | None] = None,
-    ) -> Response[Any]:
-        try:
-            slug = await public.slug_for_host_cached(request.headers.get("host", ""))
-            r = await public.rendered(slug, _variant(fragment))
-        except ApiError:
-            return _not_found_page("There is no status page here.")
-        return _answer(request, r, PAGE_HEADERS)
 
     @get("/status/incidents/{incident_id:str}", media_type="text/html")
     async def incident_page(
@@ -367,21 +365,8 @@ class ReferenceAliasController(Controller):
         request: Request[Any, Any, Any],
         public: NamedDependency[PublicService],
         incident_id: FromPath[str],
-    ) -> Response[Any]:
-        try:
-            slug = await public.slug_for_host_cached(request.headers.get("host", ""))
-            snap = await public.snapshot(slug)
-            iid = parse_uuid(incident_id)
-            if iid is None:
-                raise incident_not_found()
-            incident = await public.incident(slug, iid)
-        except ApiError:
-            return _not_found_page("There is no such incident on this page.")
-        return Template(
-            template_name="incident.html",
-            context=incident_context(snap, incident),
-            headers=PAGE_HEADERS,
-        )
+    ) -> Template:
+        return await _incident_html(public, incident_id, host=request.headers.get("host", ""))
 
 
 class ReferenceApiAliasController(Controller):
