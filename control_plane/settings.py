@@ -236,7 +236,7 @@ class StatusPageSettings:
     dns_port: int = 53
     dns_timeout_secs: float = 5.0
     public_rate_per_minute: int = 600
-    public_max_inflight: int = 100
+    public_max_inflight: int = 500
 
 
 def _status_pages(e: dict[str, str]) -> StatusPageSettings:
@@ -245,7 +245,7 @@ def _status_pages(e: dict[str, str]) -> StatusPageSettings:
         dns_port=int(e.get("VIGIL_STATUS_DNS_PORT") or "53"),
         dns_timeout_secs=float(e.get("VIGIL_STATUS_DNS_TIMEOUT_SECS") or "5"),
         public_rate_per_minute=int(e.get("VIGIL_PUBLIC_RATE_PER_MINUTE") or "600"),
-        public_max_inflight=int(e.get("VIGIL_PUBLIC_MAX_INFLIGHT") or "100"),
+        public_max_inflight=int(e.get("VIGIL_PUBLIC_MAX_INFLIGHT") or "500"),
     )
 
 

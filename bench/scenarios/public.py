@@ -225,5 +225,5 @@ async def run(vigil: Vigil, cfg: BenchConfig) -> Outcome:
         out.add(f"{label} warm answers per second", f["warm rps"], "req/s")
         # The figure the machine's load does not move much: what one answer costs the API.
         out.add(f"{label} API CPU per answer", f["cpu"], "ms")
-    out.notes.append("The machine is shared with other helpers' builds and tests: see the loads.")
+    out.notes.append("Each run's load average is listed above: read the figures with it.")
     return out
