@@ -35,15 +35,18 @@ import hashlib
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
-from litestar import Response
+from litestar import Request, Response
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from control_plane.core.errors import ApiError
+
+if TYPE_CHECKING:
+    from control_plane.core.service import TenantService
 
 HEADER = "Idempotency-Key"
 REPLAYED = "Idempotent-Replayed"
@@ -190,3 +193,24 @@ def to_response(answer: Stored) -> Response[Any]:
 
 def json_answer(status: int, value: Any, headers: dict[str, str] | None = None) -> Stored:
     return Stored(status, msgspec.json.encode(value), dict(headers or {}))
+
+
+async def answer_once(
+    service: TenantService,
+    request: Request[Any, Any, Any],
+    scope: str,
+    body: bytes,
+    run: Callable[[], Awaitable[Stored]],
+) -> Response[Any]:
+    """A write route's response under ``Idempotency-Key``: the stored answer replayed, or
+    ``run()``'s, stored in the transaction of the write (the service's connection)."""
+    answer = await replay_or_run(
+        service.res.db,
+        service.org.org_id,
+        request.headers.get(HEADER),
+        scope,
+        body,
+        run,
+        await service.conn(),
+    )
+    return to_response(answer)

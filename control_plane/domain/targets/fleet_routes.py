@@ -66,16 +66,10 @@ class TargetFleetController(Controller):
                 HTTP_201_CREATED, TargetBulkCreated(created=len(items), items=items)
             )
 
-        answer = await idempotency.replay_or_run(
-            fleet.res.db,
-            fleet.org.org_id,
-            request.headers.get(idempotency.HEADER),
-            "targets.bulk",
-            raw,
-            run,
-            await fleet.conn(),
+        return cast(
+            Response[TargetBulkCreated],
+            await idempotency.answer_once(fleet, request, "targets.bulk", raw, run),
         )
-        return cast(Response[TargetBulkCreated], idempotency.to_response(answer))
 
     @post(
         "/bulk-action",
@@ -105,16 +99,10 @@ class TargetFleetController(Controller):
             result = await fleet.bulk_action(body, write_source(request))
             return idempotency.json_answer(HTTP_200_OK, result)
 
-        answer = await idempotency.replay_or_run(
-            fleet.res.db,
-            fleet.org.org_id,
-            request.headers.get(idempotency.HEADER),
-            "targets.bulk_action",
-            raw,
-            run,
-            await fleet.conn(),
+        return cast(
+            Response[TargetBulkActionResult],
+            await idempotency.answer_once(fleet, request, "targets.bulk_action", raw, run),
         )
-        return cast(Response[TargetBulkActionResult], idempotency.to_response(answer))
 
     @post(
         "/{target_id:str}/pause",

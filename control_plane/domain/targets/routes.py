@@ -97,16 +97,10 @@ class TargetController(Controller):
             location = {"Location": f"/api/v1/targets/{target.id}"}
             return idempotency.json_answer(HTTP_201_CREATED, target, location)
 
-        answer = await idempotency.replay_or_run(
-            targets.res.db,
-            targets.org.org_id,
-            request.headers.get(idempotency.HEADER),
-            "targets.create",
-            raw,
-            run,
-            await targets.conn(),
+        return cast(
+            Response[Target],
+            await idempotency.answer_once(targets, request, "targets.create", raw, run),
         )
-        return cast(Response[Target], idempotency.to_response(answer))
 
     @get("/", operation_id="listTargets", opt=requires("targets:read"))
     async def list_targets(
