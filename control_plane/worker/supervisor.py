@@ -23,6 +23,7 @@ import structlog
 from prometheus_client import REGISTRY, Counter, Gauge, start_http_server
 from redis.exceptions import RedisError
 
+from control_plane.domain.notifications import jobs as notifications
 from control_plane.settings import Settings
 from control_plane.worker.main import build_worker, open_resources
 
@@ -47,6 +48,9 @@ def _delay(failures: int) -> float:
 async def supervise(
     settings: Settings, *, metrics_port: int | None = None, metrics_host: str = "127.0.0.1"
 ) -> int:
+    # The delivery metrics exist before the first scrape (0 dead letters is a value, not a gap):
+    # the worker's startup, which also makes them, waits for Redis.
+    notifications.metrics()
     if metrics_port is not None:
         start_http_server(metrics_port, addr=metrics_host, registry=REGISTRY)
         log.info("worker_metrics_serving", host=metrics_host, port=metrics_port)
