@@ -62,31 +62,67 @@ async def make_due(
     db_url: str, target_id: str, seconds_ago: float = 1.0, *, on_grid: bool = False
 ) -> datetime:
     """Make the target's slot due exactly ``seconds_ago`` in the past, or with ``on_grid`` at a
-    point of its grid. Off the grid is the default because an agent is never leased a slot older
-    than its interval, and the latest grid point of a 60 s target may be 59 s old. On the grid,
-    the latest point at least ``seconds_ago`` old is taken unless it is within 5 s of falling out
-    of the lease window; then the next point is taken and this waits until it is due."""
-    ago = "date_trunc('milliseconds', now()) - make_interval(secs => %(ago)s)"
-    at = ago
+    point of its grid (``make_due_on_grid``). Off the grid is the default because an agent is
+    never leased a slot older than its interval, and the latest grid point of a 60 s target may
+    be 59 s old."""
     if on_grid:
-        upcoming = f"vigil_next_slot(t.id, t.interval_secs, {ago})"
-        at = (
-            f"CASE WHEN {upcoming} - now() > interval '5 seconds'"
-            f" THEN {upcoming} - make_interval(secs => t.interval_secs) ELSE {upcoming} END"
-        )
+        return (await make_due_on_grid(db_url, [target_id]))[0]
     async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as conn:
         cur = await conn.execute(
-            f"UPDATE schedules s SET next_due_at = {at}, leased_by = NULL,"
-            " lease_expires_at = NULL FROM targets t WHERE t.id = s.target_id"
-            " AND s.target_id = %(id)s RETURNING s.next_due_at, s.next_due_at - now()",
+            "UPDATE schedules s SET next_due_at = date_trunc('milliseconds', now())"
+            " - make_interval(secs => %(ago)s), leased_by = NULL, lease_expires_at = NULL"
+            " WHERE s.target_id = %(id)s RETURNING s.next_due_at",
             {"ago": seconds_ago, "id": uuid.UUID(target_id)},
         )
         row = await cur.fetchone()
         assert row is not None, "target has no schedule"
         due: datetime = row[0]
-        if on_grid and row[1].total_seconds() > 0:
-            await asyncio.sleep(row[1].total_seconds() + 0.01)
         return due
+
+
+async def make_due_on_grid(
+    db_url: str, target_ids: list[str], margin: float = 3.0
+) -> list[datetime]:
+    """Put every target's slot at a point of its grid, all of them due and leasable together.
+
+    A target's latest grid point stays leasable until its next one (a slot is never leased once
+    an interval old). Each target gets its latest point unless the next one is within
+    ``margin`` seconds; then it gets the next one, and this waits until that is due. Waiting
+    may bring another target's latest point within ``margin`` of falling out of the window, so
+    the placement is done again until every slot has ``margin`` seconds of leasable life left.
+    One statement for all targets: a slow machine does not age the first target's slot while
+    the others are set up."""
+    ids = [uuid.UUID(t) for t in target_ids]
+    upcoming = "vigil_next_slot(t.id, t.interval_secs, date_trunc('milliseconds', now()))"
+    async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as conn:
+        for _ in range(20):
+            cur = await conn.execute(
+                f"UPDATE schedules s SET next_due_at = CASE"
+                f" WHEN {upcoming} - now() > make_interval(secs => %(m)s)"
+                f" THEN {upcoming} - make_interval(secs => t.interval_secs) ELSE {upcoming} END,"
+                " leased_by = NULL, lease_expires_at = NULL FROM targets t"
+                " WHERE t.id = s.target_id AND s.target_id = ANY(%(ids)s)"
+                " RETURNING s.target_id, s.next_due_at,"
+                " extract(epoch FROM s.next_due_at - now())::float8",
+                {"m": margin, "ids": ids},
+            )
+            rows = await cur.fetchall()
+            assert len(rows) == len(ids), "a target has no schedule"
+            wait = max(r[2] for r in rows)
+            if wait > 0:
+                await asyncio.sleep(wait + 0.01)
+            cur = await conn.execute(
+                "SELECT bool_and(s.next_due_at <= now() AND s.next_due_at"
+                " + make_interval(secs => t.interval_secs) - now() > make_interval(secs => %(m)s))"
+                " FROM schedules s JOIN targets t ON t.id = s.target_id"
+                " WHERE s.target_id = ANY(%(ids)s)",
+                {"m": margin, "ids": ids},
+            )
+            ok = await cur.fetchone()
+            if ok is not None and ok[0]:
+                due = {str(r[0]): r[1] for r in rows}
+                return [due[t] for t in target_ids]
+    raise AssertionError("could not place the slots on their grids together")
 
 
 async def fetch(db_url: str, query: str, *params: Any) -> list[tuple[Any, ...]]:

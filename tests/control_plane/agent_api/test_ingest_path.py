@@ -16,7 +16,14 @@ import pytest
 
 from control_plane.domain.agent_api.lease_ids import LeaseClaim, LeaseSigner
 from tests.conftest import Persona
-from tests.monitoring_helpers import fetch, make_agent, make_due, make_target, result_for
+from tests.monitoring_helpers import (
+    fetch,
+    make_agent,
+    make_due,
+    make_due_on_grid,
+    make_target,
+    result_for,
+)
 
 
 async def test_every_field_of_a_result_is_stored_as_sent(
@@ -100,8 +107,7 @@ async def test_a_batch_advances_every_schedule_and_marks_every_target(
     owner: Persona, operator: Persona, db_url: str
 ) -> None:
     targets = [await make_target(owner, name=f"t{i}", interval=30 + i) for i in range(20)]
-    for t in targets:
-        await make_due(db_url, t["id"], on_grid=True)
+    await make_due_on_grid(db_url, [t["id"] for t in targets])
     agent = await make_agent(operator)
     leases = (await agent.lease()).json()["leases"]
     assert len(leases) == 20

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import psycopg
 import pytest
 from litestar.testing import AsyncTestClient
 
 from control_plane.app import create_app
+from control_plane.domain.notifications.jobs import Deliverer, Q
 from control_plane.settings import Settings
 from tests.conftest import Persona, make_org
 from tests.control_plane.notifications.conftest import Env, notify_settings
@@ -115,3 +117,37 @@ async def test_a_lone_incident_goes_singly_after_the_hold(held: Env) -> None:
     await age(env, slack, 61)
     await env.deliver()
     assert chat(env)[-1].startswith("✅ UP: alone recovered")
+
+
+async def test_a_chat_channel_is_claimed_by_one_claim_at_a_time(env: Env) -> None:
+    # Another worker's claim is in progress (its transaction has not ended) and holds one of the
+    # channel's rows: this run must not take the rest of the burst and send it as a second
+    # message. The webhook's rows are not affected.
+    slack = await env.channel(SLACK, name="slack")
+    hook = await env.channel({"type": "webhook", "url": env.rec.url + "/hook"}, name="hook")
+    for i in range(7):
+        await env.open_incident(await env.target([slack, hook], name=f"s{i}"))
+    d = Deliverer(env.res)
+    try:
+        async with await psycopg.AsyncConnection.connect(env.db_url) as other:
+            s = env.res.settings.notify
+            await other.execute(
+                Q.claim,
+                {
+                    "limit": 1,
+                    "lease_secs": s.lease_secs,
+                    "chat_kinds": d._chat_kinds,
+                    "hold_secs": s.chat_hold_secs,
+                    "followup_secs": s.storm_followup_secs,
+                    "storm_window": s.storm_window_secs,
+                },
+            )
+            sent = await d.run_batch()
+            await other.rollback()
+        assert chat(env) == []
+        assert sent == len(hooks(env)) == 7
+        assert await d.run_batch() == 7  # the claim ended: the whole burst, in one message
+        (msg,) = chat(env)
+        assert msg.startswith("7 monitors down:")
+    finally:
+        await d.close()

@@ -88,7 +88,7 @@ WHERE i.ended_at IS NULL AND i.state = 'open'
 -- channel), rows go in order: one waits for the earlier. A channel whose circuit is open waits
 -- too. A chat-style channel's opens and recoveries wait until the oldest pending one of their
 -- kind is ``hold`` seconds old (``followup`` while a storm of that kind is being grouped), so
--- the storm decision sees the whole burst; then all of them are claimed together.
+-- the storm decision sees the whole burst; then all of them are claimed together, by one claim.
 WITH due AS (
     SELECT n.id
     FROM notifications n
@@ -117,6 +117,11 @@ WITH due AS (
                                     AND g.delivered_at > now() - make_interval(
                                         secs => %(storm_window)s))
                      THEN %(followup_secs)s ELSE %(hold_secs)s END)))
+      -- A chat-style channel is claimed by one claim at a time: two lanes (or workers)
+      -- claiming together would each take part of a burst and send it as two messages. The
+      -- lock lasts until this statement's transaction ends; by then the rows are leased.
+      AND (NOT (c.kind = ANY(%(chat_kinds)s::text[]))
+           OR pg_try_advisory_xact_lock(hashtextextended('vigil_chat_claim:' || n.channel_id, 0)))
     -- A channel's rows due together are claimed together (a storm is grouped in one run).
     ORDER BY n.due_at, n.channel_id
     LIMIT %(limit)s
