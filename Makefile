@@ -32,7 +32,8 @@ test-deps:
 
 # The fault suite (tests/faults): whole systems on their own PostgreSQL and Redis, with agents
 # killed, the API stopped for 4 minutes, PostgreSQL and Redis restarted, the worker killed; each
-# case judged over every slot. About 6 minutes; CI runs it after `make test`.
+# case judged over every slot once its rollups settle. About 17 minutes with three workers on
+# two cores; CI runs it after `make test`.
 faults: $(STAMP)
 	$(BIN)/pytest -n 3 -m faults tests/faults
 
