@@ -57,6 +57,7 @@ from control_plane.domain.notifications.routes import (
     ChannelVerificationController,
     IncidentNotificationController,
 )
+from control_plane.domain.notifications.whatsapp_link import WhatsAppHookController
 from control_plane.domain.ondemand.routes import OnDemandController
 from control_plane.domain.plans.routes import OperatorPlanController
 from control_plane.domain.public.limits import public_limits_middleware
@@ -237,6 +238,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             # Authenticates with the API token in its first message (or header).
             live_stream,
             ChannelVerificationController,
+            # No bearer: Meta's signature with the app secret is the credential.
+            WhatsAppHookController,
             # No auth, none of the tenant guards: published status pages and share links.
             public_api_router(),
             PublicPageController,

@@ -195,6 +195,29 @@ class NotifySettings:
     # ``base_urls["telegram"]`` like the bring-your-own kind's.
     telegram_bot_token: str | None = None
     telegram_bot_username: str | None = None
+    # The platform's WhatsApp number (``whatsapp_app`` channels, the link-code flow), a number
+    # of the operator's WhatsApp Business (Cloud API) account: the number people message
+    # (``wa.me/<number>``), its phone number id and access token (sends), the app secret that
+    # signs Meta's webhook calls to ``/hooks/whatsapp`` and the verify token of its
+    # subscription handshake, and the one-parameter template alerts are sent with. Unset,
+    # the flow is absent (404 WHATSAPP_LINK_NOT_FOUND). Its API base URL is
+    # ``base_urls["whatsapp"]`` like the bring-your-own kind's.
+    whatsapp_number: str | None = None
+    whatsapp_phone_number_id: str | None = None
+    whatsapp_access_token: str | None = None
+    whatsapp_app_secret: str | None = None
+    whatsapp_verify_token: str | None = None
+    whatsapp_template: str = "vigil_alert"
+    whatsapp_language: str = "en"
+
+    @property
+    def whatsapp_link_enabled(self) -> bool:
+        return bool(
+            self.whatsapp_number
+            and self.whatsapp_phone_number_id
+            and self.whatsapp_access_token
+            and self.whatsapp_app_secret
+        )
 
 
 def _base_urls(raw: str) -> dict[str, str]:
@@ -209,6 +232,11 @@ def _base_urls(raw: str) -> dict[str, str]:
 
 
 def _notify(e: dict[str, str]) -> NotifySettings:
+    number = (e.get("VIGIL_WHATSAPP_NUMBER") or "").strip().lstrip("+")
+    if number and not (number.isdigit() and 7 <= len(number) <= 15):
+        raise SettingsError(
+            "VIGIL_WHATSAPP_NUMBER: expected an international number like +15550001111"
+        )
     return NotifySettings(
         allow_private=_bool(e.get("VIGIL_NOTIFY_ALLOW_PRIVATE")),
         base_urls=_base_urls(e.get("VIGIL_NOTIFY_BASE_URLS", "")),
@@ -220,6 +248,13 @@ def _notify(e: dict[str, str]) -> NotifySettings:
         storm_followup_secs=float(e.get("VIGIL_NOTIFY_STORM_FOLLOWUP_SECS") or "30"),
         telegram_bot_token=e.get("VIGIL_TELEGRAM_BOT_TOKEN") or None,
         telegram_bot_username=e.get("VIGIL_TELEGRAM_BOT_USERNAME") or None,
+        whatsapp_number=number or None,
+        whatsapp_phone_number_id=e.get("VIGIL_WHATSAPP_PHONE_NUMBER_ID") or None,
+        whatsapp_access_token=e.get("VIGIL_WHATSAPP_ACCESS_TOKEN") or None,
+        whatsapp_app_secret=e.get("VIGIL_WHATSAPP_APP_SECRET") or None,
+        whatsapp_verify_token=e.get("VIGIL_WHATSAPP_VERIFY_TOKEN") or None,
+        whatsapp_template=e.get("VIGIL_WHATSAPP_TEMPLATE") or "vigil_alert",
+        whatsapp_language=e.get("VIGIL_WHATSAPP_LANGUAGE") or "en",
     )
 
 

@@ -391,6 +391,20 @@ CREATE TABLE public.invitations (
     CONSTRAINT invitations_role_check CHECK ((role = ANY (ARRAY['OWNER'::text, 'ADMIN'::text, 'MEMBER'::text, 'VIEWER'::text])))
 );
 
+CREATE TABLE public.link_codes (
+    id uuid NOT NULL,
+    org_id uuid NOT NULL,
+    code_hash bytea NOT NULL,
+    name text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    expires_at timestamp with time zone NOT NULL,
+    consumed_at timestamp with time zone,
+    channel_id uuid,
+    kind text NOT NULL,
+    CONSTRAINT link_codes_kind_check CHECK ((kind = ANY (ARRAY['telegram_app'::text, 'whatsapp_app'::text]))),
+    CONSTRAINT telegram_links_name_check CHECK ((length(name) <= 100))
+);
+
 CREATE TABLE public.maintenance_targets (
     window_id uuid NOT NULL,
     target_id uuid NOT NULL
@@ -992,18 +1006,6 @@ CREATE TABLE public.telegram_bot_state (
     CONSTRAINT telegram_bot_state_id_check CHECK ((id = 1))
 );
 
-CREATE TABLE public.telegram_links (
-    id uuid NOT NULL,
-    org_id uuid NOT NULL,
-    code_hash bytea NOT NULL,
-    name text,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    expires_at timestamp with time zone NOT NULL,
-    consumed_at timestamp with time zone,
-    channel_id uuid,
-    CONSTRAINT telegram_links_name_check CHECK ((length(name) <= 100))
-);
-
 CREATE TABLE public.users (
     id uuid NOT NULL,
     email text NOT NULL,
@@ -1207,10 +1209,10 @@ ALTER TABLE ONLY public.targets
 ALTER TABLE ONLY public.telegram_bot_state
     ADD CONSTRAINT telegram_bot_state_pkey PRIMARY KEY (id);
 
-ALTER TABLE ONLY public.telegram_links
+ALTER TABLE ONLY public.link_codes
     ADD CONSTRAINT telegram_links_code_hash_key UNIQUE (code_hash);
 
-ALTER TABLE ONLY public.telegram_links
+ALTER TABLE ONLY public.link_codes
     ADD CONSTRAINT telegram_links_pkey PRIMARY KEY (id);
 
 ALTER TABLE ONLY public.users
@@ -1255,6 +1257,8 @@ CREATE INDEX incidents_org_state_idx ON public.incidents USING btree (org_id, st
 CREATE INDEX incidents_target_idx ON public.incidents USING btree (target_id, started_at DESC);
 
 CREATE INDEX invitations_org_idx ON public.invitations USING btree (org_id, created_at);
+
+CREATE INDEX link_codes_org_idx ON public.link_codes USING btree (org_id, expires_at);
 
 CREATE INDEX maintenance_targets_target_idx ON public.maintenance_targets USING btree (target_id);
 
@@ -1319,8 +1323,6 @@ CREATE INDEX target_regions_region_idx ON public.target_regions USING btree (reg
 CREATE INDEX targets_org_idx ON public.targets USING btree (org_id, id);
 
 CREATE INDEX targets_tags_idx ON public.targets USING gin (tags);
-
-CREATE INDEX telegram_links_org_idx ON public.telegram_links USING btree (org_id, expires_at);
 
 CREATE INDEX webhooks_org_idx ON public.webhooks USING btree (org_id, created_at, id);
 
@@ -1500,10 +1502,10 @@ ALTER TABLE ONLY public.target_regions
 ALTER TABLE ONLY public.targets
     ADD CONSTRAINT targets_org_id_fkey FOREIGN KEY (org_id) REFERENCES public.orgs(id) ON DELETE CASCADE;
 
-ALTER TABLE ONLY public.telegram_links
+ALTER TABLE ONLY public.link_codes
     ADD CONSTRAINT telegram_links_channel_id_fkey FOREIGN KEY (channel_id) REFERENCES public.channels(id) ON DELETE SET NULL;
 
-ALTER TABLE ONLY public.telegram_links
+ALTER TABLE ONLY public.link_codes
     ADD CONSTRAINT telegram_links_org_id_fkey FOREIGN KEY (org_id) REFERENCES public.orgs(id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.webhooks

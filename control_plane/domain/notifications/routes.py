@@ -17,19 +17,23 @@ from control_plane.core.permissions import requires
 from control_plane.core.requests import path_uuid, strict_body, write_source
 from control_plane.core.service import provide
 
+from .links import LinkService
 from .schemas import (
     Channel,
     ChannelCreate,
     ChannelTest,
     ChannelUpdate,
+    LinkCode,
+    LinkCodeCreate,
     NotificationList,
-    TelegramLink,
-    TelegramLinkCreate,
     TestResult,
     Verified,
 )
 from .service import ChannelService, VerificationService, channel_not_found
-from .telegram_link import TelegramLinkService, link_not_found
+from .telegram_link import FLOW as TELEGRAM
+from .telegram_link import TelegramLinkService
+from .whatsapp_link import FLOW as WHATSAPP
+from .whatsapp_link import WhatsAppLinkService
 
 LIST = PageSize(default=50, cap=1000)
 WRITE_ERRORS = errors(
@@ -50,6 +54,7 @@ class ChannelController(Controller):
     dependencies = {
         "channels": provide(ChannelService),
         "telegram_links": provide(TelegramLinkService),
+        "whatsapp_links": provide(WhatsAppLinkService),
     }
 
     @post(
@@ -155,23 +160,11 @@ class ChannelController(Controller):
         self,
         request: Request[Any, Any, Any],
         telegram_links: NamedDependency[TelegramLinkService],
-        data: JSONBody[TelegramLinkCreate | None] = None,
-    ) -> Response[TelegramLink]:
+        data: JSONBody[LinkCodeCreate | None] = None,
+    ) -> Response[LinkCode]:
         """Mint a single-use link code (15 minutes) for the central Telegram bot: send it to
         the bot (the deep links do) and the org gets a ``telegram_app`` channel for that chat."""
-        raw = (await request.body()).strip()
-        # The body is optional: none, or a JSON null, is no name hint.
-        body = (
-            await strict_body(request, TelegramLinkCreate)
-            if raw not in (b"", b"null")
-            else TelegramLinkCreate()
-        )
-        link = await telegram_links.mint(body)
-        return Response(
-            link,
-            status_code=HTTP_201_CREATED,
-            headers={"Location": f"/api/v1/notification-channels/telegram-link/{link.id}"},
-        )
+        return await _mint(request, telegram_links, "telegram-link")
 
     @get(
         "/telegram-link/{link_id:str}",
@@ -181,9 +174,42 @@ class ChannelController(Controller):
     )
     async def get_telegram_link(
         self, telegram_links: NamedDependency[TelegramLinkService], link_id: FromPath[str]
-    ) -> TelegramLink:
+    ) -> LinkCode:
         """A link code's state: pending, consumed (with ``channel_id``) or expired."""
-        return await telegram_links.get(path_uuid(link_id, link_not_found()))
+        return await telegram_links.get(path_uuid(link_id, TELEGRAM.not_found()))
+
+    @post(
+        "/whatsapp-link",
+        operation_id="createWhatsAppLink",
+        opt=requires("channels:write"),
+        status_code=HTTP_201_CREATED,
+        responses=errors(
+            s404="[WHATSAPP_LINK_NOT_FOUND] this deployment has no platform WhatsApp number",
+            s422="[WHATSAPP_LINK_LIMIT] too many outstanding link codes",
+        ),
+    )
+    async def create_whatsapp_link(
+        self,
+        request: Request[Any, Any, Any],
+        whatsapp_links: NamedDependency[WhatsAppLinkService],
+        data: JSONBody[LinkCodeCreate | None] = None,
+    ) -> Response[LinkCode]:
+        """Mint a single-use link code (15 minutes) for the platform's WhatsApp number: the
+        ``deep_link`` opens WhatsApp with the code prefilled; sending it gives the org a
+        ``whatsapp_app`` channel bound to the sender's number."""
+        return await _mint(request, whatsapp_links, "whatsapp-link")
+
+    @get(
+        "/whatsapp-link/{link_id:str}",
+        operation_id="getWhatsAppLink",
+        opt=requires("channels:read"),
+        responses=errors(s404="[WHATSAPP_LINK_NOT_FOUND] no such link code"),
+    )
+    async def get_whatsapp_link(
+        self, whatsapp_links: NamedDependency[WhatsAppLinkService], link_id: FromPath[str]
+    ) -> LinkCode:
+        """A link code's state: pending, consumed (with ``channel_id``) or expired."""
+        return await whatsapp_links.get(path_uuid(link_id, WHATSAPP.not_found()))
 
     @post(
         "/{channel_id:str}/test",
@@ -269,3 +295,21 @@ class ChannelVerificationController(Controller):
         if channel_id is None:
             raise not_found("VERIFICATION_NOT_FOUND", "verification link")
         return Verified(channel_id=channel_id, verified=True)
+
+
+async def _mint(
+    request: Request[Any, Any, Any], service: LinkService, path: str
+) -> Response[LinkCode]:
+    raw = (await request.body()).strip()
+    # The body is optional: none, or a JSON null, is no name hint.
+    body = (
+        await strict_body(request, LinkCodeCreate)
+        if raw not in (b"", b"null")
+        else LinkCodeCreate()
+    )
+    link = await service.mint(body)
+    return Response(
+        link,
+        status_code=HTTP_201_CREATED,
+        headers={"Location": f"/api/v1/notification-channels/{path}/{link.id}"},
+    )

@@ -105,15 +105,17 @@ class Verified(msgspec.Struct):
     verified: bool
 
 
-class TelegramLinkCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """An optional name for the channel the code will create (else the chat's title)."""
+class LinkCodeCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """An optional name for the channel the code will create (else the chat's title or the
+    WhatsApp profile name)."""
 
     name: str | None = None
 
 
-class TelegramLink(msgspec.Struct, kw_only=True):
-    """A link code: ``code``, ``deep_link`` and ``group_deep_link`` only in the minting answer
-    (the raw code is shown once; only its hash is stored)."""
+class LinkCode(msgspec.Struct, kw_only=True):
+    """A link code of a managed kind: ``code`` and the deep links only in the minting answer
+    (the raw code is shown once; only its hash is stored). Telegram: ``deep_link`` (a private
+    chat) and ``group_deep_link``; WhatsApp: ``deep_link`` (wa.me with the code prefilled)."""
 
     id: uuid.UUID
     state: Literal["pending", "consumed", "expired"]

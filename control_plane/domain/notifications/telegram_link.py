@@ -1,183 +1,73 @@
-"""Telegram one-tap linking (the reference's "Telegram one-tap linking").
+"""Telegram one-tap linking (the reference's "Telegram one-tap linking"), the Telegram side of
+``links.py``.
 
-An org mints a single-use code (15 minutes; only its hash is stored; at most ``MAX_OUTSTANDING``
-pending per org, 422 ``TELEGRAM_LINK_LIMIT``); the answer carries ``t.me/<bot>?start=<code>``
-(a private chat) and ``?startgroup=<code>`` (a group). When the deployment's central bot
-receives the code (``/start <code>``, or ``/link <code>`` in a group), the worker's ``poll``
-creates the org's ``telegram_app`` channel for that chat; the org comes from the code only,
-never from the Telegram payload. ``/stop`` in a chat, or the bot removed from it, disables the
-channels linked to it. The bot's updates are read with ``getUpdates`` (the offset is kept in
-the database, so an update is handled once). Without a configured bot the flow is absent:
-404 ``TELEGRAM_LINK_NOT_FOUND``.
+The minting answer carries ``t.me/<bot>?start=<code>`` (a private chat) and
+``?startgroup=<code>`` (a group). When the deployment's central bot receives the code
+(``/start <code>``, or ``/link <code>`` in a group), the worker's ``poll`` creates the org's
+``telegram_app`` channel for that chat. ``/stop`` in a chat, or the bot removed from it,
+disables the channels linked to it. The bot's updates are read with ``getUpdates`` (the offset
+is kept in the database, so an update is handled once). Without a configured bot the flow is
+absent: 404 ``TELEGRAM_LINK_NOT_FOUND``.
 """
 
 from __future__ import annotations
 
 import re
-import secrets
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
 import structlog
 from psycopg import AsyncConnection
-from psycopg.types.json import Jsonb
 
-from control_plane.core import quotas
-from control_plane.core.errors import ApiError, not_found
-from control_plane.core.ids import new_id
-from control_plane.core.service import TenantService
 from control_plane.core.state import Resources
 from control_plane.db.sql import Queries
-from control_plane.security.tokens import token_hash
+from control_plane.settings import NotifySettings
 
-from . import jobs
+from . import jobs, links
 from .delivery import Sender
-from .schemas import TelegramLink, TelegramLinkCreate
-from .service import Q as CHANNEL_Q
-from .service import allow_private, channel_name
+from .service import allow_private
 from .transports.base import rebase
 from .transports.telegram import API
 
 Q = Queries.beside(__file__, "telegram")
 log = structlog.get_logger("vigil.notify")
 
-TTL_SECS = 15 * 60
-MAX_OUTSTANDING = 10
-_COMMAND = re.compile(r"^/(start|link)(@[A-Za-z0-9_]+)?\s+([A-Za-z0-9_-]{8,64})\s*$")
+_COMMAND = re.compile(rf"^/(start|link)(@[A-Za-z0-9_]+)?\s+({links.CODE})\s*$")
 _STOP = re.compile(r"^/stop(@[A-Za-z0-9_]+)?\s*$")
 
 
-def link_not_found() -> ApiError:
-    return not_found("TELEGRAM_LINK_NOT_FOUND", "telegram link")
+def _deep_links(s: NotifySettings, code: str) -> dict[str, str] | None:
+    bot = s.telegram_bot_username
+    if not s.telegram_bot_token or not bot:
+        return None
+    return {
+        "deep_link": f"https://t.me/{bot}?start={code}",
+        "group_deep_link": f"https://t.me/{bot}?startgroup={code}",
+    }
 
 
-def _state(row: dict[str, Any]) -> str:
-    if row["consumed_at"] is not None:
-        return "consumed"
-    return "expired" if row["expires_at"] <= datetime.now(UTC) else "pending"
+FLOW = links.Flow("telegram_app", "telegram", _deep_links)
 
 
-class TelegramLinkService(TenantService):
-    def _bot(self) -> str:
-        s = self.settings.notify
-        if not s.telegram_bot_token or not s.telegram_bot_username:
-            raise link_not_found()
-        return s.telegram_bot_username
-
-    async def mint(self, data: TelegramLinkCreate) -> TelegramLink:
-        bot = self._bot()
-        name = None if data.name is None else channel_name(data.name)
-        code = secrets.token_urlsafe(16)
-        conn = await self.conn()
-        async with conn.transaction():
-            await conn.execute(quotas.LOCK, {"key": f"{self.org.org_id}:telegram_links"})
-            row = await (
-                await conn.execute(Q.count_outstanding, {"org_id": self.org.org_id})
-            ).fetchone()
-            if row is not None and int(row["n"]) >= MAX_OUTSTANDING:
-                raise ApiError(
-                    422,
-                    "TELEGRAM_LINK_LIMIT",
-                    f"at most {MAX_OUTSTANDING} outstanding link codes per org; use or let "
-                    "one expire first",
-                )
-            made = await (
-                await conn.execute(
-                    Q.insert_link,
-                    {
-                        "id": new_id(),
-                        "org_id": self.org.org_id,
-                        "code_hash": token_hash(self.settings.security.token_key, code),
-                        "name": name,
-                        "ttl": TTL_SECS,
-                    },
-                )
-            ).fetchone()
-            assert made is not None
-            await self.audit(conn, "telegram_link.create", "telegram_link", made["id"])
-        return TelegramLink(
-            id=made["id"],
-            state="pending",
-            expires_at=made["expires_at"],
-            code=code,
-            deep_link=f"https://t.me/{bot}?start={code}",
-            group_deep_link=f"https://t.me/{bot}?startgroup={code}",
-        )
-
-    async def get(self, link_id: uuid.UUID) -> TelegramLink:
-        self._bot()
-        conn = await self.conn()
-        row = await (
-            await conn.execute(Q.get_link, {"org_id": self.org.org_id, "id": link_id})
-        ).fetchone()
-        if row is None:
-            raise link_not_found()
-        state = _state(row)
-        return TelegramLink(
-            id=row["id"],
-            state=state,  # type: ignore[arg-type]
-            expires_at=row["expires_at"],
-            channel_id=row["channel_id"],
-        )
+class TelegramLinkService(links.LinkService):
+    flow = FLOW
 
 
 async def consume(
     conn: AsyncConnection[Any], token_key: bytes, code: str, chat: dict[str, Any]
 ) -> uuid.UUID | None:
-    """The code's org gets a ``telegram_app`` channel for ``chat``; None when the code is
-    unknown, used or expired (or the org's channel quota is full)."""
+    """The code's org gets a ``telegram_app`` channel for ``chat`` (``links.consume``)."""
     chat_id = str(chat["id"])
     title = str(chat.get("title") or chat.get("username") or chat.get("first_name") or chat_id)
-    async with conn.transaction():
-        link = await (
-            await conn.execute(Q.take_link, {"code_hash": token_hash(token_key, code)})
-        ).fetchone()
-        if link is None:
-            return None
-        org_id = link["org_id"]
-        try:
-            await quotas.enforce(
-                conn,
-                org_id,
-                "max_notification_channels",
-                CHANNEL_Q.count_org_channels,
-                code="CHANNEL_QUOTA_EXCEEDED",
-            )
-        except ApiError:
-            return None
-        base = (link["name"] or f"Telegram: {title}")[:90]
-        channel_id = new_id()
-        for n in range(1, 50):
-            name = base if n == 1 else f"{base} ({n})"
-            row = await (
-                await conn.execute(
-                    CHANNEL_Q.insert_channel,
-                    {
-                        "id": channel_id,
-                        "org_id": org_id,
-                        "name": name,
-                        "kind": "telegram_app",
-                        "config": Jsonb(
-                            {"type": "telegram_app", "chat_id": chat_id, "chat_title": title[:200]}
-                        ),
-                        "secrets": Jsonb({}),
-                        "enabled": True,
-                        "write_source": "api",
-                        "verified_at": None,
-                        "verify_token_hash": None,
-                        "verify_expires_at": None,
-                    },
-                )
-            ).fetchone()
-            if row is not None:
-                break
-        else:
-            return None
-        await conn.execute(Q.consume_link, {"id": link["id"], "channel_id": channel_id})
-    log.info("telegram_linked", org_id=str(org_id), channel_id=str(channel_id))
-    return channel_id
+    return await links.consume(
+        conn,
+        token_key,
+        "telegram_app",
+        code,
+        {"chat_id": chat_id, "chat_title": title[:200]},
+        f"Telegram: {title}",
+    )
 
 
 async def close(ctx: dict[str, Any]) -> None:
@@ -231,7 +121,7 @@ async def poll(ctx: dict[str, Any]) -> int:
             new_status = (member.get("new_chat_member") or {}).get("status")
             text = str(message.get("text") or "")
             if new_status in ("left", "kicked") or _STOP.match(text):
-                await conn.execute(Q.disable_chat, {"chat_id": str(chat["id"])})
+                await conn.execute(links.Q.disable_chat, {"chat_id": str(chat["id"])})
                 continue
             m = _COMMAND.match(text)
             if m is None:

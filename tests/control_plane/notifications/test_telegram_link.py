@@ -18,7 +18,7 @@ from aiohttp import web
 from litestar.testing import AsyncTestClient
 
 from control_plane.app import create_app
-from control_plane.domain.notifications import telegram_link
+from control_plane.domain.notifications import links, telegram_link
 from control_plane.settings import Settings
 from tests.conftest import Persona, assert_error, make_org
 from tests.control_plane.notifications.conftest import Env, notify_settings
@@ -145,7 +145,7 @@ async def test_link_code_round_trip_and_delivery(tg: Env, bot_api: FakeBotApi) -
     assert_error(
         await tg.outsider.get(f"{BASE}/telegram-link/{link['id']}"), 404, "TELEGRAM_LINK_NOT_FOUND"
     )
-    stored = await tg.sql("SELECT code_hash FROM telegram_links")
+    stored = await tg.sql("SELECT code_hash FROM link_codes")
     assert code.encode() not in bytes(stored[0]["code_hash"])
 
     bot_api.message(GROUP, f"/link@{BOT} {code}")
@@ -197,7 +197,7 @@ async def test_outstanding_codes_are_capped(tg: Env) -> None:
         f"{BASE}/telegram-link", content=b"null", headers={"Content-Type": "application/json"}
     )
     assert resp.status_code == 201, resp.text
-    for _ in range(telegram_link.MAX_OUTSTANDING - 1):
+    for _ in range(links.MAX_OUTSTANDING - 1):
         assert (await tg.owner.post(f"{BASE}/telegram-link")).status_code == 201
     assert_error(await tg.owner.post(f"{BASE}/telegram-link"), 422, "TELEGRAM_LINK_LIMIT")
     assert (await tg.outsider.post(f"{BASE}/telegram-link")).status_code == 201

@@ -47,18 +47,16 @@ TRANSPORTS: dict[str, TransportInfo] = {
 }
 MANAGED = frozenset({"telegram_app", "whatsapp_app"})
 # What the delivery job and test sends can send through: the body-creatable kinds and the
-# managed kinds that are implemented (``whatsapp_app`` is not yet).
-DELIVERABLE: dict[str, TransportInfo] = {**TRANSPORTS, telegram.APP_KIND.kind: telegram.APP_KIND}
+# managed kinds.
+DELIVERABLE: dict[str, TransportInfo] = {
+    **TRANSPORTS,
+    telegram.APP_KIND.kind: telegram.APP_KIND,
+    whatsapp.APP_KIND.kind: whatsapp.APP_KIND,
+}
 
 
 TelegramAppConfig = telegram.TelegramAppConfig
-
-
-class WhatsAppAppConfig(Config, tag="whatsapp_app"):
-    """Managed: created only by the WhatsApp link-code flow (a body carrying it is 422)."""
-
-    phone: str
-    profile_name: str = ""
+WhatsAppAppConfig = whatsapp.WhatsAppAppConfig
 
 
 ChannelConfig = (
@@ -78,7 +76,7 @@ ChannelConfig = (
 # What a request body's ``config`` may decode to: the managed kinds decode, then are refused.
 BodyConfig = ChannelConfig | TelegramAppConfig | WhatsAppAppConfig
 # What a stored channel's config may be (delivery opens it).
-StoredConfig = ChannelConfig | TelegramAppConfig
+StoredConfig = ChannelConfig | TelegramAppConfig | WhatsAppAppConfig
 
 
 def kind_of(cfg: Config) -> str:

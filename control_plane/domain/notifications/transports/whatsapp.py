@@ -1,9 +1,15 @@
 """WhatsApp Business Cloud API: a one-parameter template message (free-form text outside the
-24 h window is accepted and silently dropped, so a template is required)."""
+24 h window is accepted and silently dropped, so a template is required).
+
+``whatsapp`` is the tenant's own Business account; ``whatsapp_app`` a number linked to the
+platform's WhatsApp number by the link-code flow (``whatsapp_link.py``): the same request with
+the operator's number, token and template, never a tenant's."""
 
 from __future__ import annotations
 
 import re
+
+from control_plane.settings import NotifySettings
 
 from .base import (
     E164,
@@ -43,20 +49,59 @@ def validate(cfg: WhatsAppConfig, ctx: Context) -> None:
         raise invalid("language_code", "language_code is like en or en_US")
 
 
-def build(cfg: WhatsAppConfig, alert: Alert, ctx: Context) -> list[HttpRequest]:
-    url = rebase("whatsapp", f"{API}/{cfg.phone_number_id}/messages", ctx.settings)
+def _template(
+    url: str, token: str, to: str, template: str, language: str, alert: Alert
+) -> list[HttpRequest]:
     line = cap(" ".join(text(alert).split()), 1000)
     payload = {
         "messaging_product": "whatsapp",
-        "to": cfg.to.lstrip("+"),
+        "to": to.lstrip("+"),
         "type": "template",
         "template": {
-            "name": cfg.template_name,
-            "language": {"code": cfg.language_code},
+            "name": template,
+            "language": {"code": language},
             "components": [{"type": "body", "parameters": [{"type": "text", "text": line}]}],
         },
     }
-    return [json_request(url, payload, {"Authorization": f"Bearer {cfg.access_token}"})]
+    return [json_request(url, payload, {"Authorization": f"Bearer {token}"})]
+
+
+def build(cfg: WhatsAppConfig, alert: Alert, ctx: Context) -> list[HttpRequest]:
+    url = rebase("whatsapp", f"{API}/{cfg.phone_number_id}/messages", ctx.settings)
+    return _template(url, cfg.access_token, cfg.to, cfg.template_name, cfg.language_code, alert)
 
 
 KIND = TransportInfo("whatsapp", WhatsAppConfig, validate, build, secrets=("access_token",))
+
+
+class WhatsAppAppConfig(Config, tag="whatsapp_app"):
+    """Managed: created only by the WhatsApp link-code flow (a body carrying it is 422)."""
+
+    phone: str
+    profile_name: str = ""
+
+
+def validate_app(cfg: WhatsAppAppConfig, ctx: Context) -> None:
+    require(cfg.phone, "phone")
+
+
+def messages_url(settings: NotifySettings) -> str:
+    """The platform number's send endpoint (``base_urls["whatsapp"]`` may rebase it)."""
+    return rebase("whatsapp", f"{API}/{settings.whatsapp_phone_number_id}/messages", settings)
+
+
+def build_app(cfg: WhatsAppAppConfig, alert: Alert, ctx: Context) -> list[HttpRequest]:
+    s = ctx.settings
+    if not s.whatsapp_link_enabled or s.whatsapp_access_token is None:
+        raise ValueError("this deployment has no platform WhatsApp number")
+    return _template(
+        messages_url(s),
+        s.whatsapp_access_token,
+        cfg.phone,
+        s.whatsapp_template,
+        s.whatsapp_language,
+        alert,
+    )
+
+
+APP_KIND = TransportInfo("whatsapp_app", WhatsAppAppConfig, validate_app, build_app)
