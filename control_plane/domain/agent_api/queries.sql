@@ -150,7 +150,7 @@ steady AS (
     -- of a fourth row write (0170; ``w`` is the effective watermark that migration describes).
     -- Otherwise (the first ups of a good run) the region state row is written as before; one the
     -- engine holds right now is skipped (not waited for) and goes the usual way.
-    SELECT n.target_id, n.scheduled_at, w.sat AS saturated
+    SELECT n.target_id, n.scheduled_at, w.sat AS saturated, wm.at AS watermark
     FROM newest n
     JOIN slots sl ON sl.target_id = n.target_id AND sl.n = 1
     JOIN valid v ON v.target_id = n.target_id AND v.scheduled_at = n.scheduled_at
@@ -174,10 +174,14 @@ steady AS (
                       WHERE i.target_id = n.target_id AND i.ended_at IS NULL)
 ),
 unsaturated AS (
+    -- The state is checked again on the locked row: an evaluation that committed since the
+    -- statement began leaves the result to the queue.
     SELECT sd.target_id, sd.scheduled_at
     FROM steady sd
     JOIN region_states rs ON rs.target_id = sd.target_id AND rs.region_id = %(region_id)s
     WHERE NOT sd.saturated
+      AND rs.last_status = 'up' AND NOT rs.failing AND rs.consecutive_bad = 0
+      AND rs.consecutive_good > 0 AND rs.evaluated_to = sd.watermark
     FOR UPDATE OF rs SKIP LOCKED
 ),
 folded AS (
