@@ -52,6 +52,8 @@ FROM schedules s JOIN targets t ON t.id = s.target_id
 WHERE s.region_id = 'default'
 ON CONFLICT DO NOTHING
 """
+# Longer than a backend may hold its table statistics once idle (PGSTAT_IDLE_INTERVAL, 10 s).
+SETTLE_S = 11.0
 TABLE_WRITES = """
 SELECT relname, n_tup_ins + n_tup_upd + n_tup_del AS n FROM pg_stat_user_tables
 """
@@ -131,15 +133,17 @@ async def _table_writes(db_url: str) -> dict[str, int]:
 
 async def _settled_writes(db_url: str, at_least: int = 0, base: int = 0) -> dict[str, int]:
     """``_table_writes`` once every backend has flushed its statistics: the total has not moved
-    for 3 s (and is at least ``at_least`` past ``base``); at most 30 s."""
+    for ``SETTLE_S`` (and is at least ``at_least`` past ``base``); at most a minute. A backend
+    that goes idle within a second of its last report waits up to 10 s to report again (PG 15's
+    idle interval): with 3 s, one run counted 2.6 writes a check and the next 3.4."""
     last: dict[str, int] = {}
     stable_since = time.monotonic()
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         now = await _table_writes(db_url)
         if sum(now.values()) != sum(last.values()):
             last, stable_since = now, time.monotonic()
-        elif time.monotonic() - stable_since >= 3 and sum(last.values()) - base >= at_least:
+        elif time.monotonic() - stable_since >= SETTLE_S and sum(last.values()) - base >= at_least:
             break
         await asyncio.sleep(0.5)
     return last
