@@ -143,6 +143,27 @@ CREATE FUNCTION public.vigil_next_slot(target uuid, interval_secs integer, after
              / interval_secs) * interval_secs + vigil_slot_offset(target, interval_secs))
 $$;
 
+CREATE FUNCTION public.vigil_region_steady(last_status text, failing boolean, consecutive_bad integer, consecutive_good integer, confirmations integer) RETURNS boolean
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+    SELECT last_status = 'up' AND NOT failing AND consecutive_bad = 0
+           AND consecutive_good >= confirmations
+$$;
+
+CREATE FUNCTION public.vigil_schedule_flush_steady() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    UPDATE region_states rs
+    SET evaluated_to = OLD.steady_to, last_reported_at = OLD.steady_to
+    FROM targets t
+    WHERE rs.target_id = OLD.target_id AND rs.region_id = OLD.region_id AND t.id = OLD.target_id
+      AND OLD.steady_to > coalesce(rs.evaluated_to, '-infinity')
+      AND vigil_region_steady(rs.last_status, rs.failing, rs.consecutive_bad,
+                              rs.consecutive_good, t.alert_confirmations);
+    RETURN OLD;
+END $$;
+
 CREATE FUNCTION public.vigil_schedule_region() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
@@ -799,7 +820,8 @@ CREATE TABLE public.schedules (
     last_latency_ms real,
     last_status_code smallint,
     last_error text,
-    last_error_code text
+    last_error_code text,
+    steady_to timestamp with time zone
 )
 WITH (fillfactor='70', autovacuum_vacuum_scale_factor='0', autovacuum_vacuum_threshold='5000', autovacuum_vacuum_cost_delay='0', autovacuum_analyze_scale_factor='0.05');
 
@@ -1333,6 +1355,8 @@ ALTER INDEX public.result_rollups_target_minute_idx ATTACH PARTITION public.resu
 ALTER INDEX public.results_pkey ATTACH PARTITION public.results_default_pkey;
 
 ALTER INDEX public.results_target_time_idx ATTACH PARTITION public.results_default_target_id_scheduled_at_idx;
+
+CREATE TRIGGER schedules_flush_steady BEFORE DELETE ON public.schedules FOR EACH ROW WHEN ((old.steady_to IS NOT NULL)) EXECUTE FUNCTION public.vigil_schedule_flush_steady();
 
 CREATE TRIGGER target_regions_schedule AFTER INSERT OR DELETE ON public.target_regions FOR EACH ROW EXECUTE FUNCTION public.vigil_schedule_region();
 

@@ -81,7 +81,8 @@ SELECT (SELECT next_due_at FROM schedules
 -- Each stored row advances its schedule to the next grid point, if that slot is still the one
 -- due, and the newest becomes the region's last result (the schedule row's ``last_*`` columns,
 -- what target reads show). A steady ``up`` is folded into the evaluation's state here (see
--- ``steady``); every other target is marked for evaluation.
+-- ``steady``); every other target is marked for evaluation. A steady check writes two rows here
+-- (its result and its schedule row) and one at lease (the schedule row): three in all.
 -- The batch arrives as one JSON array of row objects (``Row`` in ingest_rows.py): one
 -- parameter that msgspec encodes in C, instead of 15 arrays that psycopg built element by element
 -- in Python (half of the API's CPU per batch). Times are RFC 3339 with their offset; the figures
@@ -96,7 +97,7 @@ WITH input AS (
         tls_ms float8, ttfb_ms float8, details jsonb)
 ),
 valid AS (
-    SELECT i.*, t.org_id, t.interval_secs
+    SELECT i.*, t.org_id, t.interval_secs, t.alert_confirmations
     FROM input i
     JOIN target_regions tr ON tr.target_id = i.target_id AND tr.region_id = %(region_id)s
     JOIN targets t ON t.id = i.target_id
@@ -129,17 +130,92 @@ slots AS (
 newest AS (
     -- Per target: the newest stored check that ran (a ``missed`` placeholder or a check the
     -- agent's throttle held back never ran: neither is a last result).
-    SELECT DISTINCT ON (v.target_id) v.target_id, v.scheduled_at, v.status, v.latency_ms,
-           v.status_code, v.error, v.error_code
-    FROM stored st JOIN valid v ON v.target_id = st.target_id AND v.scheduled_at = st.scheduled_at
-    WHERE v.status <> 'missed'
-      AND NOT (v.status = 'degraded' AND v.error_code IS NOT DISTINCT FROM 'THROTTLED')
-    ORDER BY v.target_id, v.scheduled_at DESC
+    -- ``n``: how many rows of the target were stored (as ``slots``, for ``steady``: joined to
+    -- ``slots`` there, the planner expected one row of each and rescanned one per row of the
+    -- other).
+    SELECT DISTINCT ON (x.target_id) x.*
+    FROM (
+        SELECT v.target_id, v.scheduled_at, v.status, v.latency_ms, v.status_code, v.error,
+               v.error_code, v.alert_confirmations, count(*) OVER (PARTITION BY v.target_id) AS n
+        FROM stored st
+        JOIN valid v ON v.target_id = st.target_id AND v.scheduled_at = st.scheduled_at
+    ) x
+    WHERE x.status <> 'missed'
+      AND NOT (x.status = 'degraded' AND x.error_code IS NOT DISTINCT FROM 'THROTTLED')
+    ORDER BY x.target_id, x.scheduled_at DESC
+),
+steady AS (
+    -- The results that cannot change anything the evaluation decides: the region's previous
+    -- result (the evaluation's watermark ``w``: nothing unevaluated lies between) was ``up`` on a
+    -- region neither failing nor on a bad run, the new one is ``up`` too, and the target has no
+    -- open incident. Their evaluation is done here, exactly as the engine folds an ``up``
+    -- (engine.py: consecutive_good + 1 up to the confirmations, watermark and last report move to
+    -- the slot), instead of a round trip through the queue. One stored row per target only.
+    --
+    -- ``saturated``: the good run is at the confirmations already, so the fold moves only the
+    -- watermarks, and they go to the schedule row's ``steady_to`` (written anyway, below) instead
+    -- of a fourth row write (0170; ``w`` is the effective watermark that migration describes).
+    -- Otherwise (the first ups of a good run) the region state row is written as before; one the
+    -- engine holds right now is skipped (not waited for) and goes the usual way.
+    SELECT n.target_id, n.scheduled_at, w.sat AS saturated, wm.at AS watermark
+    FROM newest n
+    JOIN region_states rs ON rs.target_id = n.target_id AND rs.region_id = %(region_id)s
+    LEFT JOIN schedules s ON s.target_id = n.target_id AND s.region_id = %(region_id)s
+    CROSS JOIN LATERAL (
+        SELECT vigil_region_steady(rs.last_status, rs.failing, rs.consecutive_bad,
+                                   rs.consecutive_good, n.alert_confirmations) AS sat
+    ) w
+    CROSS JOIN LATERAL (
+        SELECT CASE WHEN w.sat AND s.steady_to > coalesce(rs.evaluated_to, '-infinity')
+                    THEN s.steady_to ELSE rs.evaluated_to END AS at
+    ) wm
+    -- The two probes stay subplans (an index probe each per row): pulled up into anti joins,
+    -- the planner, which expects one row from these CTEs, probed results by region and time
+    -- only and filtered on the target (0.6 ms a row).
+    CROSS JOIN LATERAL (
+        SELECT EXISTS (SELECT 1 FROM results r
+                       WHERE r.target_id = n.target_id AND r.region_id = %(region_id)s
+                         AND r.scheduled_at > wm.at AND r.scheduled_at < n.scheduled_at)
+               OR EXISTS (SELECT 1 FROM incidents i
+                          WHERE i.target_id = n.target_id AND i.ended_at IS NULL) AS blocked
+    ) b
+    WHERE n.n = 1 AND n.status = 'up' AND rs.last_status = 'up' AND NOT rs.failing
+      AND rs.consecutive_bad = 0 AND rs.consecutive_good > 0
+      AND wm.at < n.scheduled_at
+      AND NOT b.blocked
+),
+unsaturated AS (
+    -- The state is checked again on the locked row: an evaluation that committed since the
+    -- statement began leaves the result to the queue.
+    SELECT sd.target_id, sd.scheduled_at
+    FROM steady sd
+    JOIN region_states rs ON rs.target_id = sd.target_id AND rs.region_id = %(region_id)s
+    WHERE NOT sd.saturated
+      AND rs.last_status = 'up' AND NOT rs.failing AND rs.consecutive_bad = 0
+      AND rs.consecutive_good > 0 AND rs.evaluated_to = sd.watermark
+    FOR UPDATE OF rs SKIP LOCKED
+),
+folded AS (
+    UPDATE region_states rs
+    SET consecutive_good = rs.consecutive_good + 1, evaluated_to = us.scheduled_at,
+        last_reported_at = us.scheduled_at
+    FROM unsaturated us
+    WHERE rs.target_id = us.target_id AND rs.region_id = %(region_id)s
+    RETURNING rs.target_id
+),
+done AS (
+    -- Evaluated here: no mark. As arrays (one row): joined as CTEs, the planner expected one row
+    -- and rescanned them once per row of the batch.
+    SELECT coalesce(array_agg(target_id) FILTER (WHERE saturated), '{}') AS on_schedule,
+           coalesce(array_agg(target_id) FILTER (WHERE saturated), '{}')
+               || (SELECT coalesce(array_agg(target_id), '{}') FROM unsaturated) AS ids
+    FROM steady
 ),
 advanced AS (
     -- One UPDATE per schedule row: it advances to the next grid point if a stored slot is the
-    -- one due, and keeps the newest result as the region's last one if it is newer than the one
-    -- the row holds (a spooled result for an older slot never overwrites a newer one).
+    -- one due, keeps the newest result as the region's last one if it is newer than the one
+    -- the row holds (a spooled result for an older slot never overwrites a newer one), and
+    -- holds a saturated steady fold's watermark (``steady_to``, never moved back).
     UPDATE schedules s
     SET next_due_at = CASE WHEN s.next_due_at = ANY (sl.stored_at)
                            THEN vigil_next_slot(s.target_id, sl.interval_secs,
@@ -159,48 +235,22 @@ advanced AS (
         last_error = CASE WHEN nw.scheduled_at > coalesce(s.last_at, '-infinity')
                           THEN nw.error ELSE s.last_error END,
         last_error_code = CASE WHEN nw.scheduled_at > coalesce(s.last_at, '-infinity')
-                               THEN nw.error_code ELSE s.last_error_code END
-    FROM slots sl
+                               THEN nw.error_code ELSE s.last_error_code END,
+        -- A steady fold's slot is the target's newest stored one.
+        steady_to = CASE WHEN s.target_id = ANY (dn.on_schedule)
+                         THEN greatest(s.steady_to, nw.scheduled_at) ELSE s.steady_to END
+    FROM done dn, slots sl
     LEFT JOIN newest nw ON nw.target_id = sl.target_id
     WHERE s.target_id = sl.target_id AND s.region_id = %(region_id)s
       AND (s.next_due_at = ANY (sl.stored_at)
-           OR nw.scheduled_at > coalesce(s.last_at, '-infinity'))
+           OR nw.scheduled_at > coalesce(s.last_at, '-infinity')
+           OR s.target_id = ANY (dn.on_schedule))
     RETURNING s.target_id
-),
-steady AS (
-    -- The results that cannot change anything the evaluation decides: the region's previous
-    -- result (the evaluation's watermark: nothing unevaluated lies between) was ``up`` on a
-    -- region neither failing nor on a bad run, the new one is ``up`` too, and the target has no
-    -- open incident. Their evaluation is done here, exactly as the engine folds an ``up``
-    -- (engine.py: consecutive_good + 1, watermark and last report move to the slot), instead of
-    -- a round trip through the queue. One stored row per target only; a region state the engine
-    -- holds right now is skipped (not waited for) and goes the usual way.
-    SELECT rs.target_id, n.scheduled_at
-    FROM newest n
-    JOIN slots sl ON sl.target_id = n.target_id AND sl.n = 1
-    JOIN region_states rs ON rs.target_id = n.target_id AND rs.region_id = %(region_id)s
-    WHERE n.status = 'up' AND rs.last_status = 'up' AND NOT rs.failing
-      AND rs.consecutive_bad = 0 AND rs.consecutive_good > 0
-      AND rs.evaluated_to < n.scheduled_at
-      AND NOT EXISTS (SELECT 1 FROM results r
-                      WHERE r.target_id = n.target_id AND r.region_id = %(region_id)s
-                        AND r.scheduled_at > rs.evaluated_to AND r.scheduled_at < n.scheduled_at)
-      AND NOT EXISTS (SELECT 1 FROM incidents i
-                      WHERE i.target_id = n.target_id AND i.ended_at IS NULL)
-    FOR UPDATE OF rs SKIP LOCKED
-),
-folded AS (
-    UPDATE region_states rs
-    SET consecutive_good = rs.consecutive_good + 1, evaluated_to = sd.scheduled_at,
-        last_reported_at = sd.scheduled_at
-    FROM steady sd
-    WHERE rs.target_id = sd.target_id AND rs.region_id = %(region_id)s
-    RETURNING rs.target_id
 ),
 marked AS (
     INSERT INTO evaluation_queue (target_id)
-    SELECT sl.target_id FROM slots sl
-    WHERE NOT EXISTS (SELECT 1 FROM steady sd WHERE sd.target_id = sl.target_id)
+    SELECT sl.target_id FROM slots sl, done dn
+    WHERE sl.target_id <> ALL (dn.ids)
     ON CONFLICT (target_id) DO UPDATE SET dirty_at = clock_timestamp()
     RETURNING target_id
 ),

@@ -71,7 +71,10 @@ def apply_result(
         hard = (state.hard and ongoing) or status == "down"
         return RegionCounters(bad, 0, failing, since, None, hard)
     if status in GOOD:
-        good = state.consecutive_good + 1
+        # The good run saturates at the confirmations: past them a good result changes nothing
+        # the rules read (a recovery needs that many; a region not failing only needs one), so a
+        # steady region's counters stay put and ingest keeps only its watermarks (issue 18).
+        good = min(state.consecutive_good + 1, max(confirmations, 1))
         good_since = state.good_since if state.consecutive_good > 0 else at
         if state.failing and good >= confirmations:
             return RegionCounters(0, good, False, None, good_since, False)

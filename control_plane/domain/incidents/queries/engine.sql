@@ -36,12 +36,26 @@ FROM targets t
 WHERE t.id = ANY(%(ids)b::uuid[]);
 
 -- name: region_states
-SELECT target_id, region_id, consecutive_bad, consecutive_good, failing, failing_since,
-       good_since, failing_hard,
-       evaluated_to, last_reported_at, last_status, last_error
-FROM region_states
-WHERE target_id = ANY(%(ids)b::uuid[])
-ORDER BY target_id, region_id;
+-- Each region's state as the evaluation left it, with the steady ``up`` results ingest folded
+-- since then (0170): while the state is a saturated ``up`` and the schedule row's ``steady_to``
+-- is past its watermark, both watermarks are ``steady_to`` (those results change nothing else).
+-- The next save of the region writes them back.
+SELECT rs.target_id, rs.region_id, rs.consecutive_bad, rs.consecutive_good, rs.failing,
+       rs.failing_since, rs.good_since, rs.failing_hard,
+       CASE WHEN f.ahead THEN s.steady_to ELSE rs.evaluated_to END AS evaluated_to,
+       CASE WHEN f.ahead THEN s.steady_to ELSE rs.last_reported_at END AS last_reported_at,
+       rs.last_status, rs.last_error
+FROM region_states rs
+JOIN targets t ON t.id = rs.target_id
+LEFT JOIN schedules s ON s.target_id = rs.target_id AND s.region_id = rs.region_id
+CROSS JOIN LATERAL (
+    SELECT coalesce(s.steady_to > coalesce(rs.evaluated_to, '-infinity')
+                    AND vigil_region_steady(rs.last_status, rs.failing, rs.consecutive_bad,
+                                            rs.consecutive_good, t.alert_confirmations),
+                    false) AS ahead
+) f
+WHERE rs.target_id = ANY(%(ids)b::uuid[])
+ORDER BY rs.target_id, rs.region_id;
 
 -- name: new_results
 -- Results past each (target, region) watermark, oldest first, at most ``limit`` per target (in
