@@ -1289,6 +1289,8 @@ CREATE UNIQUE INDEX notifications_once_idx ON public.notifications USING btree (
 
 CREATE INDEX notifications_pending_of_channel_idx ON public.notifications USING btree (channel_id, kind, created_at) WHERE ((state = 'pending'::text) AND (kind <> 'event'::text));
 
+CREATE INDEX notifications_pending_reminders_idx ON public.notifications USING btree (incident_id) WHERE ((state = 'pending'::text) AND (kind = 'reminder'::text));
+
 CREATE INDEX notifications_webhook_idx ON public.notifications USING btree (webhook_id, subject_id, created_at) WHERE (kind = 'event'::text);
 
 CREATE INDEX on_demand_expires_idx ON public.on_demand_checks USING btree (expires_at);

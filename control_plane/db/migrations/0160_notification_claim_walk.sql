@@ -9,9 +9,13 @@ CREATE INDEX notifications_claim_idx ON notifications (due_at, channel_id)
 CREATE INDEX notifications_pending_of_channel_idx ON notifications (channel_id, kind, created_at)
     WHERE state = 'pending' AND kind <> 'event';
 
+-- The pending reminders (the delivery run skips those of incidents no longer open).
+CREATE INDEX notifications_pending_reminders_idx ON notifications (incident_id)
+    WHERE state = 'pending' AND kind = 'reminder';
+
 CREATE INDEX notifications_grouped_idx ON notifications (channel_id, kind, delivered_at)
     WHERE grouped AND state = 'delivered';
 
 -- Room on each page, so that leasing a row (lease_until, attempts: no indexed column) is a HOT
--- update with no new entries in the table's nine indexes. Pages written from now on.
+-- update with no new entries in the table's indexes. Pages written from now on.
 ALTER TABLE notifications SET (fillfactor = 80);

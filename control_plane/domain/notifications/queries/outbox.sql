@@ -54,15 +54,25 @@ WHERE n.incident_id = i.id AND n.state = 'pending' AND i.in_maintenance
 
 -- name: skip_stale
 -- Reminders of an incident no longer ``open`` (acknowledged, resolved by hand) or ended, and
--- anything for a disabled channel.
-UPDATE notifications n SET state = 'skipped', lease_until = NULL,
-       last_error = CASE WHEN c.enabled THEN 'incident acknowledged or ended'
-                         ELSE 'channel disabled' END
-FROM incidents i, channels c
-WHERE n.incident_id = i.id AND c.id = n.channel_id AND n.state = 'pending'
-  AND (n.lease_until IS NULL OR n.lease_until < now())
-  AND (NOT c.enabled
-       OR (n.kind = 'reminder' AND (i.state <> 'open' OR i.ended_at IS NOT NULL)));
+-- anything for a disabled channel. Each part walks an index of what it can skip (the pending
+-- rows of disabled channels, the pending reminders), not every pending row: a mass outage's
+-- 10,000 queued opens were joined to their incidents every run (80-210 ms).
+UPDATE notifications n SET state = 'skipped', lease_until = NULL, last_error = s.why
+FROM (
+    SELECT p.id, 'channel disabled' AS why
+    FROM channels c
+    JOIN notifications p ON p.channel_id = c.id AND p.state = 'pending' AND p.kind <> 'event'
+    WHERE NOT c.enabled
+    UNION ALL
+    SELECT p.id, 'incident acknowledged or ended'
+    FROM notifications p
+    JOIN incidents i ON i.id = p.incident_id
+    JOIN channels c ON c.id = p.channel_id AND c.enabled
+    WHERE p.state = 'pending' AND p.kind = 'reminder'
+      AND (i.state <> 'open' OR i.ended_at IS NOT NULL)
+) s
+WHERE n.id = s.id AND n.state = 'pending'
+  AND (n.lease_until IS NULL OR n.lease_until < now());
 
 -- name: enqueue_reminders
 -- A reminder every renotify_interval_secs while the incident stays open and unacknowledged,
