@@ -105,9 +105,10 @@ WHERE last.sent <= now() - make_interval(secs => i.every);
 -- incident in maintenance while a window covering its target is active. Per (incident,
 -- channel), rows go in order: one waits for the earlier (an ``open`` is always the first, so it
 -- has none to wait for). A channel whose circuit is open waits too. A chat-style channel's opens
--- and recoveries wait until the oldest pending one of their kind is ``hold`` seconds old
--- (``followup`` while a storm of that kind is being grouped), so the storm decision sees the
--- whole burst; then all of them are claimed together, by one claim (``burst``).
+-- and recoveries wait until none of their kind came for ``hold`` seconds (while a storm of that
+-- kind is being grouped: until the oldest pending one is ``followup`` seconds old; and never
+-- longer than that), so the storm decision sees the whole burst; then all of them are claimed
+-- together, by one claim (``burst``).
 --
 -- The walk follows notifications_claim_idx in due order and stops at ``limit`` rows: a batch
 -- costs its own rows (and the held or leased ones it passes), not the whole queue.
@@ -130,16 +131,23 @@ WITH walk AS (
             WHERE e.incident_id = n.incident_id AND e.channel_id = n.channel_id
               AND e.state = 'pending' AND (e.created_at, e.id) < (n.created_at, n.id)))
       AND (n.kind NOT IN ('open', 'recovery') OR NOT (c.kind = ANY(%(chat_kinds)s::text[]))
+           -- The oldest pending one waited ``followup`` seconds (no burst is held longer) ...
            OR (SELECT min(h.created_at) FROM notifications h
                WHERE h.channel_id = n.channel_id AND h.kind = n.kind AND h.state = 'pending'
                  AND h.kind <> 'event')
-              <= now() - make_interval(secs => CASE
-                   WHEN EXISTS (SELECT 1 FROM notifications g
-                                WHERE g.channel_id = n.channel_id AND g.kind = n.kind
-                                  AND g.grouped AND g.state = 'delivered'
-                                  AND g.delivered_at > now() - make_interval(
-                                      secs => %(storm_window)s))
-                   THEN %(followup_secs)s ELSE %(hold_secs)s END))
+              <= now() - make_interval(secs => %(followup_secs)s)
+           -- ... or, unless a storm of the kind is being grouped, the newest is ``hold`` seconds
+           -- old: the burst stopped growing. Counting from the oldest split a burst whose
+           -- incidents opened over longer than the hold: its first few went out one by one.
+           OR ((SELECT max(h.created_at) FROM notifications h
+                WHERE h.channel_id = n.channel_id AND h.kind = n.kind AND h.state = 'pending'
+                  AND h.kind <> 'event')
+                 <= now() - make_interval(secs => %(hold_secs)s)
+               AND NOT EXISTS (SELECT 1 FROM notifications g
+                               WHERE g.channel_id = n.channel_id AND g.kind = n.kind
+                                 AND g.grouped AND g.state = 'delivered'
+                                 AND g.delivered_at > now() - make_interval(
+                                     secs => %(storm_window)s))))
       -- A chat-style channel is claimed by one claim at a time: two lanes (or workers)
       -- claiming together would each take part of a burst and send it as two messages. The
       -- lock lasts until this statement's transaction ends; by then the rows are leased.
