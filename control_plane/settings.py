@@ -180,9 +180,10 @@ class NotifySettings:
     concurrency: int = 64
     run_budget_secs: float = 30.0
     # More than ``storm_threshold`` opens for one chat channel within ``storm_window_secs``
-    # go out as one grouped message. A chat channel's opens and recoveries are held
-    # ``chat_hold_secs`` (the oldest pending one's age) so the decision sees the burst; while a
-    # storm is being grouped, follow-ups are held ``storm_followup_secs``.
+    # go out as one grouped message. A chat channel's opens and recoveries are held until none
+    # came for ``chat_hold_secs`` (the burst stopped growing) so the decision sees the burst,
+    # and at most ``storm_followup_secs`` (the oldest pending one's age); while a storm is being
+    # grouped, follow-ups are held ``storm_followup_secs``.
     storm_threshold: int = 5
     storm_window_secs: float = 30.0
     chat_hold_secs: float = 3.0

@@ -19,6 +19,7 @@ import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -55,6 +56,16 @@ WHERE region_id = %(region)s
 """
 OPENED = """
 SELECT i.id::text, i.opened_at FROM incidents i WHERE i.target_id = ANY(%(ids)s)
+"""
+# When each target's first failing result of the outage reached the control plane (ingest):
+# outage → all failing results in is the agent's part, the rest up to every incident open is
+# the evaluation's.
+FAILED_IN = """
+SELECT max(first_in) FROM (
+    SELECT min(r.received_at) AS first_in FROM results r
+    WHERE r.target_id = ANY(%(ids)s) AND r.status <> 'up' AND r.received_at >= %(since)s
+    GROUP BY r.target_id
+) x
 """
 
 
@@ -192,7 +203,21 @@ async def run(
             meets=lambda x: x <= 30,
         )
         out.add(f"outage of {OUTAGE}: incident open → webhook received (p99)", [p99(lat)], "s")
+        out.add(
+            f"outage of {OUTAGE}: incident open → webhook received (max)",
+            [max(lat) if lat else float("nan")],
+            "s",
+        )
         out.add(f"outage of {OUTAGE}: first → last incident opened", [last_open - first_open], "s")
+        since = datetime.fromtimestamp(t0, UTC)
+        row = await (await conn.execute(FAILED_IN, {"ids": ids, "since": since})).fetchone()
+        failed_in = row[0].timestamp() - t0 if row and row[0] else float("nan")
+        out.add(f"outage of {OUTAGE}: go down → every failing result ingested", [failed_in], "s")
+        out.add(
+            f"outage of {OUTAGE}: go down → every incident open",
+            [last_open - t0 if len(opened) >= OUTAGE else float("nan")],
+            "s",
+        )
         span = max(arrived) - min(arrived) if len(arrived) > 1 else float("nan")
         out.add(
             f"outage of {OUTAGE}: webhooks per second (first → last webhook)",

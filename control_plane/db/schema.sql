@@ -519,7 +519,8 @@ CASE
     ELSE ((webhook_id IS NULL) AND (channel_id IS NOT NULL) AND (incident_id IS NOT NULL))
 END),
     CONSTRAINT notifications_state_check CHECK ((state = ANY (ARRAY['pending'::text, 'delivered'::text, 'dead'::text, 'skipped'::text])))
-);
+)
+WITH (fillfactor='80');
 
 CREATE TABLE public.on_demand_checks (
     id uuid NOT NULL,
@@ -1300,13 +1301,21 @@ CREATE INDEX notification_attempts_notification_idx ON public.notification_attem
 
 CREATE INDEX notifications_channel_idx ON public.notifications USING btree (channel_id);
 
+CREATE INDEX notifications_claim_idx ON public.notifications USING btree (due_at, channel_id) WHERE ((state = 'pending'::text) AND (kind <> 'event'::text));
+
 CREATE INDEX notifications_due_idx ON public.notifications USING btree (due_at) WHERE (state = 'pending'::text);
 
 CREATE UNIQUE INDEX notifications_event_once_idx ON public.notifications USING btree (webhook_id, event_id) WHERE (kind = 'event'::text);
 
+CREATE INDEX notifications_grouped_idx ON public.notifications USING btree (channel_id, kind, delivered_at) WHERE (grouped AND (state = 'delivered'::text));
+
 CREATE INDEX notifications_incident_idx ON public.notifications USING btree (incident_id, created_at);
 
 CREATE UNIQUE INDEX notifications_once_idx ON public.notifications USING btree (incident_id, channel_id, kind) WHERE (kind <> 'reminder'::text);
+
+CREATE INDEX notifications_pending_of_channel_idx ON public.notifications USING btree (channel_id, kind, created_at) WHERE ((state = 'pending'::text) AND (kind <> 'event'::text));
+
+CREATE INDEX notifications_pending_reminders_idx ON public.notifications USING btree (incident_id) WHERE ((state = 'pending'::text) AND (kind = 'reminder'::text));
 
 CREATE INDEX notifications_webhook_idx ON public.notifications USING btree (webhook_id, subject_id, created_at) WHERE (kind = 'event'::text);
 

@@ -1,15 +1,17 @@
 """The incident engine: fold new results into per-region counters, then open or close incidents.
 
 Called by the worker for targets whose results were just ingested (and by a sweep for any left
-behind), a chunk of targets per transaction with one statement per kind of read or write; only
-incidents (rare) are opened, extended and closed one by one. Safe to run concurrently and
-repeatedly: a transaction-scoped advisory lock keeps one evaluation per target in flight (a
-target another worker holds is skipped and keeps its mark), per-region watermarks make
-re-evaluation a no-op, and incidents open and close through conditional statements.
+behind), a chunk of targets per transaction with one statement per kind of read or write,
+incidents included: a mass outage opens a chunk's incidents, their outbox rows and their events
+in a few statements. Safe to run concurrently and repeatedly: a transaction-scoped advisory
+lock keeps one evaluation per target in flight (a target another worker holds is skipped and
+keeps its mark), per-region watermarks make re-evaluation a no-op, and incidents open and close
+through conditional statements.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -161,15 +163,17 @@ async def _evaluate_chunk(
                 r["target_id"]: r
                 for r in await _rows(conn, Q.open_incidents_of, {"ids": list(targets)})
             }
+            changes = _Changes()
             for tid, target in targets.items():
                 outcome = outcomes[tid]
                 now_open = current.get(tid)
                 outcome.org_id = target["org_id"]
                 outcome.status_before = now_open["status"] if now_open else before[tid]
-                await _decide(conn, target, states[tid], now_open, outcome)
+                _decide(target, states[tid], now_open, outcome, changes)
                 outcome.checked_at = max(
                     (r.evaluated_to for r in states[tid].values() if r.evaluated_to), default=None
                 )
+            await _apply(conn, changes, outcomes, states)
         # Marks of evaluated targets, and of deleted ones (nothing is left to evaluate).
         cleared = [(tid, markers[tid]) for tid in locked if tid in markers]
         if cleared:
@@ -269,15 +273,25 @@ def _reporting(target: dict[str, Any], regions: dict[str, RegionRow]) -> list[Re
     return [r for r in seen if r.last_reported_at and r.last_reported_at >= newest - window]
 
 
-async def _decide(
-    conn: AsyncConnection[Any],
+@dataclass(slots=True)
+class _Changes:
+    """What a chunk's decisions change, written set-based by ``_apply``: a mass outage opens its
+    incidents (and their outbox rows and events) a chunk per statement, not one by one."""
+
+    opens: list[dict[str, Any]] = field(default_factory=list)
+    extends: list[dict[str, Any]] = field(default_factory=list)
+    closes: list[tuple[uuid.UUID, uuid.UUID, datetime | None]] = field(default_factory=list)
+
+
+def _decide(
     target: dict[str, Any],
     regions: dict[str, RegionRow],
     current: dict[str, Any] | None,
     outcome: Outcome,
+    changes: _Changes,
 ) -> None:
-    """Open, extend or close the target's one incident; ``current`` is the open one, read in
-    this transaction under the target's lock.
+    """Whether to open, extend or close the target's one incident (``current`` is the open one,
+    read in this transaction under the target's lock); the write is added to ``changes``.
 
     Its times tell the truth: it starts when the policy's quorum formed (the k-th first failure
     among the failing regions, k as many as the policy needs) and ends when it broke (the start
@@ -296,40 +310,31 @@ async def _decide(
         started = quorum_start(
             [r.counters.failing_since for r in failing if r.counters.failing_since], k
         )
-        row = await (
-            await conn.execute(
-                Q.open_incident,
-                {
-                    "id": new_id(),
-                    "org_id": target["org_id"],
-                    "target_id": target_id,
-                    "started_at": started,
-                    "status": status,
-                    "cause": cause,
-                    "regions": failing_ids,
-                    "check_count": sum(r.counters.consecutive_bad for r in failing),
-                },
-            )
-        ).fetchone()
-        outcome.opened = row["id"] if row else None
-        outcome.status_after = status if outcome.opened else _worst(regions.values())
-        if outcome.opened is not None:  # the notification outbox, in this transaction
-            await outbox.incident_opened(conn, outcome.opened)
-            await webhook_events.engine_opened(conn, outcome.opened)
-    elif should_be_open and current is not None:
-        await conn.execute(
-            Q.extend_incident,
+        changes.opens.append(
             {
-                "id": current["id"],
+                "id": str(new_id()),
+                "org_id": str(target["org_id"]),
+                "target_id": str(target_id),
+                "started_at": started.isoformat() if started else None,
+                "status": status,
+                "cause": cause,
+                "regions": failing_ids,
+                "check_count": sum(r.counters.consecutive_bad for r in failing),
+            }
+        )
+        # Settled by _apply: this status if the incident opened, else the worst region's.
+        outcome.status_after = status
+    elif should_be_open and current is not None:
+        changes.extends.append(
+            {
+                "id": str(current["id"]),
                 "regions": failing_ids,
                 "bad": sum(r.bad_seen for r in regions.values()),
                 "cause": cause,
                 "status": status,
-            },
+            }
         )
         outcome.status_after = "down" if status == "down" else current["status"]
-        # An alert rule whose threshold the longer outage now reaches notifies its channels.
-        await outbox.incident_opened(conn, current["id"])
     elif not should_be_open and current is not None:
         involved = set(current["regions"])
         recoveries = [
@@ -340,13 +345,48 @@ async def _decide(
         ended = quorum_end(recoveries, len(failing), k) or max(
             (r.evaluated_to for r in regions.values() if r.evaluated_to), default=None
         )
-        row = await (
-            await conn.execute(Q.close_incident, {"id": current["id"], "ended_at": ended})
-        ).fetchone()
-        outcome.closed = row["id"] if row else None
+        changes.closes.append((target_id, current["id"], ended))
         outcome.status_after = _worst(regions.values())
-        if outcome.closed is not None:  # the notification outbox, in this transaction
-            await outbox.incident_closed(conn, outcome.closed)
-            await webhook_events.engine_closed(conn, outcome.closed)
     else:
         outcome.status_after = _worst(regions.values())
+
+
+async def _apply(
+    conn: AsyncConnection[Any],
+    changes: _Changes,
+    outcomes: dict[uuid.UUID, Outcome],
+    states: dict[uuid.UUID, dict[str, RegionRow]],
+) -> None:
+    """A chunk's incident writes, each kind in one statement, with the notification outbox and
+    the event webhooks' rows in the same transaction."""
+    opened: list[uuid.UUID] = []
+    if changes.opens:
+        rows = await _rows(conn, Q.open_incidents, {"rows": json.dumps(changes.opens)})
+        by_target = {r["target_id"]: r["id"] for r in rows}
+        for change in changes.opens:
+            tid = uuid.UUID(change["target_id"])
+            outcome = outcomes[tid]
+            outcome.opened = by_target.get(tid)
+            if outcome.opened is None:  # another writer's incident is open
+                outcome.status_after = _worst(states[tid].values())
+            else:
+                opened.append(outcome.opened)
+    if changes.extends:
+        await conn.execute(Q.extend_incidents, {"rows": json.dumps(changes.extends)})
+    # The notification outbox, in this transaction; an alert rule whose threshold a longer
+    # outage now reaches notifies its channels (the extended incidents).
+    await outbox.incidents_opened(conn, opened + [uuid.UUID(e["id"]) for e in changes.extends])
+    await webhook_events.engine_opened_many(conn, opened)
+    if changes.closes:
+        rows = await _rows(
+            conn,
+            Q.close_incidents,
+            {"ids": [c[1] for c in changes.closes], "ended_at": [c[2] for c in changes.closes]},
+        )
+        closed = {r["id"] for r in rows}
+        for tid, incident_id, _ in changes.closes:
+            if incident_id in closed:
+                outcomes[tid].closed = incident_id
+        ids = [c[1] for c in changes.closes if c[1] in closed]
+        await outbox.incidents_closed(conn, ids)
+        await webhook_events.engine_closed_many(conn, ids)

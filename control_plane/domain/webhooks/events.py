@@ -8,6 +8,7 @@ every subscription receives and retries keep: the receiver's dedup key.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from psycopg import AsyncConnection
@@ -59,29 +60,53 @@ async def incident(
     only_unresolved: bool = False,
 ) -> None:
     """``monitor.down`` / ``monitor.up`` / ``incident.*`` for one incident."""
+    await incidents(conn, [incident_id], event, only_unresolved=only_unresolved)
+
+
+async def incidents(
+    conn: AsyncConnection[Any],
+    incident_ids: Sequence[uuid.UUID],
+    event: str,
+    *,
+    only_unresolved: bool = False,
+) -> None:
+    """The same event for many incidents (the engine's chunk), each with its own id, in one
+    statement."""
     assert event in EVENTS
-    await conn.execute(
-        Q.emit_incident,
-        {
-            "incident_id": incident_id,
-            "event": event,
-            "event_id": new_id(),
-            "only_unresolved": only_unresolved,
-        },
-    )
+    if incident_ids:
+        await conn.execute(
+            Q.emit_incident,
+            {
+                "incident_ids": list(incident_ids),
+                "event_ids": [new_id() for _ in incident_ids],
+                "event": event,
+                "only_unresolved": only_unresolved,
+            },
+        )
 
 
 async def engine_opened(conn: AsyncConnection[Any], incident_id: uuid.UUID) -> None:
     """The engine opened an incident: the target went down."""
-    await incident(conn, incident_id, "monitor.down")
-    await incident(conn, incident_id, "incident.opened")
+    await engine_opened_many(conn, [incident_id])
+
+
+async def engine_opened_many(conn: AsyncConnection[Any], incident_ids: Sequence[uuid.UUID]) -> None:
+    """The engine opened these incidents: their targets went down (per target, ``monitor.down``
+    is written before ``incident.opened``)."""
+    await incidents(conn, incident_ids, "monitor.down")
+    await incidents(conn, incident_ids, "incident.opened")
 
 
 async def engine_closed(conn: AsyncConnection[Any], incident_id: uuid.UUID) -> None:
     """The engine closed an incident: the target is up again (and the incident resolved,
     unless a person resolved it before)."""
-    await incident(conn, incident_id, "monitor.up")
-    await incident(conn, incident_id, "incident.resolved", only_unresolved=True)
+    await engine_closed_many(conn, [incident_id])
+
+
+async def engine_closed_many(conn: AsyncConnection[Any], incident_ids: Sequence[uuid.UUID]) -> None:
+    """The engine closed these incidents (``monitor.up``, then ``incident.resolved``)."""
+    await incidents(conn, incident_ids, "monitor.up")
+    await incidents(conn, incident_ids, "incident.resolved", only_unresolved=True)
 
 
 async def announce_maintenance(

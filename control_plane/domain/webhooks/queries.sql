@@ -57,12 +57,13 @@ JOIN targets t ON t.id = e.target_id
 JOIN webhooks w ON w.org_id = t.org_id AND w.enabled AND %(event)s = ANY(w.events);
 
 -- name: emit_incident
--- monitor.down / monitor.up / incident.*: the incident and its target. ``only_unresolved``:
--- nothing when a person resolved it already (the engine's close after a manual resolve).
+-- monitor.down / monitor.up / incident.*: each incident and its target (each with its own event
+-- id; the engine's chunk in one statement). ``only_unresolved``: nothing when a person resolved
+-- it already (the engine's close after a manual resolve).
 INSERT INTO notifications (id, org_id, kind, webhook_id, event, event_id, subject_id, payload)
-SELECT gen_random_uuid(), i.org_id, 'event', w.id, %(event)s, %(event_id)s, t.id,
+SELECT gen_random_uuid(), i.org_id, 'event', w.id, %(event)s, e.event_id, t.id,
        jsonb_build_object(
-           'id', %(event_id)s::uuid, 'event', %(event)s::text,
+           'id', e.event_id, 'event', %(event)s::text,
            'timestamp', to_char(clock_timestamp() AT TIME ZONE 'UTC',
                                 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
            'monitor', jsonb_build_object(
@@ -79,11 +80,11 @@ SELECT gen_random_uuid(), i.org_id, 'event', w.id, %(event)s, %(event_id)s, t.id
                'acknowledged_at', i.acknowledged_at, 'resolved_at', i.resolved_at,
                'public_title', i.public_title),
            'test', false)
-FROM incidents i
+FROM unnest(%(incident_ids)s::uuid[], %(event_ids)s::uuid[]) AS e(incident_id, event_id)
+JOIN incidents i ON i.id = e.incident_id
 JOIN targets t ON t.id = i.target_id
 JOIN webhooks w ON w.org_id = i.org_id AND w.enabled AND %(event)s = ANY(w.events)
-WHERE i.id = %(incident_id)s
-  AND NOT (%(only_unresolved)s AND i.resolved_by IS NOT NULL);
+WHERE NOT (%(only_unresolved)s AND i.resolved_by IS NOT NULL);
 
 -- name: announce_maintenance
 -- maintenance.started, then maintenance.ended, once each as the clock passes a window's start

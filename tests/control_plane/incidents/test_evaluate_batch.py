@@ -284,3 +284,73 @@ async def test_a_mark_ingest_is_restamping_is_left_without_waiting(
         await ingest.commit()
     # The re-stamped mark stays for the sweep; the other one is gone.
     assert await marked(db_url) == {busy["id"]}
+
+
+class CountingConnection(psycopg.AsyncConnection[Any]):
+    """A real connection that counts the statements sent through ``execute``."""
+
+    statements = 0
+
+    async def execute(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        self.statements += 1
+        return await super().execute(*args, **kwargs)
+
+
+async def test_a_mass_outage_opens_a_chunk_of_incidents_in_a_few_statements(
+    owner: Persona, app: Litestar, db_url: str
+) -> None:
+    # 40 targets go down at once, each bound to a channel, their org subscribed to events: the
+    # chunk's incidents, outbox rows and events are written set-based (it was four statements
+    # per incident: the insert, the outbox's, two events').
+    n = 40
+    targets = [
+        await make_target(owner, region_policy="any", alert_confirmations=1) for _ in range(n)
+    ]
+    ids = [uuid.UUID(t["id"]) for t in targets]
+    channel, webhook = uuid.uuid4(), uuid.uuid4()
+    async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as c:
+        await c.execute(
+            "INSERT INTO channels (id, org_id, name, kind) VALUES (%s, %s, 'hook', 'webhook')",
+            (channel, owner.org_id),
+        )
+        await c.execute(
+            "INSERT INTO target_alerts (target_id, channel_id, position)"
+            " SELECT t, %s, 0 FROM unnest(%s::uuid[]) AS t",
+            (channel, ids),
+        )
+        await c.execute(
+            "INSERT INTO webhooks (id, org_id, url, events) VALUES"
+            " (%s, %s, 'https://example.com/events', ARRAY['monitor.down', 'incident.opened'])",
+            (webhook, owner.org_id),
+        )
+    for t in targets:
+        await add_results(db_url, t["id"], "default", ["down"])
+
+    async with await CountingConnection.connect(
+        db_url, autocommit=True, row_factory=dict_row
+    ) as conn:
+        outcomes = await evaluate_batch(conn, ids)
+        statements = conn.statements
+
+    assert all(o.opened and o.status_after == "down" for o in outcomes.values())
+    assert statements <= 16, statements
+    rows = await fetch(
+        db_url,
+        "SELECT i.target_id, i.status, i.regions, i.check_count, i.cause, i.in_maintenance,"
+        " (SELECT count(*) FROM notifications n WHERE n.incident_id = i.id"
+        "  AND n.channel_id = %s AND n.kind = 'open')"
+        " FROM incidents i WHERE i.ended_at IS NULL",
+        channel,
+    )
+    assert sorted(r[0] for r in rows) == sorted(ids)
+    assert {(r[1], tuple(r[2]), *r[3:]) for r in rows} == {
+        ("down", ("default",), 1, "boom 1", False, 1)
+    }
+    events = await fetch(
+        db_url,
+        "SELECT event, subject_id, event_id, created_at FROM notifications WHERE kind = 'event'"
+        " ORDER BY created_at",
+    )
+    assert len(events) == 2 * n and len({e[2] for e in events}) == 2 * n  # an id each
+    for tid in ids:  # per target, monitor.down before incident.opened
+        assert [e[0] for e in events if e[1] == tid] == ["monitor.down", "incident.opened"]

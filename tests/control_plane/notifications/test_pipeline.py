@@ -179,17 +179,24 @@ async def test_closed_during_maintenance_sends_nothing(env: Env) -> None:
     ]
 
 
+async def age_61_secs(env: Env) -> None:
+    """As if 61 s had passed for the reminders: the incidents opened and the messages went out
+    that much earlier."""
+    await env.sql("UPDATE notifications SET delivered_at = delivered_at - interval '61 seconds'")
+    await env.sql("UPDATE incidents SET opened_at = opened_at - interval '61 seconds'")
+
+
 async def test_reminders_until_acknowledged(env: Env) -> None:
     tid = await env.target([await webhook(env)], renotify_interval_secs=60)
     iid = await env.open_incident(tid)
     await env.deliver()
     assert await env.deliver() == 0  # not yet: the interval has not passed
-    await env.sql("UPDATE notifications SET delivered_at = delivered_at - interval '61 seconds'")
+    await age_61_secs(env)
     assert await env.deliver() == 1
     assert [n["kind"] for n in await env.notifications(iid)] == ["open", "reminder"]
     resp = await env.owner.post(f"/api/v1/incidents/{iid}/acknowledge", json={"note": "on it"})
     assert resp.status_code == 200, resp.text
-    await env.sql("UPDATE notifications SET delivered_at = delivered_at - interval '61 seconds'")
+    await age_61_secs(env)
     assert await env.deliver() == 0
     assert len(env.rec.seen) == 2
 
@@ -200,7 +207,7 @@ async def test_a_manual_resolve_stops_reminders_too(env: Env) -> None:
     await env.deliver()
     resp = await env.owner.post(f"/api/v1/incidents/{iid}/resolve", json={})
     assert resp.status_code == 200, resp.text
-    await env.sql("UPDATE notifications SET delivered_at = delivered_at - interval '61 seconds'")
+    await age_61_secs(env)
     assert await env.deliver() == 0
     assert [n["kind"] for n in await env.notifications(iid)] == ["open"]
 

@@ -151,3 +151,59 @@ async def test_a_chat_channel_is_claimed_by_one_claim_at_a_time(env: Env) -> Non
         assert msg.startswith("7 monitors down:")
     finally:
         await d.close()
+
+
+async def test_a_burst_larger_than_a_batch_is_still_one_message(
+    settings: Settings, db_url: str
+) -> None:
+    # The claim walks due rows a batch at a time; a chat channel's burst that the walk reaches
+    # is claimed whole (it was cut at the batch: 7 opens in batches of 4 went out as "4 monitors
+    # down" and "3 monitors down").
+    async with receiver() as rec:
+        s = notify_settings(
+            settings, rec.url, batch=4, chat_hold_secs=60.0, storm_followup_secs=120.0
+        )
+        async with AsyncTestClient(app=create_app(s)) as client:
+            org, token = await make_org(db_url, "Acme")
+            owner = Persona(client, {"Authorization": f"Bearer {token}"}, org)
+            env = Env(client.app, owner, owner, rec, db_url)
+            slack = await env.channel(SLACK, name="slack")
+            hook = await env.channel({"type": "webhook", "url": rec.url + "/hook"}, name="hook")
+            for i in range(7):
+                await env.open_incident(await env.target([hook, slack], name=f"s{i}"))
+            await env.deliver()
+            assert chat(env) == [] and len(hooks(env)) == 7
+            await age(env, slack, 61)
+            await env.deliver()
+            (msg,) = chat(env)
+            assert msg.startswith("7 monitors down:")
+
+
+async def test_a_burst_that_keeps_growing_is_held_until_it_stops(held: Env) -> None:
+    # Incidents of an outage open over longer than the hold: the hold counts from the newest
+    # (it counted from the oldest: the first four went out one by one, the rest grouped later).
+    env = held
+    slack = await env.channel(SLACK, name="slack")
+    for i in range(3):
+        await env.open_incident(await env.target([slack], name=f"early{i}"))
+    await age(env, slack, 61)  # past the hold, for these
+    await env.open_incident(await env.target([slack], name="more"))
+    await env.deliver()
+    assert chat(env) == []  # the burst is still growing
+    for i in range(3):
+        await env.open_incident(await env.target([slack], name=f"late{i}"))
+    await age(env, slack, 61)  # it stopped: the newest is past the hold
+    await env.deliver()
+    (msg,) = chat(env)
+    assert msg.startswith("7 monitors down:")
+
+
+async def test_a_burst_is_held_no_longer_than_the_followup_hold(held: Env) -> None:
+    env = held
+    slack = await env.channel(SLACK, name="slack")
+    for i in range(2):
+        await env.open_incident(await env.target([slack], name=f"old{i}"))
+    await age(env, slack, 121)  # past the follow-up hold (120 s): however fresh the newest
+    await env.open_incident(await env.target([slack], name="new"))
+    await env.deliver()
+    assert len(chat(env)) == 3  # three, not a storm: one by one

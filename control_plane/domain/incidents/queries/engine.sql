@@ -105,46 +105,56 @@ SELECT id, target_id, started_at, regions, status
 FROM incidents
 WHERE target_id = ANY(%(ids)b::uuid[]) AND ended_at IS NULL;
 
--- name: open_incident
--- The partial unique index makes this succeed for one writer only. An incident that opens while
--- a maintenance window of the org covers the target (all of the org's targets, or this one) is
+-- name: open_incidents
+-- Every incident a chunk's evaluation opens, in one statement (``rows``: a JSON array, one object
+-- per target). The partial unique index makes each succeed for one writer only: a target whose
+-- incident another writer opened is not returned. An incident that opens while a maintenance
+-- window of the org covers the target (all of the org's targets, or this one) is
 -- ``in_maintenance``: its notifications are held until the maintenance sweep
 -- (jobs.release_maintenance) clears the flag when no window covers the target any more.
 --
 -- No ping-pong after a manual resolve: a person resolving an incident whose target is still
 -- failing sets its ``state`` to ``resolved`` but leaves ``ended_at`` to the engine, so the
 -- incident stays the target's open one (this statement does nothing for it) until the target
--- recovers and close_incident ends it; only a failure after that opens a new incident.
+-- recovers and close_incidents ends it; only a failure after that opens a new incident.
 INSERT INTO incidents (id, org_id, target_id, started_at, status, cause, regions, check_count,
                        in_maintenance)
-VALUES (%(id)s, %(org_id)s, %(target_id)s, coalesce(%(started_at)s, now()), %(status)s, %(cause)s,
-        %(regions)s, %(check_count)s,
-        EXISTS (SELECT 1 FROM maintenance_windows w
-                WHERE w.org_id = %(org_id)s AND w.ends_at > now() AND w.starts_at <= now()
-                  AND (w.all_targets OR EXISTS (
-                          SELECT 1 FROM maintenance_targets m
-                          WHERE m.window_id = w.id AND m.target_id = %(target_id)s))))
+SELECT u.id, u.org_id, u.target_id, coalesce(u.started_at, now()), u.status, u.cause,
+       u.regions, u.check_count,
+       EXISTS (SELECT 1 FROM maintenance_windows w
+               WHERE w.org_id = u.org_id AND w.ends_at > now() AND w.starts_at <= now()
+                 AND (w.all_targets OR EXISTS (
+                         SELECT 1 FROM maintenance_targets m
+                         WHERE m.window_id = w.id AND m.target_id = u.target_id)))
+FROM jsonb_to_recordset(%(rows)s::jsonb)
+     AS u(id uuid, org_id uuid, target_id uuid, started_at timestamptz, status text, cause text,
+          regions text[], check_count int)
 ON CONFLICT (target_id) WHERE ended_at IS NULL DO NOTHING
-RETURNING id;
+RETURNING id, target_id;
 
--- name: extend_incident
--- A ``degraded`` incident becomes ``down`` when a hard failure joins it; never the reverse.
-UPDATE incidents
-SET regions = ARRAY(SELECT DISTINCT unnest(regions || %(regions)s::text[]) ORDER BY 1),
-    status = CASE WHEN %(status)s = 'down' THEN 'down' ELSE status END,
-    check_count = check_count + %(bad)s,
-    cause = coalesce(%(cause)s, cause)
-WHERE id = %(id)s AND ended_at IS NULL;
+-- name: extend_incidents
+-- The open incidents that more failing results joined, in one statement. A ``degraded``
+-- incident becomes ``down`` when a hard failure joins it; never the reverse.
+UPDATE incidents i
+SET regions = ARRAY(SELECT DISTINCT unnest(i.regions || u.regions) ORDER BY 1),
+    status = CASE WHEN u.status = 'down' THEN 'down' ELSE i.status END,
+    check_count = i.check_count + u.bad,
+    cause = coalesce(u.cause, i.cause)
+FROM jsonb_to_recordset(%(rows)s::jsonb)
+     AS u(id uuid, regions text[], bad int, cause text, status text)
+WHERE i.id = u.id AND i.ended_at IS NULL;
 
--- name: close_incident
+-- name: close_incidents
 -- The end of the outage resolves the incident, unless a person resolved it already (then
 -- ``resolved_at``/``resolved_by`` stay theirs: ``resolved_by IS NOT NULL`` tells the two apart).
-UPDATE incidents
-SET ended_at = greatest(coalesce(%(ended_at)s, now()), started_at), closed_at = now(),
+-- Every incident a chunk's evaluation closes, in one statement.
+UPDATE incidents i
+SET ended_at = greatest(coalesce(u.ended_at, now()), i.started_at), closed_at = now(),
     state = 'resolved',
-    resolved_at = coalesce(resolved_at, greatest(coalesce(%(ended_at)s, now()), started_at))
-WHERE id = %(id)s AND ended_at IS NULL
-RETURNING id;
+    resolved_at = coalesce(i.resolved_at, greatest(coalesce(u.ended_at, now()), i.started_at))
+FROM unnest(%(ids)s::uuid[], %(ended_at)s::timestamptz[]) AS u(id, ended_at)
+WHERE i.id = u.id AND i.ended_at IS NULL
+RETURNING i.id;
 
 -- name: stale_markers
 SELECT target_id FROM evaluation_queue
