@@ -4,7 +4,7 @@ create.
 Seeds ``BENCH_FLEET_TARGETS`` http targets (COPY, as the API stores them) in two regions, one
 result per target and region as ingest leaves it (the result row, the schedule row's last
 result, the evaluation's region state), 24 hours of hourly rollups per target and region and an
-open incident on 1 % of them. Then:
+open incident on 1 % of them, and each target's last 24 h as the rollup job keeps them. Then:
 
 - ``GET /api/v1/targets?limit=1000`` (default order, and ``sort=status``): p50/p95/p99 per run
   over ``BENCH_FLEET_REQUESTS`` (``BENCH_FLEET_SORT_REQUESTS`` for sort=status) requests from
@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import aiohttp
 import msgspec
@@ -32,6 +33,7 @@ from bench.config import BenchConfig
 from bench.proc import cpu_between, sample, spread
 from bench.report import Outcome
 from bench.stack import Vigil
+from control_plane.domain.results.rollups import Q as ROLLUPS
 from shared.checks import HttpCheck
 
 REGIONS = ("default", "bench-eu")
@@ -84,6 +86,15 @@ async def _seed(vigil: Vigil, org_id: uuid.UUID, n: int) -> None:
             "  date_trunc('hour', now()), interval '1 hour') AS h",
             {"org": org_id},
         )
+        # What the rollup job keeps of them per target (the reads' and the dashboard's last 24 h).
+        await conn.execute(
+            ROLLUPS.refresh_last_24h,
+            {
+                "since": datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+                - timedelta(hours=23),
+                "ids": None,
+            },
+        )
         await conn.execute(
             "INSERT INTO incidents (id, org_id, target_id, started_at, status, cause, regions,"
             " check_count) SELECT gen_random_uuid(), %(org)s, t, now() - interval '5 minutes',"
@@ -93,6 +104,7 @@ async def _seed(vigil: Vigil, org_id: uuid.UUID, n: int) -> None:
         )
         for table in (
             "targets",
+            "target_last_24h",
             "target_regions",
             "schedules",
             "results",
