@@ -50,6 +50,16 @@ class BenchConfig:
     # fleet: targets in the org (x 2 regions), list requests per run, bulk create size.
     fleet_targets: int = field(default_factory=lambda: _int("BENCH_FLEET_TARGETS", 60_000))
     fleet_requests: int = field(default_factory=lambda: _int("BENCH_FLEET_REQUESTS", 200))
+    # sort=status list requests per run (default: as many as the other lists).
+    fleet_sort_requests: int = field(
+        default_factory=lambda: _int("BENCH_FLEET_SORT_REQUESTS", _int("BENCH_FLEET_REQUESTS", 200))
+    )
+    # Uncached dashboard summary requests per run (default: as many as the lists).
+    fleet_dashboard_requests: int = field(
+        default_factory=lambda: _int(
+            "BENCH_FLEET_DASHBOARD_REQUESTS", _int("BENCH_FLEET_REQUESTS", 200)
+        )
+    )
     fleet_bulk: int = field(default_factory=lambda: _int("BENCH_FLEET_BULK", 10_000))
     # PostgreSQL with fsync off (faster, not what a deployment runs).
     pg_fast: bool = field(default_factory=lambda: os.environ.get("BENCH_PG_FAST", "") == "1")

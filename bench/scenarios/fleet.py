@@ -4,11 +4,15 @@ create.
 Seeds ``BENCH_FLEET_TARGETS`` http targets (COPY, as the API stores them) in two regions, one
 result per target and region as ingest leaves it (the result row, the schedule row's last
 result, the evaluation's region state), 24 hours of hourly rollups per target and region and an
-open incident on 1 % of them. Then:
+open incident on 1 % of them, and each target's last 24 h as the rollup job keeps them. Then:
 
-- ``GET /api/v1/targets?limit=1000`` (default order, and ``sort=status``): p50/p99 per run over
-  ``BENCH_FLEET_REQUESTS`` requests from ``BENCH_READS_CLIENTS`` clients, measured by the client
+- ``GET /api/v1/targets?limit=1000`` (default order, and ``sort=status``): p50/p95/p99 per run
+  over ``BENCH_FLEET_REQUESTS`` (``BENCH_FLEET_SORT_REQUESTS`` for sort=status) requests from
+  ``BENCH_READS_CLIENTS`` clients, measured by the client
   over keep-alive connections;
+- ``GET /api/v1/dashboard/summary`` uncached: the org's 5 s cache entry is deleted before each
+  request (outside the timed span), so every request computes the summary; one client,
+  ``BENCH_FLEET_DASHBOARD_REQUESTS`` requests per run;
 - ``POST /api/v1/targets/bulk`` of ``BENCH_FLEET_BULK`` http targets into a fresh org, wall time
   of the request, once per run (every run is reported).
 """
@@ -18,15 +22,18 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import aiohttp
 import msgspec
 import psycopg
+from redis.asyncio import Redis
 
 from bench.config import BenchConfig
 from bench.proc import cpu_between, sample, spread
 from bench.report import Outcome
 from bench.stack import Vigil
+from control_plane.domain.results.rollups import Q as ROLLUPS
 from shared.checks import HttpCheck
 
 REGIONS = ("default", "bench-eu")
@@ -79,6 +86,15 @@ async def _seed(vigil: Vigil, org_id: uuid.UUID, n: int) -> None:
             "  date_trunc('hour', now()), interval '1 hour') AS h",
             {"org": org_id},
         )
+        # What the rollup job keeps of them per target (the reads' and the dashboard's last 24 h).
+        await conn.execute(
+            ROLLUPS.refresh_last_24h,
+            {
+                "since": datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+                - timedelta(hours=23),
+                "ids": None,
+            },
+        )
         await conn.execute(
             "INSERT INTO incidents (id, org_id, target_id, started_at, status, cause, regions,"
             " check_count) SELECT gen_random_uuid(), %(org)s, t, now() - interval '5 minutes',"
@@ -88,6 +104,7 @@ async def _seed(vigil: Vigil, org_id: uuid.UUID, n: int) -> None:
         )
         for table in (
             "targets",
+            "target_last_24h",
             "target_regions",
             "schedules",
             "results",
@@ -151,6 +168,28 @@ async def _load(
     return latencies
 
 
+async def _dashboard_uncached(
+    vigil: Vigil, token: str, org_id: uuid.UUID, requests: int
+) -> list[float]:
+    """Summary latencies with its cache entry deleted before each request (not timed)."""
+    key = f"{vigil.env['VIGIL_REDIS_PREFIX']}dashboard:{org_id}"
+    latencies: list[float] = []
+    redis = Redis.from_url(vigil.env["VIGIL_REDIS_URL"])
+    try:
+        async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as s:
+            for _ in range(requests):
+                await redis.delete(key)
+                t = time.perf_counter()
+                async with s.get(vigil.base_url + "/api/v1/dashboard/summary") as resp:
+                    body = await resp.read()
+                    if resp.status != 200:
+                        raise RuntimeError(f"GET /dashboard/summary: {resp.status} {body[:200]!r}")
+                latencies.append(1000 * (time.perf_counter() - t))
+    finally:
+        await redis.aclose()
+    return latencies
+
+
 async def _bulk_once(vigil: Vigil, n: int, run: int) -> float:
     _, token = await vigil.org(f"Bulk {run}")
     body = {
@@ -189,6 +228,8 @@ async def run(vigil: Vigil, cfg: BenchConfig) -> Outcome:
             "page": 1000,
             "clients": cfg.reads_clients,
             "requests per run": cfg.fleet_requests,
+            "sort=status requests per run": cfg.fleet_sort_requests,
+            "dashboard requests per run": cfg.fleet_dashboard_requests,
             "bulk size": cfg.fleet_bulk,
             "runs": cfg.runs,
         },
@@ -211,21 +252,37 @@ async def run(vigil: Vigil, cfg: BenchConfig) -> Outcome:
         await _load(vigil.base_url, token, params, 3, 1)
     for label, params in lists.items():
         p50: list[float] = []
+        p95: list[float] = []
         p99: list[float] = []
         cpu_ms: list[float] = []
+        requests = cfg.fleet_sort_requests if "sort" in params else cfg.fleet_requests
         for _ in range(cfg.runs):
             a = sample(pids)
-            lat = await _load(vigil.base_url, token, params, cfg.fleet_requests, cfg.reads_clients)
+            lat = await _load(vigil.base_url, token, params, requests, cfg.reads_clients)
             cpu = cpu_between(a, sample(pids))
             p50.append(_percentile(lat, 0.5))
+            p95.append(_percentile(lat, 0.95))
             p99.append(_percentile(lat, 0.99))
             cpu_ms.append(1000 * (cpu["api"] + cpu.get("postgres", 0.0)) / len(lat))
         out.add(f"{label} p50", p50, "ms")
+        out.add(f"{label} p95", p95, "ms")
         if label == "list limit=1000":
             out.add(f"{label} p99", p99, "ms", target="< 50 ms", meets=lambda x: x < 50)
         else:
             out.add(f"{label} p99", p99, "ms")
         out.add(f"{label} CPU per request (api+postgres)", cpu_ms, "ms")
+    await _dashboard_uncached(vigil, token, org_id, 3)  # warm-up
+    d50: list[float] = []
+    d95: list[float] = []
+    d99: list[float] = []
+    for _ in range(cfg.runs):
+        lat = await _dashboard_uncached(vigil, token, org_id, cfg.fleet_dashboard_requests)
+        d50.append(_percentile(lat, 0.5))
+        d95.append(_percentile(lat, 0.95))
+        d99.append(_percentile(lat, 0.99))
+    out.add("dashboard summary uncached p50", d50, "ms")
+    out.add("dashboard summary uncached p95", d95, "ms")
+    out.add("dashboard summary uncached p99", d99, "ms", target="< 20 ms", meets=lambda x: x < 20)
     bulk: list[float] = []
     start = sample(pids)
     for i in range(cfg.runs):

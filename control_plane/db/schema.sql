@@ -12,6 +12,41 @@ SET xmloption = content;
 SET client_min_messages = warning;
 SET row_security = off;
 
+CREATE FUNCTION public.org_target_status(org uuid) RETURNS TABLE(target_id uuid, current_status text, last_checked_at timestamp with time zone)
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$
+SELECT t.id,
+       CASE
+           WHEN NOT t.enabled THEN 'paused'
+           WHEN i.id IS NOT NULL THEN
+               CASE WHEN i.status IN ('down', 'error', 'degraded') THEN i.status ELSE 'down' END
+           WHEN w.worst IS NULL THEN 'unknown'
+           ELSE (ARRAY['down', 'error', 'degraded', 'up'])[w.worst]
+       END,
+       w.last_at
+FROM targets t
+LEFT JOIN incidents i ON i.target_id = t.id AND i.ended_at IS NULL
+LEFT JOIN (
+    SELECT s.target_id,
+           min(array_position(ARRAY['down', 'error', 'degraded', 'up'], s.last_status)) AS worst,
+           max(s.last_at) AS last_at
+    FROM targets p
+    JOIN schedules s ON s.target_id = p.id
+    WHERE p.org_id = org AND p.enabled AND p.kind <> 'heartbeat' AND s.last_at IS NOT NULL
+    GROUP BY s.target_id
+    UNION ALL
+    SELECT rs.target_id,
+           min(array_position(ARRAY['down', 'error', 'degraded', 'up'], rs.last_status)),
+           max(rs.last_reported_at)
+    FROM targets p
+    JOIN region_states rs ON rs.target_id = p.id
+    WHERE p.org_id = org AND NOT (p.enabled AND p.kind <> 'heartbeat')
+      AND rs.last_reported_at IS NOT NULL
+    GROUP BY rs.target_id
+) w ON w.target_id = t.id
+WHERE t.org_id = org
+$$;
+
 CREATE FUNCTION public.vigil_drop_result_partitions(before_day date) RETURNS integer
     LANGUAGE plpgsql
     AS $_$

@@ -91,7 +91,7 @@ def seal_plain_headers(
     return {**public, "headers": headers}, new_sealed, count
 
 
-def _redact_headers(spec: CheckSpec) -> None:
+def redact_headers(spec: CheckSpec) -> None:
     # Also covers a secret header stored in the clear (a row written before the header was
     # secret): reads never show one.
     if isinstance(spec, HttpCheck) and spec.headers:
@@ -113,7 +113,7 @@ def _redacted_view(public: dict[str, Any], sealed: dict[str, str]) -> dict[str, 
 def redacted_check(public: dict[str, Any], sealed: dict[str, str]) -> CheckSpec:
     """The spec as every read shows it: populated secrets become ``"***"``, null stays null."""
     spec: CheckSpec = msgspec.convert(_redacted_view(public, sealed), CheckSpec)
-    _redact_headers(spec)
+    redact_headers(spec)
     return spec
 
 
@@ -122,7 +122,7 @@ def redacted_checks(pairs: list[tuple[dict[str, Any], dict[str, str]]]) -> list[
     spec spends most of its time choosing the union's type, 40 us each)."""
     specs = msgspec.convert([_redacted_view(p, s) for p, s in pairs], list[CheckSpec])
     for spec in specs:
-        _redact_headers(spec)
+        redact_headers(spec)
     return specs
 
 

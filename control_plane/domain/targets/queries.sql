@@ -37,14 +37,17 @@ SELECT 1 AS ok FROM targets WHERE id = %(target_id)s AND org_id = %(org_id)s;
 -- Serialises concurrent PATCH/PUT on one target for the rest of the transaction.
 SELECT id FROM targets WHERE org_id = %(org_id)s AND id = %(id)s FOR UPDATE;
 
--- name: list_targets
+-- name: list_page
+-- The page of the target list, the head of ``list_targets`` and ``list_targets_json``.
 -- Filters are optional: a NULL parameter matches everything. ``q`` is a LIKE pattern already
 -- escaped by the caller; it matches the name, the URL or the host. ``status`` is the current
--- status (target_status). The ORDER BY is chosen by the service from a fixed list and always
--- ends with the id, so pages are stable. The page's ids are chosen first, on the cheap columns
--- only: the current state joins the page step (``{page_join}``) only when the filter or the
--- sort needs it; the rest of the read (regions, alerts, last result) is built for the page's
--- ids (the last 24 h are one row per target, ``target_last_24h``, kept by the rollup job).
+-- status. The ORDER BY is chosen by the service from a fixed list and always ends with the id,
+-- so pages are stable. The page's ids are chosen first, on the cheap columns only: the current
+-- state joins the page step (``{page_join}``) only when the filter or the sort needs it, and
+-- then set-based for the whole org (``org_target_status``: one pass over the org's schedules,
+-- not the per-target view 60,000 times); the rest of the read (regions, alerts, last result)
+-- is built for the page's ids (the last 24 h are one row per target, ``target_last_24h``, kept
+-- by the rollup job).
 WITH page AS (
     SELECT t.id
     FROM targets t {page_join}
@@ -60,6 +63,9 @@ WITH page AS (
     ORDER BY {order}
     LIMIT %(limit)s OFFSET %(offset)s
 )
+
+-- name: list_targets
+-- The page's rows (CSV export): the target and its current state, one row each.
 SELECT t.*, c.current_status, c.last_region, c.last_checked_at, c.last_result_status,
        c.last_result_error, c.last_latency_ms, c.checks_24h, c.up_24h, c.incident_id,
        c.incident_started_at, c.incident_status, c.incident_state
@@ -70,9 +76,52 @@ JOIN target_details t ON t.id = p.id
 CROSS JOIN LATERAL (SELECT * FROM target_current c WHERE c.target_id = p.id OFFSET 0) c
 ORDER BY {page_order};
 
+-- name: list_targets_json
+-- The page as one JSON array of the read's objects, keys named as ``Target``'s fields, decoded
+-- straight into ``Target`` (targets/service.py): no row dicts, no per-row conversion. The check
+-- is the stored public spec with every sealed non-header field set to the redaction sentinel
+-- (codec.redacted_check; header values are redacted after decoding). The API still rounds the
+-- latency and computes the uptime percentage, as ``rows._current`` does.
+SELECT coalesce(json_agg(json_build_object(
+    'id', t.id,
+    'name', t.name,
+    'check', CASE WHEN t.secrets = '{}'::jsonb THEN t.spec
+             ELSE t.spec || (SELECT coalesce(jsonb_object_agg(k, %(redacted)s::text), '{}')
+                             FROM jsonb_object_keys(t.secrets) AS k
+                             WHERE NOT starts_with(k, %(header_prefix)s::text)) END,
+    'interval', t.interval_secs,
+    'enabled', t.enabled,
+    'tags', t.tags,
+    'alerts', (SELECT coalesce(json_agg(json_build_object('channel_id', a.channel_id)
+                                        ORDER BY a.position), '[]')
+               FROM target_alerts a WHERE a.target_id = t.id),
+    'alert_confirmations', t.alert_confirmations,
+    'notify_recovery', t.notify_recovery,
+    'renotify_interval_secs', t.renotify_interval_secs,
+    'region_policy', t.region_policy,
+    'regions', ARRAY(SELECT r.region_id FROM target_regions r WHERE r.target_id = t.id
+                     ORDER BY r.region_id),
+    'created_at', t.created_at,
+    'updated_at', t.updated_at,
+    'write_source', t.write_source,
+    'status', c.current_status,
+    'last_result', CASE WHEN c.last_checked_at IS NOT NULL THEN json_build_object(
+        'at', c.last_checked_at, 'status', c.last_result_status, 'region', c.last_region,
+        'latency_ms', c.last_latency_ms, 'error', c.last_result_error) END,
+    'last_24h', json_build_object('checks', c.checks_24h, 'checks_up', c.up_24h,
+                                  'uptime_pct', NULL),
+    'incident', CASE WHEN c.incident_id IS NOT NULL THEN json_build_object(
+        'id', c.incident_id, 'started_at', c.incident_started_at,
+        'status', c.incident_status, 'state', c.incident_state) END
+) ORDER BY {page_order}), '[]')::text AS items
+FROM page p
+JOIN targets t ON t.id = p.id
+CROSS JOIN LATERAL (SELECT * FROM target_current c WHERE c.target_id = p.id OFFSET 0) c;
+
 -- name: count_targets
+-- The list's total; ``{status_join}`` / ``{status_filter}`` as in ``list_page``.
 SELECT count(*) AS total
-FROM targets t
+FROM targets t {status_join}
 WHERE t.org_id = %(org_id)s
   AND (%(tag)s::text IS NULL OR t.tags @> ARRAY[%(tag)s::text])
   AND (%(enabled)s::boolean IS NULL OR t.enabled = %(enabled)s)
@@ -81,9 +130,7 @@ WHERE t.org_id = %(org_id)s
   AND (%(kind)s::text IS NULL OR t.kind = %(kind)s)
   AND (%(region)s::text IS NULL OR EXISTS (
        SELECT 1 FROM target_regions r WHERE r.target_id = t.id AND r.region_id = %(region)s))
-  AND (%(status)s::text IS NULL OR EXISTS (
-       SELECT 1 FROM target_status c WHERE c.target_id = t.id
-       AND c.current_status = %(status)s));
+  {status_filter};
 
 -- name: delete_target
 DELETE FROM targets WHERE org_id = %(org_id)s AND id = %(id)s RETURNING id;

@@ -12,7 +12,7 @@ from psycopg.types.json import Jsonb
 
 from shared.checks import CheckSpec
 
-from .codec import redacted_check
+from .codec import redact_headers, redacted_check
 from .schemas import (
     AlertBinding,
     Last24h,
@@ -101,6 +101,25 @@ def row_to_target(row: dict[str, Any], check: CheckSpec | None = None) -> Target
         updated_at=row["updated_at"],
         write_source=row["write_source"],
     )
+
+
+_TARGETS = msgspec.json.Decoder(list[Target])
+
+
+def targets_from_json(items: str | bytes) -> list[Target]:
+    """The list's page from ``list_targets_json`` (one JSON array, keys named as the fields):
+    decoded straight into ``Target``, then what ``row_to_target`` does in Python on top of the
+    row: secret header values redacted, the latency rounded, the uptime percentage."""
+    targets = _TARGETS.decode(items)
+    for target in targets:
+        redact_headers(target.check)
+        last = target.last_result
+        if last is not None and last.latency_ms is not None:
+            last.latency_ms = round(last.latency_ms, 3)
+        day = target.last_24h
+        if day is not None and day.checks:
+            day.uptime_pct = round(100.0 * day.checks_up / day.checks, 3)
+    return targets
 
 
 @dataclass(slots=True)
