@@ -239,7 +239,10 @@ async def run(vigil: Vigil, nginx: Nginx, cfg: BenchConfig) -> Outcome:
         # Ingest at the same time: the real agent and worker on the other targets. The history
         # target itself stays as seeded (its port 9 would fail and open incidents mid-read).
         async with await psycopg.AsyncConnection.connect(vigil.db_url, autocommit=True) as conn:
-            await conn.execute("DELETE FROM schedules WHERE target_id = %s", (tid,))
+            await conn.execute(
+                "UPDATE schedules SET next_due_at = now() + interval '1 day' WHERE target_id = %s",
+                (tid,),
+            )
         vigil.start_worker()
         cap = str(AGENT_CONCURRENCY)
         vigil.start_agent(
