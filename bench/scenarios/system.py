@@ -56,6 +56,7 @@ from bench.stack import Vigil
 from shared.checks import CheckSpec, HttpCheck
 
 AGENT_CONCURRENCY = 100  # the agent's default
+PEER = "(bench peer)"
 SETTLE_S = 5.0
 
 # The start lateness of every slot due in the window that was checked.
@@ -212,14 +213,15 @@ def _report_step(out: Outcome, run: StepRun, interval: int) -> None:
     out.add(f"{p}: dead row versions in schedules", [w.dead_schedules for w in ws], "rows")
     out.add(f"{p}: dead row versions in evaluation_queue", [w.dead_queue for w in ws], "rows")
     cpu_rows = [cpu_between(w.a, w.b) for w in ws]
-    total = [sum(c.values()) for c in cpu_rows]
+    # Vigil's processes only: the slow-dns variant's server and DNS server are the network.
+    total = [sum(v for k, v in c.items() if PEER not in k) for c in cpu_rows]
     out.add(
-        f"{p}: CPU used by all processes",
+        f"{p}: CPU used by all Vigil processes (bench peers excluded)",
         [c / w.secs for c, w in zip(total, ws, strict=True)],
         "cores",
     )
     out.add(
-        f"{p}: CPU per check, all processes",
+        f"{p}: CPU per check, all Vigil processes",
         [1000 * c / x.completed if x.completed else 0.0 for c, x in zip(total, lates, strict=True)],
         "ms",
     )
@@ -298,8 +300,8 @@ async def run(vigil: Vigil, nginx: Nginx, slowdns: SlowDns, cfg: BenchConfig) ->
     pids = {n: vigil.procs.pid(n) for n in ("api", "worker", "agent")}
     pids.update(vigil.servers.pids())
     if cfg.system_variant == "slow-dns":
-        pids["slowserver (bench peer)"] = slowdns.procs.pid("slowserver")
-        pids["dnsserver (bench peer)"] = slowdns.procs.pid("dnsserver")
+        pids[f"slowserver {PEER}"] = slowdns.procs.pid("slowserver")
+        pids[f"dnsserver {PEER}"] = slowdns.procs.pid("dnsserver")
     sysrun.pids = pids
     since = datetime.now(UTC)
 
@@ -366,9 +368,9 @@ async def run(vigil: Vigil, nginx: Nginx, slowdns: SlowDns, cfg: BenchConfig) ->
             "memory per target (PSS without shared memory, all processes, warm slope)",
             [
                 per_target_kib(
-                    sum(first.warm.private_mib.values()),
+                    sum(v for k, v in first.warm.private_mib.items() if PEER not in k),
                     first.targets,
-                    sum(last.warm.private_mib.values()),
+                    sum(v for k, v in last.warm.private_mib.items() if PEER not in k),
                     last.targets,
                 )
             ],
