@@ -39,9 +39,11 @@ faults: $(STAMP)
 
 # `make bench` runs every scenario; `make bench SCENARIO=agent` (or a comma list) runs some.
 # Knobs are BENCH_* environment variables (bench/config.py); reports land in bench/results/.
+# `make bench SOAK=1`: the system scenario measures 30 minutes per step instead of 5.
 SCENARIO ?=
+SOAK ?=
 bench: $(STAMP)
-	$(BIN)/python -m bench $(if $(SCENARIO),--scenario $(SCENARIO))
+	$(if $(SOAK),BENCH_SOAK=$(SOAK) )$(BIN)/python -m bench $(if $(SCENARIO),--scenario $(SCENARIO))
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,8 +1,10 @@
 """``python -m bench [--scenario NAME[,NAME…]]`` — what ``make bench`` runs.
 
-Installs the missing tools, starts PostgreSQL, Redis, nginx (and blackbox_exporter for the agent
-scenario) under ``.vigil/bench/``, runs each scenario against its own database and processes,
-stops everything it started (on Ctrl-C and failures too) and writes the report.
+Installs the missing tools, starts PostgreSQL, Redis, nginx (and blackbox_exporter twice,
+default and ``GOMAXPROCS=1``, for the agent scenario; the slow server and the bench's DNS server
+for the ``slow-dns`` variant) under ``.vigil/bench/``, runs each scenario against its own
+database and processes, stops everything it started (on Ctrl-C and failures too) and writes
+the report.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from types import FrameType
 from typing import Any
 
 from bench.config import BenchConfig
-from bench.peers import Blackbox, Nginx, ensure_tools
+from bench.peers import Blackbox, Nginx, SlowDns, ensure_tools
 from bench.proc import Processes
 from bench.report import Outcome, write_report
 from bench.scenarios import (
@@ -54,21 +56,34 @@ SCENARIOS = (
 
 
 class Peers:
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, cfg: BenchConfig) -> None:
         self.procs = Processes(folder / "logs")
         self.nginx = Nginx(folder / "nginx", self.procs)
-        self.blackbox = Blackbox(folder / "blackbox", self.procs)
+        self.blackboxes = [
+            Blackbox(folder / "blackbox", self.procs),
+            Blackbox(folder / "blackbox-gmp1", self.procs, gomaxprocs=1, name="blackbox-gmp1"),
+        ]
+        self.slowdns = SlowDns(
+            folder / "slowdns", self.procs, cfg.slow_lo_ms, cfg.slow_hi_ms, cfg.dns_ttl
+        )
+
+    def start_blackboxes(self) -> None:
+        if not Blackbox.installed():
+            print("bench: blackbox_exporter is not installed: no peer figures", flush=True)
+            self.blackboxes = []
+        for bb in self.blackboxes:
+            bb.start()
 
 
 def _scenario(
     name: str, vigil: Vigil, peers: Peers, cfg: BenchConfig
 ) -> Coroutine[Any, Any, Outcome]:
     runners: dict[str, Callable[[], Coroutine[Any, Any, Outcome]]] = {
-        "agent": lambda: agent.run(vigil, peers.nginx, peers.blackbox, cfg),
-        "system": lambda: system.run(vigil, peers.nginx, cfg),
+        "agent": lambda: agent.run(vigil, peers.nginx, peers.blackboxes, cfg),
+        "system": lambda: system.run(vigil, peers.nginx, peers.slowdns, cfg),
         "ingest": lambda: ingest.run(vigil, cfg),
         "detection": lambda: detection.run(vigil, peers.nginx, cfg),
-        "reads": lambda: reads.run(vigil, cfg),
+        "reads": lambda: reads.run(vigil, peers.nginx, cfg),
         "notify": lambda: notify.run(vigil, peers.nginx, cfg),
         "accounts": lambda: accounts.run(vigil, cfg),
         "public": lambda: public.run(vigil, cfg),
@@ -105,14 +120,16 @@ def main(argv: list[str] | None = None) -> int:
     folder.chmod(0o755)  # PostgreSQL (as postgres) and nginx workers (as nobody) look inside
     outcomes: list[Outcome] = []
     servers = Servers(folder, fast=cfg.pg_fast)
-    peers = Peers(folder)
+    peers = Peers(folder, cfg)
     interrupted = False
     try:
         ensure_tools()
         servers.start()
         peers.nginx.start()
         if "agent" in chosen:
-            peers.blackbox.start()
+            peers.start_blackboxes()
+        if "system" in chosen and cfg.system_variant == "slow-dns":
+            peers.slowdns.start()
         for name in chosen:
             print(f"bench: scenario {name}", flush=True)
             t = time.monotonic()

@@ -13,6 +13,7 @@ settings (``gc.freeze()`` and the larger first generation).
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import socket
 import ssl
@@ -81,6 +82,7 @@ async def main(kind: str, target: str, concurrency: int, seconds: float) -> dict
     cpu1, t1 = time.process_time(), time.monotonic()
     return {
         "loop": type(asyncio.get_running_loop()).__module__,
+        "gc": f"threshold {gc.get_threshold()}, {gc.get_freeze_count()} frozen",
         "done": counts["done"],
         "failed": counts["failed"],
         "seconds": round(t1 - marks["t0"], 3),

@@ -1,8 +1,10 @@
-"""The benchmark's knobs: ``BENCH_*`` environment variables, small defaults that fit one
-``make bench`` in under 15 minutes on a 2-core machine."""
+"""The benchmark's knobs: ``BENCH_*`` environment variables. The defaults are honest rather
+than quick: the system scenario alone searches for capacity with 5-minute steps (half an hour
+or more); smoke runs shrink it with the knobs."""
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 
@@ -33,17 +35,68 @@ class BenchConfig:
             if v.strip()
         )
     )
-    # system: targets at a 60 s interval and the length of each measured window.
+    # system (issue 18: capacity is found, not assumed). Offered load steps up from
+    # BENCH_SYSTEM_TARGETS by BENCH_SYSTEM_STEP_TARGETS (targets at BENCH_SYSTEM_INTERVAL_S) until
+    # a step fails (completion < 98% or p99 lateness > 1 s in any window) or would pass
+    # BENCH_SYSTEM_MAX_TARGETS; then 2x the capacity found is offered. Each step: a warm-up
+    # (default two intervals), then BENCH_SYSTEM_WINDOWS windows of BENCH_SYSTEM_WINDOW_S
+    # (default one interval; rounded up to whole intervals) - 5 minutes by default, 30 with
+    # BENCH_SOAK=1 (`make bench SOAK=1`).
+    system_interval_s: int = field(default_factory=lambda: _int("BENCH_SYSTEM_INTERVAL_S", 60))
     system_targets: int = field(default_factory=lambda: _int("BENCH_SYSTEM_TARGETS", 60_000))
-    system_window_s: float = field(default_factory=lambda: _float("BENCH_SYSTEM_WINDOW_S", 20.0))
+    system_step_targets: int = field(
+        default_factory=lambda: _int("BENCH_SYSTEM_STEP_TARGETS", 30_000)
+    )
+    system_max_targets: int = field(
+        default_factory=lambda: _int("BENCH_SYSTEM_MAX_TARGETS", 360_000)
+    )
+    soak: bool = field(default_factory=lambda: os.environ.get("BENCH_SOAK", "") == "1")
+    system_windows_raw: int = field(default_factory=lambda: _int("BENCH_SYSTEM_WINDOWS", 0))
+    system_window_raw: float = field(default_factory=lambda: _float("BENCH_SYSTEM_WINDOW_S", 0))
+    system_warmup_raw: float = field(default_factory=lambda: _float("BENCH_SYSTEM_WARMUP_S", -1))
+    # 0 skips the 2x-capacity step.
+    system_overload: bool = field(
+        default_factory=lambda: os.environ.get("BENCH_SYSTEM_OVERLOAD", "1") != "0"
+    )
     # Agent processes (``vigil-agent --processes N``) in the system scenario.
     system_agent_processes: int = field(
         default_factory=lambda: max(1, _int("BENCH_SYSTEM_AGENT_PROCESSES", 1))
     )
-    system_warmup_s: float = field(default_factory=lambda: _float("BENCH_SYSTEM_WARMUP_S", 15.0))
+    # http: nginx by IP literal. slow-dns: every target its own name, resolved by the bench's DNS
+    # server (TTL BENCH_DNS_TTL s; below the interval, so each check resolves), on a server that
+    # answers after BENCH_SLOW_LO_MS-BENCH_SLOW_HI_MS.
+    system_variant: str = field(
+        default_factory=lambda: os.environ.get("BENCH_SYSTEM_VARIANT", "http").strip() or "http"
+    )
+    dns_ttl: int = field(default_factory=lambda: _int("BENCH_DNS_TTL", 30))
+    slow_lo_ms: float = field(default_factory=lambda: _float("BENCH_SLOW_LO_MS", 50.0))
+    slow_hi_ms: float = field(default_factory=lambda: _float("BENCH_SLOW_HI_MS", 200.0))
+
+    @property
+    def system_windows(self) -> int:
+        if self.system_windows_raw > 0:
+            return self.system_windows_raw
+        return 30 if self.soak else 5
+
+    @property
+    def system_window_s(self) -> float:
+        """Whole intervals, so that every target has the same number of slots in a window."""
+        raw = self.system_window_raw if self.system_window_raw > 0 else self.system_interval_s
+        return float(max(1, math.ceil(raw / self.system_interval_s)) * self.system_interval_s)
+
+    @property
+    def system_warmup_s(self) -> float:
+        return (
+            self.system_warmup_raw if self.system_warmup_raw >= 0 else 2.0 * self.system_interval_s
+        )
+
     # ingest: leased slots posted per run (in batches of 1,000) and parallel posts.
     ingest_rows: int = field(default_factory=lambda: _int("BENCH_INGEST_ROWS", 10_000))
     ingest_concurrency: int = field(default_factory=lambda: _int("BENCH_INGEST_CONCURRENCY", 4))
+    # reads: other targets with BENCH_READS_HISTORY_MIN minutes of one-minute history each
+    # (issue 18: 60,000), checked by a real agent at 60 s with the worker on while reads run.
+    reads_targets: int = field(default_factory=lambda: _int("BENCH_READS_TARGETS", 60_000))
+    reads_history_min: int = field(default_factory=lambda: _int("BENCH_READS_HISTORY_MIN", 60))
     # reads: requests per endpoint per run, and concurrent clients.
     reads_requests: int = field(default_factory=lambda: _int("BENCH_READS_REQUESTS", 200))
     reads_clients: int = field(default_factory=lambda: _int("BENCH_READS_CLIENTS", 4))

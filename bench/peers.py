@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -35,11 +36,27 @@ TOOLS = {
 BLACKBOX_MODULES = {"http": "http_2xx", "https": "http_2xx_tls", "tcp": "tcp_connect"}
 
 
+# Optional: without it the agent scenario says it has no peer figures, it does not fake them.
+OPTIONAL_TOOLS = frozenset({"prometheus-blackbox-exporter"})
+
+
 def ensure_tools() -> list[str]:
-    """Install the Debian packages of missing tools; returns what was installed."""
-    missing = [pkg for cmd, pkg in TOOLS.items() if not _which(cmd)]
-    if not missing:
-        return []
+    """Install the Debian packages of missing tools; returns what was installed. An optional
+    tool that cannot be installed is said on stdout, not fatal (its figures are then absent)."""
+    installed: list[str] = []
+    required = [c for c in TOOLS if c not in OPTIONAL_TOOLS and not _which(c)]
+    if required:
+        installed += _apt_install(required)
+    for cmd in sorted(c for c in OPTIONAL_TOOLS if not _which(c)):
+        try:
+            installed += _apt_install([cmd])
+        except (RuntimeError, subprocess.CalledProcessError, OSError) as exc:
+            print(f"bench: {cmd} is not installed and cannot be ({exc}); going on without it")
+    return installed
+
+
+def _apt_install(cmds: list[str]) -> list[str]:
+    missing = [TOOLS[c] for c in cmds]
     if os.geteuid() != 0:
         raise RuntimeError(
             f"missing {', '.join(missing)}: run as root, or `sudo apt-get install -y "
@@ -49,7 +66,7 @@ def ensure_tools() -> list[str]:
     print(f"bench: installing {' '.join(missing)} (apt-get)", flush=True)
     subprocess.run(["apt-get", "update", "-qq"], env=env, check=True)
     subprocess.run(["apt-get", "install", "-y", "-qq", *missing], env=env, check=True)
-    still = [cmd for cmd in TOOLS if not _which(cmd)]
+    still = [cmd for cmd in cmds if not _which(cmd)]
     if still:
         raise RuntimeError(f"still missing after apt-get install: {', '.join(still)}")
     return missing
@@ -203,9 +220,22 @@ modules:
 
 @dataclass
 class Blackbox:
+    """One blackbox_exporter. ``gomaxprocs``: None runs with Go's default (one P per core),
+    a number sets ``GOMAXPROCS`` (the bench runs both and keeps the better per core)."""
+
     folder: Path
     procs: Processes
     port: int = 0
+    gomaxprocs: int | None = None
+    name: str = "blackbox"
+
+    @property
+    def label(self) -> str:
+        return "default GOMAXPROCS" if self.gomaxprocs is None else f"GOMAXPROCS={self.gomaxprocs}"
+
+    @staticmethod
+    def installed() -> bool:
+        return _which("prometheus-blackbox-exporter") is not None
 
     def start(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -213,16 +243,20 @@ class Blackbox:
         conf.write_text(BLACKBOX_CONF)
         self.port = free_port()
         exe = _which("prometheus-blackbox-exporter") or "prometheus-blackbox-exporter"
+        env = {k: v for k, v in os.environ.items() if k != "GOMAXPROCS"}
+        if self.gomaxprocs is not None:
+            env["GOMAXPROCS"] = str(self.gomaxprocs)
         self.procs.start(
-            "blackbox",
+            self.name,
             [
                 exe,
                 f"--config.file={conf}",
                 f"--web.listen-address=127.0.0.1:{self.port}",
                 "--log.level=warn",
             ],
+            env,
         )
-        _wait_http(f"http://127.0.0.1:{self.port}/-/healthy", self.procs, "blackbox")
+        _wait_http(f"http://127.0.0.1:{self.port}/-/healthy", self.procs, self.name)
 
     def probe_url(self, variant: str, nginx: Nginx) -> str:
         target = f"127.0.0.1:{nginx.tcp_port}" if variant == "tcp" else nginx.url(variant)
@@ -284,3 +318,77 @@ def _wait_http(url: str, procs: Processes, name: str, within: float = 20.0) -> N
             pass
         time.sleep(0.1)
     raise RuntimeError(f"{name} did not answer {url} within {within:.0f} s:\n{procs.tail(name)}")
+
+
+DNS_ZONE = "vigil-bench.test."
+
+
+@dataclass
+class SlowDns:
+    """The slow-and-named variant's peers: ``bench.slowserver`` (answers after ``lo_ms``-``hi_ms``)
+    and ``bench.dnsserver`` (every name under ``DNS_ZONE`` is 127.0.0.1, with ``ttl`` s). A
+    process sees that DNS server when started through ``wrap()``: its own mount namespace with
+    ``/etc/resolv.conf`` bound to a file naming the bench's server (needs root and unshare; the
+    machine's own resolv.conf is not touched)."""
+
+    folder: Path
+    procs: Processes
+    lo_ms: float = 50.0
+    hi_ms: float = 200.0
+    ttl: int = 30
+    port: int = 0
+    dns_address: str = ""
+
+    def start(self) -> None:
+        if os.geteuid() != 0 or not _which("unshare"):
+            raise RuntimeError("the slow-dns variant needs root and unshare(1) (util-linux)")
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        py = sys.executable
+        self.procs.start(
+            "slowserver",
+            [py, "-m", "bench.slowserver", str(self.port), str(self.lo_ms), str(self.hi_ms)],
+        )
+        # A loopback address of its own on port 53 (resolv.conf takes no port).
+        self.dns_address = f"127.53.{os.getpid() % 250 + 1}.{free_port() % 250 + 1}"
+        self.procs.start(
+            "dnsserver",
+            [py, "-m", "bench.dnsserver", self.dns_address, "53", DNS_ZONE, str(self.ttl)],
+        )
+        (self.folder / "resolv.conf").write_text(
+            f"nameserver {self.dns_address}\noptions timeout:2 attempts:1\n"
+        )
+        _wait_http(f"http://127.0.0.1:{self.port}/", self.procs, "slowserver")
+        self._wait_dns()
+
+    def _wait_dns(self, within: float = 10.0) -> None:
+        import dns.resolver
+
+        res = dns.resolver.Resolver(configure=False)
+        res.nameservers = [self.dns_address]
+        res.lifetime = 1.0
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            self.procs.check()
+            try:
+                res.resolve(f"probe.{DNS_ZONE}", "A")
+                return
+            except Exception:  # not up yet
+                time.sleep(0.1)
+        raise RuntimeError(f"the bench DNS server did not answer:\n{self.procs.tail('dnsserver')}")
+
+    def url(self, i: int) -> str:
+        return f"http://t{i}.{DNS_ZONE.rstrip('.')}:{self.port}/"
+
+    def wrap(self) -> list[str]:
+        """A command prefix: run the rest with this variant's resolv.conf."""
+        return [
+            _which("unshare") or "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            'mount --bind "$0" /etc/resolv.conf && exec "$@"',
+            str(self.folder / "resolv.conf"),
+        ]

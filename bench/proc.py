@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.honesty import parse_smaps_rollup, private_pss_kib
+
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
 
@@ -62,22 +64,39 @@ def tree_cpu_s(pid: int, kids: Mapping[int, list[int]] | None = None) -> float:
     return ticks / CLK_TCK
 
 
-def _pss_kib(pid: int) -> int:
+def _smaps(pid: int) -> dict[str, int]:
+    """The kB fields of smaps_rollup; ``{"Pss": RSS}`` from statm where it cannot be read."""
     try:
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
-                return int(line.split()[1])
-    except (OSError, ValueError):
+        fields = parse_smaps_rollup(Path(f"/proc/{pid}/smaps_rollup").read_text())
+        if "Pss" in fields:
+            return fields
+    except OSError:
         pass
     try:
-        return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE_KIB
+        return {"Pss": int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE_KIB}
     except (OSError, ValueError, IndexError):
-        return 0
+        return {}
+
+
+def _pss_kib(pid: int) -> int:
+    return _smaps(pid).get("Pss", 0)
 
 
 def tree_mem_mib(pid: int, kids: Mapping[int, list[int]] | None = None) -> float:
     kids = _children_map() if kids is None else kids
     return sum(_pss_kib(p) for p in _tree(pid, kids)) / 1024
+
+
+def tree_private_mib(pid: int, kids: Mapping[int, list[int]] | None = None) -> tuple[float, float]:
+    """(PSS without shared memory, shared-memory PSS) of a process tree, MiB. PostgreSQL's
+    shared buffers are the second: a cache it fills as pages are touched, not memory per target."""
+    kids = _children_map() if kids is None else kids
+    private = shmem = 0
+    for p in _tree(pid, kids):
+        fields = _smaps(p)
+        private += private_pss_kib(fields)
+        shmem += fields.get("Pss_Shmem", 0)
+    return private / 1024, shmem / 1024
 
 
 @dataclass
@@ -87,14 +106,20 @@ class Sample:
     at: float
     cpu_s: dict[str, float]
     mem_mib: dict[str, float]
+    # PSS without shared memory, and the shared-memory part (see ``tree_private_mib``).
+    private_mib: dict[str, float] = field(default_factory=dict)
+    shmem_mib: dict[str, float] = field(default_factory=dict)
 
 
 def sample(pids: Mapping[str, int]) -> Sample:
     kids = _children_map()
+    split = {name: tree_private_mib(pid, kids) for name, pid in pids.items()}
     return Sample(
         at=time.monotonic(),
         cpu_s={name: tree_cpu_s(pid, kids) for name, pid in pids.items()},
         mem_mib={name: tree_mem_mib(pid, kids) for name, pid in pids.items()},
+        private_mib={name: v[0] for name, v in split.items()},
+        shmem_mib={name: v[1] for name, v in split.items()},
     )
 
 

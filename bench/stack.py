@@ -153,10 +153,18 @@ class Vigil:
     def start_worker(self) -> None:
         self.procs.start("worker", [str(BIN / "vigil"), "worker"], self.env)
 
-    def start_agent(self, token: str, name: str = "agent", extra: Sequence[str] = ()) -> int:
+    def start_agent(
+        self,
+        token: str,
+        name: str = "agent",
+        extra: Sequence[str] = (),
+        wrap: Sequence[str] = (),
+    ) -> int:
+        """``wrap``: a command prefix (the slow-dns variant's resolv.conf namespace)."""
         spool = self.folder / f"spool-{name}-{uuid.uuid4().hex[:6]}"
         env = {**self.env, "VIGIL_AGENT_TOKEN": token}
         argv = [
+            *wrap,
             str(BIN / "vigil-agent"),
             "--control-plane",
             self.base_url,

@@ -1,7 +1,10 @@
 """Agent throughput: the real ``vigil-agent`` (one process, fed by the real control plane:
 lease → run → ingest) against loopback nginx, a fresh connection per check; in the same run the
-ceiling (a bare aiohttp loop, ``bench.aiohttp_loop``) and the peer (blackbox_exporter's
-``/probe`` driven by ``wrk``). HTTP, TCP and HTTPS.
+ceiling (a bare aiohttp loop, ``bench.aiohttp_loop``, on the agent's event loop and GC settings)
+and the peer (blackbox_exporter's ``/probe`` driven by ``wrk``, run both with its default
+``GOMAXPROCS`` and with ``GOMAXPROCS=1``; the ratio is taken against the better of the two per
+core, so a peer hobbled by its scheduler on a small machine cannot flatter us). HTTP, TCP and
+HTTPS, each held to its goal.
 
 Each variant has its own region, agent and ``BENCH_AGENT_TARGETS`` targets at a 60 s interval.
 No worker runs. Before each run every slot is made due, spread over the last ``BACKLOG_S``
@@ -59,6 +62,13 @@ async def _count(db_url: str, region: str, t0: datetime, t1: datetime) -> tuple[
         row = await cur.fetchone()
     assert row is not None
     return int(row[0]), int(row[1])
+
+
+# The issue's goals per variant (issue 18): agent / aiohttp per core, GC and loop matched, and
+# agent / the better blackbox per core. TCP has no blackbox goal in the issue; it is held to at
+# least the peer's own rate (1.0x) rather than to nothing.
+CEILING_GOALS = {"http": 0.9, "tcp": 0.9, "https": 0.9}
+PEER_GOALS = {"http": 2.0, "tcp": 1.0, "https": 1.0}
 
 
 # Every slot due now, spread over the last BACKLOG_S seconds (see the module's docstring).
@@ -122,6 +132,8 @@ async def _aiohttp_run(variant: str, nginx: Nginx, cfg: BenchConfig) -> dict[str
         "not_up": r["failed"],
         "cpu": r["cpu_s"],
         "per_cpu_s": r["done"] / r["cpu_s"] if r["cpu_s"] else 0.0,
+        "loop": r.get("loop", "?"),
+        "gc": r.get("gc", "?"),
     }
 
 
@@ -129,7 +141,7 @@ async def _blackbox_run(
     variant: str, nginx: Nginx, blackbox: Blackbox, cfg: BenchConfig
 ) -> dict[str, float]:
     url = blackbox.probe_url(variant, nginx)
-    pids = {"blackbox": blackbox.procs.pid("blackbox")}
+    pids = {"blackbox": blackbox.procs.pid(blackbox.name)}
     a = sample(pids)
     run = await asyncio.to_thread(wrk, url, cfg.concurrency, cfg.agent_window_s)
     b = sample(pids)
@@ -142,7 +154,14 @@ async def _blackbox_run(
     }
 
 
-async def run(vigil: Vigil, nginx: Nginx, blackbox: Blackbox, cfg: BenchConfig) -> Outcome:
+def best_peer(runs: dict[str, dict[str, float]]) -> tuple[str, dict[str, float]] | None:
+    """The blackbox run with the most checks per CPU-second (of one interleaved round)."""
+    if not runs:
+        return None
+    return max(runs.items(), key=lambda kv: kv[1]["per_cpu_s"])
+
+
+async def run(vigil: Vigil, nginx: Nginx, blackboxes: list[Blackbox], cfg: BenchConfig) -> Outcome:
     out = Outcome(
         "agent",
         params={
@@ -167,10 +186,23 @@ async def run(vigil: Vigil, nginx: Nginx, blackbox: Blackbox, cfg: BenchConfig) 
             region=region,
             interval=INTERVAL,
         )
-        if not blackbox.probe_succeeds(variant, nginx):
-            out.notes.append(f"blackbox's {variant} probe did not succeed: its figures are off")
+        for bb in blackboxes:
+            if not bb.probe_succeeds(variant, nginx):
+                out.notes.append(
+                    f"blackbox ({bb.label})'s {variant} probe did not succeed: its figures are off"
+                )
+    if not blackboxes:
+        msg = (
+            "blackbox_exporter is not installed and could not be: NO peer figures in this run "
+            "(agent / blackbox not measured)"
+        )
+        print(f"bench: {msg}", flush=True)
+        out.notes.append(msg)
     runs: dict[str, dict[str, list[dict[str, float]]]] = {
         v: {"agent": [], "aiohttp": [], "blackbox": []} for v in cfg.agent_variants
+    }
+    peer_runs: dict[str, dict[str, list[dict[str, float]]]] = {
+        v: {bb.label: [] for bb in blackboxes} for v in cfg.agent_variants
     }
     for i in range(cfg.runs):
         for variant in cfg.agent_variants:
@@ -178,24 +210,53 @@ async def run(vigil: Vigil, nginx: Nginx, blackbox: Blackbox, cfg: BenchConfig) 
             r = runs[variant]
             r["agent"].append(await _agent_run(vigil, variant, tokens[variant], cfg))
             r["aiohttp"].append(await _aiohttp_run(variant, nginx, cfg))
-            r["blackbox"].append(await _blackbox_run(variant, nginx, blackbox, cfg))
+            this_round: dict[str, dict[str, float]] = {}
+            for bb in blackboxes:
+                this_round[bb.label] = await _blackbox_run(variant, nginx, bb, cfg)
+                peer_runs[variant][bb.label].append(this_round[bb.label])
+            best = best_peer(this_round)
+            if best is not None:
+                r["blackbox"].append({**best[1], "which": best[0]})  # type: ignore[dict-item]
+            tools = ("agent", "aiohttp", "blackbox") if best else ("agent", "aiohttp")
             print(
                 f"bench: agent {variant} run {i + 1}/{cfg.runs}: "
                 + ", ".join(
                     f"{tool} {r[tool][-1]['checks_per_s']:.0f}/s "
                     f"({r[tool][-1]['per_cpu_s']:.0f}/cpu-s)"
-                    for tool in ("agent", "aiohttp", "blackbox")
+                    for tool in tools
+                )
+                + "".join(
+                    f", blackbox {label} {x['per_cpu_s']:.0f}/cpu-s"
+                    for label, x in this_round.items()
                 )
                 + f" [{time.monotonic() - started:.0f} s]",
                 flush=True,
             )
     for variant, r in runs.items():
         _figures(out, variant, r, cfg)
+        for label, rows in peer_runs[variant].items():
+            out.add(
+                f"{variant}: blackbox ({label}) probes per CPU-second",
+                _col(rows, "per_cpu_s"),
+                "probes/cpu-s",
+            )
+        if r["blackbox"]:
+            picked = [str(x.get("which")) for x in r["blackbox"]]
+            out.notes.append(
+                f"{variant}: the better blackbox per core, by run: {', '.join(picked)}"
+            )
+    loops = {str(x.get("loop")) for rr in runs.values() for x in rr["aiohttp"]}
+    gcs = {str(x.get("gc")) for rr in runs.values() for x in rr["aiohttp"]}
+    out.notes.append(
+        f"the bare aiohttp loop ran on {', '.join(sorted(loops))} with GC {', '.join(sorted(gcs))} "
+        "(the agent's own: probe_agent.cli.run_loop and tune_gc)"
+    )
     out.notes.append(
         "agent checks are those with status 'up' whose finished_at falls in the window; "
         "aiohttp and blackbox count completed 2xx checks/probes. Per core = checks per CPU "
         "second of the checking process (agent; aiohttp loop; blackbox_exporter, whose CPU "
-        "includes its /probe HTTP server). blackbox_exporter runs with its default GOMAXPROCS."
+        "includes its /probe HTTP server). blackbox_exporter runs twice per round, with its "
+        "default GOMAXPROCS and with GOMAXPROCS=1; agent / blackbox uses the better per core."
     )
     return out
 
@@ -223,37 +284,51 @@ def _figures(out: Outcome, v: str, r: dict[str, list[dict[str, float]]], cfg: Be
     )
     out.add(f"{v}: aiohttp loop checks/s", _col(ceiling, "checks_per_s"), "checks/s")
     out.add(f"{v}: aiohttp loop checks per CPU-second", _col(ceiling, "per_cpu_s"), "checks/cpu-s")
-    out.add(f"{v}: blackbox probes/s", _col(peer, "checks_per_s"), "probes/s")
-    out.add(f"{v}: blackbox probes per CPU-second", _col(peer, "per_cpu_s"), "probes/cpu-s")
+    out.add(f"{v}: blackbox (better per core) probes/s", _col(peer, "checks_per_s"), "probes/s")
+    out.add(
+        f"{v}: blackbox (better per core) probes per CPU-second",
+        _col(peer, "per_cpu_s"),
+        "probes/cpu-s",
+    )
     # Ratios per run (interleaved runs share the machine's state), then their spread.
     vs_ceiling = [
         a["per_cpu_s"] / c["per_cpu_s"]
         for a, c in zip(agent, ceiling, strict=True)
         if c["per_cpu_s"]
     ]
-    vs_peer = [
-        a["per_cpu_s"] / p["per_cpu_s"] for a, p in zip(agent, peer, strict=True) if p["per_cpu_s"]
-    ]
-    fresh_http = v == "http"
+    vs_peer = (
+        [
+            a["per_cpu_s"] / p["per_cpu_s"]
+            for a, p in zip(agent, peer, strict=True)
+            if p["per_cpu_s"]
+        ]
+        if peer
+        else []
+    )
+    ceiling_goal = CEILING_GOALS.get(v)
     out.add(
-        f"{v}: agent / aiohttp per core",
+        f"{v}: agent / aiohttp per core (GC and loop matched)",
         vs_ceiling,
         "x",
-        target="≥ 0.8x" if fresh_http else None,
-        meets=(lambda x: x >= 0.8) if fresh_http else None,
+        target=f"≥ {ceiling_goal}x" if ceiling_goal else None,
+        meets=(lambda x: x >= ceiling_goal) if ceiling_goal else None,
     )
-    out.add(
-        f"{v}: agent / blackbox per core",
-        vs_peer,
-        "x",
-        target="≥ 1.2x" if fresh_http else None,
-        meets=(lambda x: x >= 1.2) if fresh_http else None,
-    )
+    peer_goal = PEER_GOALS.get(v)
+    if peer:
+        out.add(
+            f"{v}: agent / blackbox per core (better GOMAXPROCS)",
+            vs_peer,
+            "x",
+            target=f"≥ {peer_goal}x" if peer_goal else None,
+            meets=(lambda x: x >= peer_goal) if peer_goal else None,
+        )
     failures = sum(a["not_up"] for a in agent) + sum(c["not_up"] for c in ceiling)
     failures += sum(p["not_up"] for p in peer)
     if failures:
         out.notes.append(f"{v}: {failures:.0f} checks did not come back up/2xx over all runs")
     for tool, rows in (("agent", agent), ("aiohttp", ceiling), ("blackbox", peer)):
+        if not rows:
+            continue
         key = "cpu_agent" if tool == "agent" else "cpu"
         out.cpu_s[f"{v}: {tool}"] = spread(_col(rows, key))
     out.cpu_s[f"{v}: api (during agent runs)"] = spread(_col(agent, "cpu_api"))

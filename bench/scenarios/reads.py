@@ -5,6 +5,12 @@ as it would have been, into the daily minute-rollup partitions the worker makes,
 incident a day), under light concurrent load: ``BENCH_READS_CLIENTS`` aiohttp clients sharing
 ``BENCH_READS_REQUESTS`` requests per endpoint and run. Latency is measured by the client, over
 keep-alive connections.
+
+Not an empty database, not an idle one (issue 18): ``BENCH_READS_TARGETS`` other targets (60,000)
+have ``BENCH_READS_HISTORY_MIN`` minutes of one-minute history each (written with SQL, rolled up
+with the rest), and while the reads run a real agent checks all of them at 60 s against loopback
+nginx with the worker on, so ingest (about targets/60 results/s) competes with the reads for
+the API and PostgreSQL. The ingest rate achieved during the reads is reported next to them.
 """
 
 from __future__ import annotations
@@ -20,16 +26,58 @@ import psycopg
 from psycopg.rows import dict_row
 
 from bench.config import BenchConfig
+from bench.peers import Nginx
 from bench.proc import cpu_between, sample, spread
 from bench.report import Outcome
 from bench.stack import Vigil
 from control_plane.domain.results.rollups import run_rollups
+from shared.checks import HttpCheck
 
 DAYS = 30
 RESULT_COLS = (
     "target_id, region_id, scheduled_at, org_id, status, started_at, finished_at, latency_ms, "
     "status_code, error, error_code, connect_ms, ttfb_ms"
 )
+
+
+FLEET_HISTORY = """
+INSERT INTO results (target_id, region_id, scheduled_at, org_id, status, started_at, finished_at,
+                     latency_ms, status_code, connect_ms, ttfb_ms)
+SELECT t.id, 'default', m.at, t.org_id, 'up', m.at + interval '20 ms', m.at + interval '32 ms',
+       12.0, 200, 0.3, 10.5
+FROM targets t
+CROSS JOIN generate_series(
+    date_trunc('minute', now()) - make_interval(mins => %(minutes)s),
+    date_trunc('minute', now()) - interval '1 minute',
+    interval '1 minute') AS m(at)
+WHERE t.id = ANY(%(ids)s)
+"""
+STORED = """
+SELECT count(*) FROM results
+WHERE finished_at >= %(t0)s AND finished_at < %(t1)s AND target_id <> %(history)s
+"""
+AGENT_CONCURRENCY = 100
+INGEST_WARMUP_S = 15.0
+INGEST_SETTLE_S = 5.0
+
+
+async def _seed_fleet(
+    vigil: Vigil, nginx: Nginx, org_id: uuid.UUID, n: int, minutes: int
+) -> tuple[int, float]:
+    """``n`` targets on nginx at 60 s with ``minutes`` of history each; (rows, seconds)."""
+    t = time.monotonic()
+    ids = await vigil.bulk_targets(org_id, [HttpCheck(url=nginx.url("http"))] * n, interval=60)
+    rows = 0
+    if minutes > 0:
+        async with await psycopg.AsyncConnection.connect(vigil.db_url, autocommit=True) as conn:
+            chunk = 5_000
+            for i in range(0, len(ids), chunk):
+                cur = await conn.execute(
+                    FLEET_HISTORY, {"ids": ids[i : i + chunk], "minutes": minutes}
+                )
+                rows += cur.rowcount
+            await conn.execute("ANALYZE results")
+    return rows, time.monotonic() - t
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -132,11 +180,13 @@ async def _load(
     return latencies
 
 
-async def run(vigil: Vigil, cfg: BenchConfig) -> Outcome:
+async def run(vigil: Vigil, nginx: Nginx, cfg: BenchConfig) -> Outcome:
     out = Outcome(
         "reads",
         params={
             "history": f"{DAYS} days at 1 min",
+            "other targets": f"{cfg.reads_targets} with {cfg.reads_history_min} min of history, "
+            "checked at 60 s by a real agent with the worker on during the reads",
             "clients": cfg.reads_clients,
             "requests per endpoint and run": cfg.reads_requests,
             "runs": cfg.runs,
@@ -158,6 +208,14 @@ async def run(vigil: Vigil, cfg: BenchConfig) -> Outcome:
     t = time.monotonic()
     rows = await _seed(vigil.db_url, org_id, uuid.UUID(tid))
     out.notes.append(f"{rows} results and {DAYS} incidents written in {time.monotonic() - t:.1f} s")
+    if cfg.reads_targets > 0:
+        fleet_rows, secs = await _seed_fleet(
+            vigil, nginx, org_id, cfg.reads_targets, cfg.reads_history_min
+        )
+        out.notes.append(
+            f"{cfg.reads_targets} other targets and {fleet_rows} results of their history "
+            f"written in {secs:.1f} s"
+        )
     t = time.monotonic()
     minutes = await _rollup(vigil.db_url)
     out.notes.append(f"{minutes} minute rollups written in {time.monotonic() - t:.1f} s")
@@ -177,12 +235,31 @@ async def run(vigil: Vigil, cfg: BenchConfig) -> Outcome:
     p50: dict[str, list[float]] = {k: [] for k in endpoints}
     p99: dict[str, list[float]] = {k: [] for k in endpoints}
     cpu_per_req: dict[str, list[float]] = {k: [] for k in endpoints}
-    pids = vigil.pids("api")
+    names = ["api"]
+    if cfg.reads_targets > 0:
+        # Ingest at the same time: the real agent and worker on the other targets. The history
+        # target itself stays as seeded (its port 9 would fail and open incidents mid-read).
+        async with await psycopg.AsyncConnection.connect(vigil.db_url, autocommit=True) as conn:
+            await conn.execute(
+                "UPDATE schedules SET next_due_at = now() + interval '1 day' WHERE target_id = %s",
+                (tid,),
+            )
+        vigil.start_worker()
+        cap = str(AGENT_CONCURRENCY)
+        vigil.start_agent(
+            await vigil.agent_token("default", "reads"),
+            "agent",
+            ["--concurrency", cap, "--per-host-max-inflight", cap],
+        )
+        await asyncio.sleep(INGEST_WARMUP_S)
+        names += ["worker", "agent"]
+    pids = vigil.pids(*names)
     for path, params in endpoints.values():  # warm-up
         await _load(vigil.base_url, token, path, params, 2, 1)
-    run_cpu: dict[str, list[float]] = {"api": [], "postgres": []}
+    run_cpu: dict[str, list[float]] = {name: [] for name in [*names, "postgres"]}
+    spans: list[tuple[datetime, datetime]] = []
     for _ in range(cfg.runs):
-        start = sample(pids)
+        start, t0 = sample(pids), datetime.now(UTC)
         for label, (path, params) in endpoints.items():
             a = sample(pids)
             lat = await _load(
@@ -192,13 +269,41 @@ async def run(vigil: Vigil, cfg: BenchConfig) -> Outcome:
             p50[label].append(_percentile(lat, 0.5))
             p99[label].append(_percentile(lat, 0.99))
             cpu_per_req[label].append(1000 * (cpu["api"] + cpu.get("postgres", 0.0)) / len(lat))
-        whole = cpu_between(start, sample(pids))
+        whole, t1 = cpu_between(start, sample(pids)), datetime.now(UTC)
         for name in run_cpu:
             run_cpu[name].append(whole.get(name, 0.0))
+        spans.append((t0, t1))
+    ingest_rate: list[float] = []
+    if cfg.reads_targets > 0:
+        vigil.procs.check()
+        # The agent posts in batches: what finished in a run is stored a moment later.
+        await asyncio.sleep(INGEST_SETTLE_S)
+        async with await psycopg.AsyncConnection.connect(vigil.db_url) as conn:
+            for t0, t1 in spans:
+                cur = await conn.execute(STORED, {"t0": t0, "t1": t1, "history": tid})
+                row = await cur.fetchone()
+                stored = int(row[0]) if row else 0
+                ingest_rate.append(stored / (t1 - t0).total_seconds())
     for label in endpoints:
         out.add(f"{label} p50", p50[label], "ms")
         out.add(f"{label} p99", p99[label], "ms", target="< 50 ms", meets=lambda x: x < 50)
         out.add(f"{label} CPU per request (api+postgres)", cpu_per_req[label], "ms")
+    if cfg.reads_targets > 0:
+        out.add(
+            f"ingest during the reads (agent on {cfg.reads_targets} targets, worker on)",
+            ingest_rate,
+            "results/s",
+        )
+        offered = cfg.reads_targets / 60
+        if ingest_rate and min(ingest_rate) < 0.9 * offered:
+            out.notes.append(
+                f"ingest kept up with less than 90% of the {offered:,.0f}/s offered in some run: "
+                "the reads ran with less write load than intended"
+            )
+    else:
+        out.notes.append(
+            "BENCH_READS_TARGETS=0: reads on an otherwise empty, idle database (flatters us)"
+        )
     for name, values in run_cpu.items():
         out.cpu_s[name] = spread(values)
     return out
