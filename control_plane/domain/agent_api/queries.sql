@@ -121,10 +121,27 @@ stored AS (
     RETURNING target_id, scheduled_at
 ),
 slots AS (
-    -- Per target of the batch: its stored slots (one of them may be the one due).
+    -- Per target of the batch: its stored slots (one of them may be the one due), and the
+    -- newest stored check that ran (as ``newest``; ``nw_*``), in the same pass: joined to
+    -- ``newest``, the planner expected one row of each and rescanned ``newest`` once per row.
     SELECT st.target_id, array_agg(st.scheduled_at) AS stored_at, count(*) AS n,
-           max(v.interval_secs) AS interval_secs
+           max(v.interval_secs) AS interval_secs,
+           max(v.scheduled_at) FILTER (WHERE r.ran) AS nw_at,
+           (array_agg(v.status ORDER BY v.scheduled_at DESC) FILTER (WHERE r.ran))[1]
+               AS nw_status,
+           (array_agg(v.latency_ms ORDER BY v.scheduled_at DESC) FILTER (WHERE r.ran))[1]
+               AS nw_latency_ms,
+           (array_agg(v.status_code ORDER BY v.scheduled_at DESC) FILTER (WHERE r.ran))[1]
+               AS nw_status_code,
+           (array_agg(v.error ORDER BY v.scheduled_at DESC) FILTER (WHERE r.ran))[1] AS nw_error,
+           (array_agg(v.error_code ORDER BY v.scheduled_at DESC) FILTER (WHERE r.ran))[1]
+               AS nw_error_code
     FROM stored st JOIN valid v ON v.target_id = st.target_id AND v.scheduled_at = st.scheduled_at
+    CROSS JOIN LATERAL (
+        SELECT v.status <> 'missed'
+               AND NOT (v.status = 'degraded' AND v.error_code IS NOT DISTINCT FROM 'THROTTLED')
+               AS ran
+    ) r
     GROUP BY st.target_id
 ),
 newest AS (
@@ -224,26 +241,25 @@ advanced AS (
         leased_by = CASE WHEN s.next_due_at = ANY (sl.stored_at) THEN NULL ELSE s.leased_by END,
         lease_expires_at = CASE WHEN s.next_due_at = ANY (sl.stored_at) THEN NULL
                                 ELSE s.lease_expires_at END,
-        last_at = CASE WHEN nw.scheduled_at > coalesce(s.last_at, '-infinity')
-                       THEN nw.scheduled_at ELSE s.last_at END,
-        last_status = CASE WHEN nw.scheduled_at > coalesce(s.last_at, '-infinity')
-                           THEN nw.status ELSE s.last_status END,
-        last_latency_ms = CASE WHEN nw.scheduled_at > coalesce(s.last_at, '-infinity')
-                               THEN nw.latency_ms ELSE s.last_latency_ms END,
-        last_status_code = CASE WHEN nw.scheduled_at > coalesce(s.last_at, '-infinity')
-                                THEN nw.status_code ELSE s.last_status_code END,
-        last_error = CASE WHEN nw.scheduled_at > coalesce(s.last_at, '-infinity')
-                          THEN nw.error ELSE s.last_error END,
-        last_error_code = CASE WHEN nw.scheduled_at > coalesce(s.last_at, '-infinity')
-                               THEN nw.error_code ELSE s.last_error_code END,
+        last_at = CASE WHEN sl.nw_at > coalesce(s.last_at, '-infinity')
+                       THEN sl.nw_at ELSE s.last_at END,
+        last_status = CASE WHEN sl.nw_at > coalesce(s.last_at, '-infinity')
+                           THEN sl.nw_status ELSE s.last_status END,
+        last_latency_ms = CASE WHEN sl.nw_at > coalesce(s.last_at, '-infinity')
+                               THEN sl.nw_latency_ms ELSE s.last_latency_ms END,
+        last_status_code = CASE WHEN sl.nw_at > coalesce(s.last_at, '-infinity')
+                                THEN sl.nw_status_code ELSE s.last_status_code END,
+        last_error = CASE WHEN sl.nw_at > coalesce(s.last_at, '-infinity')
+                          THEN sl.nw_error ELSE s.last_error END,
+        last_error_code = CASE WHEN sl.nw_at > coalesce(s.last_at, '-infinity')
+                               THEN sl.nw_error_code ELSE s.last_error_code END,
         -- A steady fold's slot is the target's newest stored one.
         steady_to = CASE WHEN s.target_id = ANY (dn.on_schedule)
-                         THEN greatest(s.steady_to, nw.scheduled_at) ELSE s.steady_to END
+                         THEN greatest(s.steady_to, sl.nw_at) ELSE s.steady_to END
     FROM done dn, slots sl
-    LEFT JOIN newest nw ON nw.target_id = sl.target_id
     WHERE s.target_id = sl.target_id AND s.region_id = %(region_id)s
       AND (s.next_due_at = ANY (sl.stored_at)
-           OR nw.scheduled_at > coalesce(s.last_at, '-infinity')
+           OR sl.nw_at > coalesce(s.last_at, '-infinity')
            OR s.target_id = ANY (dn.on_schedule))
     RETURNING s.target_id
 ),
