@@ -19,7 +19,10 @@ FROM agents a
 WHERE a.prefix = %(prefix)s AND a.revoked_at IS NULL;
 
 -- name: touch_agent
-UPDATE agents SET last_seen_at = now() WHERE id = %(id)s;
+-- At most once a second per agent: a busy agent calls many times a second, and liveness is
+-- judged over tens of seconds (on-demand checks, the fleet view). No row write on the hot path.
+UPDATE agents SET last_seen_at = now()
+WHERE id = %(id)s AND (last_seen_at IS NULL OR last_seen_at < now() - interval '1 second');
 
 -- name: session_by_hash
 -- A live session, its user's role in the active org (NULL: not a member of it), and that

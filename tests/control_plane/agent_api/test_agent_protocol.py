@@ -378,6 +378,23 @@ async def test_every_call_marks_the_agent_seen(operator: Persona) -> None:
     assert seen is not None
 
 
+async def test_the_agent_row_is_written_at_most_once_a_second(
+    operator: Persona, db_url: str
+) -> None:
+    # A busy agent calls many times a second: marking it seen is no row write on every call.
+    agent = await make_agent(operator)
+    await agent.lease()
+    ahead = "2999-01-01T00:00:00+00:00"
+    await fetch(db_url, f"UPDATE agents SET last_seen_at = '{ahead}'")  # seen "just now"
+    await agent.lease()
+    rows = await fetch(db_url, "SELECT last_seen_at FROM agents")
+    assert [r[0].isoformat() for r in rows] == [ahead]
+    await fetch(db_url, "UPDATE agents SET last_seen_at = now() - interval '2 seconds'")
+    await agent.lease()
+    (row,) = await fetch(db_url, "SELECT last_seen_at > now() - interval '1 second' FROM agents")
+    assert row[0] is True
+
+
 async def test_protocol_metrics(
     owner: Persona, operator: Persona, client: Any, db_url: str, app: Litestar
 ) -> None:

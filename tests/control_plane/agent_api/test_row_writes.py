@@ -149,8 +149,8 @@ async def test_a_steady_check_writes_three_rows(
             per_target
         )
         assert sum(per_target.values()) / N == 3
-        # Per call, not per check: each of the two calls marks the agent as seen.
-        assert other == Counter({("agents", "UPDATE"): 2}), other
+        # Per call, not per check, and at most once a second: the calls may mark the agent seen.
+        assert set(other) <= {("agents", "UPDATE")} and other[("agents", "UPDATE")] <= 2, other
         # Nothing was marked; the engine reads the state as if it had folded the result itself.
         assert await sql(db_url, "SELECT 1 FROM evaluation_queue") == []
         for st in await effective_states(db_url, ids):
