@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -116,17 +117,25 @@ def notify_settings(settings: Settings, url: str, **kw: Any) -> Settings:
     return dataclasses.replace(settings, notify=notify)
 
 
+@asynccontextmanager
+async def started(settings: Settings, db_url: str, rec: Receiver) -> AsyncIterator[Env]:
+    """The app on ``settings``, started, with two orgs (Acme the owner, Umbrella the outsider)
+    and ``rec`` as the receiver."""
+    async with AsyncTestClient(app=create_app(settings)) as client:
+        org, token = await make_org(db_url, "Acme")
+        other, other_token = await make_org(db_url, "Umbrella")
+        yield Env(
+            client.app,
+            Persona(client, {"Authorization": f"Bearer {token}"}, org),
+            Persona(client, {"Authorization": f"Bearer {other_token}"}, other),
+            rec,
+            db_url,
+        )
+
+
 @pytest.fixture
 async def env(settings: Settings, db_url: str) -> AsyncIterator[Env]:
     async with receiver() as rec:
-        app = create_app(notify_settings(settings, rec.url, circuit_threshold=3))
-        async with AsyncTestClient(app=app) as client:
-            org, token = await make_org(db_url, "Acme")
-            other, other_token = await make_org(db_url, "Umbrella")
-            yield Env(
-                app,
-                Persona(client, {"Authorization": f"Bearer {token}"}, org),
-                Persona(client, {"Authorization": f"Bearer {other_token}"}, other),
-                rec,
-                db_url,
-            )
+        s = notify_settings(settings, rec.url, circuit_threshold=3)
+        async with started(s, db_url, rec) as e:
+            yield e

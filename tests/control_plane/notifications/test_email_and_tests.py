@@ -12,13 +12,11 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
-from litestar.testing import AsyncTestClient
 
-from control_plane.app import create_app
 from control_plane.settings import MailSettings, Settings
-from tests.conftest import Persona, assert_error, make_org
+from tests.conftest import Persona, assert_error
 from tests.control_plane.core.test_mail import _free_port, _Inbox
-from tests.control_plane.notifications.conftest import Env, notify_settings
+from tests.control_plane.notifications.conftest import Env, notify_settings, started
 from tests.control_plane.notifications.receiver import threaded_receiver
 
 BASE = "/api/v1/notification-channels"
@@ -49,16 +47,7 @@ async def menv(settings: Settings, db_url: str) -> AsyncIterator[MailEnv]:
             s = dataclasses.replace(
                 s, mail=MailSettings(host="127.0.0.1", port=port, security="none")
             )
-            async with AsyncTestClient(app=create_app(s)) as client:
-                org, token = await make_org(db_url, "Acme")
-                other, other_token = await make_org(db_url, "Umbrella")
-                env = Env(
-                    client.app,
-                    Persona(client, {"Authorization": f"Bearer {token}"}, org),
-                    Persona(client, {"Authorization": f"Bearer {other_token}"}, other),
-                    rec,
-                    db_url,
-                )
+            async with started(s, db_url, rec) as env:
                 yield MailEnv(env, inbox)
     finally:
         controller.stop()

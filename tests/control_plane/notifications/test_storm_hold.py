@@ -15,7 +15,7 @@ from control_plane.app import create_app
 from control_plane.domain.notifications.jobs import Deliverer, Q
 from control_plane.settings import Settings
 from tests.conftest import Persona, make_org
-from tests.control_plane.notifications.conftest import Env, notify_settings
+from tests.control_plane.notifications.conftest import Env, notify_settings, started
 from tests.control_plane.notifications.receiver import receiver
 
 SLACK = {"type": "slack", "webhook_url": "https://hooks.slack.com/services/T/B/C"}
@@ -31,16 +31,8 @@ async def held(settings: Settings, db_url: str) -> AsyncIterator[Env]:
             storm_followup_secs=120.0,
             storm_window_secs=600.0,
         )
-        async with AsyncTestClient(app=create_app(s)) as client:
-            org, token = await make_org(db_url, "Acme")
-            other, other_token = await make_org(db_url, "Umbrella")
-            yield Env(
-                client.app,
-                Persona(client, {"Authorization": f"Bearer {token}"}, org),
-                Persona(client, {"Authorization": f"Bearer {other_token}"}, other),
-                rec,
-                db_url,
-            )
+        async with started(s, db_url, rec) as env:
+            yield env
 
 
 async def age(env: Env, channel_id: str, secs: int) -> None:

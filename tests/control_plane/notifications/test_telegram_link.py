@@ -15,13 +15,11 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from litestar.testing import AsyncTestClient
 
-from control_plane.app import create_app
 from control_plane.domain.notifications import links, telegram_link
 from control_plane.settings import Settings
-from tests.conftest import Persona, assert_error, make_org
-from tests.control_plane.notifications.conftest import Env, notify_settings
+from tests.conftest import assert_error
+from tests.control_plane.notifications.conftest import Env, notify_settings, started
 from tests.control_plane.notifications.receiver import receiver
 
 BASE = "/api/v1/notification-channels"
@@ -108,16 +106,8 @@ async def tg(settings: Settings, db_url: str, bot_api: FakeBotApi) -> AsyncItera
                 telegram_bot_username=BOT,
             ),
         )
-        async with AsyncTestClient(app=create_app(s)) as client:
-            org, token = await make_org(db_url, "Acme")
-            other, other_token = await make_org(db_url, "Umbrella")
-            yield Env(
-                client.app,
-                Persona(client, {"Authorization": f"Bearer {token}"}, org),
-                Persona(client, {"Authorization": f"Bearer {other_token}"}, other),
-                rec,
-                db_url,
-            )
+        async with started(s, db_url, rec) as env:
+            yield env
 
 
 async def poll(env: Env) -> int:

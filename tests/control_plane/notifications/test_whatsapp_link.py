@@ -15,13 +15,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from litestar.testing import AsyncTestClient
 
-from control_plane.app import create_app
 from control_plane.domain.notifications import links
 from control_plane.settings import Settings, SettingsError, settings_from_env
-from tests.conftest import Persona, assert_error, make_org
-from tests.control_plane.notifications.conftest import Env, notify_settings
+from tests.conftest import assert_error
+from tests.control_plane.notifications.conftest import Env, notify_settings, started
 from tests.control_plane.notifications.receiver import threaded_receiver
 
 BASE = "/api/v1/notification-channels"
@@ -50,16 +48,8 @@ async def wa(settings: Settings, db_url: str) -> AsyncIterator[Env]:
                 whatsapp_template="vigil_alert",
             ),
         )
-        async with AsyncTestClient(app=create_app(s)) as client:
-            org, token = await make_org(db_url, "Acme")
-            other, other_token = await make_org(db_url, "Umbrella")
-            yield Env(
-                client.app,
-                Persona(client, {"Authorization": f"Bearer {token}"}, org),
-                Persona(client, {"Authorization": f"Bearer {other_token}"}, other),
-                rec,
-                db_url,
-            )
+        async with started(s, db_url, rec) as env:
+            yield env
 
 
 def notification(phone: str, text: str, name: str = "Kerry", phone_id: str = PHONE_ID) -> bytes:
