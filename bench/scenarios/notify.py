@@ -24,6 +24,7 @@ import psycopg
 from aiohttp import web
 
 from bench.config import BenchConfig
+from bench.honesty import percentile
 from bench.peers import Nginx
 from bench.proc import cpu_between, sample
 from bench.report import Outcome
@@ -188,9 +189,11 @@ async def run(vigil: Vigil, nginx: Nginx, cfg: BenchConfig) -> Outcome:
                     continue
                 confirmed.append(at - first_down.timestamp())
                 opened.append(at - opened_at.timestamp())
+            out.add("failing result received → webhook received", confirmed, "s")
+            # The goal is a p99: judged on the p99 of every sample, not on the median above.
             out.add(
-                "failing result received → webhook received",
-                confirmed,
+                "failing result received → webhook received (p99)",
+                [percentile(sorted(confirmed), 0.99)],
                 "s",
                 target="p99 ≤ 1.5 s",
                 meets=lambda x: x <= 1.5,
