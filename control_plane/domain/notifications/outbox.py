@@ -15,24 +15,15 @@ from control_plane.db.sql import Queries
 Q = Queries.beside(__file__, "outbox")
 
 
-async def incident_opened(conn: AsyncConnection[Any], incident_id: uuid.UUID) -> None:
-    """One ``open`` row per channel bound to the incident's target and enabled."""
-    await incidents_opened(conn, [incident_id])
-
-
 async def incidents_opened(conn: AsyncConnection[Any], incident_ids: Sequence[uuid.UUID]) -> None:
-    """``incident_opened`` for many incidents, in one statement."""
+    """One ``open`` row per incident and channel bound to its target and enabled, in one
+    statement."""
     if incident_ids:
         await conn.execute(Q.enqueue_open, {"incident_ids": list(incident_ids)})
 
 
-async def incident_closed(conn: AsyncConnection[Any], incident_id: uuid.UUID) -> None:
-    """One ``recovery`` row per channel told of the open, when the target announces
-    recoveries (``notify_recovery``)."""
-    await incidents_closed(conn, [incident_id])
-
-
 async def incidents_closed(conn: AsyncConnection[Any], incident_ids: Sequence[uuid.UUID]) -> None:
-    """``incident_closed`` for many incidents, in one statement."""
+    """One ``recovery`` row per incident and channel told of the open, when the target
+    announces recoveries (``notify_recovery``), in one statement."""
     if incident_ids:
         await conn.execute(Q.enqueue_recovery, {"incident_ids": list(incident_ids)})

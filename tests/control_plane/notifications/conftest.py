@@ -74,7 +74,7 @@ class Env:
 
     async def open_incident(self, target_id: str) -> str:
         """An incident opened the way the engine opens one: the row and its outbox rows in one
-        transaction (``outbox.incident_opened`` is what ``engine._decide`` calls)."""
+        transaction (``outbox.incidents_opened`` is what the engine calls)."""
         async with await psycopg.AsyncConnection.connect(self.db_url, row_factory=dict_row) as conn:
             async with conn.transaction():
                 row = await (
@@ -86,7 +86,7 @@ class Env:
                     )
                 ).fetchone()
                 assert row is not None
-                await outbox.incident_opened(conn, row["id"])
+                await outbox.incidents_opened(conn, [row["id"]])
         return str(row["id"])
 
     async def close_incident(self, incident_id: str) -> None:
@@ -96,7 +96,7 @@ class Env:
                     "UPDATE incidents SET ended_at = now(), closed_at = now() WHERE id = %s",
                     (incident_id,),
                 )
-                await outbox.incident_closed(conn, incident_id)  # type: ignore[arg-type]
+                await outbox.incidents_closed(conn, [incident_id])  # type: ignore[arg-type]
 
     async def notifications(self, incident_id: str) -> list[dict[str, Any]]:
         resp = await self.owner.get(f"/api/v1/incidents/{incident_id}/notifications")

@@ -40,12 +40,12 @@ async def engine(env: Env, sql: str, target_id: str, *, close: str | None = None
                 row = await (await conn.execute(sql, (target_id,))).fetchone()
                 assert row is not None
                 iid = row["id"]
-                await outbox.incident_opened(conn, iid)
+                await outbox.incidents_opened(conn, [iid])
                 await events.engine_opened(conn, iid)
             else:
                 iid = uuid.UUID(close)
                 await conn.execute(sql, (close,))
-                await outbox.incident_closed(conn, iid)
+                await outbox.incidents_closed(conn, [iid])
                 await events.engine_closed(conn, iid)
     return str(iid)
 
