@@ -29,6 +29,7 @@ from probe_agent.client import (
     RequestRejectedError,
 )
 from probe_agent.config import AgentConfig
+from probe_agent.leases import LeaseSizer
 from probe_agent.metrics import AgentMetrics
 from probe_agent.overload import OverloadMonitor
 from probe_agent.publisher import Publisher
@@ -52,6 +53,42 @@ LEASE_PACE_S = 0.05
 LEASE_BACKOFF_CAP_S = 5.0
 # At shutdown, how long delivering the last batches may take before they are spooled instead.
 FLUSH_DEADLINE_S = 15.0
+
+
+# A busy agent waits for free places to lease a batch into (``LeaseSizer.min_batch``) at most
+# this long: then it asks for what is free, so leasing (and the overload monitor, which learns
+# from lease answers) never stalls behind slow checks.
+BUSY_LEASE_WAIT_S = 0.5
+# Checks finished per second are measured over at least this long.
+PACE_WINDOW_S = 0.5
+
+
+class Pace:
+    """Checks the executor finished per second, over the last ``PACE_WINDOW_S`` or more (None
+    until first measured)."""
+
+    __slots__ = ("_executor", "_per_s", "_since", "_since_count")
+
+    def __init__(self, executor: CheckExecutor) -> None:
+        self._executor = executor
+        self._since = time.monotonic()
+        self._since_count = executor.finished
+        self._per_s: float | None = None
+
+    def per_s(self, now: float) -> float | None:
+        elapsed = now - self._since
+        if elapsed >= PACE_WINDOW_S:
+            done = self._executor.finished
+            self._per_s = (done - self._since_count) / elapsed
+            self._since, self._since_count = now, done
+        return self._per_s
+
+
+def lease_ahead_most(config: AgentConfig) -> int:
+    """The most a busy agent leases ahead of its workers (``LeaseSizer``): twice its
+    concurrency, within what one lease call may carry. At the agent's own pace that is well
+    under a second of work, far inside a lease's expiry (the check's timeout plus a grace)."""
+    return max(config.lease_ahead, min(2 * config.concurrency, MAX_LEASE_BATCH))
 
 
 class AgentStartupError(Exception):
@@ -198,8 +235,11 @@ class Agent:
     ) -> None:
         backoff = Backoff(cap=LEASE_BACKOFF_CAP_S)
         overload = OverloadMonitor(self.metrics, self.config.concurrency)
+        sizer = LeaseSizer(executor.lease_ahead, lease_ahead_most(self.config))
+        pace = Pace(executor)
         while True:
-            await executor.wait_for_free_slot()
+            executor.lease_ahead = sizer.ahead
+            await executor.wait_for_free_slot(sizer.min_batch, within=BUSY_LEASE_WAIT_S)
             asked_at = time.monotonic()
             asked = min(executor.free_slots, MAX_LEASE_BATCH)
             try:
@@ -223,6 +263,7 @@ class Agent:
             for unreadable in batch.unreadable:
                 executor.answer_unreadable(unreadable)
             got = len(batch.leases) + len(batch.unreadable)
+            sizer.observe(asked, got, pace.per_s(time.monotonic()))
             overload.observe(
                 time.monotonic(),
                 asked,

@@ -1,4 +1,4 @@
-"""Decoding a lease response one lease at a time.
+"""Decoding a lease response one lease at a time, and how many leases to ask for.
 
 A lease whose check this agent cannot read (a kind added to the control plane before this agent
 was upgraded, a malformed spec) must not make the whole batch unreadable: it is kept as an
@@ -79,3 +79,55 @@ def decode_lease_response(payload: bytes) -> LeaseBatch:
             )
         )
     return batch
+
+
+# The most work a busy agent holds leased beyond its workers, in seconds at its current pace.
+AHEAD_S = 1.0
+
+
+class LeaseSizer:
+    """How far ahead of its free workers the agent leases, and how many free places it waits
+    for before it asks again.
+
+    A lease call costs a round trip and its share of the control plane's work whatever it
+    carries. Idle (an answer shorter than asked for: everything due was handed out) the agent
+    asks as soon as one place is free, ``base`` leases ahead of its workers. Busy (a full
+    answer: more is due than it asked for) every full answer doubles the lease-ahead, up to
+    ``most``, and the next call waits until half of it is free: a busy agent then leases in
+    batches of tens to hundreds, where it used to ask for the one or two places that freed up
+    during the last round trip. A short answer halves it back towards ``base``. Leases waiting
+    for a worker are due already and run in the order leased; at shutdown they are given back.
+
+    What waits is also kept under ``AHEAD_S`` of work at the pace checks finish (``per_s``, when
+    the caller knows it): a lease expires at its check's timeout plus a grace, and an agent
+    whose checks are slow (timing out) must not hold more than it starts within that.
+    """
+
+    __slots__ = ("ahead", "base", "most")
+
+    def __init__(self, base: int, most: int) -> None:
+        if base < 0:
+            raise ValueError("base must be >= 0")
+        self.base = base
+        self.most = max(base, most)
+        self.ahead = base
+
+    @property
+    def busy(self) -> bool:
+        return self.ahead > self.base
+
+    @property
+    def min_batch(self) -> int:
+        """Free places to wait for before the next lease call."""
+        return max(1, self.ahead // 2) if self.busy else 1
+
+    def observe(self, asked: int, got: int, per_s: float | None = None) -> None:
+        """One lease call's answer: ``got`` of the ``asked`` leases; ``per_s``, checks finished
+        per second lately, if known."""
+        if asked > 0 and got >= asked:
+            ahead = min(self.most, max(2 * self.ahead, self.base + 1))
+        else:
+            ahead = self.ahead // 2
+        if per_s is not None:
+            ahead = min(ahead, int(per_s * AHEAD_S))
+        self.ahead = max(self.base, ahead)

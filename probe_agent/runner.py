@@ -41,7 +41,8 @@ class CheckExecutor:
     loop asks for the free slots plus ``lease_ahead``: that many leases may wait for a worker, so
     a worker that finishes takes its next check at once instead of after a lease round trip
     (they are due already; at shutdown the waiting ones are given back). Leases beyond that (a
-    control plane that hands out more than was asked for) wait their turn too.
+    control plane that hands out more than was asked for) wait their turn too. ``lease_ahead``
+    may change while the executor runs (the agent's ``LeaseSizer`` grows it when busy).
     """
 
     def __init__(
@@ -66,6 +67,7 @@ class CheckExecutor:
         self._runners = runners
         self._queue: deque[Lease] = deque()  # submitted, not picked up by a worker yet
         self._running = 0
+        self.finished = 0  # checks run to the end (results handed on), since the start
         self._idle: deque[asyncio.Future[None]] = deque()  # workers waiting for a lease
         self._workers: set[asyncio.Task[None]] = set()
         self._slot_freed = asyncio.Event()
@@ -86,8 +88,20 @@ class CheckExecutor:
         """Leases to ask for: free workers plus the room of the waiting line."""
         return max(0, self.concurrency + self.lease_ahead - self.inflight)
 
-    async def wait_for_free_slot(self) -> None:
-        while self.free_slots == 0:
+    async def wait_for_free_slot(self, minimum: int = 1, within: float | None = None) -> None:
+        """Until at least ``minimum`` leases may be asked for (``free_slots``), or, with
+        ``within``, until that many seconds have passed and at least one may."""
+        minimum = max(1, minimum)
+        if self.free_slots >= minimum:
+            return
+        if within is not None and minimum > 1:
+            try:
+                async with asyncio.timeout(within):
+                    await self.wait_for_free_slot(minimum)
+                return
+            except TimeoutError:
+                pass
+        while self.free_slots < (1 if within is not None else minimum):
             self._slot_freed.clear()
             await self._slot_freed.wait()
 
@@ -163,6 +177,7 @@ class CheckExecutor:
                 log.error("check_task_failed", error=repr(exc))
             finally:
                 self._running -= 1
+                self.finished += 1
                 self._slot_freed.set()
 
     @property
