@@ -69,6 +69,19 @@ class SsrfBlocked(Exception):
 _verdict = functools.lru_cache(maxsize=8192)(blocked_range)
 
 
+@functools.lru_cache(maxsize=8192)
+def literal(host: str) -> tuple[str, int] | None:
+    """``ip_literal(host)`` as its canonical text and IP version (4 or 6), or None for a name.
+
+    Cached by the host's text: reading an address (``ipaddress`` and, for ``127.1``-style
+    spellings, ``inet_aton``'s rules) costs more than the rest of the guard, and an agent sees
+    the same hosts on every check. The answer depends on the text alone, so a cached one is the
+    one a fresh read would give; what the address may reach is still judged on every check.
+    """
+    ip = ip_literal(host)
+    return None if ip is None else (str(ip), ip.version)
+
+
 def _canonical(address: str) -> str:
     try:
         return str(ipaddress.ip_address(address.split("%", 1)[0]))
@@ -126,11 +139,11 @@ async def resolve_stream(
     Raises ``SsrfBlocked`` when any address is blocked and ``socket.gaierror`` when the name
     does not resolve.
     """
-    literal = ip_literal(host)
-    if literal is not None:
-        text = str(literal)
-        policy.check(host, [text], port)
-        if literal.version == 6:
+    read = literal(host)
+    if read is not None:
+        text, version = read
+        policy.check(host, (text,), port)
+        if version == 6:
             return [(socket.AF_INET6, (text, port, 0, 0))], None
         return [(socket.AF_INET, (text, port))], None
     started = time.perf_counter()
@@ -192,8 +205,8 @@ class GuardedResolver(AbstractResolver):
         """Raise ``SsrfBlocked`` when ``host`` is an IP literal the policy refuses, in any
         spelling the resolver would read as one (``127.1``, ``2130706433``, ``127.0.0.1.``):
         aiohttp hands those to the resolver as names, which would look them up first."""
-        if host and not self._trusted(host) and (literal := ip_literal(host)) is not None:
-            self._policy().check(host, [str(literal)], port)
+        if host and (read := literal(host)) is not None and not self._trusted(host):
+            self._policy().check(host, (read[0],), port)
 
     async def close(self) -> None:
         await self._inner.close()

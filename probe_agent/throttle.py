@@ -26,8 +26,10 @@ DEFAULT_PER_HOST_MAX_INFLIGHT = 2
 HostKey = tuple[str, str, int]
 
 
+@lru_cache(maxsize=8192)
 def _host(host: str) -> str:
-    """One spelling per host: case, IPv6 brackets and a trailing dot do not make a new one."""
+    """One spelling per host: case, IPv6 brackets and a trailing dot do not make a new one
+    (cached: the same hosts come back every check)."""
     host = host.strip().lower()
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]

@@ -19,7 +19,7 @@ import aiohttp
 from probe_agent import USER_AGENT
 from probe_agent.checks import assertions
 from probe_agent.checks.base import Attempt, GuardedRunner
-from probe_agent.checks.http_session import Phases, SessionSlot, checking, ssl_context
+from probe_agent.checks.http_session import Phases, SessionSlot, checked, checking, ssl_context
 from probe_agent.checks.http_verdict import (
     Outcome,
     apply_assertions,
@@ -88,6 +88,8 @@ class HttpRunner(GuardedRunner):
     """
 
     kind = "http"
+    # Every await of a check runs under ``deadline(check.timeout)`` (see ``run_lease``).
+    bounded = True
 
     def __init__(
         self,
@@ -119,30 +121,31 @@ class HttpRunner(GuardedRunner):
             return attempt.probe_error(str(exc))
         session = self._slot.get()
         tls_context = ssl_context(check.verify_tls)  # built once per process, not timed
-        phases = Phases()
+        phases = Phases(self.policy(lease))
         outcome: Outcome | None = None
-        with checking(phases, self.policy(lease)):
-            try:
-                with deadline(check.timeout / 1000):
-                    async with session.request(
-                        check.method,
-                        check.url,
-                        headers=headers,
-                        data=check.body,
-                        allow_redirects=check.follow_redirects,
-                        # aiohttp fails on the Nth redirect response; the spec counts those
-                        # followed.
-                        max_redirects=check.max_redirects + 1,
-                        ssl=tls_context,
-                    ) as resp:
-                        outcome = await self._judge_response(check, resp, attempt)
-            except Exception as exc:
-                # A failure after the verdict (while closing the connection) does not change it.
+        token = checking(phases)
+        try:
+            with deadline(check.timeout / 1000):
+                async with session.request(
+                    check.method,
+                    check.url,
+                    headers=headers,
+                    data=check.body,
+                    allow_redirects=check.follow_redirects,
+                    # aiohttp fails on the Nth redirect response; the spec counts those followed.
+                    max_redirects=check.max_redirects + 1,
+                    ssl=tls_context,
+                ) as resp:
+                    outcome = await self._judge_response(check, resp, attempt)
+        except Exception as exc:
+            # A failure after the verdict (while closing the connection) does not change it.
+            if outcome is None:
+                outcome = classify_error(exc, check)
                 if outcome is None:
-                    outcome = classify_error(exc, check)
-                    if outcome is None:
-                        return attempt.probe_error(f"cannot run the check: {exc}")
-                    outcome.status_code = phases.status_code
+                    return attempt.probe_error(f"cannot run the check: {exc}")
+                outcome.status_code = phases.status_code
+        finally:
+            checked(token)
         return attempt.finish(
             outcome.status,
             timings=phases.timings(attempt.elapsed_ms()),

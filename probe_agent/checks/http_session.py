@@ -15,9 +15,7 @@ import functools
 import socket
 import ssl
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
@@ -73,20 +71,23 @@ def _ms(seconds: float | None) -> float | None:
 
 
 class Phases:
-    """Per-phase timings of one check in seconds, fed by the hooks below and the TLS objects."""
+    """One check's context for the session's hooks: the SSRF policy its hops are judged by, and
+    its per-phase timings in seconds, fed by the hooks below and the TLS objects."""
 
     __slots__ = (
         "connect",
         "dns",
         "dns_done",
         "hop_started",
+        "policy",
         "status_code",
         "tls",
         "tls_objects",
         "ttfb",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, policy: Policy = SECURE_DEFAULT) -> None:
+        self.policy = policy
         self.dns: float | None = None
         self.connect: float | None = None
         self.tls: float | None = None
@@ -126,22 +127,26 @@ class Phases:
         )
 
 
+# The check the current task runs (its phases and SSRF policy); None outside a check.
 _current_phases: ContextVar[Phases | None] = ContextVar("vigil_http_phases", default=None)
-# The SSRF policy of the check whose task runs the hooks; outside a check, the secure default.
-_current_policy: ContextVar[Policy] = ContextVar("vigil_http_policy", default=SECURE_DEFAULT)
 
 
-@contextmanager
-def checking(phases: Phases, policy: Policy) -> Iterator[None]:
-    """Within the block, the current task's requests are timed into ``phases`` and judged by
-    ``policy``."""
-    token = _current_phases.set(phases)
-    policy_token = _current_policy.set(policy)
-    try:
-        yield
-    finally:
-        _current_policy.reset(policy_token)
-        _current_phases.reset(token)
+def _current_policy() -> Policy:
+    """The SSRF policy of the check whose task runs the hooks; outside a check, the secure
+    default."""
+    phases = _current_phases.get()
+    return SECURE_DEFAULT if phases is None else phases.policy
+
+
+def checking(phases: Phases) -> Token[Phases | None]:
+    """From now on the current task's requests are timed into ``phases`` and judged by its
+    ``policy``, until ``checked(token)``. (One context variable and no generator-based context
+    manager: this runs for every check.)"""
+    return _current_phases.set(phases)
+
+
+def checked(token: Token[Phases | None]) -> None:
+    _current_phases.reset(token)
 
 
 # Where the phases are timed. Each hook reads the phases of the check whose task runs it (the
@@ -206,7 +211,7 @@ class _TimedResponse(aiohttp.ClientResponse):
 def _open_session() -> aiohttp.ClientSession:
     session = aiohttp.ClientSession(
         connector=_TimedConnector(
-            GuardedResolver(_current_policy.get, lookup=_TimedResolver()),
+            GuardedResolver(_current_policy, lookup=_TimedResolver()),
             force_close=True,
             # The executor bounds how many checks run at once; the connector must not queue them.
             limit=0,

@@ -14,7 +14,7 @@ from shared.codes import CONNECTION_FAILED, CONNECTION_REFUSED, DNS_FAILURE
 from shared.protocol import Timings
 
 
-@dataclass
+@dataclass(slots=True)
 class Stream:
     """The connection a check opens, and how far it got: milliseconds per phase and the
     address it reached."""

@@ -13,6 +13,8 @@ from shared.protocol import CheckResult, Lease, Timings
 
 class TcpRunner(GuardedRunner):
     kind = "tcp"
+    # Every await of a check runs under ``deadline(check.timeout)`` (see ``run_lease``).
+    bounded = True
 
     async def run(self, check: TcpCheck, lease: Lease) -> CheckResult:
         attempt = Attempt(lease)

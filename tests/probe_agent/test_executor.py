@@ -163,3 +163,34 @@ async def test_lease_ahead_queues_due_checks_for_the_next_free_worker() -> None:
     await until(lambda: len(got) == 2)
     assert runner.most_at_once == 2
     assert await executor.shutdown(1.0) == 0
+
+
+class SlowBoundedRunner:
+    """Takes longer than the executor's slack, and says it bounds its checks itself."""
+
+    bounded = True
+
+    async def run(self, check: TcpCheck, lease: Lease) -> CheckResult:
+        attempt = Attempt(lease)
+        await asyncio.sleep(0.2)
+        return attempt.finish("up")
+
+
+async def test_a_bounded_runner_is_not_wrapped_in_a_second_deadline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # With the slack at 50 ms, an outer deadline would end this 200 ms check (timeout 10 ms)
+    # as overrun; a runner that bounds its own checks is trusted to, and not wrapped.
+    monkeypatch.setattr(probe_agent.checks, "DEADLINE_SLACK_S", 0.05)
+    got: list[CheckResult] = []
+    executor = CheckExecutor(1, got.append, AgentMetrics(), {"tcp": SlowBoundedRunner()})
+    (lease,) = leases(1, timeout_ms=10)
+    executor.submit(lease)
+    await until(lambda: len(got) == 1)
+    assert got[0].status == "up"
+    assert await executor.shutdown(1.0) == 0
+
+
+def test_the_runners_that_skip_the_second_deadline_are_the_ones_bounding_every_await() -> None:
+    bounded = {kind for kind, r in probe_agent.checks.RUNNERS.items() if getattr(r, "bounded", 0)}
+    assert bounded == {"http", "tcp"}

@@ -14,7 +14,9 @@ import pytest
 
 from probe_agent.checks.http import HttpRunner
 from probe_agent.checks.tcp import TcpRunner
+from probe_agent.netguard import literal
 from shared.checks import HttpCheck, TcpCheck
+from shared.netguard import ip_literal
 from shared.protocol import CheckResult
 from tests.probe_agent.conftest import Listener
 from tests.probe_agent.helpers import make_lease
@@ -60,10 +62,55 @@ async def test_every_form_of_a_blocked_address_is_refused_with_zero_connections(
         result = await runner.run(http, make_lease(http, allow_private=False))
     assert_refused_unresolved(result, address, blocked)
     tcp = TcpCheck(host=host, port=listener.port, timeout=2000)
-    result = await TcpRunner().run(tcp, make_lease(tcp, allow_private=False))
-    assert_refused_unresolved(result, address, blocked)
+    runner = TcpRunner()
+    # Twice: the second read of the host comes from the agent's literal cache (netguard.literal)
+    # and is refused all the same.
+    for _ in range(2):
+        result = await runner.run(tcp, make_lease(tcp, allow_private=False))
+        assert_refused_unresolved(result, address, blocked)
     assert listener.accepted == 0
     assert connects == []
+
+
+# Hosts the literal cache must read exactly as ``shared.netguard.ip_literal`` does: addresses in
+# every spelling (IPv6 with and without brackets, zone ids, IPv4-mapped and -embedding forms,
+# inet_aton's numeric ones), and names and near-misses that are not addresses.
+LITERAL_CASES = [
+    *(host for host, _, _ in FORMS),
+    *(address for _, address, _ in FORMS),
+    "127.0.0.1",
+    "93.184.216.34",
+    "::1",
+    "[::1]",
+    "::FFFF:7F00:1",
+    "[::ffff:127.0.0.1]",
+    "::ffff:10.0.0.1",
+    "[::ffff:93.184.216.34]",
+    "fe80::1%eth0",
+    "[fe80::1%25eth0]",
+    "2606:2800:220:1::",
+    "0x7F.0.0.1",
+    "4294967295",
+    "4294967296",
+    "256.1.1.1",
+    "1.2.3.4.5",
+    "example.com",
+    "EXAMPLE.com.",
+    "deadbeef",
+    "abc",
+    "1.2.3.04",
+    "",
+    "127.0.0.1%eth0",
+]
+
+
+@pytest.mark.parametrize("host", LITERAL_CASES)
+def test_the_literal_cache_reads_a_host_as_the_uncached_parse_does(host: str) -> None:
+    fresh = ip_literal(host)
+    expected = None if fresh is None else (str(fresh), fresh.version)
+    assert literal(host) == expected
+    assert literal(host) == expected  # from the cache now
+    assert literal.cache_info().hits >= 1
 
 
 @pytest.mark.parametrize("host", ["127.1", "0x7f.1", "2130706433", "0177.0.0.1"])

@@ -290,3 +290,16 @@ async def test_a_blocked_dns_server_is_never_queried() -> None:
         assert protocol.received >= 1  # the same check, allowed, does reach the server
     finally:
         transport.close()
+
+
+def test_a_runner_judges_each_lease_by_the_policy_the_lease_asks_for() -> None:
+    exempt = frozenset({("127.0.0.1", 8080)})
+    runner = TcpRunner(ssrf_exempt=exempt)
+    for allow_private in (False, True):
+        lease = make_lease(TcpCheck(host="127.0.0.1", port=1), allow_private=allow_private)
+        # Built once per runner, and the policy a fresh one would be.
+        assert runner.policy(lease) is runner.policy(lease)
+        assert runner.policy(lease) == Policy.for_lease(lease, exempt)
+    guarded = make_lease(TcpCheck(host="127.0.0.1", port=1), allow_private=False)
+    with pytest.raises(SsrfBlocked):
+        runner.policy(guarded).check("127.0.0.1", ["127.0.0.1"], 1)
