@@ -79,7 +79,7 @@ def _scenario(
     name: str, vigil: Vigil, peers: Peers, cfg: BenchConfig
 ) -> Coroutine[Any, Any, Outcome]:
     runners: dict[str, Callable[[], Coroutine[Any, Any, Outcome]]] = {
-        "agent": lambda: agent.run(vigil, peers.nginx, peers.blackboxes, cfg),
+        "agent": lambda: agent.run(vigil, peers.nginx, peers.blackboxes, cfg, peers.slowdns),
         "system": lambda: system.run(vigil, peers.nginx, peers.slowdns, cfg),
         "ingest": lambda: ingest.run(vigil, cfg),
         "detection": lambda: detection.run(vigil, peers.nginx, cfg),
@@ -128,7 +128,9 @@ def main(argv: list[str] | None = None) -> int:
         peers.nginx.start()
         if "agent" in chosen:
             peers.start_blackboxes()
-        if "system" in chosen and cfg.system_variant == "slow-dns":
+        if ("system" in chosen and cfg.system_variant == "slow-dns") or (
+            "agent" in chosen and agent.SLOW_DNS in cfg.agent_variants
+        ):
             peers.slowdns.start()
         for name in chosen:
             print(f"bench: scenario {name}", flush=True)

@@ -1,9 +1,12 @@
 """The ceiling of our stack: a bare asyncio/aiohttp loop doing the agent's checks, a fresh
 connection each, with nothing else (no leases, no results, no timings).
 
-    python -m bench.aiohttp_loop http|https|tcp TARGET CONCURRENCY SECONDS
+    python -m bench.aiohttp_loop http|https|tcp|names TARGET CONCURRENCY SECONDS [NAMES]
 
-TARGET is a URL (http, https) or host:port (tcp). Prints one JSON line: checks completed, failed
+TARGET is a URL (http, https) or host:port (tcp); for ``names`` (the slow-dns variant) a URL
+with ``{i}`` in its host, filled with 0 … NAMES-1 in turn, each request resolving its name
+afresh (no DNS cache in the connector: the agent's names outlive their TTL between checks too).
+Prints one JSON line: checks completed, failed
 and the process's own CPU seconds over the measured window (after a short warm-up), and the
 event loop it ran on. It runs as the agent does (issue 18: a ceiling that runs differently
 flatters or belittles the agent): the same event loop (uvloop where installed) and the same GC
@@ -46,7 +49,14 @@ async def _tcp_check(host: str, port: int) -> bool:
         sock.close()
 
 
-async def main(kind: str, target: str, concurrency: int, seconds: float) -> dict[str, float | str]:
+def url_for(target: str, names: int, n: int) -> str:
+    """The ``n``-th request's URL: ``target`` as is, or its ``{i}`` filled (``names`` kind)."""
+    return target.format(i=n % names) if names else target
+
+
+async def main(
+    kind: str, target: str, concurrency: int, seconds: float, names: int = 0
+) -> dict[str, float | str]:
     tls: ssl.SSLContext | bool = False
     if kind == "https":
         ctx = ssl.create_default_context()
@@ -55,7 +65,8 @@ async def main(kind: str, target: str, concurrency: int, seconds: float) -> dict
         tls = ctx
     host, _, port = target.rpartition(":")
     # force_close: every request opens (and closes) its own connection.
-    connector = aiohttp.TCPConnector(force_close=True, limit=0)
+    connector = aiohttp.TCPConnector(force_close=True, limit=0, use_dns_cache=kind != "names")
+    sent = [0]
     counts = {"done": 0, "failed": 0}
     start = time.monotonic()
     measure_from = start + WARMUP_S
@@ -72,7 +83,8 @@ async def main(kind: str, target: str, concurrency: int, seconds: float) -> dict
                     if kind == "tcp":
                         ok = await _tcp_check(host, int(port))
                     else:
-                        ok = await _http_checks(session, target, tls)
+                        sent[0] += 1
+                        ok = await _http_checks(session, url_for(target, names, sent[0]), tls)
                 except (aiohttp.ClientError, OSError, TimeoutError):
                     ok = False
                 if time.monotonic() >= measure_from and "cpu0" in marks:
@@ -92,6 +104,7 @@ async def main(kind: str, target: str, concurrency: int, seconds: float) -> dict
 
 if __name__ == "__main__":
     kind_arg, target_arg, conc_arg, secs_arg = sys.argv[1:5]
+    names_arg = int(sys.argv[5]) if len(sys.argv) > 5 else 0
     tune_gc()
-    out = run_loop(main(kind_arg, target_arg, int(conc_arg), float(secs_arg)))
+    out = run_loop(main(kind_arg, target_arg, int(conc_arg), float(secs_arg), names_arg))
     print(json.dumps(out))

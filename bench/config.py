@@ -23,15 +23,17 @@ def _float(name: str, default: float) -> float:
 class BenchConfig:
     # Runs per figure (median and min/max are taken over them).
     runs: int = field(default_factory=lambda: max(3, _int("BENCH_RUNS", 3)))
-    # agent: targets per variant at a 10 s interval (offered checks/s = targets / 10), the
+    # agent: targets per variant at a 60 s interval (offered checks/s = targets / 60), the
     # measuring window of each run, and the concurrency of the agent, aiohttp loop and wrk.
+    # Variants: http, tcp, https (loopback nginx by IP literal) and slow-dns (a name per target,
+    # a server that answers after BENCH_SLOW_LO_MS-BENCH_SLOW_HI_MS; see scenarios/agent.py).
     agent_targets: int = field(default_factory=lambda: _int("BENCH_AGENT_TARGETS", 30_000))
     agent_window_s: float = field(default_factory=lambda: _float("BENCH_AGENT_WINDOW_S", 6.0))
     concurrency: int = field(default_factory=lambda: _int("BENCH_CONCURRENCY", 100))
     agent_variants: tuple[str, ...] = field(
         default_factory=lambda: tuple(
             v.strip()
-            for v in os.environ.get("BENCH_AGENT_VARIANTS", "http,tcp,https").split(",")
+            for v in os.environ.get("BENCH_AGENT_VARIANTS", "http,tcp,https,slow-dns").split(",")
             if v.strip()
         )
     )

@@ -6,6 +6,15 @@ and the peer (blackbox_exporter's ``/probe`` driven by ``wrk``, run both with it
 core, so a peer hobbled by its scheduler on a small machine cannot flatter us). HTTP, TCP and
 HTTPS, each held to its goal.
 
+Variant ``slow-dns`` (issue 18: concurrency limits and resolution must show up): every target
+has its own name under the bench's DNS server (``bench.dnsserver``, TTL ``BENCH_DNS_TTL`` s,
+shorter than the interval, so every check resolves) on a server that answers after
+``BENCH_SLOW_LO_MS``-``BENCH_SLOW_HI_MS`` (``bench.slowserver``). The agent and the aiohttp loop
+(which cycles through the same names, resolving each request) run with that DNS server as
+their resolver (``SlowDns.wrap``). blackbox_exporter is not run for it: it resolves through the
+machine's own resolver, which does not know the bench's names. No goal is set for it; its
+figures say what a check costs when the network and DNS are in the way.
+
 Each variant has its own region, agent and ``BENCH_AGENT_TARGETS`` targets at a 60 s interval.
 No worker runs. Before each run every slot is made due, spread over the last ``BACKLOG_S``
 seconds: the agent always has work when it is slower than what is offered (30,000 slots in
@@ -29,7 +38,7 @@ from datetime import UTC, datetime
 import psycopg
 
 from bench.config import BenchConfig
-from bench.peers import Blackbox, Nginx, wrk
+from bench.peers import Blackbox, Nginx, SlowDns, wrk
 from bench.proc import cpu_between, sample, spread
 from bench.report import Outcome
 from bench.stack import Vigil
@@ -46,14 +55,39 @@ WHERE region_id = %(region)s AND finished_at >= %(t0)s AND finished_at < %(t1)s
 """
 
 
-def _spec(variant: str, nginx: Nginx) -> CheckSpec:
+VARIANTS = ("http", "tcp", "https", SLOW_DNS := "slow-dns")
+
+
+def specs(variant: str, nginx: Nginx, slowdns: SlowDns | None, n: int) -> list[CheckSpec]:
+    """The ``n`` targets of a variant: one check of the local nginx repeated, or (slow-dns) a
+    name of its own per target on the slow server."""
+    if variant == SLOW_DNS:
+        assert slowdns is not None
+        return [HttpCheck(url=slowdns.url(i)) for i in range(n)]
     if variant == "tcp":
-        return TcpCheck(host="127.0.0.1", port=nginx.tcp_port)
-    return HttpCheck(url=nginx.url(variant), verify_tls=False)
+        return [TcpCheck(host="127.0.0.1", port=nginx.tcp_port)] * n
+    return [HttpCheck(url=nginx.url(variant), verify_tls=False)] * n
 
 
-def _aiohttp_target(variant: str, nginx: Nginx) -> str:
-    return f"127.0.0.1:{nginx.tcp_port}" if variant == "tcp" else nginx.url(variant)
+def aiohttp_args(
+    variant: str, nginx: Nginx, slowdns: SlowDns | None, n: int
+) -> tuple[str, str, list[str]]:
+    """What ``bench.aiohttp_loop`` is given besides concurrency and window: kind, target and
+    the arguments after them (slow-dns: how many names to cycle through, as many as targets)."""
+    if variant == SLOW_DNS:
+        assert slowdns is not None
+        return "names", slowdns.url(0).replace("//t0.", "//t{i}.", 1), [str(n)]
+    if variant == "tcp":
+        return variant, f"127.0.0.1:{nginx.tcp_port}", []
+    return variant, nginx.url(variant), []
+
+
+def check_variants(variants: tuple[str, ...]) -> None:
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        raise ValueError(
+            f"BENCH_AGENT_VARIANTS: unknown {', '.join(unknown)}; choose from {', '.join(VARIANTS)}"
+        )
 
 
 async def _count(db_url: str, region: str, t0: datetime, t1: datetime) -> tuple[int, int]:
@@ -80,14 +114,19 @@ WHERE s.region_id = %(region)s
 """
 
 
-async def _agent_run(vigil: Vigil, variant: str, token: str, cfg: BenchConfig) -> dict[str, float]:
+async def _agent_run(
+    vigil: Vigil, variant: str, token: str, cfg: BenchConfig, slowdns: SlowDns | None
+) -> dict[str, float]:
     name = f"agent-{variant}"
     async with await psycopg.AsyncConnection.connect(vigil.db_url, autocommit=True) as conn:
         await conn.execute(FRESH_SLOTS, {"region": f"bench-{variant}", "backlog": BACKLOG_S})
     # Every bench target is one org's monitor of one local nginx: the per-host throttle would
     # hold all but two of them back, so the cap is lifted to the concurrency here.
     cap = str(cfg.concurrency)
-    vigil.start_agent(token, name, ["--concurrency", cap, "--per-host-max-inflight", cap])
+    wrap = slowdns.wrap() if variant == SLOW_DNS and slowdns is not None else ()
+    vigil.start_agent(
+        token, name, ["--concurrency", cap, "--per-host-max-inflight", cap], wrap=wrap
+    )
     try:
         await asyncio.sleep(WARMUP_S)
         vigil.procs.check()
@@ -112,15 +151,21 @@ async def _agent_run(vigil: Vigil, variant: str, token: str, cfg: BenchConfig) -
     }
 
 
-async def _aiohttp_run(variant: str, nginx: Nginx, cfg: BenchConfig) -> dict[str, float]:
+async def _aiohttp_run(
+    variant: str, nginx: Nginx, cfg: BenchConfig, slowdns: SlowDns | None
+) -> dict[str, float]:
+    kind, target, names = aiohttp_args(variant, nginx, slowdns, cfg.agent_targets)
+    wrap = slowdns.wrap() if variant == SLOW_DNS and slowdns is not None else []
     proc = await asyncio.create_subprocess_exec(
+        *wrap,
         sys.executable,
         "-m",
         "bench.aiohttp_loop",
-        variant,
-        _aiohttp_target(variant, nginx),
+        kind,
+        target,
         str(cfg.concurrency),
         str(cfg.agent_window_s),
+        *names,
         stdout=asyncio.subprocess.PIPE,
     )
     out, _ = await proc.communicate()
@@ -154,6 +199,11 @@ async def _blackbox_run(
     }
 
 
+def peers_of(variant: str, blackboxes: list[Blackbox]) -> list[Blackbox]:
+    """The blackbox runs a variant is compared with: none for slow-dns (see the docstring)."""
+    return [] if variant == SLOW_DNS else blackboxes
+
+
 def best_peer(runs: dict[str, dict[str, float]]) -> tuple[str, dict[str, float]] | None:
     """The blackbox run with the most checks per CPU-second (of one interleaved round)."""
     if not runs:
@@ -161,7 +211,14 @@ def best_peer(runs: dict[str, dict[str, float]]) -> tuple[str, dict[str, float]]
     return max(runs.items(), key=lambda kv: kv[1]["per_cpu_s"])
 
 
-async def run(vigil: Vigil, nginx: Nginx, blackboxes: list[Blackbox], cfg: BenchConfig) -> Outcome:
+async def run(
+    vigil: Vigil,
+    nginx: Nginx,
+    blackboxes: list[Blackbox],
+    cfg: BenchConfig,
+    slowdns: SlowDns | None = None,
+) -> Outcome:
+    check_variants(cfg.agent_variants)
     out = Outcome(
         "agent",
         params={
@@ -174,6 +231,11 @@ async def run(vigil: Vigil, nginx: Nginx, blackboxes: list[Blackbox], cfg: Bench
             "runs": cfg.runs,
         },
     )
+    if SLOW_DNS in cfg.agent_variants and slowdns is not None:
+        out.params["slow-dns"] = (
+            f"{slowdns.lo_ms:g}-{slowdns.hi_ms:g} ms per answer, a name per target, "
+            f"DNS TTL {slowdns.ttl} s"
+        )
     vigil.start_api()
     org_id, _ = await vigil.org()
     tokens: dict[str, str] = {}
@@ -182,11 +244,11 @@ async def run(vigil: Vigil, nginx: Nginx, blackboxes: list[Blackbox], cfg: Bench
         tokens[variant] = await vigil.agent_token(region, f"bench-{variant}")
         await vigil.bulk_targets(
             org_id,
-            [_spec(variant, nginx)] * cfg.agent_targets,
+            specs(variant, nginx, slowdns, cfg.agent_targets),
             region=region,
             interval=INTERVAL,
         )
-        for bb in blackboxes:
+        for bb in peers_of(variant, blackboxes):
             if not bb.probe_succeeds(variant, nginx):
                 out.notes.append(
                     f"blackbox ({bb.label})'s {variant} probe did not succeed: its figures are off"
@@ -202,16 +264,16 @@ async def run(vigil: Vigil, nginx: Nginx, blackboxes: list[Blackbox], cfg: Bench
         v: {"agent": [], "aiohttp": [], "blackbox": []} for v in cfg.agent_variants
     }
     peer_runs: dict[str, dict[str, list[dict[str, float]]]] = {
-        v: {bb.label: [] for bb in blackboxes} for v in cfg.agent_variants
+        v: {bb.label: [] for bb in peers_of(v, blackboxes)} for v in cfg.agent_variants
     }
     for i in range(cfg.runs):
         for variant in cfg.agent_variants:
             started = time.monotonic()
             r = runs[variant]
-            r["agent"].append(await _agent_run(vigil, variant, tokens[variant], cfg))
-            r["aiohttp"].append(await _aiohttp_run(variant, nginx, cfg))
+            r["agent"].append(await _agent_run(vigil, variant, tokens[variant], cfg, slowdns))
+            r["aiohttp"].append(await _aiohttp_run(variant, nginx, cfg, slowdns))
             this_round: dict[str, dict[str, float]] = {}
-            for bb in blackboxes:
+            for bb in peers_of(variant, blackboxes):
                 this_round[bb.label] = await _blackbox_run(variant, nginx, bb, cfg)
                 peer_runs[variant][bb.label].append(this_round[bb.label])
             best = best_peer(this_round)
