@@ -123,6 +123,39 @@ def sample(pids: Mapping[str, int]) -> Sample:
     )
 
 
+def own_cpu_s() -> float:
+    """CPU seconds of this process alone (every thread, no children): the bench's share when
+    it also serves something (the notify scenario's webhook receiver). ``tree_cpu_s`` of the
+    bench would count every process it started."""
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def parse_proc_stat_cpu(text: str) -> tuple[int, int]:
+    """(busy, total) ticks of every core from /proc/stat's ``cpu`` line; idle and iowait are
+    not busy."""
+    for line in text.splitlines():
+        if line.startswith("cpu "):
+            ticks = [int(x) for x in line.split()[1:]]
+            # user nice system idle iowait irq softirq steal [guest guest_nice: in user/nice]
+            total = sum(ticks[:8])
+            return total - ticks[3] - ticks[4], total
+    raise ValueError("no cpu line")
+
+
+def machine_ticks() -> tuple[int, int]:
+    return parse_proc_stat_cpu(Path("/proc/stat").read_text())
+
+
+def cores_busy(a: tuple[int, int], b: tuple[int, int]) -> float:
+    """Cores busy on average between two ``machine_ticks`` readings (every process, ours or
+    not)."""
+    busy, total = b[0] - a[0], b[1] - a[1]
+    return busy / total * (os.cpu_count() or 1) if total > 0 else float("nan")
+
+
 def cpu_between(a: Sample, b: Sample) -> dict[str, float]:
     return {name: round(b.cpu_s[name] - a.cpu_s[name], 3) for name in a.cpu_s if name in b.cpu_s}
 

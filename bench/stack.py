@@ -143,15 +143,22 @@ class Vigil:
 
     # --- processes -------------------------------------------------------------------------
 
-    def start_api(self) -> str:
+    def start_api(self, workers: int = 1) -> str:
+        """``workers``: uvicorn processes (``vigil serve --workers``); the "api" process's CPU
+        counts them all (they are its children)."""
         port = free_port()
-        self.procs.start("api", [str(BIN / "vigil"), "serve", "--port", str(port)], self.env)
+        argv = [str(BIN / "vigil"), "serve", "--port", str(port)]
+        if workers > 1:
+            argv += ["--workers", str(workers)]
+        self.procs.start("api", argv, self.env)
         self.base_url = f"http://127.0.0.1:{port}"
         _wait_ready(f"{self.base_url}/readyz", self.procs)
         return self.base_url
 
-    def start_worker(self) -> None:
-        self.procs.start("worker", [str(BIN / "vigil"), "worker"], self.env)
+    def start_worker(self, nice: int = 0) -> None:
+        """``nice``: the worker's niceness (``nice -n``, which execs: the pid is the worker's)."""
+        wrap = ["nice", "-n", str(nice)] if nice else []
+        self.procs.start("worker", [*wrap, str(BIN / "vigil"), "worker"], self.env)
 
     def start_agent(
         self,
@@ -202,16 +209,21 @@ class Vigil:
                 raise RuntimeError(f"{method} {path}: {resp.status} {text}")
             return msgspec.json.decode(text) if text else None
 
+    async def region(self, region: str) -> None:
+        """``region`` through the operator API, unless it exists."""
+        if region == "default":
+            return
+        try:
+            await self.call(
+                "POST", "/operator/regions", OPERATOR_TOKEN, {"id": region, "name": region}
+            )
+        except RuntimeError as exc:
+            if " 409 " not in str(exc):
+                raise
+
     async def agent_token(self, region: str = "default", name: str = "bench") -> str:
         """A new agent of ``region`` (created if needed) through the operator API."""
-        if region != "default":
-            try:
-                await self.call(
-                    "POST", "/operator/regions", OPERATOR_TOKEN, {"id": region, "name": region}
-                )
-            except RuntimeError as exc:
-                if " 409 " not in str(exc):
-                    raise
+        await self.region(region)
         made = await self.call(
             "POST", "/operator/agents", OPERATOR_TOKEN, {"name": name, "region": region}
         )

@@ -7,34 +7,41 @@ is made due at that instant (they all go down at once). Figures: outage → ever
 received; each incident's open → its webhook (p99); the delivery rate; chat messages for the 100
 chat-bound incidents; dead letters.
 
-Alongside, a probe agent of the bench's own (its own region, 20 targets, an empty fleet
-otherwise) times ``/api/agent/lease`` and ``/api/agent/ingest`` round trips every 0.25 s: the
-same for 10 s before the outage (quiet) and during it; p99 of each compared (goal: within 2x).
+Alongside, a probe agent of the bench's own in a process of its own (``bench/latency_probe.py``;
+its own region, 20 targets, an empty fleet otherwise) times ``/api/agent/lease`` and
+``/api/agent/ingest`` round trips every ``BENCH_NOTIFY_PROBE_EVERY_S``: for
+``BENCH_NOTIFY_QUIET_S`` before the outage (quiet; the steady 10,000-target load) and during it
+(outage → every webhook received); p99 of each compared (goal: within 2x; refused below
+``latency_probe.MIN_QUIET_SAMPLES`` quiet samples). CPU of each process (api, worker, agent,
+probe, postgres, redis, the bench = the receiver) and the machine's busy cores are reported for
+both windows, so that the agents' latency can be put down to whichever is busy.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import aiohttp
 import psycopg
 
+from bench import latency_probe
+from bench.config import BenchConfig
 from bench.peers import Nginx
+from bench.proc import cores_busy, cpu_between, machine_ticks, own_cpu_s, sample
 from bench.report import Outcome
-from bench.scenarios.ingest import _bodies
 from bench.stack import Vigil
 from shared.checks import HttpCheck
 
 OUTAGE = int(os.environ.get("BENCH_NOTIFY_OUTAGE", "10000"))
 CHAT_BOUND = 100
 PROBE_TARGETS = 20
-QUIET_S = 10.0
+PROBE_WARMUP_S = 3.0
 WAIT_UP_S = 240.0
 WAIT_SENT_S = 180.0
 PROBE_REGION = "notify-probe"
@@ -49,10 +56,6 @@ SELECT t, %(channel)s::uuid, 0 FROM unnest(%(ids)s::uuid[]) AS t
 GO_DOWN = """
 UPDATE schedules SET next_due_at = now(), leased_by = NULL, lease_expires_at = NULL
 WHERE target_id = ANY(%(ids)s)
-"""
-PROBE_DUE = """
-UPDATE schedules SET next_due_at = now(), leased_by = NULL, lease_expires_at = NULL
-WHERE region_id = %(region)s
 """
 OPENED = """
 SELECT i.id::text, i.opened_at FROM incidents i WHERE i.target_id = ANY(%(ids)s)
@@ -69,61 +72,35 @@ SELECT max(first_in) FROM (
 """
 
 
-def p99(xs: list[float]) -> float:
-    if not xs:
-        return float("nan")
-    s = sorted(xs)
-    return s[min(len(s) - 1, round(0.99 * (len(s) - 1)))]
+p99 = latency_probe.p99
 
 
-class Probe:
-    """Times lease and ingest round trips of a quiet region while the system works."""
+class Window:
+    """CPU of each process, the bench's own (the receiver) and the machine's busy cores between
+    ``start`` and ``stop``."""
 
-    def __init__(self, vigil: Vigil, token: str, db_url: str) -> None:
-        self.vigil = vigil
-        self.token = token
-        self.db_url = db_url
-        self.lease: list[float] = []
-        self.ingest: list[float] = []
-        self.errors = 0
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
 
-    async def run(
-        self, until: Callable[[], bool], within: float
-    ) -> tuple[list[float], list[float]]:
-        self.lease, self.ingest = [], []
-        deadline = time.monotonic() + within
-        headers = {"Authorization": f"Bearer {self.token}"}
-        async with (
-            aiohttp.ClientSession(headers=headers) as session,
-            await psycopg.AsyncConnection.connect(self.db_url, autocommit=True) as conn,
-        ):
-            while not until() and time.monotonic() < deadline:
-                await conn.execute(PROBE_DUE, {"region": PROBE_REGION})
-                t = time.perf_counter()
-                async with session.post(
-                    self.vigil.base_url + "/api/agent/lease",
-                    json={"max": PROBE_TARGETS, "wait_ms": 0},
-                ) as resp:
-                    got = await resp.json()
-                    ok = resp.status == 200
-                self.lease.append(time.perf_counter() - t)
-                leases = got.get("leases", []) if ok else []
-                if not ok or not leases:
-                    self.errors += 1
-                else:
-                    (body,) = _bodies(leases)
-                    t = time.perf_counter()
-                    async with session.post(
-                        self.vigil.base_url + "/api/agent/ingest",
-                        data=body,
-                        headers={"Content-Type": "application/json"},
-                    ) as resp:
-                        await resp.read()
-                        if resp.status != 200:
-                            self.errors += 1
-                    self.ingest.append(time.perf_counter() - t)
-                await asyncio.sleep(0.25)
-        return self.lease, self.ingest
+    def start(self) -> None:
+        self.t0 = time.time()
+        self.a, self.own_a, self.ticks_a = sample(self.pids), own_cpu_s(), machine_ticks()
+
+    def stop(self) -> None:
+        self.t1 = time.time()
+        self.cpu = cpu_between(self.a, sample(self.pids))
+        self.cpu["bench (receiver)"] = round(own_cpu_s() - self.own_a, 3)
+        self.busy = cores_busy(self.ticks_a, machine_ticks())
+
+    def report(self, out: Outcome, name: str) -> None:
+        secs = self.t1 - self.t0
+        for proc, cpu_s in self.cpu.items():
+            out.add(f"{name}: {proc} CPU (cores)", [cpu_s / secs if secs > 0 else 0.0], "cores")
+        out.add(f"{name}: machine busy (every process)", [self.busy], "cores")
+        out.notes.append(
+            f"{name}: {secs:.1f} s; CPU s "
+            + ", ".join(f"{p} {c:.1f}" for p, c in sorted(self.cpu.items(), key=lambda x: -x[1]))
+        )
 
 
 async def _until(cond: Callable[[], Awaitable[bool]], within: float, every: float = 0.5) -> bool:
@@ -138,6 +115,7 @@ async def _until(cond: Callable[[], Awaitable[bool]], within: float, every: floa
 async def run(
     vigil: Vigil,
     nginx: Nginx,
+    cfg: BenchConfig,
     out: Outcome,
     rec: Any,
     org_id: uuid.UUID,
@@ -175,18 +153,60 @@ async def run(
             out.notes.append(f"outage: not every target was up within {WAIT_UP_S} s; skipped")
             return
         out.notes.append(f"outage: all {OUTAGE} targets seen up after {time.monotonic() - t:.0f} s")
-        probe = Probe(vigil, probe_token, vigil.db_url)
-        quiet_lease, quiet_ingest = await probe.run(lambda: False, QUIET_S)
+        samples_file = vigil.folder / f"probe-{uuid.uuid4().hex[:6]}.txt"
+        vigil.procs.start(
+            "probe",
+            [
+                sys.executable,
+                "-m",
+                "bench.latency_probe",
+                "--base-url",
+                vigil.base_url,
+                "--db-url",
+                vigil.db_url,
+                "--region",
+                PROBE_REGION,
+                "--targets",
+                str(PROBE_TARGETS),
+                "--every",
+                str(cfg.notify_probe_every_s),
+                "--out",
+                str(samples_file),
+            ],
+            {**vigil.env, "VIGIL_PROBE_TOKEN": probe_token},
+        )
+
+        async def probe_warm() -> bool:
+            vigil.procs.check()
+            text = samples_file.read_text() if samples_file.exists() else ""
+            return len(latency_probe.parse_samples(text)) >= 4
+
+        # Its start-up, connections and first leases are not timed.
+        if not await _until(probe_warm, 60, every=0.5):
+            raise RuntimeError("the latency probe took no sample within 60 s")
+        await asyncio.sleep(PROBE_WARMUP_S)
+        pids = vigil.pids("api", "worker", "agent", "probe")
+        quiet, storm = Window(pids), Window(pids)
+        quiet.start()
+        await asyncio.sleep(cfg.notify_quiet_s)
+        quiet.stop()
 
         before_hooks, before_chat = rec.hooks, rec.chat
         nginx.fail("mass")
-        t0 = time.time()
+        storm.start()
+        t0 = storm.t0
         await conn.execute(GO_DOWN, {"ids": ids})
+
+        async def all_delivered() -> bool:
+            return delivered()
 
         def delivered() -> bool:
             return bool(rec.hooks - before_hooks >= OUTAGE)
 
-        storm_lease, storm_ingest = await probe.run(delivered, WAIT_SENT_S)
+        await _until(all_delivered, WAIT_SENT_S, every=0.5)
+        storm.stop()
+        vigil.procs.stop("probe")
+        samples = latency_probe.parse_samples(samples_file.read_text())
         got = rec.hooks - before_hooks
         rows = await (await conn.execute(OPENED, {"ids": ids})).fetchall()
         opened = {iid: at.timestamp() for iid, at in rows}
@@ -257,13 +277,20 @@ async def run(
         out.notes.append(
             f"outage: {got}/{OUTAGE} webhooks; dead letters: {dead[0] if dead else '?'}"
         )
-        for name, quiet, storm in (
-            ("lease", quiet_lease, storm_lease),
-            ("ingest", quiet_ingest, storm_ingest),
-        ):
-            out.add(f"probe agent {name} round trip, quiet (p99)", [p99(quiet)], "s")
-            out.add(f"probe agent {name} round trip, during the outage (p99)", [p99(storm)], "s")
-            ratio = p99(storm) / p99(quiet) if quiet and storm else float("nan")
+        quiet.report(out, "quiet window")
+        storm.report(out, "outage window")
+        counts = []
+        for name in latency_probe.KINDS:
+            q = latency_probe.window(samples, name, quiet.t0, quiet.t1)
+            o = latency_probe.window(samples, name, storm.t0, storm.t1)
+            counts.append(f"{name}: {len(q)} quiet, {len(o)} outage")
+            out.add(f"probe agent {name} round trip, quiet (p99)", [p99(q)], "s")
+            out.add(f"probe agent {name} round trip, during the outage (p99)", [p99(o)], "s")
+            try:
+                ratio = latency_probe.ratio(q, o)
+            except ValueError as exc:
+                out.notes.append(f"probe {name}: no ratio ({exc})")
+                ratio = float("nan")
             out.add(
                 f"probe agent {name} p99: outage / quiet",
                 [ratio],
@@ -271,8 +298,10 @@ async def run(
                 target="≤ 2x",
                 meets=lambda x: x <= 2,
             )
+        failed = sum(1 for x in samples if not x.ok)
         out.notes.append(
-            f"probe: {len(quiet_lease)} quiet and {len(storm_lease)} outage lease samples"
-            f" ({probe.errors} without a lease or refused)"
+            "probe samples (a process of its own): "
+            + "; ".join(counts)
+            + f"; {failed} refused or unanswered overall"
         )
         nginx.fail("mass", False)
