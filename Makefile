@@ -17,7 +17,9 @@ dev: $(STAMP)
 	$(BIN)/vigil dev
 
 # Three workers, each with its own embedded PostgreSQL and Redis: most tests wait on real
-# servers and processes, so this is faster than one process even on two cores.
+# servers and processes, so this is faster than one process even on two cores. The longest
+# tests run first (tests/durations.json, see tests/conftest.py) and xdist hands out one test at
+# a time (--maxschedchunk=1 in pyproject's addopts), so no worker ends the run alone on a long one.
 test: $(STAMP) test-deps
 	$(BIN)/pytest -n 3
 

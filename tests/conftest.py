@@ -6,8 +6,10 @@ instance admin) and ``anon`` (no credentials).
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -21,6 +23,51 @@ from control_plane.core.observability.request_context import RequestContext
 from control_plane.domain.orgs.service import create_org, create_token
 from control_plane.settings import Settings
 from tests.stack import OPERATOR_TOKEN, TOKEN_KEY, Stack, test_settings
+
+# Longest tests first. ``tests/durations.json`` holds the wall time (setup + call + teardown, in
+# seconds) of every test that took a second or more in a ``make test`` run; collection puts those
+# first, longest first, and leaves every other test in its usual order. With ``-n 3`` and
+# ``--maxschedchunk 1`` (pyproject's addopts), xdist hands out one test at a time in that order,
+# so the run does not end with one worker alone on a long test it was handed late. The order
+# only depends on the committed file: every worker collects the same list, as xdist requires.
+# Regenerate after adding or speeding up long tests:
+#   .venv/bin/pytest -n 3 --record-durations tests/durations.json
+DURATIONS = Path(__file__).with_name("durations.json")
+RECORD_FLOOR_SECS = 1.0
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--record-durations",
+        metavar="PATH",
+        default=None,
+        help="write each test's wall time (setup + call + teardown) to PATH as JSON, for tests "
+        f"of {RECORD_FLOOR_SECS:g} s or more: the file collection orders tests by",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    try:
+        durations: dict[str, float] = json.loads(DURATIONS.read_text())
+    except FileNotFoundError:
+        return
+    items.sort(key=lambda item: -durations.get(item.nodeid, 0.0))  # stable: ties keep order
+
+
+_RECORDED: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    _RECORDED[report.nodeid] = _RECORDED.get(report.nodeid, 0.0) + report.duration
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    path = session.config.getoption("--record-durations")
+    if path is None or hasattr(session.config, "workerinput"):  # the xdist controller writes
+        return
+    long = {k: round(v, 1) for k, v in _RECORDED.items() if v >= RECORD_FLOOR_SECS}
+    ordered = dict(sorted(long.items(), key=lambda kv: (-kv[1], kv[0])))
+    Path(path).write_text(json.dumps(ordered, indent=1) + "\n")
 
 
 @pytest.fixture(scope="session")

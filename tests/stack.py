@@ -12,6 +12,8 @@ import base64
 import os
 import shutil
 import uuid
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -49,6 +51,13 @@ class Stack:
     _redis: EmbeddedRedis | None = None
     _dir: Path | None = None
     clones: list[str] = field(default_factory=list)
+    # The next test's clone is made on a thread while the current test runs: a ``CREATE DATABASE
+    # … TEMPLATE`` takes 0.4-0.7 s of mostly waiting, which every test otherwise spends in its
+    # setup. Each test still gets a clone of its own, never used before.
+    _ahead: deque[Future[str]] = field(default_factory=deque)
+    _maker: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="clone")
+    )
 
     @classmethod
     def start(cls) -> Stack:
@@ -79,6 +88,13 @@ class Stack:
         migrate(with_database(self.admin_url, self.template))
 
     def clone(self) -> str:
+        """A fresh database cloned from the template: the one made ahead, and the next one
+        started."""
+        made = self._ahead.popleft() if self._ahead else self._maker.submit(self._create)
+        self._ahead.append(self._maker.submit(self._create))
+        return made.result()
+
+    def _create(self) -> str:
         name = f"vigil_t_{uuid.uuid4().hex[:16]}"
         with psycopg.connect(self.admin_url, autocommit=True) as conn:
             conn.execute(
@@ -99,6 +115,7 @@ class Stack:
             self.clones.remove(name)
 
     def close(self) -> None:
+        self._maker.shutdown(wait=True)  # the clone made ahead lands in ``clones``, dropped here
         try:
             with psycopg.connect(self.admin_url, autocommit=True) as conn:
                 for name in [*self.clones, self.template]:

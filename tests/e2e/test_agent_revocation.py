@@ -39,6 +39,10 @@ async def test_an_agent_revoked_during_its_long_poll_gets_no_lease(
         "/api/v1/targets",
         {"name": "t", "check": {"type": "tcp", "host": "example.com", "port": 80}},
     )
+    # The new target's slot is due at once: pushed an hour away, so the agent's long poll can
+    # only be handed it after the revocation (when the test makes it due), and a lease before
+    # the revocation cannot pass for one after it.
+    await make_due(db_url, target["id"], seconds_ago=-3600)
     agent = await system.call(
         "POST", "/operator/agents", {"name": "doomed", "region": "default"}, OPERATOR_TOKEN
     )

@@ -13,8 +13,21 @@ Email = Annotated[str, msgspec.Meta(min_length=3, max_length=254)]
 Password = Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
 # A password being set: at least 10 characters (WEAK_PASSWORD).
 NewPassword = Annotated[str, msgspec.Meta(min_length=10, max_length=1024)]
+# One character of an invited address: not "@", a space, a control character (C0, DEL, C1) or
+# any character Python or ECMA counts as whitespace. Spelled out rather than ``\s``, which means
+# different sets in Python's ``re`` (the app: \x1c-\x1f, \x85) and in ECMA regex (the OpenAPI
+# document's readers, schemathesis among them: \ufeff), so both read the pattern alike.
+_ADDRESS_CHAR = (
+    r"[^@ \x00-\x1f\x7f-\x9f\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]"
+)
+# ``$(?!\n)``: Python's ``$`` also matches before a final newline, ECMA's only at the end.
 InviteEmail = Annotated[
-    str, msgspec.Meta(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")
+    str,
+    msgspec.Meta(
+        min_length=3,
+        max_length=254,
+        pattern=rf"^{_ADDRESS_CHAR}+@{_ADDRESS_CHAR}+$(?!\n)",
+    ),
 ]
 
 

@@ -119,6 +119,30 @@ async def test_revoked_invitation_and_cross_org(
         assert (await owner.post("/api/v1/invitations", json=body)).status_code == 400
 
 
+async def test_an_address_with_a_control_character_is_refused_with_the_envelope(
+    owner: Persona, inbox: tuple[Inbox, int]
+) -> None:
+    """Control characters and whitespace by either regex dialect (Python's ``\\s`` has \\x1d
+    and \\x85, ECMA's has \\ufeff), and a final newline (Python's ``$`` allows one): a 400 in
+    the one envelope, nothing stored, no mail; a plain address next to them is accepted."""
+    box, _ = inbox
+    for email in (
+        "a\x1d@example.com",
+        "a@exam\x1fple.com",
+        "a\x85@example.com",
+        "\ufeffa@example.com",
+        "a\x7f@example.com",
+        "a@example.com\n",
+        "a\u2028@example.com",
+    ):
+        resp = await owner.post("/api/v1/invitations", json={"email": email})
+        assert_error(resp, 400, "VALIDATION_ERROR", "/email")
+    assert (await owner.get("/api/v1/invitations")).json()["total"] == 0
+    assert box.messages == []
+    resp = await owner.post("/api/v1/invitations", json={"email": "ünï@example.com"})
+    assert resp.status_code == 201, resp.text
+
+
 async def test_invitations_limit_and_member_quota(
     owner: Persona, operator: Persona, db_url: str
 ) -> None:

@@ -35,6 +35,9 @@ class Receiver:
     # Seconds to sleep before answering (a receiver that never answers in time).
     delay: float = 0.0
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    # Set when the receiver shuts down: a delayed answer still waiting is released at once (the
+    # caller has long given up; otherwise shutting down waits out every delay).
+    closing: asyncio.Event = field(default_factory=asyncio.Event)
 
     def answer(self, *script: tuple[int, str, dict[str, str]] | int) -> None:
         self.script = [s if isinstance(s, tuple) else (s, "", {}) for s in script]
@@ -52,7 +55,10 @@ class Receiver:
         self.arrived.set()
         status, body, headers = self.script[min(len(self.seen) - 1, len(self.script) - 1)]
         if self.delay:
-            await asyncio.sleep(self.delay)
+            try:
+                await asyncio.wait_for(self.closing.wait(), self.delay)
+            except TimeoutError:
+                pass
         return web.Response(status=status, text=body, headers=headers)
 
 
@@ -73,6 +79,7 @@ async def receiver() -> AsyncIterator[Receiver]:
     try:
         yield rec
     finally:
+        rec.closing.set()
         await runner.cleanup()
 
 
