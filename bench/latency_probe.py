@@ -142,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--db-url", required=True)
     parser.add_argument("--region", required=True)
     parser.add_argument("--targets", type=int, default=20)
-    parser.add_argument("--every", type=float, default=0.2)
+    parser.add_argument("--every", type=float, default=0.1)
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
     # Line-buffered: each sample is on disk when written, whenever the probe is stopped.

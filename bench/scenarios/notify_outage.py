@@ -284,6 +284,10 @@ async def run(
             q = latency_probe.window(samples, name, quiet.t0, quiet.t1)
             o = latency_probe.window(samples, name, storm.t0, storm.t1)
             counts.append(f"{name}: {len(q)} quiet, {len(o)} outage")
+            if len(o) < latency_probe.MIN_QUIET_SAMPLES:
+                out.notes.append(
+                    f"probe {name}: the outage p99 is of {len(o)} samples (about their maximum)"
+                )
             out.add(f"probe agent {name} round trip, quiet (p99)", [p99(q)], "s")
             out.add(f"probe agent {name} round trip, during the outage (p99)", [p99(o)], "s")
             try:
