@@ -6,7 +6,7 @@
 -- start: otherwise a result for a slot just at the settling edge, committed after this run
 -- read the rows, lands in a minute this run settles and ingest did not mark (rollups.py).
 -- A transaction clears xact_start only after it is visible, and sets it before it writes.
-SELECT s.ran_at, now() AS now,
+SELECT s.ran_at, s.received_to, now() AS now,
        (SELECT coalesce(max(interval_secs), 60) FROM targets) AS max_interval,
        (SELECT min(a.xact_start) FROM pg_stat_activity a
         WHERE a.datname = current_database() AND a.pid <> pg_backend_pid()
@@ -82,6 +82,76 @@ WHERE (ru.total, ru.up, ru.down, ru.degraded, ru.error, ru.missed, ru.samples, r
        EXCLUDED.latency_p99, EXCLUDED.latency_avg, EXCLUDED.dns_avg, EXCLUDED.connect_avg,
        EXCLUDED.tls_avg, EXCLUDED.ttfb_avg);
 
+-- name: rollup_fresh_minutes
+-- The incremental run: recomputes, from the raw rows, exactly the minutes (per target and
+-- region) that got a row which arrived at or after ``since`` (the previous run's arrival
+-- watermark; no upper bound, so every row this statement sees is in). The rows are found by
+-- ``received_at`` through its BRIN index (the pages written since the previous run, in every
+-- partition: a late row lands in an old one), each minute is then read whole through the primary
+-- key, so the quantiles stay exact (they are not mergeable: recomputing a minute is what keeps a
+-- minute's row equal to a from-scratch computation). Rows that come out identical are not
+-- written again. Returns how many were, and the (target, hour) pairs of those in hours already
+-- written to the hourly rollups (before the hour of the target's settled point as of the previous
+-- run ``prev``: a late row), which ``rollup_hours_of`` then rebuilds. No interval is shorter
+-- than 10 s: rows in later minutes are never in such an hour, and are not joined to targets.
+WITH fresh AS MATERIALIZED (
+    SELECT DISTINCT r.target_id, r.region_id, date_trunc('minute', r.scheduled_at) AS minute
+    FROM results r
+    WHERE r.received_at >= %(since)s
+),
+written AS (
+INSERT INTO result_rollups AS ru (
+    target_id, region_id, minute, org_id, total, up, down, degraded, error, missed, samples,
+    latency_p50, latency_p95, latency_p99, latency_avg, dns_avg, connect_avg, tls_avg, ttfb_avg)
+SELECT r.target_id, r.region_id, f.minute, r.org_id,
+       count(*), count(*) FILTER (WHERE r.status = 'up'),
+       count(*) FILTER (WHERE r.status = 'down'),
+       count(*) FILTER (WHERE r.status = 'degraded'),
+       count(*) FILTER (WHERE r.status = 'error'),
+       count(*) FILTER (WHERE r.status = 'missed'),
+       count(r.latency_ms),
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY r.latency_ms),
+       percentile_cont(0.95) WITHIN GROUP (ORDER BY r.latency_ms),
+       percentile_cont(0.99) WITHIN GROUP (ORDER BY r.latency_ms),
+       avg(r.latency_ms), avg(r.dns_ms), avg(r.connect_ms), avg(r.tls_ms), avg(r.ttfb_ms)
+FROM fresh f
+CROSS JOIN LATERAL (
+    SELECT * FROM results r
+    WHERE r.target_id = f.target_id AND r.region_id = f.region_id
+      AND r.scheduled_at >= f.minute AND r.scheduled_at < f.minute + interval '1 minute'
+    OFFSET 0
+) r
+GROUP BY r.target_id, r.region_id, f.minute, r.org_id
+ON CONFLICT (target_id, region_id, minute) DO UPDATE
+SET org_id = EXCLUDED.org_id, total = EXCLUDED.total, up = EXCLUDED.up, down = EXCLUDED.down,
+    degraded = EXCLUDED.degraded, error = EXCLUDED.error, missed = EXCLUDED.missed,
+    samples = EXCLUDED.samples, latency_p50 = EXCLUDED.latency_p50,
+    latency_p95 = EXCLUDED.latency_p95, latency_p99 = EXCLUDED.latency_p99,
+    latency_avg = EXCLUDED.latency_avg, dns_avg = EXCLUDED.dns_avg,
+    connect_avg = EXCLUDED.connect_avg, tls_avg = EXCLUDED.tls_avg, ttfb_avg = EXCLUDED.ttfb_avg
+WHERE (ru.total, ru.up, ru.down, ru.degraded, ru.error, ru.missed, ru.samples, ru.latency_p50,
+       ru.latency_p95, ru.latency_p99, ru.latency_avg, ru.dns_avg, ru.connect_avg, ru.tls_avg,
+       ru.ttfb_avg)
+      IS DISTINCT FROM
+      (EXCLUDED.total, EXCLUDED.up, EXCLUDED.down, EXCLUDED.degraded, EXCLUDED.error,
+       EXCLUDED.missed, EXCLUDED.samples, EXCLUDED.latency_p50, EXCLUDED.latency_p95,
+       EXCLUDED.latency_p99, EXCLUDED.latency_avg, EXCLUDED.dns_avg, EXCLUDED.connect_avg,
+       EXCLUDED.tls_avg, EXCLUDED.ttfb_avg)
+RETURNING ru.target_id, ru.minute
+),
+settled AS (
+    SELECT DISTINCT w.target_id, date_trunc('hour', w.minute) AS hour
+    FROM (SELECT * FROM written
+          WHERE minute < date_trunc('hour', %(prev)s::timestamptz
+                                            - make_interval(secs => 10 + %(margin)s))) w
+    JOIN targets t ON t.id = w.target_id
+    WHERE w.minute < date_trunc(
+        'hour', %(prev)s::timestamptz - make_interval(secs => t.interval_secs + %(margin)s))
+)
+SELECT (SELECT count(*) FROM written) AS written,
+       coalesce((SELECT array_agg(target_id) FROM settled), '{}') AS target_ids,
+       coalesce((SELECT array_agg(hour) FROM settled), '{}') AS hours;
+
 -- name: rollup_hours
 -- Hours that became settled with this run, per target: from the hour of its previous settled
 -- point (``since``) to the hour of its new one (``until``), both ``- (interval + margin)``. Built
@@ -106,7 +176,15 @@ SELECT m.target_id, m.region_id, date_trunc('hour', m.minute), m.org_id,
            / nullif(sum(m.samples) FILTER (WHERE m.tls_avg IS NOT NULL), 0),
        sum(m.ttfb_avg::float8 * m.samples)
            / nullif(sum(m.samples) FILTER (WHERE m.ttfb_avg IS NOT NULL), 0)
-FROM targets t
+FROM (
+    -- Only the targets an hour settles for in this run (most runs: none): a pass over targets
+    -- instead of an index probe per target.
+    SELECT t.* FROM targets t
+    WHERE date_trunc(
+              'hour', %(since)s::timestamptz - make_interval(secs => t.interval_secs + %(margin)s))
+          < date_trunc(
+              'hour', %(until)s::timestamptz - make_interval(secs => t.interval_secs + %(margin)s))
+) t
 CROSS JOIN LATERAL (
     SELECT * FROM result_rollups m
     WHERE m.target_id = t.id
@@ -136,9 +214,10 @@ WHERE (rh.total, rh.up, rh.down, rh.degraded, rh.error, rh.missed, rh.samples, r
 RETURNING rh.target_id;
 
 -- name: advance_watermark
--- Only forward: a slower concurrent run never moves it back.
+-- Only forward (both watermarks): a slower concurrent run never moves them back.
 UPDATE rollup_state
-SET ran_at = greatest(coalesce(ran_at, '-infinity'), %(ran_at)s), runs = runs + 1
+SET ran_at = greatest(coalesce(ran_at, '-infinity'), %(ran_at)s),
+    received_to = greatest(coalesce(received_to, '-infinity'), %(received_to)s), runs = runs + 1
 WHERE id = 1;
 
 -- name: drop_expired_partitions
