@@ -102,7 +102,7 @@ class BenchConfig:
     ingest_batch: int = field(
         default_factory=lambda: min(1_000, max(1, _int("BENCH_INGEST_BATCH", 200)))
     )
-    ingest_rows: int = field(default_factory=lambda: _int("BENCH_INGEST_ROWS", 10_000))
+    ingest_rows: int = field(default_factory=lambda: _int("BENCH_INGEST_ROWS", 2_000))
     ingest_seconds: float = field(
         default_factory=lambda: max(30.0, _float("BENCH_INGEST_SECONDS", 30.0))
     )

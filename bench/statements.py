@@ -47,7 +47,17 @@ def _shape(query: str) -> str:
     text = " ".join(line.split("--", 1)[0] for line in query.splitlines())
     text = re.sub(r"'(?:[^']|'')*'", "?", text)
     text = re.sub(r"%\(\w+\)s|%s|\$\d+|\b\d+(?:\.\d+)?\b", "?", text)
+    # Constants pg_stat_statements replaces too (not IS [NOT] NULL, which is a test).
+    text = re.sub(r"(?<!IS )(?<!NOT )\bNULL\b|\btrue\b|\bfalse\b", "?", text)
     return re.sub(r"\s+", " ", text).strip()
+
+
+def _common(a: str, b: str) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
 
 
 @cache
@@ -70,6 +80,11 @@ def label(query: str, width: int = 90) -> str:
     named = _named().get(shape)
     if named:
         return named
+    # pg_stat_statements spells some constants its own way (a typed literal): the block that
+    # shares the longest start with it, if that start is long (a ``~`` marks the guess).
+    best, name = max(((_common(shape, k), v) for k, v in _named().items()), default=(0, ""))
+    if best >= min(len(shape), 120):
+        return f"~{name}"
     return shape if len(shape) <= width else shape[: width - 1] + "…"
 
 
