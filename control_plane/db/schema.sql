@@ -250,6 +250,27 @@ CREATE FUNCTION public.vigil_slot_offset(target uuid, interval_secs integer) RET
            + ((hashtextextended(target::text, 0) & 9223372036854775807) >> 40) % 1000 * 0.001
 $$;
 
+CREATE FUNCTION public.vigil_summarize_received() RETURNS integer
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    idx regclass;
+    made integer := 0;
+BEGIN
+    FOR idx IN
+        SELECT i.inhrelid::regclass FROM pg_inherits i
+        WHERE i.inhparent = 'results_received_at_brin'::regclass
+    LOOP
+        BEGIN
+            PERFORM set_config('lock_timeout', '50ms', true);
+            made := made + brin_summarize_new_values(idx);
+        EXCEPTION WHEN lock_not_available THEN
+            NULL;
+        END;
+    END LOOP;
+    RETURN made;
+END $$;
+
 SET default_tablespace = '';
 
 SET default_table_access_method = heap;

@@ -16,17 +16,20 @@ rollups, and a target's minutes before ``settled_until = floor_minute(ran_at - (
 MARGIN_SECS))`` can no longer change; readers take those from rollups and the rest from raw rows
 (``control_plane/domain/results/service.py``).
 
-Incremental runs. A run recomputes only the minutes (per target and region) that got a row since
-the previous run: the rows whose ``received_at`` (the writing transaction's now(), stamped again
-when a real result replaces a ``missed`` placeholder) is at or past the arrival watermark
-``rollup_state.received_to``, found through a BRIN index on ``received_at`` (0190); each such
-minute is recomputed whole from its raw rows with one set-based ``INSERT ... SELECT ... GROUP BY
-... ON CONFLICT DO UPDATE``. Counts and means could be merged, the quantiles (percentile_cont of the
-minute's latencies) cannot, so the minute is recomputed: its row is always what a from-scratch
-computation gives, and a late row (an old slot received now) is counted in its own minute, whatever
-its age (and its hour is rebuilt if it was written already). Before, every run recomputed every
-target's minutes from its previous settled point, about four slots per target and region a run,
-received or not.
+Incremental runs. A run looks only at the rows that arrived since the previous run: those whose
+``received_at`` (the writing transaction's now(), stamped again when a real result replaces a
+``missed`` placeholder) is at or past the arrival watermark ``rollup_state.received_to``, found
+through a BRIN index on ``received_at`` (0190; the run first summarizes the ranges written since its
+previous one, 0191), aggregated per (target, region, minute) in the same pass. A minute with no
+rollup row yet had no row before (every row that arrived before the watermark is rolled up), so that
+aggregate is the whole minute and is inserted (ON CONFLICT DO NOTHING tells the others apart): the
+common case, one check of a target per minute. A minute that has a row already (a second check in
+it, a placeholder replaced, a late row) is recomputed whole from its raw rows: counts and means
+could be merged, the quantiles (percentile_cont of the minute's latencies) cannot, so a minute row
+is always what a from-scratch computation gives, and a late row (an old slot received now) is
+counted in its own minute, whatever its age (its hour is rebuilt if it was written already). Before,
+every run recomputed every target's minutes from its previous settled point, about four slots per
+target and region a run, received or not.
 
 Arrivals. The watermark must not pass a row this run could not see: a write in flight when the
 run read the rows commits later with a ``received_at`` (its transaction's start) from before.
@@ -229,6 +232,9 @@ async def run_rollups(conn: AsyncConnection[Any]) -> RollupRun:
             lo = prev - longest
             # Incremental: only the minutes that got rows since the arrival watermark.
             since = received_to if received_to is not None else prev
+            # The BRIN ranges written since the previous run, summarized (0191): else the scan
+            # reads every range autovacuum has not summarized yet, whole.
+            await conn.execute("SELECT vigil_summarize_received()")
             fresh = await (
                 await conn.execute(
                     Q.rollup_fresh_minutes, {"since": since, "prev": prev, "margin": MARGIN_SECS}
@@ -236,13 +242,31 @@ async def run_rollups(conn: AsyncConnection[Any]) -> RollupRun:
             ).fetchone()
             assert fresh is not None
             written = int(fresh["written"])
-            if fresh["target_ids"]:
+            settled = list(zip(fresh["target_ids"], fresh["hours"], strict=True))
+            if fresh["known_targets"]:
+                known = await (
+                    await conn.execute(
+                        Q.rollup_known_minutes,
+                        {
+                            "targets": fresh["known_targets"],
+                            "regions": fresh["known_regions"],
+                            "minutes": fresh["known_minutes"],
+                            "prev": prev,
+                            "margin": MARGIN_SECS,
+                        },
+                    )
+                ).fetchone()
+                assert known is not None
+                written += int(known["written"])
+                settled += zip(known["target_ids"], known["hours"], strict=True)
+            if settled:
                 # Late rows in hours already written: those hours again, from their minutes.
+                pairs = sorted(set(settled))
                 await conn.execute(
                     Q.rollup_hours_of,
-                    {"target_ids": fresh["target_ids"], "hours": fresh["hours"]},
+                    {"target_ids": [p[0] for p in pairs], "hours": [p[1] for p in pairs]},
                 )
-                touched.update(fresh["target_ids"])
+                touched.update(p[0] for p in pairs)
         # The next run's arrival watermark: no row this run missed arrived before it.
         cut = now if in_flight is None else min(now, in_flight)
         cut -= ARRIVAL_LAG
