@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     folder.mkdir(parents=True, exist_ok=True)
     folder.chmod(0o755)  # PostgreSQL (as postgres) and nginx workers (as nobody) look inside
     outcomes: list[Outcome] = []
-    servers = Servers(folder, fast=cfg.pg_fast)
+    servers = Servers(folder, fast=cfg.pg_fast, statements=cfg.pg_statements)
     peers = Peers(folder, cfg)
     interrupted = False
     try:

@@ -92,9 +92,22 @@ class BenchConfig:
             self.system_warmup_raw if self.system_warmup_raw >= 0 else 2.0 * self.system_interval_s
         )
 
-    # ingest: leased slots posted per run (in batches of 1,000) and parallel posts.
-    ingest_rows: int = field(default_factory=lambda: _int("BENCH_INGEST_ROWS", 10_000))
-    ingest_concurrency: int = field(default_factory=lambda: _int("BENCH_INGEST_CONCURRENCY", 4))
+    # ingest: agents (each its own token and connection) that lease and post concurrently,
+    # results per POST (an agent's batch; at most the protocol's 1,000), targets made due per
+    # round, and the measured time per run (at least 30 s: a short burst before the worker's
+    # first rollup run would leave its cost out).
+    ingest_agents: int = field(
+        default_factory=lambda: max(
+            1, _int("BENCH_INGEST_AGENTS", _int("BENCH_INGEST_CONCURRENCY", 4))
+        )
+    )
+    ingest_batch: int = field(
+        default_factory=lambda: min(1_000, max(1, _int("BENCH_INGEST_BATCH", 200)))
+    )
+    ingest_rows: int = field(default_factory=lambda: _int("BENCH_INGEST_ROWS", 2_000))
+    ingest_seconds: float = field(
+        default_factory=lambda: max(30.0, _float("BENCH_INGEST_SECONDS", 30.0))
+    )
     # reads: other targets with BENCH_READS_HISTORY_MIN minutes of one-minute history each
     # (issue 18: 60,000), checked by a real agent at 60 s with the worker on while reads run.
     reads_targets: int = field(default_factory=lambda: _int("BENCH_READS_TARGETS", 60_000))
@@ -128,5 +141,10 @@ class BenchConfig:
         default_factory=lambda: max(1, _int("BENCH_NOTIFY_API_WORKERS", 1))
     )
     notify_worker_nice: int = field(default_factory=lambda: _int("BENCH_NOTIFY_WORKER_NICE", 0))
+    # pg_stat_statements in the bench's embedded PostgreSQL; ingest and system report the top
+    # statements by total time per check (bench/statements.py).
+    pg_statements: bool = field(
+        default_factory=lambda: os.environ.get("BENCH_PG_STATEMENTS", "") == "1"
+    )
     # PostgreSQL with fsync off (faster, not what a deployment runs).
     pg_fast: bool = field(default_factory=lambda: os.environ.get("BENCH_PG_FAST", "") == "1")

@@ -8,6 +8,9 @@ kept apart from the processes so that tests hold them.
   or p99 start lateness above 1 s in any of its windows); the capacity is the last step that held.
 - Memory is PSS without the shared-memory part (PostgreSQL's shared buffers are a cache it fills
   as it pleases), measured once the working set is warm.
+- Row writes per check (ingest) are every table's, less exactly the rows the bench itself wrote;
+  the worker's (rollups) are counted too, reported apart from the hot path (lease + ingest), never
+  left out.
 """
 
 from __future__ import annotations
@@ -133,3 +136,21 @@ def per_target_kib(mem_a_mib: float, targets_a: int, mem_b_mib: float, targets_b
     if targets_b == targets_a:
         raise ValueError("two different target counts are needed")
     return 1024 * (mem_b_mib - mem_a_mib) / (targets_b - targets_a)
+
+
+# Tables only the worker's rollup job writes (minute and hourly rollups, their state, the last
+# 24 h of each target); every other table's writes are the hot path's.
+ROLLUP_TABLES = ("result_rollups", "rollup_state", "rollup_dirty", "target_last_24h")
+
+
+def split_writes(by_table: dict[str, int], bench_own: dict[str, int]) -> tuple[int, int]:
+    """(hot path, rollups): rows written per table less the bench's own writes, split by
+    ``ROLLUP_TABLES`` (a name starting with one, a partition, is that table's)."""
+    hot = rollups = 0
+    for name, n in by_table.items():
+        n -= bench_own.get(name, 0)
+        if name.startswith(ROLLUP_TABLES):
+            rollups += n
+        else:
+            hot += n
+    return hot, rollups

@@ -23,6 +23,7 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from bench import statements
 from bench.proc import Processes
 from control_plane.db.migrate import migrate
 from control_plane.dev.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
@@ -50,6 +51,8 @@ class Servers:
 
     root: Path
     fast: bool = False
+    # BENCH_PG_STATEMENTS=1: pg_stat_statements loaded, and in every scenario's database.
+    statements: bool = False
     admin_url: str = ""
     redis_url: str = ""
     pg: EmbeddedPostgres | None = None
@@ -62,9 +65,10 @@ class Servers:
         if not self.admin_url:
             # Autovacuum looks at the database every 5 s rather than every minute, as README
             # advises for a deployment: the hot tables' dead versions then stay bounded.
-            self.pg = EmbeddedPostgres(
-                self.root / "pg", fast=self.fast, settings=("autovacuum_naptime=5s",)
-            )
+            settings: tuple[str, ...] = ("autovacuum_naptime=5s",)
+            if self.statements:
+                settings += statements.SETTINGS
+            self.pg = EmbeddedPostgres(self.root / "pg", fast=self.fast, settings=settings)
             self.admin_url = self.pg.start()
         if not self.redis_url:
             self.redis = EmbeddedRedis(self.root / "redis", persist=False)
@@ -88,6 +92,9 @@ class Servers:
         self.databases.append(name)
         url = _with_database(self.admin_url, name)
         migrate(url)
+        if self.statements:
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
         return url
 
     def drop_database(self, name: str) -> None:

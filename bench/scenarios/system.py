@@ -37,6 +37,7 @@ from typing import Any
 
 import psycopg
 
+from bench import statements
 from bench.config import BenchConfig
 from bench.honesty import (
     Lateness,
@@ -100,6 +101,8 @@ class Window:
     dead_queue: int
     late: Lateness | None = None
     up: int = 0
+    # BENCH_PG_STATEMENTS=1: the window's top statements by total execution time.
+    top: list[statements.Statement] = field(default_factory=list)
 
     @property
     def secs(self) -> float:
@@ -163,13 +166,18 @@ class System:
         self.vigil.procs.check()
         run = StepRun(label, targets, offered, sample(self.pids))
         for i in range(cfg.system_windows):
+            if cfg.pg_statements:
+                await statements.reset(self.vigil.db_url)
             a, t0 = sample(self.pids), datetime.now(UTC)
             await asyncio.sleep(cfg.system_window_s)
             b, t1 = sample(self.pids), datetime.now(UTC)
+            top = await statements.top(self.vigil.db_url) if cfg.pg_statements else []
             self.vigil.procs.check()
             (backlog,) = await _one(self.vigil.db_url, BACKLOG)
             dead = await _one(self.vigil.db_url, DEAD)
-            run.windows.append(Window(t0, t1, a, b, int(backlog), int(dead[0]), int(dead[1])))
+            run.windows.append(
+                Window(t0, t1, a, b, int(backlog), int(dead[0]), int(dead[1]), top=top)
+            )
             print(
                 f"bench: system {label} window {i + 1}/{cfg.system_windows} done "
                 f"(backlog {backlog})",
@@ -236,6 +244,12 @@ def _report_step(out: Outcome, run: StepRun, interval: int) -> None:
             "ms",
         )
         out.cpu_s[f"{run.label}: {name}"] = spread(used)
+    for n, w in enumerate(ws, 1):
+        if w.top and w.late is not None:
+            out.notes.append(
+                f"{p}, window {n}, pg_stat_statements by total execution time per check done: "
+                + "; ".join(statements.per_check(w.top, w.late.completed))
+            )
     out.notes.append(
         f"{p}, each window: "
         + "; ".join(

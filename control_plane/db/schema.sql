@@ -250,6 +250,27 @@ CREATE FUNCTION public.vigil_slot_offset(target uuid, interval_secs integer) RET
            + ((hashtextextended(target::text, 0) & 9223372036854775807) >> 40) % 1000 * 0.001
 $$;
 
+CREATE FUNCTION public.vigil_summarize_received() RETURNS integer
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    idx regclass;
+    made integer := 0;
+BEGIN
+    FOR idx IN
+        SELECT i.inhrelid::regclass FROM pg_inherits i
+        WHERE i.inhparent = 'results_received_at_brin'::regclass
+    LOOP
+        BEGIN
+            PERFORM set_config('lock_timeout', '50ms', true);
+            made := made + brin_summarize_new_values(idx);
+        EXCEPTION WHEN lock_not_available THEN
+            NULL;
+        END;
+    END LOOP;
+    RETURN made;
+END $$;
+
 SET default_tablespace = '';
 
 SET default_table_access_method = heap;
@@ -842,6 +863,7 @@ CREATE TABLE public.rollup_state (
     runs bigint DEFAULT 0 NOT NULL,
     minutes_from timestamp with time zone,
     day_since timestamp with time zone,
+    received_to timestamp with time zone,
     CONSTRAINT rollup_state_id_check CHECK ((id = 1))
 );
 
@@ -1368,6 +1390,10 @@ CREATE INDEX result_rollups_default_target_id_minute_idx ON public.result_rollup
 
 CREATE INDEX result_rollups_hourly_target_hour_idx ON public.result_rollups_hourly USING btree (target_id, hour);
 
+CREATE INDEX results_received_at_brin ON ONLY public.results USING brin (received_at) WITH (autosummarize='on');
+
+CREATE INDEX results_default_received_at_idx ON public.results_default USING brin (received_at) WITH (autosummarize='on');
+
 CREATE INDEX results_target_time_idx ON ONLY public.results USING btree (target_id, scheduled_at DESC);
 
 CREATE INDEX results_default_target_id_scheduled_at_idx ON public.results_default USING btree (target_id, scheduled_at DESC);
@@ -1397,6 +1423,8 @@ ALTER INDEX public.result_rollups_pkey ATTACH PARTITION public.result_rollups_de
 ALTER INDEX public.result_rollups_target_minute_idx ATTACH PARTITION public.result_rollups_default_target_id_minute_idx;
 
 ALTER INDEX public.results_pkey ATTACH PARTITION public.results_default_pkey;
+
+ALTER INDEX public.results_received_at_brin ATTACH PARTITION public.results_default_received_at_idx;
 
 ALTER INDEX public.results_target_time_idx ATTACH PARTITION public.results_default_target_id_scheduled_at_idx;
 

@@ -16,6 +16,7 @@ from bench.honesty import (
     parse_smaps_rollup,
     per_target_kib,
     private_pss_kib,
+    split_writes,
     window_holds,
 )
 
@@ -155,3 +156,18 @@ def test_the_better_blackbox_is_the_one_with_more_probes_per_cpu_second() -> Non
     runs = {"default GOMAXPROCS": {"per_cpu_s": 900.0}, "GOMAXPROCS=1": {"per_cpu_s": 1300.0}}
     assert best_peer(runs) == ("GOMAXPROCS=1", {"per_cpu_s": 1300.0})
     assert best_peer({}) is None
+
+
+def test_row_writes_leave_out_only_the_bench_own_and_count_rollups_apart() -> None:
+    written = {
+        "results": 1000,
+        "schedules": 3000,
+        "result_rollups_20261207": 400,
+        "result_rollups_hourly": 20,
+        "rollup_state": 2,
+        "target_last_24h": 5,
+        "evaluation_queue": 7,
+    }
+    # The bench made 1,000 schedules due itself: those are not the system's.
+    assert split_writes(written, {"schedules": 1000}) == (1000 + 2000 + 7, 400 + 20 + 2 + 5)
+    assert split_writes(written, {}) == (4007, 427)

@@ -10,12 +10,36 @@ Lateness. Rows of a slot ``S`` of a target with interval ``I`` are written late:
 * an on-demand check-now result lands at its job's time within the job's timeout.
 
 So every row of slot ``S`` is committed before ``S + I + MARGIN_SECS`` (MARGIN_SECS covers the
-longest timeout, the grace, the skew, and a minute of slack). The job therefore recomputes, per
-target, the minutes from ``previous run - (I + MARGIN_SECS)`` to now with one set-based
-``INSERT ... SELECT ... GROUP BY ... ON CONFLICT DO UPDATE``, and records the database time at
-which the run started (``rollup_state.ran_at``). A target's minutes before
-``settled_until = floor_minute(ran_at - (I + MARGIN_SECS))`` can no longer change; readers take
-those from rollups and the rest from raw rows (``control_plane/domain/results/service.py``).
+longest timeout, the grace, the skew, and a minute of slack). The job records the database time
+at which the run started (``rollup_state.ran_at``): every row committed before it is in the
+rollups, and a target's minutes before ``settled_until = floor_minute(ran_at - (I +
+MARGIN_SECS))`` can no longer change; readers take those from rollups and the rest from raw rows
+(``control_plane/domain/results/service.py``).
+
+Incremental runs. A run looks only at the rows that arrived since the previous run: those whose
+``received_at`` (the writing transaction's now(), stamped again when a real result replaces a
+``missed`` placeholder) is at or past the arrival watermark ``rollup_state.received_to``, found
+through a BRIN index on ``received_at`` (0190; the run first summarizes the ranges written since its
+previous one, 0191), aggregated per (target, region, minute) in the same pass. A minute with no
+rollup row yet had no row before (every row that arrived before the watermark is rolled up), so that
+aggregate is the whole minute and is inserted (ON CONFLICT DO NOTHING tells the others apart): the
+common case, one check of a target per minute. A minute that has a row already (a second check in
+it, a placeholder replaced, a late row) is recomputed whole from its raw rows: counts and means
+could be merged, the quantiles (percentile_cont of the minute's latencies) cannot, so a minute row
+is always what a from-scratch computation gives, and a late row (an old slot received now) is
+counted in its own minute, whatever its age (its hour is rebuilt if it was written already). Before,
+every run recomputed every target's minutes from its previous settled point, about four slots per
+target and region a run, received or not.
+
+Arrivals. The watermark must not pass a row this run could not see: a write in flight when the
+run read the rows commits later with a ``received_at`` (its transaction's start) from before.
+So the next watermark is the run's start, held to the start of the oldest transaction open in
+the database (``in_flight``, below), minus ``ARRIVAL_LAG`` (1 s) for the instant between a
+backend taking its transaction's timestamp and publishing it in ``pg_stat_activity``. The scan
+has no upper bound: rows that arrived after the cut-off and are already visible are counted now
+and looked at again next run (recomputing a minute twice is harmless; missing one is not). A
+plain lag without ``in_flight`` would not do: a transaction slowed down on a loaded machine can
+stay open longer than any fixed lag.
 
 Hours: once a run moves a target's settled point past the end of an hour, that hour is written
 to ``result_rollups_hourly`` from its (final) minute rows, so hours before
@@ -45,8 +69,9 @@ target whose slot is held by a lease taken long (more than the new interval plus
 after the slot was due, and never answered, can make that slot's placeholders land in minutes
 already settled; the rollups then miss them until a recompute (``rollup_range``).
 
-Cost: one run touches about ``(15 s + I + MARGIN_SECS) / I`` slots per target and region (4 for a
-60 s target) and rewrites only the minutes whose aggregates changed. Ingest is untouched.
+Cost: one run reads the rows that arrived since the previous one (plus a second), then each of
+their minutes once, and rewrites only the minutes whose aggregates changed; targets that got no
+row cost nothing. Ingest is untouched (a BRIN index adds no per-row entry).
 
 Retention. Raw daily partitions expire after ``VIGIL_RAW_RETENTION_DAYS`` and minute-rollup daily
 partitions (``result_rollups_YYYYMMDD``) after ``VIGIL_MINUTE_ROLLUP_RETENTION_DAYS``, in both
@@ -56,7 +81,7 @@ Hourly rollups are kept forever. ``rollup_state.minutes_from`` records where the
 start; reads take anything before it from the hourly rows (service.py says how edges are read).
 
 Idempotent and safe with several workers: a run holds a try-advisory lock (a second worker skips),
-the recompute is deterministic, and the watermark only moves forward.
+the recompute is deterministic, and both watermarks only move forward.
 """
 
 from __future__ import annotations
@@ -81,6 +106,9 @@ CHUNK = timedelta(days=1)
 ADVISORY_LOCK_KEY = 0x766967696C02
 MINUTE = timedelta(minutes=1)
 HOUR = timedelta(hours=1)
+# How far the arrival watermark stays behind the run's transaction-safe cut-off (see "Arrivals"
+# in the module docstring): rows that arrived in the last second are looked at again next run.
+ARRIVAL_LAG = timedelta(seconds=1)
 # Before any result: the "previous settled point" of a first run.
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -187,6 +215,7 @@ async def run_rollups(conn: AsyncConnection[Any]) -> RollupRun:
         prev: datetime | None = state["ran_at"]
         now: datetime = state["now"]
         in_flight: datetime | None = state["in_flight"]
+        received_to: datetime | None = state["received_to"]
         longest = timedelta(seconds=int(state["max_interval"]) + MARGIN_SECS)
         # Checked before the recompute: writes a schedule left behind still owes land after it.
         held = await (await conn.execute(Q.watermark_hold, {"margin": MARGIN_SECS})).fetchone()
@@ -201,16 +230,46 @@ async def run_rollups(conn: AsyncConnection[Any]) -> RollupRun:
             written = await rollup_range(conn, lo, now + MINUTE) if lo is not None else 0
         else:
             lo = prev - longest
-            cur = await conn.execute(
-                Q.rollup_minutes,
-                {
-                    "since": prev,
-                    "margin": MARGIN_SECS,
-                    "lo": floor_minute(prev - longest),
-                    "hi": None,
-                },
-            )
-            written = max(cur.rowcount, 0)
+            # Incremental: only the minutes that got rows since the arrival watermark.
+            since = received_to if received_to is not None else prev
+            # The BRIN ranges written since the previous run, summarized (0191): else the scan
+            # reads every range autovacuum has not summarized yet, whole.
+            await conn.execute("SELECT vigil_summarize_received()")
+            fresh = await (
+                await conn.execute(
+                    Q.rollup_fresh_minutes, {"since": since, "prev": prev, "margin": MARGIN_SECS}
+                )
+            ).fetchone()
+            assert fresh is not None
+            written = int(fresh["written"])
+            settled = list(zip(fresh["target_ids"], fresh["hours"], strict=True))
+            if fresh["known_targets"]:
+                known = await (
+                    await conn.execute(
+                        Q.rollup_known_minutes,
+                        {
+                            "targets": fresh["known_targets"],
+                            "regions": fresh["known_regions"],
+                            "minutes": fresh["known_minutes"],
+                            "prev": prev,
+                            "margin": MARGIN_SECS,
+                        },
+                    )
+                ).fetchone()
+                assert known is not None
+                written += int(known["written"])
+                settled += zip(known["target_ids"], known["hours"], strict=True)
+            if settled:
+                # Late rows in hours already written: those hours again, from their minutes.
+                pairs = sorted(set(settled))
+                await conn.execute(
+                    Q.rollup_hours_of,
+                    {"target_ids": [p[0] for p in pairs], "hours": [p[1] for p in pairs]},
+                )
+                touched.update(p[0] for p in pairs)
+        # The next run's arrival watermark: no row this run missed arrived before it.
+        cut = now if in_flight is None else min(now, in_flight)
+        cut -= ARRIVAL_LAG
         mark = now if hold is None else min(now, hold)
         if mark < now:
             log.info("rollup_watermark_held", at=mark.isoformat(), reason="schedule behind")
@@ -235,7 +294,7 @@ async def run_rollups(conn: AsyncConnection[Any]) -> RollupRun:
             hours = max(cur.rowcount, 0)
             touched.update(r["target_id"] for r in await cur.fetchall())
         await refresh_last_24h(conn, touched)
-        await conn.execute(Q.advance_watermark, {"ran_at": mark})
+        await conn.execute(Q.advance_watermark, {"ran_at": mark, "received_to": cut})
         return RollupRun(
             ran=True,
             rows_written=written + late,

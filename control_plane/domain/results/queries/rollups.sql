@@ -6,7 +6,7 @@
 -- start: otherwise a result for a slot just at the settling edge, committed after this run
 -- read the rows, lands in a minute this run settles and ingest did not mark (rollups.py).
 -- A transaction clears xact_start only after it is visible, and sets it before it writes.
-SELECT s.ran_at, now() AS now,
+SELECT s.ran_at, s.received_to, now() AS now,
        (SELECT coalesce(max(interval_secs), 60) FROM targets) AS max_interval,
        (SELECT min(a.xact_start) FROM pg_stat_activity a
         WHERE a.datname = current_database() AND a.pid <> pg_backend_pid()
@@ -82,6 +82,142 @@ WHERE (ru.total, ru.up, ru.down, ru.degraded, ru.error, ru.missed, ru.samples, r
        EXCLUDED.latency_p99, EXCLUDED.latency_avg, EXCLUDED.dns_avg, EXCLUDED.connect_avg,
        EXCLUDED.tls_avg, EXCLUDED.ttfb_avg);
 
+-- name: rollup_fresh_minutes
+-- The incremental run, first half: the rows that arrived at or after ``since`` (the previous
+-- run's arrival watermark; no upper bound, so every row this statement sees is in), found by
+-- ``received_at`` through its BRIN index (the pages written since the previous run, in every
+-- partition: a late row lands in an old one) and aggregated per (target, region, minute) in the
+-- same pass. A minute with no rollup row yet had no row that arrived before ``since`` (every
+-- such row is rolled up), so its aggregate is the minute's whole and is inserted: the common
+-- case, one check of a target per minute. ON CONFLICT DO NOTHING finds the minutes that have a
+-- row already (a second check in the minute, a real result replacing a ``missed`` placeholder,
+-- a late row, rows the previous run looked at too), without a probe per minute into the
+-- partitioned table (an index probe under run-time partition pruning, ~50 us each): they come
+-- back as ``known`` and ``rollup_known_minutes`` recomputes them whole. So do minutes before
+-- ``minutes_from`` (retention dropped their rows, not necessarily their raw rows).
+-- Returns how many rows were inserted, the known minutes, and ``settled`` (see below).
+WITH fresh AS MATERIALIZED (
+    SELECT r.target_id, r.region_id, date_trunc('minute', r.scheduled_at) AS minute, r.org_id,
+           count(*) AS total, count(*) FILTER (WHERE r.status = 'up') AS up,
+           count(*) FILTER (WHERE r.status = 'down') AS down,
+           count(*) FILTER (WHERE r.status = 'degraded') AS degraded,
+           count(*) FILTER (WHERE r.status = 'error') AS error,
+           count(*) FILTER (WHERE r.status = 'missed') AS missed,
+           count(r.latency_ms) AS samples,
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY r.latency_ms) AS latency_p50,
+           percentile_cont(0.95) WITHIN GROUP (ORDER BY r.latency_ms) AS latency_p95,
+           percentile_cont(0.99) WITHIN GROUP (ORDER BY r.latency_ms) AS latency_p99,
+           avg(r.latency_ms) AS latency_avg, avg(r.dns_ms) AS dns_avg,
+           avg(r.connect_ms) AS connect_avg, avg(r.tls_ms) AS tls_avg, avg(r.ttfb_ms) AS ttfb_avg
+    FROM results r
+    WHERE r.received_at >= %(since)s
+    GROUP BY r.target_id, r.region_id, date_trunc('minute', r.scheduled_at), r.org_id
+),
+kept AS (
+    SELECT coalesce((SELECT minutes_from FROM rollup_state WHERE id = 1), '-infinity') AS from_
+),
+written AS (
+    INSERT INTO result_rollups (
+        target_id, region_id, minute, org_id, total, up, down, degraded, error, missed, samples,
+        latency_p50, latency_p95, latency_p99, latency_avg, dns_avg, connect_avg, tls_avg,
+        ttfb_avg)
+    SELECT f.target_id, f.region_id, f.minute, f.org_id, f.total, f.up, f.down, f.degraded,
+           f.error, f.missed, f.samples, f.latency_p50, f.latency_p95, f.latency_p99,
+           f.latency_avg, f.dns_avg, f.connect_avg, f.tls_avg, f.ttfb_avg
+    FROM fresh f, kept k
+    WHERE f.minute >= k.from_
+    ON CONFLICT (target_id, region_id, minute) DO NOTHING
+    RETURNING target_id, region_id, minute
+),
+known AS (
+    SELECT f.target_id, f.region_id, f.minute FROM fresh f
+    EXCEPT
+    SELECT w.target_id, w.region_id, w.minute FROM written w
+),
+settled AS (
+    -- Written minutes in hours already in the hourly rollups (before the hour of the target's
+    -- settled point as of the previous run ``prev``: a late row), for ``rollup_hours_of``. No
+    -- interval is shorter than 10 s: later minutes are never in such an hour, not joined.
+    SELECT DISTINCT w.target_id, date_trunc('hour', w.minute) AS hour
+    FROM (SELECT * FROM written
+          WHERE minute < date_trunc('hour', %(prev)s::timestamptz
+                                            - make_interval(secs => 10 + %(margin)s))) w
+    JOIN targets t ON t.id = w.target_id
+    WHERE w.minute < date_trunc(
+        'hour', %(prev)s::timestamptz - make_interval(secs => t.interval_secs + %(margin)s))
+)
+SELECT (SELECT count(*) FROM written) AS written,
+       coalesce((SELECT array_agg(target_id) FROM known), '{}') AS known_targets,
+       coalesce((SELECT array_agg(region_id) FROM known), '{}') AS known_regions,
+       coalesce((SELECT array_agg(minute) FROM known), '{}') AS known_minutes,
+       coalesce((SELECT array_agg(target_id) FROM settled), '{}') AS target_ids,
+       coalesce((SELECT array_agg(hour) FROM settled), '{}') AS hours;
+
+-- name: rollup_known_minutes
+-- The incremental run, second half: the given minutes (that had a rollup row already) recomputed
+-- whole from their raw rows through the primary key, so a minute row is always what a
+-- from-scratch computation gives (the quantiles are not mergeable). Rows that come out identical
+-- are not written again. Returns how many were, and ``settled`` as ``rollup_fresh_minutes``.
+WITH known AS (
+    SELECT * FROM unnest(%(targets)s::uuid[], %(regions)s::text[], %(minutes)s::timestamptz[])
+        AS k(target_id, region_id, minute)
+),
+written AS (
+INSERT INTO result_rollups AS ru (
+    target_id, region_id, minute, org_id, total, up, down, degraded, error, missed, samples,
+    latency_p50, latency_p95, latency_p99, latency_avg, dns_avg, connect_avg, tls_avg, ttfb_avg)
+SELECT r.target_id, r.region_id, k.minute, r.org_id,
+       count(*), count(*) FILTER (WHERE r.status = 'up'),
+       count(*) FILTER (WHERE r.status = 'down'),
+       count(*) FILTER (WHERE r.status = 'degraded'),
+       count(*) FILTER (WHERE r.status = 'error'),
+       count(*) FILTER (WHERE r.status = 'missed'),
+       count(r.latency_ms),
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY r.latency_ms),
+       percentile_cont(0.95) WITHIN GROUP (ORDER BY r.latency_ms),
+       percentile_cont(0.99) WITHIN GROUP (ORDER BY r.latency_ms),
+       avg(r.latency_ms), avg(r.dns_ms), avg(r.connect_ms), avg(r.tls_ms), avg(r.ttfb_ms)
+FROM known k
+CROSS JOIN LATERAL (
+    SELECT * FROM results r
+    WHERE r.target_id = k.target_id AND r.region_id = k.region_id
+      AND r.scheduled_at >= k.minute AND r.scheduled_at < k.minute + interval '1 minute'
+    OFFSET 0
+) r
+GROUP BY r.target_id, r.region_id, k.minute, r.org_id
+ON CONFLICT (target_id, region_id, minute) DO UPDATE
+SET org_id = EXCLUDED.org_id, total = EXCLUDED.total, up = EXCLUDED.up, down = EXCLUDED.down,
+    degraded = EXCLUDED.degraded, error = EXCLUDED.error, missed = EXCLUDED.missed,
+    samples = EXCLUDED.samples, latency_p50 = EXCLUDED.latency_p50,
+    latency_p95 = EXCLUDED.latency_p95, latency_p99 = EXCLUDED.latency_p99,
+    latency_avg = EXCLUDED.latency_avg, dns_avg = EXCLUDED.dns_avg,
+    connect_avg = EXCLUDED.connect_avg, tls_avg = EXCLUDED.tls_avg, ttfb_avg = EXCLUDED.ttfb_avg
+WHERE (ru.total, ru.up, ru.down, ru.degraded, ru.error, ru.missed, ru.samples, ru.latency_p50,
+       ru.latency_p95, ru.latency_p99, ru.latency_avg, ru.dns_avg, ru.connect_avg, ru.tls_avg,
+       ru.ttfb_avg)
+      IS DISTINCT FROM
+      (EXCLUDED.total, EXCLUDED.up, EXCLUDED.down, EXCLUDED.degraded, EXCLUDED.error,
+       EXCLUDED.missed, EXCLUDED.samples, EXCLUDED.latency_p50, EXCLUDED.latency_p95,
+       EXCLUDED.latency_p99, EXCLUDED.latency_avg, EXCLUDED.dns_avg, EXCLUDED.connect_avg,
+       EXCLUDED.tls_avg, EXCLUDED.ttfb_avg)
+RETURNING ru.target_id, ru.minute
+),
+settled AS (
+    -- Written minutes in hours already in the hourly rollups (before the hour of the target's
+    -- settled point as of the previous run ``prev``: a late row), for ``rollup_hours_of``. No
+    -- interval is shorter than 10 s: later minutes are never in such an hour, not joined.
+    SELECT DISTINCT w.target_id, date_trunc('hour', w.minute) AS hour
+    FROM (SELECT * FROM written
+          WHERE minute < date_trunc('hour', %(prev)s::timestamptz
+                                            - make_interval(secs => 10 + %(margin)s))) w
+    JOIN targets t ON t.id = w.target_id
+    WHERE w.minute < date_trunc(
+        'hour', %(prev)s::timestamptz - make_interval(secs => t.interval_secs + %(margin)s))
+)
+SELECT (SELECT count(*) FROM written) AS written,
+       coalesce((SELECT array_agg(target_id) FROM settled), '{}') AS target_ids,
+       coalesce((SELECT array_agg(hour) FROM settled), '{}') AS hours;
+
 -- name: rollup_hours
 -- Hours that became settled with this run, per target: from the hour of its previous settled
 -- point (``since``) to the hour of its new one (``until``), both ``- (interval + margin)``. Built
@@ -106,7 +242,15 @@ SELECT m.target_id, m.region_id, date_trunc('hour', m.minute), m.org_id,
            / nullif(sum(m.samples) FILTER (WHERE m.tls_avg IS NOT NULL), 0),
        sum(m.ttfb_avg::float8 * m.samples)
            / nullif(sum(m.samples) FILTER (WHERE m.ttfb_avg IS NOT NULL), 0)
-FROM targets t
+FROM (
+    -- Only the targets an hour settles for in this run (most runs: none): a pass over targets
+    -- instead of an index probe per target.
+    SELECT t.* FROM targets t
+    WHERE date_trunc(
+              'hour', %(since)s::timestamptz - make_interval(secs => t.interval_secs + %(margin)s))
+          < date_trunc(
+              'hour', %(until)s::timestamptz - make_interval(secs => t.interval_secs + %(margin)s))
+) t
 CROSS JOIN LATERAL (
     SELECT * FROM result_rollups m
     WHERE m.target_id = t.id
@@ -136,9 +280,10 @@ WHERE (rh.total, rh.up, rh.down, rh.degraded, rh.error, rh.missed, rh.samples, r
 RETURNING rh.target_id;
 
 -- name: advance_watermark
--- Only forward: a slower concurrent run never moves it back.
+-- Only forward (both watermarks): a slower concurrent run never moves them back.
 UPDATE rollup_state
-SET ran_at = greatest(coalesce(ran_at, '-infinity'), %(ran_at)s), runs = runs + 1
+SET ran_at = greatest(coalesce(ran_at, '-infinity'), %(ran_at)s),
+    received_to = greatest(coalesce(received_to, '-infinity'), %(received_to)s), runs = runs + 1
 WHERE id = 1;
 
 -- name: drop_expired_partitions
