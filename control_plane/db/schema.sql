@@ -210,10 +210,8 @@ BEGIN
             WHERE (n.ended_at IS NULL) <> (o.ended_at IS NULL)
                OR (n.ended_at IS NULL AND n.status IS DISTINCT FROM o.status)
                OR n.target_id <> o.target_id));
-    ELSE
-        PERFORM vigil_target_state_refresh(ARRAY(
-            SELECT DISTINCT o.target_id FROM old_rows o JOIN targets t ON t.id = o.target_id
-            WHERE o.ended_at IS NULL));
+    ELSIF EXISTS (SELECT 1 FROM targets t WHERE t.id = OLD.target_id) THEN
+        PERFORM vigil_target_state_refresh(ARRAY[OLD.target_id]);
     END IF;
     RETURN NULL;
 END $$;
@@ -283,6 +281,24 @@ BEGIN
     RETURN NEW;
 END $$;
 
+CREATE FUNCTION public.vigil_schedule_row_state() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        -- Inside the targets trigger (a resume): it recomputes after all its rows are back.
+        IF pg_trigger_depth() = 1 THEN
+            PERFORM vigil_target_state_refresh(ARRAY[NEW.target_id]);
+        END IF;
+        RETURN NULL;
+    END IF;
+    IF EXISTS (SELECT 1 FROM targets t
+               WHERE t.id = OLD.target_id AND t.enabled AND t.kind <> 'heartbeat') THEN
+        PERFORM vigil_target_state_refresh(ARRAY[OLD.target_id]);
+    END IF;
+    RETURN NULL;
+END $$;
+
 CREATE FUNCTION public.vigil_schedule_target() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
@@ -316,22 +332,12 @@ CREATE FUNCTION public.vigil_schedules_state() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
 BEGIN
-    IF TG_OP = 'UPDATE' THEN
-        PERFORM vigil_target_state_refresh(ARRAY(
-            SELECT DISTINCT n.target_id
-            FROM new_rows n JOIN old_rows o
-              ON o.target_id = n.target_id AND o.region_id = n.region_id
-            WHERE n.last_status IS DISTINCT FROM o.last_status
-               OR (n.last_at IS NULL) <> (o.last_at IS NULL)));
-    ELSIF TG_OP = 'INSERT' THEN
-        PERFORM vigil_target_state_refresh(ARRAY(
-            SELECT DISTINCT n.target_id FROM new_rows n JOIN targets t ON t.id = n.target_id
-            WHERE n.last_at IS NOT NULL AND t.enabled AND t.kind <> 'heartbeat'));
-    ELSE
-        PERFORM vigil_target_state_refresh(ARRAY(
-            SELECT DISTINCT o.target_id FROM old_rows o JOIN targets t ON t.id = o.target_id
-            WHERE o.last_at IS NOT NULL AND t.enabled AND t.kind <> 'heartbeat'));
-    END IF;
+    PERFORM vigil_target_state_refresh(ARRAY(
+        SELECT DISTINCT n.target_id
+        FROM new_rows n JOIN old_rows o
+          ON o.target_id = n.target_id AND o.region_id = n.region_id
+        WHERE n.last_status IS DISTINCT FROM o.last_status
+           OR (n.last_at IS NULL) <> (o.last_at IS NULL)));
     RETURN NULL;
 END $$;
 
@@ -1601,7 +1607,7 @@ ALTER INDEX public.results_pkey ATTACH PARTITION public.results_default_pkey;
 
 ALTER INDEX public.results_target_time_idx ATTACH PARTITION public.results_default_target_id_scheduled_at_idx;
 
-CREATE TRIGGER incidents_state_delete AFTER DELETE ON public.incidents REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION public.vigil_incidents_state();
+CREATE TRIGGER incidents_state_delete AFTER DELETE ON public.incidents FOR EACH ROW WHEN ((old.ended_at IS NULL)) EXECUTE FUNCTION public.vigil_incidents_state();
 
 CREATE TRIGGER incidents_state_insert AFTER INSERT ON public.incidents REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.vigil_incidents_state();
 
@@ -1613,9 +1619,9 @@ CREATE TRIGGER region_states_state_update AFTER UPDATE ON public.region_states R
 
 CREATE TRIGGER schedules_flush_steady BEFORE DELETE ON public.schedules FOR EACH ROW WHEN ((old.steady_to IS NOT NULL)) EXECUTE FUNCTION public.vigil_schedule_flush_steady();
 
-CREATE TRIGGER schedules_state_delete AFTER DELETE ON public.schedules REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION public.vigil_schedules_state();
+CREATE TRIGGER schedules_state_delete AFTER DELETE ON public.schedules FOR EACH ROW WHEN ((old.last_at IS NOT NULL)) EXECUTE FUNCTION public.vigil_schedule_row_state();
 
-CREATE TRIGGER schedules_state_insert AFTER INSERT ON public.schedules REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.vigil_schedules_state();
+CREATE TRIGGER schedules_state_insert AFTER INSERT ON public.schedules FOR EACH ROW WHEN ((new.last_at IS NOT NULL)) EXECUTE FUNCTION public.vigil_schedule_row_state();
 
 CREATE TRIGGER schedules_state_update AFTER UPDATE ON public.schedules REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.vigil_schedules_state();
 

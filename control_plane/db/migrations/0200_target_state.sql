@@ -1,7 +1,7 @@
 -- The current status of every target, maintained instead of computed on read (issue 16).
 --
 -- ``target_state`` holds one row per target: what ``target_status`` / ``org_target_status``
--- say of it (same rules, same answers), kept by statement-level triggers on everything those
+-- say of it (same rules, same answers), kept by triggers on everything those
 -- rules read: the target (enabled, kind), its schedule rows (each region's last status, written
 -- by ingest), the evaluation's region states (a heartbeat's source) and its open incident.
 -- The list's ``sort=status`` / ``status=`` read it through ``target_state_org_rank_idx`` (an
@@ -21,7 +21,8 @@
 -- Concurrency: a recompute first locks the targets' state rows in id order, then computes in a
 -- new statement (a new snapshot under READ COMMITTED): whoever locks last sees every change
 -- committed before it and its own, so concurrent ingests of two regions of one target never
--- leave a stale status. Every trigger locks in one sorted round per statement; the incident
+-- leave a stale status. A statement-level trigger locks in one sorted round per statement (a
+-- row-level one, one target's row); the incident
 -- engine, which changes statuses in several statements, locks its chunk's rows up front
 -- (engine.py), so the lock order is always the id order.
 
@@ -118,41 +119,54 @@ CREATE TRIGGER targets_state_delete AFTER DELETE ON targets
     FOR EACH STATEMENT EXECUTE FUNCTION vigil_targets_state();
 
 -- schedules: a probed, enabled target's regions. An UPDATE (lease, ingest) matters only where
--- the last status moved; an INSERT or DELETE only where the row held a last status and the
--- target is probed and enabled (pause, resume and a change of kind are the targets trigger's;
--- the rows a target's deletion cascades to find no target).
+-- the last status moved: one firing per statement, the batch's old and new rows joined.
+-- Rows are inserted and deleted one target at a time by the region and target triggers
+-- (a bulk create of 10,000 targets inserts 20,000 schedule rows, each in its own statement;
+-- a bulk delete cascades per target): there the triggers are per row and their WHEN keeps
+-- every row without a last result from even calling them. An inserted row with a last result
+-- is a resume (the targets trigger recomputes the target once its rows are back) or a direct
+-- write; a deleted one matters only while its target is still probed and enabled (a region
+-- unassigned: pause, a change of kind and deletion are the targets trigger's).
 CREATE FUNCTION vigil_schedules_state() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
 BEGIN
-    IF TG_OP = 'UPDATE' THEN
-        PERFORM vigil_target_state_refresh(ARRAY(
-            SELECT DISTINCT n.target_id
-            FROM new_rows n JOIN old_rows o
-              ON o.target_id = n.target_id AND o.region_id = n.region_id
-            WHERE n.last_status IS DISTINCT FROM o.last_status
-               OR (n.last_at IS NULL) <> (o.last_at IS NULL)));
-    ELSIF TG_OP = 'INSERT' THEN
-        PERFORM vigil_target_state_refresh(ARRAY(
-            SELECT DISTINCT n.target_id FROM new_rows n JOIN targets t ON t.id = n.target_id
-            WHERE n.last_at IS NOT NULL AND t.enabled AND t.kind <> 'heartbeat'));
-    ELSE
-        PERFORM vigil_target_state_refresh(ARRAY(
-            SELECT DISTINCT o.target_id FROM old_rows o JOIN targets t ON t.id = o.target_id
-            WHERE o.last_at IS NOT NULL AND t.enabled AND t.kind <> 'heartbeat'));
+    PERFORM vigil_target_state_refresh(ARRAY(
+        SELECT DISTINCT n.target_id
+        FROM new_rows n JOIN old_rows o
+          ON o.target_id = n.target_id AND o.region_id = n.region_id
+        WHERE n.last_status IS DISTINCT FROM o.last_status
+           OR (n.last_at IS NULL) <> (o.last_at IS NULL)));
+    RETURN NULL;
+END $$;
+
+CREATE FUNCTION vigil_schedule_row_state() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        -- Inside the targets trigger (a resume): it recomputes after all its rows are back.
+        IF pg_trigger_depth() = 1 THEN
+            PERFORM vigil_target_state_refresh(ARRAY[NEW.target_id]);
+        END IF;
+        RETURN NULL;
+    END IF;
+    IF EXISTS (SELECT 1 FROM targets t
+               WHERE t.id = OLD.target_id AND t.enabled AND t.kind <> 'heartbeat') THEN
+        PERFORM vigil_target_state_refresh(ARRAY[OLD.target_id]);
     END IF;
     RETURN NULL;
 END $$;
 
-CREATE TRIGGER schedules_state_insert AFTER INSERT ON schedules
-    REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION vigil_schedules_state();
 CREATE TRIGGER schedules_state_update AFTER UPDATE ON schedules
     REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION vigil_schedules_state();
+CREATE TRIGGER schedules_state_insert AFTER INSERT ON schedules
+    FOR EACH ROW WHEN (NEW.last_at IS NOT NULL)
+    EXECUTE FUNCTION vigil_schedule_row_state();
 CREATE TRIGGER schedules_state_delete AFTER DELETE ON schedules
-    REFERENCING OLD TABLE AS old_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION vigil_schedules_state();
+    FOR EACH ROW WHEN (OLD.last_at IS NOT NULL)
+    EXECUTE FUNCTION vigil_schedule_row_state();
 
 -- region_states: the source of an enabled heartbeat target only (a probed target reads its
 -- schedules, a paused one is paused). Rows go only with their target.
@@ -185,7 +199,8 @@ CREATE TRIGGER region_states_state_update AFTER UPDATE ON region_states
     FOR EACH STATEMENT EXECUTE FUNCTION vigil_region_states_state();
 
 -- incidents: an open incident decides the status; opening, closing or a change of its status
--- moves it. A deleted open incident (its target's deletion finds no target) too.
+-- moves it. A deleted open incident too (per row: a target's deletion cascades per target, and
+-- then finds no target).
 CREATE FUNCTION vigil_incidents_state() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
@@ -199,10 +214,8 @@ BEGIN
             WHERE (n.ended_at IS NULL) <> (o.ended_at IS NULL)
                OR (n.ended_at IS NULL AND n.status IS DISTINCT FROM o.status)
                OR n.target_id <> o.target_id));
-    ELSE
-        PERFORM vigil_target_state_refresh(ARRAY(
-            SELECT DISTINCT o.target_id FROM old_rows o JOIN targets t ON t.id = o.target_id
-            WHERE o.ended_at IS NULL));
+    ELSIF EXISTS (SELECT 1 FROM targets t WHERE t.id = OLD.target_id) THEN
+        PERFORM vigil_target_state_refresh(ARRAY[OLD.target_id]);
     END IF;
     RETURN NULL;
 END $$;
@@ -214,8 +227,8 @@ CREATE TRIGGER incidents_state_update AFTER UPDATE ON incidents
     REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION vigil_incidents_state();
 CREATE TRIGGER incidents_state_delete AFTER DELETE ON incidents
-    REFERENCING OLD TABLE AS old_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION vigil_incidents_state();
+    FOR EACH ROW WHEN (OLD.ended_at IS NULL)
+    EXECUTE FUNCTION vigil_incidents_state();
 
 -- target_state → org_status_counts: one delta row per (org, status) a statement moved.
 CREATE FUNCTION vigil_target_state_counts() RETURNS trigger
