@@ -47,6 +47,33 @@ LEFT JOIN (
 WHERE t.org_id = org
 $$;
 
+CREATE FUNCTION public.vigil_compact_org_status_counts() RETURNS bigint
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    folded bigint;
+BEGIN
+    IF NOT pg_try_advisory_xact_lock(hashtextextended('org_status_counts', 0)) THEN
+        RETURN 0;
+    END IF;
+    WITH busy AS (
+        SELECT c.org_id, c.status FROM org_status_counts c
+        GROUP BY c.org_id, c.status HAVING count(*) > 1 OR sum(c.n) = 0
+    ),
+    gone AS (
+        DELETE FROM org_status_counts c USING busy b
+        WHERE c.org_id = b.org_id AND c.status = b.status
+        RETURNING c.org_id, c.status, c.n
+    ),
+    put AS (
+        INSERT INTO org_status_counts (org_id, status, n)
+        SELECT g.org_id, g.status, sum(g.n) FROM gone g
+        GROUP BY g.org_id, g.status HAVING sum(g.n) <> 0
+    )
+    SELECT count(*) INTO folded FROM gone;
+    RETURN folded;
+END $$;
+
 CREATE FUNCTION public.vigil_drop_result_partitions(before_day date) RETURNS integer
     LANGUAGE plpgsql
     AS $_$
@@ -170,6 +197,25 @@ BEGIN
     RETURN NEW;
 END $$;
 
+CREATE FUNCTION public.vigil_incidents_state() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        PERFORM vigil_target_state_refresh(ARRAY(
+            SELECT DISTINCT n.target_id FROM new_rows n WHERE n.ended_at IS NULL));
+    ELSIF TG_OP = 'UPDATE' THEN
+        PERFORM vigil_target_state_refresh(ARRAY(
+            SELECT DISTINCT n.target_id FROM new_rows n JOIN old_rows o ON o.id = n.id
+            WHERE (n.ended_at IS NULL) <> (o.ended_at IS NULL)
+               OR (n.ended_at IS NULL AND n.status IS DISTINCT FROM o.status)
+               OR n.target_id <> o.target_id));
+    ELSIF EXISTS (SELECT 1 FROM targets t WHERE t.id = OLD.target_id) THEN
+        PERFORM vigil_target_state_refresh(ARRAY[OLD.target_id]);
+    END IF;
+    RETURN NULL;
+END $$;
+
 CREATE FUNCTION public.vigil_next_slot(target uuid, interval_secs integer, after timestamp with time zone) RETURNS timestamp with time zone
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$
@@ -177,6 +223,27 @@ CREATE FUNCTION public.vigil_next_slot(target uuid, interval_secs integer, after
         ceil((extract(epoch FROM after - to_timestamp(0)) - vigil_slot_offset(target, interval_secs))
              / interval_secs) * interval_secs + vigil_slot_offset(target, interval_secs))
 $$;
+
+CREATE FUNCTION public.vigil_region_states_state() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    IF TG_OP = 'UPDATE' THEN
+        PERFORM vigil_target_state_refresh(ARRAY(
+            SELECT DISTINCT n.target_id
+            FROM new_rows n
+            JOIN old_rows o ON o.target_id = n.target_id AND o.region_id = n.region_id
+            JOIN targets t ON t.id = n.target_id
+            WHERE t.kind = 'heartbeat' AND t.enabled
+              AND (n.last_status IS DISTINCT FROM o.last_status
+                   OR (n.last_reported_at IS NULL) <> (o.last_reported_at IS NULL))));
+    ELSE
+        PERFORM vigil_target_state_refresh(ARRAY(
+            SELECT DISTINCT n.target_id FROM new_rows n JOIN targets t ON t.id = n.target_id
+            WHERE t.kind = 'heartbeat' AND t.enabled AND n.last_reported_at IS NOT NULL));
+    END IF;
+    RETURN NULL;
+END $$;
 
 CREATE FUNCTION public.vigil_region_steady(last_status text, failing boolean, consecutive_bad integer, consecutive_good integer, confirmations integer) RETURNS boolean
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
@@ -214,6 +281,24 @@ BEGIN
     RETURN NEW;
 END $$;
 
+CREATE FUNCTION public.vigil_schedule_row_state() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        -- Inside the targets trigger (a resume): it recomputes after all its rows are back.
+        IF pg_trigger_depth() = 1 THEN
+            PERFORM vigil_target_state_refresh(ARRAY[NEW.target_id]);
+        END IF;
+        RETURN NULL;
+    END IF;
+    IF EXISTS (SELECT 1 FROM targets t
+               WHERE t.id = OLD.target_id AND t.enabled AND t.kind <> 'heartbeat') THEN
+        PERFORM vigil_target_state_refresh(ARRAY[OLD.target_id]);
+    END IF;
+    RETURN NULL;
+END $$;
+
 CREATE FUNCTION public.vigil_schedule_target() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
@@ -243,6 +328,19 @@ BEGIN
     RETURN NEW;
 END $$;
 
+CREATE FUNCTION public.vigil_schedules_state() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    PERFORM vigil_target_state_refresh(ARRAY(
+        SELECT DISTINCT n.target_id
+        FROM new_rows n JOIN old_rows o
+          ON o.target_id = n.target_id AND o.region_id = n.region_id
+        WHERE n.last_status IS DISTINCT FROM o.last_status
+           OR (n.last_at IS NULL) <> (o.last_at IS NULL)));
+    RETURN NULL;
+END $$;
+
 CREATE FUNCTION public.vigil_slot_offset(target uuid, interval_secs integer) RETURNS numeric
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$
@@ -269,6 +367,94 @@ BEGIN
         END;
     END LOOP;
     RETURN made;
+END $$;
+
+CREATE FUNCTION public.vigil_target_state_counts() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO org_status_counts (org_id, status, n)
+        SELECT n.org_id, n.status, count(*) FROM new_rows n
+        -- An org deleted in this statement's transaction has no counts to keep.
+        WHERE EXISTS (SELECT 1 FROM orgs g WHERE g.id = n.org_id)
+        GROUP BY n.org_id, n.status;
+    ELSIF TG_OP = 'UPDATE' THEN
+        INSERT INTO org_status_counts (org_id, status, n)
+        SELECT d.org_id, d.status, sum(d.n) FROM (
+            SELECT n.org_id, n.status, 1 AS n FROM new_rows n
+            UNION ALL
+            SELECT o.org_id, o.status, -1 FROM old_rows o
+        ) d
+        WHERE EXISTS (SELECT 1 FROM orgs g WHERE g.id = d.org_id)
+        GROUP BY d.org_id, d.status
+        HAVING sum(d.n) <> 0;
+    ELSE
+        INSERT INTO org_status_counts (org_id, status, n)
+        SELECT o.org_id, o.status, -count(*) FROM old_rows o
+        WHERE EXISTS (SELECT 1 FROM orgs g WHERE g.id = o.org_id)
+        GROUP BY o.org_id, o.status;
+    END IF;
+    RETURN NULL;
+END $$;
+
+CREATE FUNCTION public.vigil_target_state_refresh(ids uuid[]) RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    IF ids IS NULL OR cardinality(ids) = 0 THEN
+        RETURN;
+    END IF;
+    PERFORM 1 FROM target_state WHERE target_id = ANY (ids) ORDER BY target_id FOR UPDATE;
+    UPDATE target_state ts SET status = c.status
+    FROM vigil_target_status_of(ids) c
+    WHERE ts.target_id = c.target_id AND ts.status <> c.status;
+END $$;
+
+CREATE FUNCTION public.vigil_target_status_of(ids uuid[]) RETURNS TABLE(target_id uuid, org_id uuid, status text)
+    LANGUAGE sql STABLE
+    AS $$
+SELECT t.id, t.org_id,
+       CASE
+           WHEN NOT t.enabled THEN 'paused'
+           WHEN i.id IS NOT NULL THEN
+               CASE WHEN i.status IN ('down', 'error', 'degraded') THEN i.status ELSE 'down' END
+           WHEN w.worst IS NULL THEN 'unknown'
+           ELSE (ARRAY['down', 'error', 'degraded', 'up'])[w.worst]
+       END
+FROM targets t
+LEFT JOIN incidents i ON i.target_id = t.id AND i.ended_at IS NULL
+LEFT JOIN LATERAL (
+    SELECT min(array_position(ARRAY['down', 'error', 'degraded', 'up'], x.st)) AS worst
+    FROM (
+        SELECT s.last_status AS st FROM schedules s
+        WHERE s.target_id = t.id AND s.last_at IS NOT NULL
+          AND t.enabled AND t.kind <> 'heartbeat'
+        UNION ALL
+        SELECT rs.last_status FROM region_states rs
+        WHERE rs.target_id = t.id AND rs.last_reported_at IS NOT NULL
+          AND NOT (t.enabled AND t.kind <> 'heartbeat')
+    ) x
+) w ON true
+WHERE t.id = ANY (ids)
+$$;
+
+CREATE FUNCTION public.vigil_targets_state() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO target_state (target_id, org_id, status)
+        SELECT n.id, n.org_id, CASE WHEN n.enabled THEN 'unknown' ELSE 'paused' END
+        FROM new_rows n;
+    ELSIF TG_OP = 'UPDATE' THEN
+        PERFORM vigil_target_state_refresh(ARRAY(
+            SELECT n.id FROM new_rows n JOIN old_rows o ON o.id = n.id
+            WHERE n.enabled <> o.enabled OR n.kind <> o.kind));
+    ELSE
+        DELETE FROM target_state ts USING old_rows o WHERE ts.target_id = o.id;
+    END IF;
+    RETURN NULL;
 END $$;
 
 SET default_tablespace = '';
@@ -693,6 +879,12 @@ CREATE VIEW public.org_limits AS
      JOIN public.plans p ON ((p.id = o.plan_id)))
      LEFT JOIN public.plan_overrides v ON ((v.org_id = o.id)));
 
+CREATE TABLE public.org_status_counts (
+    org_id uuid NOT NULL,
+    status text NOT NULL,
+    n bigint NOT NULL
+);
+
 CREATE TABLE public.password_resets (
     id uuid NOT NULL,
     user_id uuid NOT NULL,
@@ -1080,6 +1272,14 @@ CREATE VIEW public.target_details AS
           ORDER BY a."position") AS alert_ids
    FROM public.targets t;
 
+CREATE TABLE public.target_state (
+    target_id uuid NOT NULL,
+    org_id uuid NOT NULL,
+    status text NOT NULL,
+    rank smallint GENERATED ALWAYS AS (array_position(ARRAY['down'::text, 'error'::text, 'degraded'::text, 'unknown'::text, 'up'::text, 'paused'::text], status)) STORED
+)
+WITH (fillfactor='80');
+
 CREATE TABLE public.telegram_bot_state (
     id integer NOT NULL,
     update_offset bigint DEFAULT 0 NOT NULL,
@@ -1283,6 +1483,9 @@ ALTER TABLE ONLY public.target_last_24h
 ALTER TABLE ONLY public.target_regions
     ADD CONSTRAINT target_regions_pkey PRIMARY KEY (target_id, region_id);
 
+ALTER TABLE ONLY public.target_state
+    ADD CONSTRAINT target_state_pkey PRIMARY KEY (target_id);
+
 ALTER TABLE ONLY public.targets
     ADD CONSTRAINT targets_pkey PRIMARY KEY (id);
 
@@ -1380,6 +1583,8 @@ CREATE INDEX on_demand_expires_idx ON public.on_demand_checks USING btree (expir
 
 CREATE INDEX on_demand_open_idx ON public.on_demand_checks USING btree (region_id, created_at) WHERE (state <> 'done'::text);
 
+CREATE INDEX org_status_counts_org_idx ON public.org_status_counts USING btree (org_id, status);
+
 CREATE INDEX password_resets_user_idx ON public.password_resets USING btree (user_id);
 
 CREATE INDEX region_grants_org_idx ON public.region_grants USING btree (org_id);
@@ -1412,6 +1617,8 @@ CREATE INDEX status_pages_org_idx ON public.status_pages USING btree (org_id, cr
 
 CREATE INDEX target_regions_region_idx ON public.target_regions USING btree (region_id);
 
+CREATE INDEX target_state_org_rank_idx ON public.target_state USING btree (org_id, rank, target_id);
+
 CREATE INDEX targets_org_idx ON public.targets USING btree (org_id, id);
 
 CREATE INDEX targets_tags_idx ON public.targets USING gin (tags);
@@ -1428,13 +1635,41 @@ ALTER INDEX public.results_received_at_brin ATTACH PARTITION public.results_defa
 
 ALTER INDEX public.results_target_time_idx ATTACH PARTITION public.results_default_target_id_scheduled_at_idx;
 
+CREATE TRIGGER incidents_state_delete AFTER DELETE ON public.incidents FOR EACH ROW WHEN ((old.ended_at IS NULL)) EXECUTE FUNCTION public.vigil_incidents_state();
+
+CREATE TRIGGER incidents_state_insert AFTER INSERT ON public.incidents REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.vigil_incidents_state();
+
+CREATE TRIGGER incidents_state_update AFTER UPDATE ON public.incidents REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.vigil_incidents_state();
+
+CREATE TRIGGER region_states_state_insert AFTER INSERT ON public.region_states REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.vigil_region_states_state();
+
+CREATE TRIGGER region_states_state_update AFTER UPDATE ON public.region_states REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.vigil_region_states_state();
+
 CREATE TRIGGER schedules_flush_steady BEFORE DELETE ON public.schedules FOR EACH ROW WHEN ((old.steady_to IS NOT NULL)) EXECUTE FUNCTION public.vigil_schedule_flush_steady();
 
+CREATE TRIGGER schedules_state_delete AFTER DELETE ON public.schedules FOR EACH ROW WHEN ((old.last_at IS NOT NULL)) EXECUTE FUNCTION public.vigil_schedule_row_state();
+
+CREATE TRIGGER schedules_state_insert AFTER INSERT ON public.schedules FOR EACH ROW WHEN ((new.last_at IS NOT NULL)) EXECUTE FUNCTION public.vigil_schedule_row_state();
+
+CREATE TRIGGER schedules_state_update AFTER UPDATE ON public.schedules REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.vigil_schedules_state();
+
 CREATE TRIGGER target_regions_schedule AFTER INSERT OR DELETE ON public.target_regions FOR EACH ROW EXECUTE FUNCTION public.vigil_schedule_region();
+
+CREATE TRIGGER target_state_counts_delete AFTER DELETE ON public.target_state REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION public.vigil_target_state_counts();
+
+CREATE TRIGGER target_state_counts_insert AFTER INSERT ON public.target_state REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.vigil_target_state_counts();
+
+CREATE TRIGGER target_state_counts_update AFTER UPDATE ON public.target_state REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.vigil_target_state_counts();
 
 CREATE TRIGGER targets_heartbeat_rearm AFTER UPDATE OF enabled, interval_secs, spec ON public.targets FOR EACH ROW WHEN (((new.kind = 'heartbeat'::text) AND new.enabled AND ((NOT old.enabled) OR (new.interval_secs <> old.interval_secs) OR (new.spec IS DISTINCT FROM old.spec)))) EXECUTE FUNCTION public.vigil_heartbeat_rearm();
 
 CREATE TRIGGER targets_schedule AFTER UPDATE OF enabled, interval_secs, kind ON public.targets FOR EACH ROW EXECUTE FUNCTION public.vigil_schedule_target();
+
+CREATE TRIGGER targets_state_delete AFTER DELETE ON public.targets REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION public.vigil_targets_state();
+
+CREATE TRIGGER targets_state_insert AFTER INSERT ON public.targets REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.vigil_targets_state();
+
+CREATE TRIGGER targets_state_update AFTER UPDATE ON public.targets REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.vigil_targets_state();
 
 ALTER TABLE ONLY public.agents
     ADD CONSTRAINT agents_region_fkey FOREIGN KEY (region_id) REFERENCES public.regions(id);
@@ -1537,6 +1772,9 @@ ALTER TABLE ONLY public.on_demand_checks
 
 ALTER TABLE ONLY public.on_demand_checks
     ADD CONSTRAINT on_demand_checks_target_id_fkey FOREIGN KEY (target_id) REFERENCES public.targets(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.org_status_counts
+    ADD CONSTRAINT org_status_counts_org_id_fkey FOREIGN KEY (org_id) REFERENCES public.orgs(id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.orgs
     ADD CONSTRAINT orgs_plan_id_fkey FOREIGN KEY (plan_id) REFERENCES public.plans(id);

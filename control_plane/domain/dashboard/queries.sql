@@ -1,20 +1,27 @@
 -- name: summary
--- The org's rollup in one statement. Status counts come from org_target_status (the
--- set-based target_status; paused targets count as unknown: the reference's five keys); the
+-- The org's rollup in one statement. Status counts are the maintained per-org totals
+-- (org_status_counts, 0200: a few delta rows per org and status, kept by the target_state
+-- triggers; paused targets count as unknown: the reference's five keys); the
 -- last 24 h from target_last_24h (the hourly rollups' last 24 complete hours per target, as
 -- target reads show them, kept by the rollup job: one row per target instead of 24 per target
 -- and region); the system figures from the schedules (leases in flight), the evaluation queue
 -- and the missed slots of the last five minutes.
-WITH cur AS (
+WITH counts AS (
+    SELECT c.status, sum(c.n) AS n
+    FROM org_status_counts c
+    WHERE c.org_id = %(org_id)s
+    GROUP BY c.status
+),
+cur AS (
     -- A target is paused exactly when it is disabled.
-    SELECT count(*) AS total,
-           count(*) FILTER (WHERE c.current_status <> 'paused') AS enabled,
-           count(*) FILTER (WHERE c.current_status = 'up') AS up,
-           count(*) FILTER (WHERE c.current_status = 'down') AS down,
-           count(*) FILTER (WHERE c.current_status = 'degraded') AS degraded,
-           count(*) FILTER (WHERE c.current_status = 'error') AS error,
-           count(*) FILTER (WHERE c.current_status IN ('unknown', 'paused')) AS unknown
-    FROM org_target_status(%(org_id)s) c
+    SELECT coalesce(sum(n), 0)::bigint AS total,
+           coalesce(sum(n) FILTER (WHERE status <> 'paused'), 0)::bigint AS enabled,
+           coalesce(sum(n) FILTER (WHERE status = 'up'), 0)::bigint AS up,
+           coalesce(sum(n) FILTER (WHERE status = 'down'), 0)::bigint AS down,
+           coalesce(sum(n) FILTER (WHERE status = 'degraded'), 0)::bigint AS degraded,
+           coalesce(sum(n) FILTER (WHERE status = 'error'), 0)::bigint AS error,
+           coalesce(sum(n) FILTER (WHERE status IN ('unknown', 'paused')), 0)::bigint AS unknown
+    FROM counts
 ),
 day AS (
     SELECT coalesce(sum(d.checks), 0)::bigint AS checks, coalesce(sum(d.up), 0)::bigint AS up

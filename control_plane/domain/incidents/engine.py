@@ -156,14 +156,12 @@ async def _evaluate_chunk(
             if target is not None:
                 outcomes[tid].results = _fold(target, states[tid], results.get(tid, ()))
                 saves.extend((tid, region) for region in states[tid].values() if region.changed)
-        if saves:
-            await conn.execute(Q.save_region_states, _region_arrays(saves))
+        changes = _Changes()
         if targets:
             current = {
                 r["target_id"]: r
                 for r in await _rows(conn, Q.open_incidents_of, {"ids": list(targets)})
             }
-            changes = _Changes()
             for tid, target in targets.items():
                 outcome = outcomes[tid]
                 now_open = current.get(tid)
@@ -173,6 +171,16 @@ async def _evaluate_chunk(
                 outcome.checked_at = max(
                     (r.evaluated_to for r in states[tid].values() if r.evaluated_to), default=None
                 )
+        # The maintained status (target_state, 0200) of every target whose status these writes
+        # can move, locked in id order before the first of them: each statement's trigger locks
+        # its own targets, and a second round of locks after the first would deadlock against
+        # an ingest locking the same rows in id order.
+        moving = _status_moves(targets, saves, changes)
+        if moving:
+            await conn.execute(Q.lock_target_states, {"ids": moving})
+        if saves:
+            await conn.execute(Q.save_region_states, _region_arrays(saves))
+        if targets:
             await _apply(conn, changes, outcomes, states)
         # Marks of evaluated targets, and of deleted ones (nothing is left to evaluate).
         cleared = [(tid, markers[tid]) for tid in locked if tid in markers]
@@ -182,6 +190,25 @@ async def _evaluate_chunk(
                 {"ids": [c[0] for c in cleared], "dirty_at": [c[1] for c in cleared]},
             )
     return outcomes
+
+
+def _status_moves(
+    targets: dict[uuid.UUID, dict[str, Any]],
+    saves: list[tuple[uuid.UUID, RegionRow]],
+    changes: _Changes,
+) -> list[uuid.UUID]:
+    """The targets whose maintained status the chunk's writes may change, in id order: those
+    whose incident opens, turns ``down`` or closes, and the heartbeat targets whose region state is
+    saved (a probed target's status reads its schedule rows, which ingest writes)."""
+    ids = {uuid.UUID(c["target_id"]) for c in changes.opens}
+    ids.update(uuid.UUID(c["target_id"]) for c in changes.extends if c["moves"])
+    ids.update(c[0] for c in changes.closes)
+    ids.update(
+        tid
+        for tid, _ in saves
+        if tid in targets and list(targets[tid]["regions"] or ()) == ["heartbeat"]
+    )
+    return sorted(ids)
 
 
 async def _new_results(
@@ -328,6 +355,9 @@ def _decide(
         changes.extends.append(
             {
                 "id": str(current["id"]),
+                "target_id": str(target_id),
+                # Whether the incident's status moves (a hard failure makes it ``down``).
+                "moves": status == "down" and current["status"] != "down",
                 "regions": failing_ids,
                 "bad": sum(r.bad_seen for r in regions.values()),
                 "cause": cause,

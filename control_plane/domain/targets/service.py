@@ -47,49 +47,63 @@ DEFAULT_REGION = "default"
 
 # ``sort`` of the target list: a fixed list of ORDER BY clauses, each ending with the id so a
 # page never shifts between equal keys; ``-`` in front sorts descending. Status sorts by
-# severity (down first), last_checked_at puts never-checked targets last.
+# severity (down first), last_checked_at puts never-checked targets last. ``{rank}`` is the
+# status's place in that order: the maintained ``target_state.rank`` where the page is chosen
+# (an index range of ``target_state_org_rank_idx`` in the sort's order), the same position of
+# the read's status where the page's rows are ordered.
+STATUS_ORDER = "ARRAY['down','error','degraded','unknown','up','paused']"
 _SORTS = {
     "name": "{t}name {dir}, {t}id {dir}",
     "created_at": "{t}created_at {dir}, {t}id {dir}",
-    "status": "array_position(ARRAY['down','error','degraded','unknown','up','paused'], "
-    "{c}current_status) {dir}, {t}id {dir}",
+    "status": "{rank} {dir}, {t}id {dir}",
     "last_checked_at": "{c}last_checked_at {dir} NULLS LAST, {t}id {dir}",
 }
 SORTS = tuple(_SORTS) + tuple(f"-{k}" for k in _SORTS)
 
 
-# The set-based current state of the org's targets (migration 0150), for a filter or a sort on
-# it; the per-target view ``target_status`` would be evaluated once per target of the org.
+# The maintained current status (migration 0200), for a status filter or a sort on it: the
+# org's rows of ``target_state``, read in the sort's order from its index.
+_STATE_JOIN = "JOIN target_state c ON c.target_id = t.id AND c.org_id = %(org_id)s"
+_STATUS_FILTER = f"AND c.rank = array_position({STATUS_ORDER}, %(status)s::text)"
+# The set-based last check of the org's targets (migration 0150), for a sort on it: the
+# per-target view ``target_status`` would be evaluated once per target of the org.
 _ORG_STATUS_JOIN = "JOIN org_target_status(%(org_id)s) c ON c.target_id = t.id"
 
 
-def _needs_status(sort: str | None, status: str | None) -> bool:
-    return status is not None or (sort or "").lstrip("-") in ("status", "last_checked_at")
+def _page_join(sort: str | None, status: str | None) -> tuple[str, str]:
+    """The page step's join and status filter: the current state joins it only for a status
+    filter or a sort on it; a page sorted by name or id is chosen from the targets alone (60,000
+    of them cost an index scan, not 60,000 current states)."""
+    if (sort or "").lstrip("-") == "last_checked_at":
+        # org_target_status has no rank: the filter reads its status.
+        return _ORG_STATUS_JOIN, ("AND c.current_status = %(status)s" if status else "")
+    if status is not None or (sort or "").lstrip("-") == "status":
+        return _STATE_JOIN, _STATUS_FILTER if status else ""
+    return "", ""
 
 
 def list_query(sort: str | None, status: str | None = None, *, json: bool = False) -> str:
     """``list_targets`` (rows) or ``list_targets_json`` (one JSON array) with its ORDER BY: on
-    the tables inside the page, on its rows outside. The page step joins the current state
-    only for a status filter or a sort on it: a page sorted by name or id is chosen from the
-    targets alone (60,000 of them cost an index scan, not 60,000 current states)."""
-    order = order_by(sort, t="t.", c="c.")
+    the tables inside the page, on its rows outside."""
+    join, status_filter = _page_join(sort, status)
     page = (
-        Q.list_page.replace("{page_join}", _ORG_STATUS_JOIN if _needs_status(sort, status) else "")
-        .replace("{status_filter}", "AND c.current_status = %(status)s" if status else "")
-        .replace("{order}", order)
+        Q.list_page.replace("{page_join}", join)
+        .replace("{status_filter}", status_filter)
+        .replace("{order}", order_by(sort, t="t.", c="c.", rank="c.rank"))
     )
     tail = Q.list_targets_json if json else Q.list_targets
-    return page + "\n" + tail.replace("{page_order}", order)
+    outer = order_by(sort, t="t.", c="c.", rank=f"array_position({STATUS_ORDER}, c.current_status)")
+    return page + "\n" + tail.replace("{page_order}", outer)
 
 
 def count_query(status: str | None) -> str:
-    """``count_targets`` with the set-based current state joined for a status filter."""
-    return Q.count_targets.replace("{status_join}", _ORG_STATUS_JOIN if status else "").replace(
-        "{status_filter}", "AND c.current_status = %(status)s" if status else ""
+    """``count_targets`` with the maintained status joined for a status filter."""
+    return Q.count_targets.replace("{status_join}", _STATE_JOIN if status else "").replace(
+        "{status_filter}", _STATUS_FILTER if status else ""
     )
 
 
-def order_by(sort: str | None, *, t: str = "t.", c: str = "c.") -> str:
+def order_by(sort: str | None, *, t: str = "t.", c: str = "c.", rank: str = "c.rank") -> str:
     if not sort:
         return f"{t}id"
     desc = sort.startswith("-")
@@ -101,7 +115,7 @@ def order_by(sort: str | None, *, t: str = "t.", c: str = "c.") -> str:
             f"sort must be one of {', '.join(SORTS)}",
             "/sort",
         )
-    return _SORTS[key].format(dir="DESC" if desc else "ASC", t=t, c=c)
+    return _SORTS[key].format(dir="DESC" if desc else "ASC", t=t, c=c, rank=rank)
 
 
 def target_not_found() -> ApiError:

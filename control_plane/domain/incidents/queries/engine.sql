@@ -161,3 +161,8 @@ SELECT target_id FROM evaluation_queue
 WHERE dirty_at < clock_timestamp() - make_interval(secs => %(older_than_secs)s)
 ORDER BY dirty_at
 LIMIT %(limit)s;
+
+-- name: lock_target_states
+-- The maintained status rows (target_state) a chunk's writes may move, in id order (engine.py).
+SELECT target_id FROM target_state WHERE target_id = ANY(%(ids)b::uuid[])
+ORDER BY target_id FOR UPDATE;

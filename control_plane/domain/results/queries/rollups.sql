@@ -408,3 +408,8 @@ SELECT date_trunc('hour', now()) - interval '23 hours' AS since,
 
 -- name: mark_day_window
 UPDATE rollup_state SET day_since = %(since)s WHERE id = 1;
+
+-- name: compact_org_status_counts
+-- The dashboard's status totals (org_status_counts, 0200): every org's delta rows folded into
+-- one row per status, so a summary sums a handful of rows.
+SELECT vigil_compact_org_status_counts() AS folded;
