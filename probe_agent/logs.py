@@ -1,4 +1,8 @@
-"""structlog JSON logs on stderr, one object per line."""
+"""structlog JSON logs on stderr, one object per line.
+
+Each line is written with its newline in one write (``WriteLoggerFactory``): the processes of
+``--processes N`` share one stderr, and ``print``'s two writes (text, then newline) let another
+process's line land between them."""
 
 from __future__ import annotations
 
@@ -20,6 +24,6 @@ def configure_logging(level: str = "info") -> None:
             structlog.processors.JSONRenderer(),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(lvl),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.WriteLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )

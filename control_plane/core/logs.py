@@ -62,7 +62,8 @@ def configure_logging(level: str | None = None, stream: TextIO | None = None) ->
             structlog.processors.JSONRenderer(),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(lvl),
-        logger_factory=structlog.PrintLoggerFactory(file=out),
+        # One write per line, newline included: API workers share one stderr (see probe_agent.logs).
+        logger_factory=structlog.WriteLoggerFactory(file=out),
         cache_logger_on_first_use=False,
     )
     handler = logging.StreamHandler(out)
