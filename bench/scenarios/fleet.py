@@ -23,6 +23,7 @@ import asyncio
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import aiohttp
 import msgspec
@@ -33,6 +34,7 @@ from bench.config import BenchConfig
 from bench.proc import cpu_between, sample, spread
 from bench.report import Outcome
 from bench.stack import Vigil
+from control_plane.domain.dashboard.service import Q as DASHBOARD
 from control_plane.domain.results.rollups import Q as ROLLUPS
 from shared.checks import HttpCheck
 
@@ -143,7 +145,30 @@ async def _explain(db_url: str, org_id: uuid.UUID) -> list[str]:
                 f" {plan['Execution Time']:.1f} ms execution, {plan['Planning Time']:.1f} ms"
                 " planning (EXPLAIN ANALYZE, warm)"
             )
+        # The dashboard summary's statement, and its parts (CTEs and sub-selects) by time, so
+        # its p99 can be split into PostgreSQL's share and the rest.
+        for _ in range(2):
+            cur = await conn.execute(
+                "EXPLAIN (ANALYZE, FORMAT JSON) " + DASHBOARD.summary, {"org_id": org_id}
+            )
+            plan = (await cur.fetchone())[0][0]  # type: ignore[index]
+        parts = sorted(_subplans(plan["Plan"]), key=lambda p: -p[1])
+        notes.append(
+            f"dashboard summary statement in PostgreSQL: {plan['Execution Time']:.1f} ms"
+            f" execution, {plan['Planning Time']:.1f} ms planning (EXPLAIN ANALYZE, warm); parts: "
+            + ", ".join(f"{name} {ms:.1f} ms" for name, ms in parts)
+        )
     return notes
+
+
+def _subplans(node: dict[str, Any]) -> list[tuple[str, float]]:
+    """Every named sub-plan (CTE, InitPlan, SubPlan) under ``node`` with its total time."""
+    found = []
+    if "Subplan Name" in node:
+        found.append((node["Subplan Name"], node["Actual Total Time"] * node["Actual Loops"]))
+    for child in node.get("Plans", []):
+        found += _subplans(child)
+    return found
 
 
 async def _load(
