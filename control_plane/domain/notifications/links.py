@@ -74,6 +74,11 @@ class LinkService(TenantService):
             raise self.flow.not_found()
         return links
 
+    def _require_flow(self) -> None:
+        """404 when the deployment has not configured the platform side (no deep links)."""
+        if self.flow.links(self.settings.notify, "") is None:
+            raise self.flow.not_found()
+
     async def mint(self, data: LinkCodeCreate) -> LinkCode:
         code = secrets.token_urlsafe(16)
         links = self._links(code)
@@ -119,7 +124,7 @@ class LinkService(TenantService):
         )
 
     async def get(self, link_id: uuid.UUID) -> LinkCode:
-        self._links("")
+        self._require_flow()
         conn = await self.conn()
         row = await (
             await conn.execute(
