@@ -88,6 +88,10 @@ SELECT (SELECT next_due_at FROM schedules
 -- in Python (half of the API's CPU per batch). Times are RFC 3339 with their offset; the figures
 -- are float8, as the arrays were (the INSERT stores them as real). ``marked`` comes back as text:
 -- the ids go straight into the evaluation job.
+-- A result later than its minute's settling window (a spool drained after an outage) needs no
+-- mark here: every rollup run reads what arrived since its previous one by ``received_at``,
+-- whatever the slot's age, and a catch-up run does as much for the slots before its range
+-- (rollups.py, "Late results").
 WITH input AS (
     SELECT *
     FROM json_to_recordset(%(rows)s::json) AS i(
@@ -269,16 +273,6 @@ marked AS (
     WHERE sl.target_id <> ALL (dn.ids)
     ON CONFLICT (target_id) DO UPDATE SET dirty_at = clock_timestamp()
     RETURNING target_id
-),
-late AS (
-    -- A result older than its target's settling window (interval + margin) lands in a minute
-    -- the rollups may have settled already: mark the minute for the next run to recompute.
-    -- Normal results are never this late; an agent's spool draining after an outage is.
-    INSERT INTO rollup_dirty (target_id, minute)
-    SELECT DISTINCT st.target_id, date_trunc('minute', st.scheduled_at)
-    FROM stored st JOIN valid v ON v.target_id = st.target_id AND v.scheduled_at = st.scheduled_at
-    WHERE st.scheduled_at < now() - make_interval(secs => v.interval_secs + %(late_secs)s)
-    ON CONFLICT DO NOTHING
 )
 SELECT (SELECT coalesce(array_agg(idx), '{}') FROM valid) AS valid_idx,
        (SELECT coalesce(array_agg(v.idx), '{}')
