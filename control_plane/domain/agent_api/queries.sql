@@ -313,10 +313,20 @@ WHERE s.target_id = %(target_id)s AND s.region_id = %(region_id)s
 -- for the next statement or sweep; the first one is always taken). All of it set-based: one
 -- INSERT of every placeholder and one UPDATE of every schedule. ``candidates`` tells the caller
 -- whether there may be more.
+--
+-- Cheap when behind: the scan of ``schedules_overdue_idx`` ends at the shortest interval of any
+-- target ago (read through ``targets_interval_idx``, 0240), not at 10 s ago: a system running
+-- behind holds a backlog of due slots that are not missed yet, which the scan used to walk
+-- whole (with a probe of targets each) every second to skip them. Each candidate's target is
+-- one index probe (the LATERAL's OFFSET 0 keeps it a nested loop in index order, so the LIMIT
+-- stops the scan: joined, the planner hashed all of targets), and the UPDATE takes its rows
+-- by TID (``ctid = ANY``), never by a scan of the table whatever the planner expects of ``late``.
 WITH cand AS MATERIALIZED (
     SELECT s.ctid AS row_id, s.target_id, s.region_id, s.next_due_at, t.interval_secs, t.org_id
-    FROM schedules s JOIN targets t ON t.id = s.target_id
-    WHERE s.next_due_at <= now() - interval '10 seconds'  -- indexable: no interval is shorter
+    FROM schedules s
+    CROSS JOIN LATERAL (SELECT t.interval_secs, t.org_id FROM targets t WHERE t.id = s.target_id
+                        OFFSET 0) t
+    WHERE s.next_due_at <= now() - make_interval(secs => (SELECT min(interval_secs) FROM targets))
       AND s.next_due_at + make_interval(secs => t.interval_secs) <= now()
       AND (s.lease_expires_at IS NULL OR s.lease_expires_at < now())
     ORDER BY s.next_due_at
@@ -360,7 +370,8 @@ moved AS (
             now() - make_interval(secs => l.interval_secs) + interval '1 millisecond'),
         leased_by = NULL, lease_expires_at = NULL
     FROM late l
-    WHERE s.ctid = l.row_id  -- the locked row: a TID scan each, never a scan of the table
+    -- The locked rows, by TID: never a scan of the table.
+    WHERE s.ctid = ANY (ARRAY(SELECT row_id FROM late)) AND s.ctid = l.row_id
     RETURNING s.target_id
 )
 SELECT (SELECT count(*) FROM stored) AS missed, (SELECT count(*) FROM moved) AS moved,
