@@ -61,8 +61,11 @@ LEFT JOIN region_grants g ON g.region_id = due.region_id AND g.org_id = t.org_id
 -- By the locked row's ctid: a TID scan per slot. Joined on the key, the planner cannot know how
 -- few slots ``due`` holds and hashes the whole table instead (100 ms for 90,000 schedules).
 WHERE s.ctid = due.row_id
+-- ``spec`` as JSON text and ``secrets`` NULL when there are none: a spec without secrets is decoded
+-- straight into its struct (codec.open_check), not parsed into a dict by psycopg first.
 RETURNING s.target_id, s.region_id, s.next_due_at AS scheduled_at, s.lease_expires_at AS expires_at,
-          t.org_id, t.kind, t.spec, t.secrets, t.interval_secs, now() AS server_time,
+          t.org_id, t.kind, t.spec::text AS spec, nullif(t.secrets, '{}') AS secrets,
+          t.interval_secs, now() AS server_time,
           r.allow_private_targets AND coalesce(g.allow_private_targets, false) AS allow_private;
 
 -- name: next_due_in_region
