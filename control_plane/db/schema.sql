@@ -1619,6 +1619,8 @@ CREATE INDEX target_regions_region_idx ON public.target_regions USING btree (reg
 
 CREATE INDEX target_state_org_rank_idx ON public.target_state USING btree (org_id, rank, target_id);
 
+CREATE INDEX targets_interval_idx ON public.targets USING btree (interval_secs);
+
 CREATE INDEX targets_org_idx ON public.targets USING btree (org_id, id);
 
 CREATE INDEX targets_tags_idx ON public.targets USING gin (tags);

@@ -61,8 +61,11 @@ LEFT JOIN region_grants g ON g.region_id = due.region_id AND g.org_id = t.org_id
 -- By the locked row's ctid: a TID scan per slot. Joined on the key, the planner cannot know how
 -- few slots ``due`` holds and hashes the whole table instead (100 ms for 90,000 schedules).
 WHERE s.ctid = due.row_id
+-- ``spec`` as JSON text and ``secrets`` NULL when there are none: a spec without secrets is decoded
+-- straight into its struct (codec.open_check), not parsed into a dict by psycopg first.
 RETURNING s.target_id, s.region_id, s.next_due_at AS scheduled_at, s.lease_expires_at AS expires_at,
-          t.org_id, t.kind, t.spec, t.secrets, t.interval_secs, now() AS server_time,
+          t.org_id, t.kind, t.spec::text AS spec, nullif(t.secrets, '{}') AS secrets,
+          t.interval_secs, now() AS server_time,
           r.allow_private_targets AND coalesce(g.allow_private_targets, false) AS allow_private;
 
 -- name: next_due_in_region
@@ -88,6 +91,10 @@ SELECT (SELECT next_due_at FROM schedules
 -- in Python (half of the API's CPU per batch). Times are RFC 3339 with their offset; the figures
 -- are float8, as the arrays were (the INSERT stores them as real). ``marked`` comes back as text:
 -- the ids go straight into the evaluation job.
+-- A result later than its minute's settling window (a spool drained after an outage) needs no
+-- mark here: every rollup run reads what arrived since its previous one by ``received_at``,
+-- whatever the slot's age, and a catch-up run does as much for the slots before its range
+-- (rollups.py, "Late results").
 WITH input AS (
     SELECT *
     FROM json_to_recordset(%(rows)s::json) AS i(
@@ -269,16 +276,6 @@ marked AS (
     WHERE sl.target_id <> ALL (dn.ids)
     ON CONFLICT (target_id) DO UPDATE SET dirty_at = clock_timestamp()
     RETURNING target_id
-),
-late AS (
-    -- A result older than its target's settling window (interval + margin) lands in a minute
-    -- the rollups may have settled already: mark the minute for the next run to recompute.
-    -- Normal results are never this late; an agent's spool draining after an outage is.
-    INSERT INTO rollup_dirty (target_id, minute)
-    SELECT DISTINCT st.target_id, date_trunc('minute', st.scheduled_at)
-    FROM stored st JOIN valid v ON v.target_id = st.target_id AND v.scheduled_at = st.scheduled_at
-    WHERE st.scheduled_at < now() - make_interval(secs => v.interval_secs + %(late_secs)s)
-    ON CONFLICT DO NOTHING
 )
 SELECT (SELECT coalesce(array_agg(idx), '{}') FROM valid) AS valid_idx,
        (SELECT coalesce(array_agg(v.idx), '{}')
@@ -319,10 +316,20 @@ WHERE s.target_id = %(target_id)s AND s.region_id = %(region_id)s
 -- for the next statement or sweep; the first one is always taken). All of it set-based: one
 -- INSERT of every placeholder and one UPDATE of every schedule. ``candidates`` tells the caller
 -- whether there may be more.
+--
+-- Cheap when behind: the scan of ``schedules_overdue_idx`` ends at the shortest interval of any
+-- target ago (read through ``targets_interval_idx``, 0240), not at 10 s ago: a system running
+-- behind holds a backlog of due slots that are not missed yet, which the scan used to walk
+-- whole (with a probe of targets each) every second to skip them. Each candidate's target is
+-- one index probe (the LATERAL's OFFSET 0 keeps it a nested loop in index order, so the LIMIT
+-- stops the scan: joined, the planner hashed all of targets), and the UPDATE takes its rows
+-- by TID (``ctid = ANY``), never by a scan of the table whatever the planner expects of ``late``.
 WITH cand AS MATERIALIZED (
     SELECT s.ctid AS row_id, s.target_id, s.region_id, s.next_due_at, t.interval_secs, t.org_id
-    FROM schedules s JOIN targets t ON t.id = s.target_id
-    WHERE s.next_due_at <= now() - interval '10 seconds'  -- indexable: no interval is shorter
+    FROM schedules s
+    CROSS JOIN LATERAL (SELECT t.interval_secs, t.org_id FROM targets t WHERE t.id = s.target_id
+                        OFFSET 0) t
+    WHERE s.next_due_at <= now() - make_interval(secs => (SELECT min(interval_secs) FROM targets))
       AND s.next_due_at + make_interval(secs => t.interval_secs) <= now()
       AND (s.lease_expires_at IS NULL OR s.lease_expires_at < now())
     ORDER BY s.next_due_at
@@ -366,7 +373,8 @@ moved AS (
             now() - make_interval(secs => l.interval_secs) + interval '1 millisecond'),
         leased_by = NULL, lease_expires_at = NULL
     FROM late l
-    WHERE s.ctid = l.row_id  -- the locked row: a TID scan each, never a scan of the table
+    -- The locked rows, by TID: never a scan of the table.
+    WHERE s.ctid = ANY (ARRAY(SELECT row_id FROM late)) AND s.ctid = l.row_id
     RETURNING s.target_id
 )
 SELECT (SELECT count(*) FROM stored) AS missed, (SELECT count(*) FROM moved) AS moved,

@@ -45,7 +45,7 @@ from shared.protocol import (
 
 from .ingest_rows import ROWS, Row, check_row, to_row
 from .lease_ids import LeaseClaim, LeaseSigner
-from .windows import LEASE_GRACE_SECS, LEASE_SHED_SECS, SETTLE_MARGIN_SECS
+from .windows import LEASE_GRACE_SECS, LEASE_SHED_SECS
 
 Q = Queries.beside(__file__)
 log = structlog.get_logger("vigil.agent_api")
@@ -280,7 +280,6 @@ class AgentProtocol(Service):
                 "rows": ROWS.encode(accepted_rows).decode(),
                 "region_id": self.agent.region_id,
                 "agent_id": self.agent.agent_id,
-                "late_secs": SETTLE_MARGIN_SECS,
             }
             async with self.res.db.connection() as conn:
                 # Prepared from its first use on each connection (psycopg waits for 5): planning

@@ -18,7 +18,7 @@ CLOCK_SKEW = timedelta(seconds=30)
 
 # Every row of a slot is committed before ``scheduled_at + interval + SETTLE_MARGIN_SECS`` in
 # normal running (the longest timeout, the lease grace, the clock skew and a minute of slack):
-# the rollups settle minutes past that, and a result later than that marks its minute dirty.
+# the rollups settle minutes past that, and recompute a minute a later result arrives in.
 SETTLE_MARGIN_SECS = (
     MAX_TIMEOUT_MS // 1000 + LEASE_GRACE_SECS + int(CLOCK_SKEW.total_seconds()) + 60
 )

@@ -53,16 +53,16 @@ next runs recompute them. Normally nothing is held. A first run, or one more tha
 the watermark, recomputes everything since the watermark in day-sized chunks.
 
 Late results. A result committed after its minute settled (an agent's spool drained after an
-outage longer than ``I + MARGIN_SECS``) marks its minute in ``rollup_dirty`` at ingest; every run
-first recomputes the marked minutes and their hours (``recompute_dirty``), so the rollups count
-what the raw results hold after any outage, one run (15 s) later. Ingest judges "late" by its
-own transaction's start, so a write still in flight when a run starts (an ingest slowed down by
-a loaded machine, committed after the run read the rows) could carry a result just at the
-settling edge that it did not mark and that the run cannot see: the watermark is therefore also
-held to the start of the oldest transaction open in the database (``pg_stat_activity``; the
-sessions of the application's role are visible to it). Every row a run does not see then comes
-from a transaction begun at or after the watermark, so it is either marked or within the next
-run's window. An open transaction holds the watermark only while it stays open.
+outage longer than ``I + MARGIN_SECS``) is found by its arrival: an incremental run reads every row
+received since the arrival watermark, whatever its slot's age, and recomputes its minute and hour.
+A catch-up run (the first, or one more than a day after the previous) recomputes by slot time from
+the previous settled point on; the rows that arrived since the arrival watermark for slots before
+that are found by ``received_at`` as well (``mark_late_arrivals``) and their minutes marked in
+``rollup_dirty``, which every run recomputes first with their hours (``recompute_dirty``). So the
+rollups count what the raw results hold after any outage, one run (15 s) later, and ingest
+writes nothing for it. The settled point is also held to the start of the oldest transaction
+open in the database (``pg_stat_activity``; the sessions of the application's role are visible to
+it): readers then never take a minute from the rollups while a write into it may still commit.
 
 Known gap: the settled point uses the target's current interval. Shortening the interval of a
 target whose slot is held by a lease taken long (more than the new interval plus the margin)
@@ -209,7 +209,6 @@ async def run_rollups(conn: AsyncConnection[Any]) -> RollupRun:
         return RollupRun(ran=False)
     try:
         touched: set[Any] = set()
-        late = await recompute_dirty(conn, touched)
         state = await (await conn.execute(Q.rollup_state)).fetchone()
         assert state is not None
         prev: datetime | None = state["ran_at"]
@@ -217,6 +216,15 @@ async def run_rollups(conn: AsyncConnection[Any]) -> RollupRun:
         in_flight: datetime | None = state["in_flight"]
         received_to: datetime | None = state["received_to"]
         longest = timedelta(seconds=int(state["max_interval"]) + MARGIN_SECS)
+        if prev is not None and now - prev > CHUNK:
+            # A catch-up run recomputes by slot time from ``prev - longest`` on: the rows that
+            # arrived since the arrival watermark for older slots are marked, by arrival.
+            await conn.execute("SELECT vigil_summarize_received()")
+            await conn.execute(
+                Q.mark_late_arrivals,
+                {"since": received_to if received_to is not None else prev, "lo": prev - longest},
+            )
+        late = await recompute_dirty(conn, touched)
         # Checked before the recompute: writes a schedule left behind still owes land after it.
         held = await (await conn.execute(Q.watermark_hold, {"margin": MARGIN_SECS})).fetchone()
         hold: datetime | None = held["hold"] if held else None
@@ -275,7 +283,7 @@ async def run_rollups(conn: AsyncConnection[Any]) -> RollupRun:
             log.info("rollup_watermark_held", at=mark.isoformat(), reason="schedule behind")
         if in_flight is not None and in_flight < mark:
             # A write begun before this run may commit after it read the rows: settle nothing
-            # past its start (ingest marks a late result by that start).
+            # past its start (readers would take its minute from rollups that lack it).
             mark = in_flight
         advanced = mark == now
         hours = 0

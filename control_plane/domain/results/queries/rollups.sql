@@ -1,10 +1,10 @@
 -- name: rollup_state
 -- The watermark, the database clock, and the longest interval of any target (which bounds how
 -- far back one run has to look). ``in_flight``: when the oldest transaction of another session
--- of this database began, if one is open. A write still in flight is invisible to this run, and
--- ingest judged its lateness by its own start (its now()), so the watermark must not pass that
--- start: otherwise a result for a slot just at the settling edge, committed after this run
--- read the rows, lands in a minute this run settles and ingest did not mark (rollups.py).
+-- of this database began, if one is open. A write still in flight is invisible to this run and
+-- stamps its rows with its own start (received_at = its now()), so neither watermark may pass
+-- that start: the next run then reads the write by arrival, and readers take no minute it lands
+-- in from the rollups before that (rollups.py).
 -- A transaction clears xact_start only after it is visible, and sets it before it writes.
 SELECT s.ran_at, s.received_to, now() AS now,
        (SELECT coalesce(max(interval_secs), 60) FROM targets) AS max_interval,
@@ -306,9 +306,21 @@ SELECT vigil_drop_rollup_partitions(least(
 FROM rollup_state s
 WHERE s.id = 1 AND s.ran_at IS NOT NULL;
 
+-- name: mark_late_arrivals
+-- A catch-up run (the previous one more than a day ago) recomputes every minute from ``lo`` (its
+-- previous settled point) on by slot time. Rows that arrived since the arrival watermark
+-- ``since`` for slots before ``lo`` (an agent's spool drained in the gap) are found here by
+-- arrival, through the BRIN index on ``received_at`` (partitions of slots from ``lo`` on are
+-- pruned), and their minutes marked for ``rollup_dirty_minutes``. Ingest marks nothing.
+INSERT INTO rollup_dirty (target_id, minute)
+SELECT DISTINCT r.target_id, date_trunc('minute', r.scheduled_at)
+FROM results r
+WHERE r.received_at >= %(since)s AND r.scheduled_at < %(lo)s
+ON CONFLICT DO NOTHING;
+
 -- name: rollup_dirty_minutes
--- Minutes a late result landed in after they were settled (ingest marked them): recomputed from
--- the raw rows, the marks taken in the same statement (a failed run keeps them). Returns the
+-- Minutes a late result landed in before a catch-up run's range (``mark_late_arrivals``):
+-- recomputed from the raw rows, the marks taken in the same statement (a failed run keeps them). Returns the
 -- (target, hour) of each, whose hourly rows ``rollup_hours_of`` then rebuilds.
 WITH dirty AS (
     DELETE FROM rollup_dirty
