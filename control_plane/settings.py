@@ -155,6 +155,22 @@ def _target_metrics(e: dict[str, str]) -> TargetMetricsSettings:
     )
 
 
+# Sends per second per worker (NotifySettings.rate_per_sec).
+DEFAULT_NOTIFY_RATE = 1000.0
+
+
+@dataclass(frozen=True, slots=True)
+class EngineSettings:
+    """The incident engine in each worker (``domain/incidents``). ``concurrency``: evaluations
+    run at once per worker (``VIGIL_ENGINE_CONCURRENCY``); jobs that wait meanwhile are merged
+    into the next one (``incidents/slots.py``). One keeps a mass outage's evaluations (and their
+    PostgreSQL backends) to about one core, so the agents' lease and ingest keep theirs."""
+
+    concurrency: int = 1
+    # Targets evaluated per second per worker, at most (``VIGIL_ENGINE_RATE``; 0: unpaced).
+    rate: float = 0.0
+
+
 @dataclass(frozen=True, slots=True)
 class NotifySettings:
     """Notification delivery (``domain/notifications``).
@@ -178,6 +194,10 @@ class NotifySettings:
     # flight at once per worker.
     batch: int = 500
     concurrency: int = 64
+    # Sends started per second per worker, at most (``notifications/pacing.py``); 0: unpaced.
+    # A mass outage's deliveries then spread over more of their 30 s budget instead of
+    # competing with the engine and the agents' ingest for the machine's cores.
+    rate_per_sec: float = DEFAULT_NOTIFY_RATE
     run_budget_secs: float = 30.0
     # More than ``storm_threshold`` opens for one chat channel within ``storm_window_secs``
     # go out as one grouped message. A chat channel's opens and recoveries are held until none
@@ -232,6 +252,32 @@ def _base_urls(raw: str) -> dict[str, str]:
     return out
 
 
+def _positive(e: dict[str, str], name: str, default: int) -> int:
+    raw = (e.get(name) or "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise SettingsError(f"{name}: expected a whole number of at least 1, got {raw!r}")
+    return value
+
+
+def _rate(raw: str | None, name: str, default: float) -> float:
+    raw = (raw or "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:  # NaN too
+        raise SettingsError(f"{name}: expected a number per second (0 = unpaced), got {raw!r}")
+    return value
+
+
 def _notify(e: dict[str, str]) -> NotifySettings:
     number = (e.get("VIGIL_WHATSAPP_NUMBER") or "").strip().lstrip("+")
     if number and not (number.isdigit() and 7 <= len(number) <= 15):
@@ -245,6 +291,9 @@ def _notify(e: dict[str, str]) -> NotifySettings:
         max_attempts=int(e.get("VIGIL_NOTIFY_MAX_ATTEMPTS") or "8"),
         batch=int(e.get("VIGIL_NOTIFY_BATCH") or "500"),
         concurrency=int(e.get("VIGIL_NOTIFY_CONCURRENCY") or "64"),
+        rate_per_sec=_rate(
+            e.get("VIGIL_NOTIFY_RATE_PER_SEC"), "VIGIL_NOTIFY_RATE_PER_SEC", DEFAULT_NOTIFY_RATE
+        ),
         chat_hold_secs=float(e.get("VIGIL_NOTIFY_CHAT_HOLD_SECS") or "3"),
         storm_followup_secs=float(e.get("VIGIL_NOTIFY_STORM_FOLLOWUP_SECS") or "30"),
         telegram_bot_token=e.get("VIGIL_TELEGRAM_BOT_TOKEN") or None,
@@ -360,6 +409,7 @@ class Settings:
     mail: MailSettings = field(default_factory=MailSettings)
     target_metrics: TargetMetricsSettings = field(default_factory=TargetMetricsSettings)
     notify: NotifySettings = field(default_factory=NotifySettings)
+    engine: EngineSettings = field(default_factory=EngineSettings)
     status_pages: StatusPageSettings = field(default_factory=StatusPageSettings)
     accounts: AccountsSettings = field(default_factory=AccountsSettings)
     cors: CorsSettings = field(default_factory=CorsSettings)
@@ -449,6 +499,10 @@ def settings_from_env(env: dict[str, str] | None = None) -> Settings:
         mail=_mail(e),
         target_metrics=_target_metrics(e),
         notify=_notify(e),
+        engine=EngineSettings(
+            concurrency=_positive(e, "VIGIL_ENGINE_CONCURRENCY", 1),
+            rate=_rate(e.get("VIGIL_ENGINE_RATE"), "VIGIL_ENGINE_RATE", 0.0),
+        ),
         status_pages=_status_pages(e),
         accounts=_accounts(e),
         cors=_cors(e),

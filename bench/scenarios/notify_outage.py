@@ -30,7 +30,7 @@ from typing import Any
 
 import psycopg
 
-from bench import latency_probe
+from bench import latency_probe, statements
 from bench.config import BenchConfig
 from bench.peers import Nginx
 from bench.proc import cores_busy, cpu_between, machine_ticks, own_cpu_s, sample
@@ -63,6 +63,17 @@ SELECT i.id::text, i.opened_at FROM incidents i WHERE i.target_id = ANY(%(ids)s)
 # When each target's first failing result of the outage reached the control plane (ingest):
 # outage → all failing results in is the agent's part, the rest up to every incident open is
 # the evaluation's.
+# Per second of the outage (since ``t0``): failing results received and incidents opened.
+PER_SECOND = """
+SELECT 'results' AS what, floor(extract(epoch FROM r.received_at) - %(t0)s)::int AS s, count(*)
+FROM results r
+WHERE r.target_id = ANY(%(ids)s) AND r.status <> 'up' AND r.received_at >= %(since)s
+GROUP BY 2
+UNION ALL
+SELECT 'opened', floor(extract(epoch FROM i.opened_at) - %(t0)s)::int, count(*)
+FROM incidents i WHERE i.target_id = ANY(%(ids)s) AND i.opened_at >= %(since)s
+GROUP BY 2
+"""
 FAILED_IN = """
 SELECT max(first_in) FROM (
     SELECT min(r.received_at) AS first_in FROM results r
@@ -195,6 +206,8 @@ async def run(
         nginx.fail("mass")
         storm.start()
         t0 = storm.t0
+        if cfg.pg_statements:
+            await statements.reset(vigil.db_url)
         await conn.execute(GO_DOWN, {"ids": ids})
 
         async def all_delivered() -> bool:
@@ -205,6 +218,7 @@ async def run(
 
         await _until(all_delivered, WAIT_SENT_S, every=0.5)
         storm.stop()
+        top = await statements.top(vigil.db_url) if cfg.pg_statements else []
         vigil.procs.stop("probe")
         samples = latency_probe.parse_samples(samples_file.read_text())
         got = rec.hooks - before_hooks
@@ -308,4 +322,45 @@ async def run(
             + "; ".join(counts)
             + f"; {failed} refused or unanswered overall"
         )
+        for st in top:
+            out.notes.append(
+                f"outage statement: {st.total_ms:,.0f} ms in {st.calls} calls"
+                f" ({st.total_ms / max(st.calls, 1):.2f} ms each): {st.label}"
+            )
+        got_rows = await (
+            await conn.execute(PER_SECOND, {"ids": ids, "since": since, "t0": t0})
+        ).fetchall()
+        out.notes.extend(timeline(t0, storm.t1, samples, list(rec.arrived.values()), got_rows))
         nginx.fail("mass", False)
+
+
+def timeline(
+    t0: float,
+    t1: float,
+    samples: list[latency_probe.ProbeSample],
+    webhooks_at: list[float],
+    db_rows: list[tuple[str, int, int]],
+) -> list[str]:
+    """One line per second of the outage: the probe's slowest lease and ingest of that second,
+    and how many failing results came in, incidents opened and webhooks arrived in it; so that
+    the probe's slow seconds can be put down to the phase that was running."""
+    per: dict[int, dict[str, float]] = {}
+    for s in samples:
+        if t0 <= s.at < t1:
+            sec = per.setdefault(int(s.at - t0), {})
+            sec[s.kind] = max(sec.get(s.kind, 0.0), s.seconds)
+    for at in webhooks_at:
+        if t0 <= at < t1:
+            sec = per.setdefault(int(at - t0), {})
+            sec["webhooks"] = sec.get("webhooks", 0) + 1
+    for what, second, n in db_rows:
+        per.setdefault(int(second), {})[what] = n
+    lines = []
+    for second in sorted(per):
+        d = per[second]
+        lines.append(
+            f"outage t+{second:>2}s: lease max {1000 * d.get('lease', 0):.0f} ms,"
+            f" ingest max {1000 * d.get('ingest', 0):.0f} ms; results {d.get('results', 0):.0f},"
+            f" opened {d.get('opened', 0):.0f}, webhooks {d.get('webhooks', 0):.0f}"
+        )
+    return lines

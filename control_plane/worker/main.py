@@ -29,7 +29,9 @@ from control_plane.db.pool import make_pool
 from control_plane.domain.agent_api.jobs import sweep_missed
 from control_plane.domain.audit.jobs import purge_audit_log
 from control_plane.domain.heartbeats.jobs import sweep_overdue
+from control_plane.domain.incidents import engine
 from control_plane.domain.incidents import jobs as incidents
+from control_plane.domain.incidents.slots import EvaluationSlots
 from control_plane.domain.notifications import jobs as notifications
 from control_plane.domain.notifications import telegram_link
 from control_plane.domain.results import jobs as results
@@ -98,6 +100,10 @@ def build_worker(
         ctx["resources"] = res
         # The notification jobs' state across runs (arq copies ctx per job; this dict is shared).
         ctx[notifications.SHARED] = {}
+        # Evaluations in flight at once, the waiting ones merged (incidents/slots.py).
+        ctx[incidents.SLOTS] = EvaluationSlots(
+            settings.engine.concurrency, 4 * engine.CHUNK, settings.engine.rate
+        )
         # The delivery metrics exist from the start (0 dead letters is a value, not a gap).
         notifications.metrics()
         if on_connected is not None:

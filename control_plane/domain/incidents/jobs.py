@@ -19,6 +19,7 @@ from control_plane.db.sql import Queries
 from control_plane.domain.events.stream import publish_many
 
 from .engine import Outcome, evaluate_batch
+from .slots import EvaluationSlots
 
 log = structlog.get_logger("vigil.incidents")
 Q = Queries.beside(__file__, "engine")
@@ -29,9 +30,22 @@ SWEEP_BATCH = 2000
 STALE_MARK_SECS = 2
 
 
+# The worker's ``EvaluationSlots`` in the jobs' ctx (``slots.py``); a ctx without one (a test
+# driving the job) evaluates at once.
+SLOTS = "evaluation_slots"
+
+
 async def evaluate_targets(ctx: dict[str, Any], target_ids: list[str]) -> int:
     """Evaluate each target once, a chunk of targets per transaction; returns how many incidents
-    opened or closed."""
+    opened or closed. Within the worker's evaluation slots (``slots.py``): when they are all
+    taken, the targets wait and are evaluated with the others waiting."""
+    slots: EvaluationSlots | None = ctx.get(SLOTS)
+    if slots is None:
+        return await _evaluate(ctx, target_ids)
+    return await slots.run(target_ids, lambda batch: _evaluate(ctx, batch))
+
+
+async def _evaluate(ctx: dict[str, Any], target_ids: list[str]) -> int:
     changes = 0
     res = job_resources(ctx)
     async with res.db.connection() as conn:

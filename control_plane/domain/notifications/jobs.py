@@ -41,6 +41,7 @@ from control_plane.settings import NotifySettings
 
 from . import codec
 from .delivery import Attempt, Sender, secret_values
+from .pacing import Pacer
 from .service import allow_private, context
 from .transports.base import Alert
 from .transports.registry import DELIVERABLE
@@ -133,6 +134,7 @@ class Deliverer:
         self.sender = Sender(self.settings, allow_private(res.settings))
         self.ctx = context(res.settings)
         self._limit = asyncio.Semaphore(self.settings.concurrency)
+        self._pacer = Pacer(self.settings.rate_per_sec)
         self._running = asyncio.Lock()
         self._configs: dict[tuple[uuid.UUID, str], tuple[Any, list[str]]] = {}
         self._chat_kinds = sorted(k for k, info in DELIVERABLE.items() if info.chat)
@@ -288,6 +290,8 @@ class Deliverer:
                 channel_name=first["channel_name"],
                 group=members,
             )
+        # Paced first (in the order the sends were made), then within the concurrency limit.
+        await self._pacer.wait()
         ctx = context(self.res.settings, now=datetime.now(UTC))
         async with self._limit:
             attempt = await self.sender.send(cfg, alert, ctx, secrets)

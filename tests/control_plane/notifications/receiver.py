@@ -4,6 +4,7 @@ Slack, Discord, PagerDuty, … speaking their protocol's answers (status, body, 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -19,6 +20,8 @@ class Seen:
     query: dict[str, str]
     headers: dict[str, str]
     body: bytes
+    # When the request arrived (time.monotonic()).
+    at: float = field(default_factory=time.monotonic)
 
     def json(self) -> Any:
         import json
