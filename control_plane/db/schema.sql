@@ -12,39 +12,21 @@ SET xmloption = content;
 SET client_min_messages = warning;
 SET row_security = off;
 
-CREATE FUNCTION public.org_target_status(org uuid) RETURNS TABLE(target_id uuid, current_status text, last_checked_at timestamp with time zone)
+CREATE FUNCTION public.org_last_checked(org uuid) RETURNS TABLE(target_id uuid, last_checked_at timestamp with time zone)
     LANGUAGE sql STABLE PARALLEL SAFE
     AS $$
-SELECT t.id,
-       CASE
-           WHEN NOT t.enabled THEN 'paused'
-           WHEN i.id IS NOT NULL THEN
-               CASE WHEN i.status IN ('down', 'error', 'degraded') THEN i.status ELSE 'down' END
-           WHEN w.worst IS NULL THEN 'unknown'
-           ELSE (ARRAY['down', 'error', 'degraded', 'up'])[w.worst]
-       END,
-       w.last_at
-FROM targets t
-LEFT JOIN incidents i ON i.target_id = t.id AND i.ended_at IS NULL
-LEFT JOIN (
-    SELECT s.target_id,
-           min(array_position(ARRAY['down', 'error', 'degraded', 'up'], s.last_status)) AS worst,
-           max(s.last_at) AS last_at
-    FROM targets p
-    JOIN schedules s ON s.target_id = p.id
-    WHERE p.org_id = org AND p.enabled AND p.kind <> 'heartbeat' AND s.last_at IS NOT NULL
-    GROUP BY s.target_id
-    UNION ALL
-    SELECT rs.target_id,
-           min(array_position(ARRAY['down', 'error', 'degraded', 'up'], rs.last_status)),
-           max(rs.last_reported_at)
-    FROM targets p
-    JOIN region_states rs ON rs.target_id = p.id
-    WHERE p.org_id = org AND NOT (p.enabled AND p.kind <> 'heartbeat')
-      AND rs.last_reported_at IS NOT NULL
-    GROUP BY rs.target_id
-) w ON w.target_id = t.id
-WHERE t.org_id = org
+SELECT s.target_id, max(s.last_at)
+FROM targets p
+JOIN schedules s ON s.target_id = p.id
+WHERE p.org_id = org AND p.enabled AND p.kind <> 'heartbeat' AND s.last_at IS NOT NULL
+GROUP BY s.target_id
+UNION ALL
+SELECT rs.target_id, max(rs.last_reported_at)
+FROM targets p
+JOIN region_states rs ON rs.target_id = p.id
+WHERE p.org_id = org AND NOT (p.enabled AND p.kind <> 'heartbeat')
+  AND rs.last_reported_at IS NOT NULL
+GROUP BY rs.target_id
 $$;
 
 CREATE FUNCTION public.vigil_compact_org_status_counts() RETURNS bigint
@@ -1148,6 +1130,14 @@ CREATE TABLE public.target_last_24h (
 )
 WITH (fillfactor='80');
 
+CREATE TABLE public.target_state (
+    target_id uuid NOT NULL,
+    org_id uuid NOT NULL,
+    status text NOT NULL,
+    rank smallint GENERATED ALWAYS AS (array_position(ARRAY['down'::text, 'error'::text, 'degraded'::text, 'unknown'::text, 'up'::text, 'paused'::text], status)) STORED
+)
+WITH (fillfactor='80');
+
 CREATE TABLE public.targets (
     id uuid NOT NULL,
     org_id uuid NOT NULL,
@@ -1175,16 +1165,7 @@ CREATE TABLE public.targets (
 CREATE VIEW public.target_status AS
  SELECT t.id AS target_id,
     t.org_id,
-        CASE
-            WHEN (NOT t.enabled) THEN 'paused'::text
-            WHEN (i.id IS NOT NULL) THEN
-            CASE
-                WHEN (i.status = ANY (ARRAY['down'::text, 'error'::text, 'degraded'::text])) THEN i.status
-                ELSE 'down'::text
-            END
-            WHEN (l.worst IS NULL) THEN 'unknown'::text
-            ELSE (ARRAY['down'::text, 'error'::text, 'degraded'::text, 'up'::text])[l.worst]
-        END AS current_status,
+    ts.status AS current_status,
     l.region_id AS last_region,
     l.at AS last_checked_at,
     l.status AS last_result_status,
@@ -1194,13 +1175,13 @@ CREATE VIEW public.target_status AS
     i.started_at AS incident_started_at,
     i.status AS incident_status,
     i.state AS incident_state
-   FROM ((public.targets t
+   FROM (((public.targets t
+     JOIN public.target_state ts ON ((ts.target_id = t.id)))
      LEFT JOIN LATERAL ( SELECT x.region_id,
             x.at,
             x.status,
             x.error,
-            x.latency_ms,
-            min(array_position(ARRAY['down'::text, 'error'::text, 'degraded'::text, 'up'::text], x.status)) OVER () AS worst
+            x.latency_ms
            FROM ( SELECT s.region_id,
                     s.last_at AS at,
                     s.last_status AS status,
@@ -1271,14 +1252,6 @@ CREATE VIEW public.target_details AS
           WHERE (a.target_id = t.id)
           ORDER BY a."position") AS alert_ids
    FROM public.targets t;
-
-CREATE TABLE public.target_state (
-    target_id uuid NOT NULL,
-    org_id uuid NOT NULL,
-    status text NOT NULL,
-    rank smallint GENERATED ALWAYS AS (array_position(ARRAY['down'::text, 'error'::text, 'degraded'::text, 'unknown'::text, 'up'::text, 'paused'::text], status)) STORED
-)
-WITH (fillfactor='80');
 
 CREATE TABLE public.telegram_bot_state (
     id integer NOT NULL,

@@ -44,8 +44,8 @@ SELECT id FROM targets WHERE org_id = %(org_id)s AND id = %(id)s FOR UPDATE;
 -- status. The ORDER BY is chosen by the service from a fixed list and always ends with the id,
 -- so pages are stable. The page's ids are chosen first, on the cheap columns only: the current
 -- state joins the page step (``{page_join}``) only when the filter or the sort needs it, and
--- then set-based for the whole org (``org_target_status``: one pass over the org's schedules,
--- not the per-target view 60,000 times); the rest of the read (regions, alerts, last result)
+-- then set-based for the whole org (``target_state``, or ``org_last_checked`` for the sort on the
+-- last check: one pass over the org's schedules, not the per-target view 60,000 times); the rest of the read (regions, alerts, last result)
 -- is built for the page's ids (the last 24 h are one row per target, ``target_last_24h``, kept
 -- by the rollup job).
 WITH page AS (

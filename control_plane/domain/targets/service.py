@@ -65,9 +65,12 @@ SORTS = tuple(_SORTS) + tuple(f"-{k}" for k in _SORTS)
 # org's rows of ``target_state``, read in the sort's order from its index.
 _STATE_JOIN = "JOIN target_state c ON c.target_id = t.id AND c.org_id = %(org_id)s"
 _STATUS_FILTER = f"AND c.rank = array_position({STATUS_ORDER}, %(status)s::text)"
-# The set-based last check of the org's targets (migration 0150), for a sort on it: the
-# per-target view ``target_status`` would be evaluated once per target of the org.
-_ORG_STATUS_JOIN = "JOIN org_target_status(%(org_id)s) c ON c.target_id = t.id"
+# The set-based newest last check of the org's targets (migration 0220), for a sort on it: the
+# per-target view ``target_status`` would be evaluated once per target of the org. A status
+# filter beside it reads ``target_state`` (as ``st``).
+_LAST_CHECKED_JOIN = "LEFT JOIN org_last_checked(%(org_id)s) c ON c.target_id = t.id"
+_LAST_CHECKED_STATE_JOIN = "JOIN target_state st ON st.target_id = t.id AND st.org_id = %(org_id)s"
+_LAST_CHECKED_STATUS_FILTER = _STATUS_FILTER.replace("c.rank", "st.rank")
 
 
 def _page_join(sort: str | None, status: str | None) -> tuple[str, str]:
@@ -75,8 +78,9 @@ def _page_join(sort: str | None, status: str | None) -> tuple[str, str]:
     filter or a sort on it; a page sorted by name or id is chosen from the targets alone (60,000
     of them cost an index scan, not 60,000 current states)."""
     if (sort or "").lstrip("-") == "last_checked_at":
-        # org_target_status has no rank: the filter reads its status.
-        return _ORG_STATUS_JOIN, ("AND c.current_status = %(status)s" if status else "")
+        if status is None:
+            return _LAST_CHECKED_JOIN, ""
+        return _LAST_CHECKED_JOIN + " " + _LAST_CHECKED_STATE_JOIN, _LAST_CHECKED_STATUS_FILTER
     if status is not None or (sort or "").lstrip("-") == "status":
         return _STATE_JOIN, _STATUS_FILTER if status else ""
     return "", ""

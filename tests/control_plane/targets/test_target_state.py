@@ -1,7 +1,8 @@
 """The maintained current status (``target_state``, migration 0200) and the dashboard's per-org
-totals (``org_status_counts``) stay equal to what is computed from scratch
-(``org_target_status``) while state changes through the real paths: agent ingest, the incident
-engine opening and closing incidents, pause and resume, disable, delete, heartbeat pings."""
+totals (``org_status_counts``) stay equal to what is computed from scratch by the status rules
+(``vigil_target_status_of`` over every target of the org) while state changes through the
+real paths: agent ingest, the incident engine opening and closing incidents, pause and resume,
+disable, delete, heartbeat pings."""
 
 from __future__ import annotations
 
@@ -52,7 +53,10 @@ async def maintained(db_url: str, org_id: Any) -> dict[str, str]:
 
 async def computed(db_url: str, org_id: Any) -> dict[str, str]:
     rows = await fetch(
-        db_url, "SELECT target_id, current_status FROM org_target_status(%s)", org_id
+        db_url,
+        "SELECT target_id, status FROM vigil_target_status_of("
+        "ARRAY(SELECT id FROM targets WHERE org_id = %s))",
+        org_id,
     )
     return {str(r[0]): r[1] for r in rows}
 

@@ -1,6 +1,6 @@
-"""The list's status sort and filter, read set-based (``org_target_status``, migration 0150),
-answer what the per-target view ``target_status`` answers; and the list's page, decoded from
-one JSON array (``list_targets_json``), is exactly what the single read shows of each target."""
+"""The reads' status is the maintained ``target_state`` (migration 0220); the list's status sort
+and filter and its sort by last check answer as the single reads do; and the list's page,
+built in PostgreSQL as one JSON array, is exactly what the single read shows of each target."""
 
 from __future__ import annotations
 
@@ -63,23 +63,48 @@ async def _fleet(owner: Persona, db_url: str) -> dict[str, str]:
     return ids
 
 
-async def test_org_status_answers_as_the_view(owner: Persona, db_url: str) -> None:
+async def test_reads_status_is_the_rules_from_scratch(owner: Persona, db_url: str) -> None:
+    """The reads' status is the maintained one (``target_state``, migration 0220): for targets
+    in every status it is what the rules compute from scratch (``vigil_target_status_of``, their
+    only copy); and the list's set-based last check (``org_last_checked``) is the view's."""
     await _fleet(owner, db_url)
     org = (await _sql(db_url, "SELECT org_id FROM targets LIMIT 1"))[0][0]
     view = await _sql(
         db_url,
-        "SELECT target_id, current_status, last_checked_at FROM target_status WHERE org_id = %s"
-        " ORDER BY target_id",
+        "SELECT target_id, current_status FROM target_status WHERE org_id = %s ORDER BY target_id",
+        (org,),
+    )
+    scratch = await _sql(
+        db_url,
+        "SELECT target_id, status FROM vigil_target_status_of("
+        "ARRAY(SELECT id FROM targets WHERE org_id = %s)) ORDER BY target_id",
+        (org,),
+    )
+    assert view == scratch
+    assert {row[1] for row in view} == set(SEVERITY)
+    checked = await _sql(
+        db_url,
+        "SELECT target_id, last_checked_at FROM target_status WHERE org_id = %s"
+        " AND last_checked_at IS NOT NULL ORDER BY target_id",
         (org,),
     )
     fast = await _sql(
         db_url,
-        "SELECT target_id, current_status, last_checked_at FROM org_target_status(%s)"
-        " ORDER BY target_id",
+        "SELECT target_id, last_checked_at FROM org_last_checked(%s) ORDER BY target_id",
         (org,),
     )
-    assert fast == view
-    assert {row[1] for row in view} == set(SEVERITY)
+    assert fast == checked and len(checked) > 10
+
+
+async def test_reads_show_the_maintained_status(owner: Persona, db_url: str) -> None:
+    """A single read and the list read the status kept in ``target_state``; they compute none."""
+    ids = await _fleet(owner, db_url)
+    await _sql(
+        db_url, "UPDATE target_state SET status = 'degraded' WHERE target_id = %s", (ids["up1"],)
+    )
+    assert (await owner.get(f"{API}/{ids['up1']}")).json()["status"] == "degraded"
+    page = (await owner.get(API, params={"limit": 100})).json()
+    assert next(t for t in page["items"] if t["id"] == ids["up1"])["status"] == "degraded"
 
 
 async def test_status_sort_and_filter(owner: Persona, db_url: str) -> None:
@@ -122,6 +147,11 @@ async def test_status_sort_and_filter(owner: Persona, db_url: str) -> None:
     never = sorted((i for i in ids.values() if expected[by_id[i]] in ("unknown",)), reverse=True)
     never = [i for i in never if by_id[i] != "missed"] + sorted([ids["off2"]], reverse=True)
     assert sorted(t["id"] for t in page["items"] if t["last_result"] is None) == sorted(never)
+    # With a status filter beside it (the maintained status).
+    page = (await owner.get(API, params={"sort": "-last_checked_at", "status": "up"})).json()
+    ups = {i for i in ids.values() if expected[by_id[i]] == "up"}
+    assert {t["id"] for t in page["items"]} == ups and page["total"] == len(ups)
+    assert page["items"][0]["id"] == ids["up2"]
 
 
 async def test_list_page_reads_as_single_reads(owner: Persona, db_url: str) -> None:
