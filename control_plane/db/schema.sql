@@ -56,6 +56,34 @@ BEGIN
     RETURN folded;
 END $$;
 
+CREATE FUNCTION public.vigil_compact_target_last_24h_org() RETURNS bigint
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    folded bigint;
+BEGIN
+    IF NOT pg_try_advisory_xact_lock(hashtextextended('target_last_24h_org', 0)) THEN
+        RETURN 0;
+    END IF;
+    WITH busy AS (
+        SELECT c.org_id FROM target_last_24h_org c
+        GROUP BY c.org_id
+        HAVING count(*) > 1 OR (sum(c.checks) = 0 AND sum(c.up) = 0)
+    ),
+    gone AS (
+        DELETE FROM target_last_24h_org c USING busy b
+        WHERE c.org_id = b.org_id
+        RETURNING c.org_id, c.checks, c.up
+    ),
+    put AS (
+        INSERT INTO target_last_24h_org (org_id, checks, up)
+        SELECT g.org_id, sum(g.checks), sum(g.up) FROM gone g
+        GROUP BY g.org_id HAVING sum(g.checks) <> 0 OR sum(g.up) <> 0
+    )
+    SELECT count(*) INTO folded FROM gone;
+    RETURN folded;
+END $$;
+
 CREATE FUNCTION public.vigil_drop_result_partitions(before_day date) RETURNS integer
     LANGUAGE plpgsql
     AS $_$
@@ -351,6 +379,41 @@ BEGIN
     RETURN made;
 END $$;
 
+CREATE FUNCTION public.vigil_target_last_24h_org() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO target_last_24h_org (org_id, checks, up)
+        SELECT n.org_id, sum(n.checks), sum(n.up) FROM new_rows n
+        WHERE EXISTS (SELECT 1 FROM orgs g WHERE g.id = n.org_id)
+        GROUP BY n.org_id
+        HAVING sum(n.checks) <> 0 OR sum(n.up) <> 0;
+    ELSE
+        INSERT INTO target_last_24h_org (org_id, checks, up)
+        SELECT d.org_id, sum(d.checks), sum(d.up) FROM (
+            SELECT n.org_id, n.checks, n.up FROM new_rows n
+            UNION ALL
+            SELECT o.org_id, -o.checks, -o.up FROM old_rows o
+        ) d
+        WHERE EXISTS (SELECT 1 FROM orgs g WHERE g.id = d.org_id)
+        GROUP BY d.org_id
+        HAVING sum(d.checks) <> 0 OR sum(d.up) <> 0;
+    END IF;
+    RETURN NULL;
+END $$;
+
+CREATE FUNCTION public.vigil_target_last_24h_org_gone() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM orgs g WHERE g.id = OLD.org_id) THEN
+        INSERT INTO target_last_24h_org (org_id, checks, up)
+        VALUES (OLD.org_id, -OLD.checks, -OLD.up);
+    END IF;
+    RETURN NULL;
+END $$;
+
 CREATE FUNCTION public.vigil_target_state_counts() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
@@ -579,6 +642,12 @@ CREATE TABLE public.idempotency_keys (
     CONSTRAINT idempotency_keys_key_check CHECK (((length(key) >= 1) AND (length(key) <= 255)))
 );
 
+CREATE TABLE public.in_flight_snapshot (
+    id smallint NOT NULL,
+    taken_at timestamp with time zone,
+    CONSTRAINT in_flight_snapshot_id_check CHECK ((id = 1))
+);
+
 CREATE TABLE public.incident_updates (
     id uuid NOT NULL,
     incident_id uuid NOT NULL,
@@ -763,6 +832,11 @@ CREATE TABLE public.on_demand_checks (
     expires_at timestamp with time zone NOT NULL,
     CONSTRAINT on_demand_checks_check CHECK (((target_id IS NULL) = (spec IS NOT NULL))),
     CONSTRAINT on_demand_checks_state_check CHECK ((state = ANY (ARRAY['pending'::text, 'leased'::text, 'done'::text])))
+);
+
+CREATE TABLE public.org_in_flight (
+    org_id uuid NOT NULL,
+    n integer NOT NULL
 );
 
 CREATE TABLE public.orgs (
@@ -1126,7 +1200,8 @@ CREATE TABLE public.target_last_24h (
     target_id uuid NOT NULL,
     since timestamp with time zone NOT NULL,
     checks bigint NOT NULL,
-    up bigint NOT NULL
+    up bigint NOT NULL,
+    org_id uuid NOT NULL
 )
 WITH (fillfactor='80');
 
@@ -1253,6 +1328,12 @@ CREATE VIEW public.target_details AS
           ORDER BY a."position") AS alert_ids
    FROM public.targets t;
 
+CREATE TABLE public.target_last_24h_org (
+    org_id uuid NOT NULL,
+    checks bigint NOT NULL,
+    up bigint NOT NULL
+);
+
 CREATE TABLE public.telegram_bot_state (
     id integer NOT NULL,
     update_offset bigint DEFAULT 0 NOT NULL,
@@ -1342,6 +1423,9 @@ ALTER TABLE ONLY public.heartbeats
 ALTER TABLE ONLY public.idempotency_keys
     ADD CONSTRAINT idempotency_keys_pkey PRIMARY KEY (org_id, key, body_hash);
 
+ALTER TABLE ONLY public.in_flight_snapshot
+    ADD CONSTRAINT in_flight_snapshot_pkey PRIMARY KEY (id);
+
 ALTER TABLE ONLY public.incident_updates
     ADD CONSTRAINT incident_updates_pkey PRIMARY KEY (id);
 
@@ -1377,6 +1461,9 @@ ALTER TABLE ONLY public.notifications
 
 ALTER TABLE ONLY public.on_demand_checks
     ADD CONSTRAINT on_demand_checks_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.org_in_flight
+    ADD CONSTRAINT org_in_flight_pkey PRIMARY KEY (org_id);
 
 ALTER TABLE ONLY public.orgs
     ADD CONSTRAINT orgs_pkey PRIMARY KEY (id);
@@ -1568,6 +1655,10 @@ CREATE INDEX result_rollups_default_target_id_minute_idx ON public.result_rollup
 
 CREATE INDEX result_rollups_hourly_target_hour_idx ON public.result_rollups_hourly USING btree (target_id, hour);
 
+CREATE INDEX results_missed_idx ON ONLY public.results USING btree (org_id, scheduled_at) WHERE (status = 'missed'::text);
+
+CREATE INDEX results_default_org_id_scheduled_at_idx ON public.results_default USING btree (org_id, scheduled_at) WHERE (status = 'missed'::text);
+
 CREATE INDEX results_received_at_brin ON ONLY public.results USING brin (received_at) WITH (autosummarize='on');
 
 CREATE INDEX results_default_received_at_idx ON public.results_default USING brin (received_at) WITH (autosummarize='on');
@@ -1588,6 +1679,8 @@ CREATE INDEX status_page_components_target_idx ON public.status_page_components 
 
 CREATE INDEX status_pages_org_idx ON public.status_pages USING btree (org_id, created_at);
 
+CREATE INDEX target_last_24h_org_idx ON public.target_last_24h_org USING btree (org_id);
+
 CREATE INDEX target_regions_region_idx ON public.target_regions USING btree (region_id);
 
 CREATE INDEX target_state_org_rank_idx ON public.target_state USING btree (org_id, rank, target_id);
@@ -1603,6 +1696,8 @@ CREATE INDEX webhooks_org_idx ON public.webhooks USING btree (org_id, created_at
 ALTER INDEX public.result_rollups_pkey ATTACH PARTITION public.result_rollups_default_pkey;
 
 ALTER INDEX public.result_rollups_target_minute_idx ATTACH PARTITION public.result_rollups_default_target_id_minute_idx;
+
+ALTER INDEX public.results_missed_idx ATTACH PARTITION public.results_default_org_id_scheduled_at_idx;
 
 ALTER INDEX public.results_pkey ATTACH PARTITION public.results_default_pkey;
 
@@ -1627,6 +1722,12 @@ CREATE TRIGGER schedules_state_delete AFTER DELETE ON public.schedules FOR EACH 
 CREATE TRIGGER schedules_state_insert AFTER INSERT ON public.schedules FOR EACH ROW WHEN ((new.last_at IS NOT NULL)) EXECUTE FUNCTION public.vigil_schedule_row_state();
 
 CREATE TRIGGER schedules_state_update AFTER UPDATE ON public.schedules REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.vigil_schedules_state();
+
+CREATE TRIGGER target_last_24h_org_delete AFTER DELETE ON public.target_last_24h FOR EACH ROW WHEN (((old.checks <> 0) OR (old.up <> 0))) EXECUTE FUNCTION public.vigil_target_last_24h_org_gone();
+
+CREATE TRIGGER target_last_24h_org_insert AFTER INSERT ON public.target_last_24h REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.vigil_target_last_24h_org();
+
+CREATE TRIGGER target_last_24h_org_update AFTER UPDATE ON public.target_last_24h REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.vigil_target_last_24h_org();
 
 CREATE TRIGGER target_regions_schedule AFTER INSERT OR DELETE ON public.target_regions FOR EACH ROW EXECUTE FUNCTION public.vigil_schedule_region();
 
@@ -1798,6 +1899,9 @@ ALTER TABLE ONLY public.target_alerts
 
 ALTER TABLE ONLY public.target_alerts
     ADD CONSTRAINT target_alerts_target_id_fkey FOREIGN KEY (target_id) REFERENCES public.targets(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.target_last_24h_org
+    ADD CONSTRAINT target_last_24h_org_org_id_fkey FOREIGN KEY (org_id) REFERENCES public.orgs(id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.target_last_24h
     ADD CONSTRAINT target_last_24h_target_id_fkey FOREIGN KEY (target_id) REFERENCES public.targets(id) ON DELETE CASCADE;

@@ -6,7 +6,8 @@
 - ``deliver_notifications`` (every second): the notification outbox (notifications);
 - ``telegram_updates`` (every 2 s): the central Telegram bot's link codes and unlinks (a no-op
   without ``VIGIL_TELEGRAM_BOT_TOKEN``);
-- ``rollup`` (every 15 s): the per-minute and hourly rollups (results).
+- ``rollup`` (every 15 s): the per-minute and hourly rollups (results);
+- ``in_flight_snapshot`` (every 5 s): every org's checks in flight, for the dashboard.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from control_plane.core.state import Resources
 from control_plane.db.pool import make_pool
 from control_plane.domain.agent_api.jobs import sweep_missed
 from control_plane.domain.audit.jobs import purge_audit_log
+from control_plane.domain.dashboard.in_flight import SNAPSHOT_EVERY_SECS
+from control_plane.domain.dashboard.jobs import snapshot_in_flight
 from control_plane.domain.heartbeats.jobs import sweep_overdue
 from control_plane.domain.incidents import engine
 from control_plane.domain.incidents import jobs as incidents
@@ -152,6 +155,13 @@ def build_worker(
                 second={0, 15, 30, 45},
                 unique=True,
                 timeout=600,
+            ),
+            cron(
+                snapshot_in_flight,
+                name=cron_name(settings.redis, "in_flight_snapshot"),
+                second=set(range(0, 60, SNAPSHOT_EVERY_SECS)),
+                unique=True,
+                timeout=30,
             ),
             cron(
                 purge_audit_log,

@@ -15,6 +15,7 @@ from redis.exceptions import RedisError
 from control_plane.core.service import TenantService
 from control_plane.db.sql import Queries
 
+from .in_flight import FRESH_SECS
 from .schemas import DashboardSummary, Last24h, StatusCounts, SystemCounts, TargetCounts
 
 Q = Queries.beside(__file__)
@@ -44,7 +45,9 @@ class DashboardService(TenantService):
 
     async def compute(self) -> DashboardSummary:
         conn = await self.conn()
-        row = await (await conn.execute(Q.summary, {"org_id": self.org.org_id})).fetchone()
+        row = await (
+            await conn.execute(Q.summary, {"org_id": self.org.org_id, "fresh_secs": FRESH_SECS})
+        ).fetchone()
         assert row is not None
         checks, up = int(row["checks"]), int(row["checks_up"])
         return DashboardSummary(

@@ -302,6 +302,8 @@ async def run_rollups(conn: AsyncConnection[Any]) -> RollupRun:
             hours = max(cur.rowcount, 0)
             touched.update(r["target_id"] for r in await cur.fetchall())
         await refresh_last_24h(conn, touched)
+        # The dashboard's last 24 h per org: the deltas the refresh appended, folded to one row.
+        await conn.execute(Q.compact_org_last_24h)
         # The dashboard's status totals: each org's delta rows folded to one per status.
         await conn.execute(Q.compact_org_status_counts)
         await conn.execute(Q.advance_watermark, {"ran_at": mark, "received_to": cut})

@@ -399,9 +399,10 @@ SET org_id = EXCLUDED.org_id, total = EXCLUDED.total, up = EXCLUDED.up, down = E
 -- name: refresh_last_24h
 -- The last 24 h of the given targets (all of them when ``ids`` is NULL) from the hourly rows of
 -- the window starting at ``since``: one index range per target (target_id, hour). A row is
--- rewritten only when it changes.
-INSERT INTO target_last_24h AS d (target_id, since, checks, up)
-SELECT t.id, %(since)s, coalesce(s.checks, 0), coalesce(s.up, 0)
+-- rewritten only when it changes. Its triggers keep the org's totals (``target_last_24h_org``,
+-- 0210): one delta row per org and statement.
+INSERT INTO target_last_24h AS d (target_id, org_id, since, checks, up)
+SELECT t.id, t.org_id, %(since)s, coalesce(s.checks, 0), coalesce(s.up, 0)
 FROM targets t
 LEFT JOIN LATERAL (
     SELECT sum(h.total - h.missed)::bigint AS checks, sum(h.up + h.degraded)::bigint AS up
@@ -420,6 +421,10 @@ SELECT date_trunc('hour', now()) - interval '23 hours' AS since,
 
 -- name: mark_day_window
 UPDATE rollup_state SET day_since = %(since)s WHERE id = 1;
+
+-- name: compact_org_last_24h
+-- The dashboard's last 24 h (target_last_24h_org, 0210): every org's delta rows folded into one.
+SELECT vigil_compact_target_last_24h_org() AS folded;
 
 -- name: compact_org_status_counts
 -- The dashboard's status totals (org_status_counts, 0200): every org's delta rows folded into
