@@ -84,9 +84,11 @@ async def test_a_name_is_kept_for_its_ttl(dns_server: DnsServer, hosts: Path) ->
 async def test_a_name_whose_ttl_runs_out_between_lookups_goes_to_the_c_library(
     dns_server: DnsServer,  # noqa: F811
     hosts: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A TTL shorter than the time between a name's checks: each check still resolves, by the
     C library (cheaper than DNS from Python), until the name is asked of DNS again."""
+    monkeypatch.setattr(dnscache, "SHORT_TTL_RECHECK_S", 1000.0)
     clock = Clock()
     c_library = CLibrary()
     cache = cache_for(dns_server, clock, hosts, c_library)
