@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from probe_agent.checks import stream
 from probe_agent.checks.stream import connect
 from probe_agent.checks.tcp import TcpRunner
 from shared.checks import TcpCheck
@@ -93,16 +94,23 @@ async def test_connects_without_the_loops_sock_connect(
     listener: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The address is resolved and judged once (``resolve_stream``); the connect must not hand
-    it to ``loop.sock_connect``, which looks it up again (a tenth of a TCP check's CPU)."""
+    it to ``loop.sock_connect``, which looks it up again (a tenth of a TCP check's CPU): every
+    attempt goes through ``stream.connect``."""
+    calls: list[tuple[object, ...]] = []
 
-    async def no_lookup_again(*_args: object) -> None:
-        raise AssertionError("loop.sock_connect re-resolves an address already judged")
+    async def spy(
+        loop: asyncio.AbstractEventLoop, sock: socket.socket, sockaddr: tuple[object, ...]
+    ) -> None:
+        calls.append(sockaddr)
+        await connect(loop, sock, sockaddr)
 
-    monkeypatch.setattr(asyncio.BaseEventLoop, "sock_connect", no_lookup_again)
+    monkeypatch.setattr(stream, "connect", spy)
     result = await check("127.0.0.1", listener)
     assert result.status == "up"
-    refused = await check("127.0.0.1", closed_port())
+    port = closed_port()
+    refused = await check("127.0.0.1", port)
     assert refused.error_code == "CONNECTION_REFUSED"
+    assert calls == [("127.0.0.1", listener), ("127.0.0.1", port)]
 
 
 async def test_connect_raises_the_connects_own_error() -> None:
