@@ -11,6 +11,16 @@ What DNS cannot answer the way the C library would goes to ``getaddrinfo``, unca
 names in ``/etc/hosts`` (read again when it changes), single-label names (the search list),
 and names DNS does not resolve (NXDOMAIN, no answer, no reachable server). The SSRF guard judges
 whatever comes back, cached or not, on every check (netguard.py).
+
+Asking DNS here (dnspython: a socket, a query built and an answer parsed in Python, twice) costs
+several times what the C library's ``getaddrinfo`` does, and it only pays when the answer is
+used again within its TTL. So a name is resolved by ``getaddrinfo`` the first time it is looked
+up (most names of an agent's checks are looked up once per interval: a record whose TTL is
+shorter than that is never reused); DNS is asked, and the answer kept, from its second lookup
+on. A name whose kept answer ran out before it was looked up again (a TTL shorter than the time
+between its checks) goes back to ``getaddrinfo`` for ``SHORT_TTL_RECHECK_S``, then DNS is asked
+again in case its TTL grew. Every lookup still resolves when the TTL says so: only an answer
+within its TTL is ever reused.
 """
 
 from __future__ import annotations
@@ -19,7 +29,7 @@ import asyncio
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +47,9 @@ MAX_NAMES = 50_000
 DNS_LIFETIME_S = 2.0
 DNS_DOWN_S = 30.0
 HOSTS_FILE = Path("/etc/hosts")
+# How long a name whose answers run out before it is looked up again is resolved by the C
+# library only (its TTL is shorter than the time between its checks: a cache cannot help it).
+SHORT_TTL_RECHECK_S = MAX_TTL_S
 
 # (family, address) pairs, IPv4 first.
 Addresses = list[tuple[socket.AddressFamily, str]]
@@ -54,13 +67,24 @@ def _hosts_names(path: Path) -> frozenset[str]:
     return frozenset(names)
 
 
+async def _getaddrinfo(host: str, port: int) -> Addresses:
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [(family, str(sockaddr[0])) for family, _, _, _, sockaddr in infos]
+
+
 @dataclass
 class DnsCache:
     resolver: dns.asyncresolver.Resolver | None = None
     clock: Callable[[], float] = time.monotonic
     hosts_file: Path = HOSTS_FILE
-    # name -> (expires at, addresses)
+    # The C library's resolver (``getaddrinfo``); tests put their own in.
+    c_lookup: Callable[[str, int], Awaitable[Addresses]] = _getaddrinfo
+    # name -> (expires at, addresses); kept past its expiry to tell a short TTL.
     _entries: dict[str, tuple[float, Addresses]] = field(default_factory=dict)
+    # Names looked up once, not asked of DNS yet.
+    _seen_once: set[str] = field(default_factory=set)
+    # name -> until when it goes to the C library only (its TTL ran out between two lookups).
+    _short: dict[str, float] = field(default_factory=dict)
     _hosts: frozenset[str] = frozenset()
     _hosts_mtime: float | None = None
     _dns_down_until: float = 0.0
@@ -92,20 +116,49 @@ class DnsCache:
         name = host.lower().rstrip(".")
         now = self.clock()
         cached = self._entries.get(name)
-        if cached is not None and cached[0] > now:
-            return cached[1]
+        if cached is not None:
+            if cached[0] > now:
+                return cached[1]
+            del self._entries[name]
+            # Kept, and run out before this lookup: its TTL is shorter than the time between
+            # this name's checks, and asking DNS for it is all cost.
+            self._short[name] = now + SHORT_TTL_RECHECK_S
         found = None
-        if "." in name and now >= self._dns_down_until and not self._in_hosts_file(name):
+        if "." in name and now >= self._dns_down_until and self._worth_asking(name, now):
             found = await self._from_dns(name)
         if found is None:
             self.fallbacks += 1
-            return await _getaddrinfo(host, port)
+            return await self.c_lookup(host, port)
         ttl, addrs = found
         if ttl > 0:
             if len(self._entries) >= MAX_NAMES:
                 self._entries.clear()
             self._entries[name] = (now + min(ttl, MAX_TTL_S), addrs)
+        else:
+            self._short[name] = now + SHORT_TTL_RECHECK_S
         return addrs
+
+    def _worth_asking(self, name: str, now: float) -> bool:
+        """Whether DNS is asked for ``name`` (and its answer kept) rather than the C library:
+        not for a name in the hosts file, nor on its first lookup, nor while its TTL is known
+        to be shorter than the time between its lookups."""
+        if self._in_hosts_file(name):
+            return False
+        short_until = self._short.get(name)
+        if short_until is not None:
+            if short_until > now:
+                return False
+            del self._short[name]
+            return True
+        if name in self._seen_once:
+            self._seen_once.discard(name)
+            return True
+        if len(self._seen_once) >= MAX_NAMES:
+            self._seen_once.clear()
+        if len(self._short) >= MAX_NAMES:
+            self._short.clear()
+        self._seen_once.add(name)
+        return False
 
     async def _from_dns(self, name: str) -> tuple[float, Addresses] | None:
         resolver = self._resolver()
@@ -132,11 +185,6 @@ class DnsCache:
             ttl = min(ttl, max(0.0, answer.expiration - wall))
             addrs += [(family, rdata.address) for rdata in answer.rrset]
         return (ttl, addrs) if addrs else None
-
-
-async def _getaddrinfo(host: str, port: int) -> Addresses:
-    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return [(family, str(sockaddr[0])) for family, _, _, _, sockaddr in infos]
 
 
 _shared: DnsCache | None = None

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import Iterator
 
 import pytest
 
+from probe_agent.checks import stream
+from probe_agent.checks.stream import connect
 from probe_agent.checks.tcp import TcpRunner
 from shared.checks import TcpCheck
 from shared.protocol import CheckResult
@@ -85,3 +88,48 @@ async def test_unanswered_connect_times_out(full_backlog: int) -> None:
     assert result.status == "down"
     assert result.error_code == "TIMEOUT"
     assert result.error == f"no connection to 127.0.0.1:{full_backlog} within 300 ms"
+
+
+async def test_connects_without_the_loops_sock_connect(
+    listener: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The address is resolved and judged once (``resolve_stream``); the connect must not hand
+    it to ``loop.sock_connect``, which looks it up again (a tenth of a TCP check's CPU): every
+    attempt goes through ``stream.connect``."""
+    calls: list[tuple[object, ...]] = []
+
+    async def spy(
+        loop: asyncio.AbstractEventLoop, sock: socket.socket, sockaddr: tuple[object, ...]
+    ) -> None:
+        calls.append(sockaddr)
+        await connect(loop, sock, sockaddr)
+
+    monkeypatch.setattr(stream, "connect", spy)
+    result = await check("127.0.0.1", listener)
+    assert result.status == "up"
+    port = closed_port()
+    refused = await check("127.0.0.1", port)
+    assert refused.error_code == "CONNECTION_REFUSED"
+    assert calls == [("127.0.0.1", listener), ("127.0.0.1", port)]
+
+
+async def test_connect_raises_the_connects_own_error() -> None:
+    loop = asyncio.get_running_loop()
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setblocking(False)
+        with pytest.raises(ConnectionRefusedError):
+            await connect(loop, sock, ("127.0.0.1", closed_port()))
+
+
+async def test_a_cancelled_connect_stops_watching_its_socket(full_backlog: int) -> None:
+    loop = asyncio.get_running_loop()
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setblocking(False)
+        pending = asyncio.ensure_future(connect(loop, sock, ("127.0.0.1", full_backlog)))
+        await asyncio.sleep(0.05)
+        assert not pending.done()
+        pending.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await pending
+        # Nothing watches the socket any more: removing a writer finds none.
+        assert loop.remove_writer(sock.fileno()) is False
