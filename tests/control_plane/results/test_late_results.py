@@ -61,19 +61,7 @@ async def test_a_result_later_than_the_settling_window_is_rolled_up(
     await run(db_url)
     async with await connect(db_url) as conn:
         assert await (await conn.execute("SELECT * FROM rollup_dirty")).fetchall() == []
-        minute = await (
-            await conn.execute(
-                "SELECT total, down FROM result_rollups WHERE target_id = %s AND minute = %s",
-                (tid, slot),
-            )
-        ).fetchone()
-        hour = await (
-            await conn.execute(
-                "SELECT total, down FROM result_rollups_hourly"
-                " WHERE target_id = %s AND hour = date_trunc('hour', %s::timestamptz)",
-                (tid, slot),
-            )
-        ).fetchone()
+        minute, hour = await _rollups_of(conn, tid, slot)
     assert minute == {"total": 1, "down": 1}
     assert hour == {"total": 1, "down": 1}
     # /uptime over the settled minute agrees with the raw rows again.
@@ -119,19 +107,7 @@ async def test_a_late_result_before_a_catch_up_runs_range_is_rolled_up(
     await run(db_url)
     async with await connect(db_url) as conn:
         assert await (await conn.execute("SELECT * FROM rollup_dirty")).fetchall() == []
-        minute = await (
-            await conn.execute(
-                "SELECT total, down FROM result_rollups WHERE target_id = %s AND minute = %s",
-                (tid, slot),
-            )
-        ).fetchone()
-        hour = await (
-            await conn.execute(
-                "SELECT total, down FROM result_rollups_hourly"
-                " WHERE target_id = %s AND hour = date_trunc('hour', %s::timestamptz)",
-                (tid, slot),
-            )
-        ).fetchone()
+        minute, hour = await _rollups_of(conn, tid, slot)
     assert minute == {"total": 1, "down": 1}
     assert hour == {"total": 1, "down": 1}
 
@@ -146,3 +122,21 @@ async def test_results_on_time_mark_nothing(owner: Persona, operator: Persona, d
     assert (await agent.ingest([result_for(lease)])).json()["accepted"] == 1
     async with await connect(db_url) as conn:
         assert await (await conn.execute("SELECT * FROM rollup_dirty")).fetchall() == []
+
+
+async def _rollups_of(conn: Any, tid: Any, slot: datetime) -> tuple[Any, Any]:
+    """The slot's minute rollup and its hour's rollup of the target (``total``, ``down``)."""
+    minute = await (
+        await conn.execute(
+            "SELECT total, down FROM result_rollups WHERE target_id = %s AND minute = %s",
+            (tid, slot),
+        )
+    ).fetchone()
+    hour = await (
+        await conn.execute(
+            "SELECT total, down FROM result_rollups_hourly"
+            " WHERE target_id = %s AND hour = date_trunc('hour', %s::timestamptz)",
+            (tid, slot),
+        )
+    ).fetchone()
+    return minute, hour
