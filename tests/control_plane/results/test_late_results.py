@@ -36,23 +36,7 @@ async def test_a_result_later_than_the_settling_window_is_rolled_up(
     before = await raw_uptime(db_url, target["id"], slot, slot + timedelta(minutes=1))
     assert before["total"] == 0
 
-    # The agent leased that slot then (a lease id it kept in its spool), and sends it now.
-    claim = LeaseClaim(
-        target_id=tid,
-        agent_id=uuid.UUID(agent.id),
-        region_id="default",
-        scheduled_at=slot,
-        expires_at=slot + timedelta(seconds=20),
-    )
-    lease: dict[str, Any] = {
-        "lease_id": LeaseSigner(TOKEN_KEY).issue(claim),
-        "target_id": target["id"],
-        "scheduled_at": slot.isoformat(),
-    }
-    late = result_for(lease, "down")
-    late["started_at"] = late["finished_at"] = (slot + timedelta(seconds=1)).isoformat()
-    answer = (await agent.ingest([late])).json()
-    assert answer["accepted"] == 1, answer
+    await _late_result(agent, target, slot)
 
     async with await connect(db_url) as conn:
         # Ingest writes nothing but the result and its schedule for it: the run finds it.
