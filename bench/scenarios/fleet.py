@@ -28,13 +28,18 @@ from typing import Any
 import aiohttp
 import msgspec
 import psycopg
+from psycopg.rows import dict_row
 from redis.asyncio import Redis
 
 from bench.config import BenchConfig
 from bench.proc import cpu_between, sample, spread
 from bench.report import Outcome
 from bench.stack import Vigil
-from control_plane.domain.dashboard.in_flight import FRESH_SECS, SNAPSHOT_EVERY_SECS
+from control_plane.domain.dashboard.in_flight import (
+    FRESH_SECS,
+    SNAPSHOT_EVERY_SECS,
+    take_snapshot,
+)
 from control_plane.domain.dashboard.service import Q as DASHBOARD
 from control_plane.domain.results.rollups import Q as ROLLUPS
 from shared.checks import HttpCheck
@@ -228,9 +233,11 @@ async def _dashboard_uncached(
 async def _in_flight_snapshots(db_url: str) -> None:
     """The worker's in-flight snapshot job, every SNAPSHOT_EVERY_SECS, until cancelled (the
     bench runs no worker: its sweep would write missed slots for every seeded schedule)."""
-    async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as conn:
+    async with await psycopg.AsyncConnection.connect(
+        db_url, autocommit=True, row_factory=dict_row
+    ) as conn:
         while True:
-            await conn.execute(DASHBOARD.refresh_in_flight)
+            await take_snapshot(conn)
             await asyncio.sleep(SNAPSHOT_EVERY_SECS)
 
 
