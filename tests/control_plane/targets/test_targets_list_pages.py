@@ -9,7 +9,6 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import psycopg
 import pytest
 
 from control_plane.domain.targets.service import SORTS
@@ -44,7 +43,8 @@ async def _second_org(outsider: Persona, db_url: str) -> list[str]:
         outsider, [http("o-up"), http("o-fresh"), http("o-off", enabled=False, tags=["ops"])]
     )
     tcp = await outsider.post(
-        API, json={"name": "o-tcp", "check": {"type": "tcp", "host": "db.example.com", "port": 5432}}
+        API,
+        json={"name": "o-tcp", "check": {"type": "tcp", "host": "db.example.com", "port": 5432}},
     )
     assert tcp.status_code == 201, tcp.text
     ids.append(tcp.json()["id"])
@@ -180,7 +180,8 @@ async def test_total_follows_creates_and_deletes(
     assert await total() == {None: 3, "up": 2, "paused": 1}[status]
     assert (await owner.delete(f"{API}/{b}")).status_code == 204
     assert await total() == {None: 2, "up": 1, "paused": 1}[status]
-    bulk = await owner.post(f"{API}/bulk-action", json={"action": {"type": "delete"}, "ids": [a, c]})
+    body = {"action": {"type": "delete"}, "ids": [a, c]}
+    bulk = await owner.post(f"{API}/bulk-action", json=body)
     assert bulk.status_code == 200, bulk.text
     assert await total() == 0
     got = (await outsider.get(API, params=params)).json()
