@@ -78,45 +78,50 @@ ORDER BY {page_order};
 
 -- name: list_targets_json
 -- The page as one JSON array of the read's objects, keys named as ``Target``'s fields, decoded
--- straight into ``Target`` (targets/service.py): no row dicts, no per-row conversion. The check
--- is the stored public spec with every sealed non-header field set to the redaction sentinel
+-- straight into ``Target`` (targets/service.py): no row dicts, no per-row conversion. Each
+-- object is a row (``x``, its columns named as the fields) aggregated by ``json_agg``: PostgreSQL
+-- writes a row's JSON from its row type, with no per-row call taking every key and value as
+-- variadic arguments (``json_build_object``: about 3 ms more for 1,000 targets) and no spaces
+-- around the colons (about 6 per cent less JSON to send and decode). The check is the stored public
+-- spec with every sealed non-header field set to the redaction sentinel
 -- (codec.redacted_check; header values are redacted after decoding). The API still rounds the
 -- latency and computes the uptime percentage, as ``rows._current`` does.
-SELECT coalesce(json_agg(json_build_object(
-    'id', t.id,
-    'name', t.name,
-    'check', CASE WHEN t.secrets = '{}'::jsonb THEN t.spec
-             ELSE t.spec || (SELECT coalesce(jsonb_object_agg(k, %(redacted)s::text), '{}')
-                             FROM jsonb_object_keys(t.secrets) AS k
-                             WHERE NOT starts_with(k, %(header_prefix)s::text)) END,
-    'interval', t.interval_secs,
-    'enabled', t.enabled,
-    'tags', t.tags,
-    'alerts', (SELECT coalesce(json_agg(json_build_object('channel_id', a.channel_id)
-                                        ORDER BY a.position), '[]')
-               FROM target_alerts a WHERE a.target_id = t.id),
-    'alert_confirmations', t.alert_confirmations,
-    'notify_recovery', t.notify_recovery,
-    'renotify_interval_secs', t.renotify_interval_secs,
-    'region_policy', t.region_policy,
-    'regions', ARRAY(SELECT r.region_id FROM target_regions r WHERE r.target_id = t.id
-                     ORDER BY r.region_id),
-    'created_at', t.created_at,
-    'updated_at', t.updated_at,
-    'write_source', t.write_source,
-    'status', c.current_status,
-    'last_result', CASE WHEN c.last_checked_at IS NOT NULL THEN json_build_object(
-        'at', c.last_checked_at, 'status', c.last_result_status, 'region', c.last_region,
-        'latency_ms', c.last_latency_ms, 'error', c.last_result_error) END,
-    'last_24h', json_build_object('checks', c.checks_24h, 'checks_up', c.up_24h,
-                                  'uptime_pct', NULL),
-    'incident', CASE WHEN c.incident_id IS NOT NULL THEN json_build_object(
-        'id', c.incident_id, 'started_at', c.incident_started_at,
-        'status', c.incident_status, 'state', c.incident_state) END
-) ORDER BY {page_order}), '[]')::text AS items
+SELECT coalesce(json_agg(x ORDER BY {page_order}), '[]')::text AS items
 FROM page p
 JOIN targets t ON t.id = p.id
-CROSS JOIN LATERAL (SELECT * FROM target_current c WHERE c.target_id = p.id OFFSET 0) c;
+CROSS JOIN LATERAL (SELECT * FROM target_current c WHERE c.target_id = p.id OFFSET 0) c
+CROSS JOIN LATERAL (SELECT
+    t.id AS id,
+    t.name AS name,
+    CASE WHEN t.secrets = '{}'::jsonb THEN t.spec
+         ELSE t.spec || (SELECT coalesce(jsonb_object_agg(k, %(redacted)s::text), '{}')
+                         FROM jsonb_object_keys(t.secrets) AS k
+                         WHERE NOT starts_with(k, %(header_prefix)s::text)) END AS "check",
+    t.interval_secs AS "interval",
+    t.enabled AS enabled,
+    t.tags AS tags,
+    (SELECT coalesce(json_agg(json_build_object('channel_id', a.channel_id)
+                              ORDER BY a.position), '[]')
+     FROM target_alerts a WHERE a.target_id = t.id) AS alerts,
+    t.alert_confirmations AS alert_confirmations,
+    t.notify_recovery AS notify_recovery,
+    t.renotify_interval_secs AS renotify_interval_secs,
+    t.region_policy AS region_policy,
+    ARRAY(SELECT r.region_id FROM target_regions r WHERE r.target_id = t.id
+          ORDER BY r.region_id) AS regions,
+    t.created_at AS created_at,
+    t.updated_at AS updated_at,
+    t.write_source AS write_source,
+    c.current_status AS status,
+    CASE WHEN c.last_checked_at IS NOT NULL THEN json_build_object(
+        'at', c.last_checked_at, 'status', c.last_result_status, 'region', c.last_region,
+        'latency_ms', c.last_latency_ms, 'error', c.last_result_error) END AS last_result,
+    json_build_object('checks', c.checks_24h, 'checks_up', c.up_24h,
+                      'uptime_pct', NULL) AS last_24h,
+    CASE WHEN c.incident_id IS NOT NULL THEN json_build_object(
+        'id', c.incident_id, 'started_at', c.incident_started_at,
+        'status', c.incident_status, 'state', c.incident_state) END AS incident
+) x;
 
 -- name: count_targets
 -- The list's total; ``{status_join}`` / ``{status_filter}`` as in ``list_page``.
@@ -131,6 +136,15 @@ WHERE t.org_id = %(org_id)s
   AND (%(region)s::text IS NULL OR EXISTS (
        SELECT 1 FROM target_regions r WHERE r.target_id = t.id AND r.region_id = %(region)s))
   {status_filter};
+
+-- name: count_targets_kept
+-- The list's total with no filter but the status: the org's maintained totals per status
+-- (``org_status_counts``, migration 0200: delta rows kept by the ``target_state`` triggers in
+-- the same transaction as the targets they count, one ``target_state`` row per target; the
+-- dashboard's counts) instead of counting 60,000 index entries per request (~5 ms).
+SELECT coalesce(sum(c.n), 0) AS total
+FROM org_status_counts c
+WHERE c.org_id = %(org_id)s AND (%(status)s::text IS NULL OR c.status = %(status)s);
 
 -- name: delete_target
 DELETE FROM targets WHERE org_id = %(org_id)s AND id = %(id)s RETURNING id;
