@@ -68,6 +68,19 @@ class Servers:
             settings: tuple[str, ...] = ("autovacuum_naptime=5s",)
             if self.statements:
                 settings += statements.SETTINGS
+            # A diagnostic: the plans of statements slower than this many ms, in the server's
+            # log (``pg.log`` beside its data directory).
+            slow_ms = os.environ.get("BENCH_PG_EXPLAIN_MS", "")
+            if slow_ms:
+                preload = [s for s in settings if s.startswith("shared_preload_libraries=")]
+                libs = [*(p.split("=", 1)[1] for p in preload), "auto_explain"]
+                settings = (
+                    *(s for s in settings if s not in preload),
+                    "shared_preload_libraries=" + ",".join(libs),
+                    f"auto_explain.log_min_duration={int(slow_ms)}",
+                    "auto_explain.log_analyze=off",
+                    "auto_explain.log_nested_statements=on",
+                )
             self.pg = EmbeddedPostgres(self.root / "pg", fast=self.fast, settings=settings)
             self.admin_url = self.pg.start()
         if not self.redis_url:

@@ -30,7 +30,7 @@ from typing import Any
 
 import psycopg
 
-from bench import latency_probe, statements
+from bench import latency_probe, statements, waits
 from bench.config import BenchConfig
 from bench.peers import Nginx
 from bench.proc import cores_busy, cpu_between, machine_ticks, own_cpu_s, sample
@@ -45,6 +45,8 @@ PROBE_WARMUP_S = 3.0
 WAIT_UP_S = 240.0
 WAIT_SENT_S = 180.0
 PROBE_REGION = "notify-probe"
+# A diagnostic: sample pg_stat_activity's waits and the machine's busy cores (bench/waits.py).
+WAITS = os.environ.get("BENCH_NOTIFY_WAITS", "") == "1"
 
 UP_COUNT_RESULTS = """
 SELECT count(DISTINCT target_id) FROM results WHERE target_id = ANY(%(ids)s) AND status = 'up'
@@ -198,6 +200,9 @@ async def run(
         await asyncio.sleep(PROBE_WARMUP_S)
         pids = vigil.pids("api", "worker", "agent", "probe")
         quiet, storm = Window(pids), Window(pids)
+        sampler = waits.WaitSampler(vigil.db_url) if WAITS else None
+        if sampler:
+            sampler.start()
         quiet.start()
         await asyncio.sleep(cfg.notify_quiet_s)
         quiet.stop()
@@ -218,6 +223,8 @@ async def run(
 
         await _until(all_delivered, WAIT_SENT_S, every=0.5)
         storm.stop()
+        if sampler:
+            await sampler.stop()
         top = await statements.top(vigil.db_url) if cfg.pg_statements else []
         vigil.procs.stop("probe")
         samples = latency_probe.parse_samples(samples_file.read_text())
@@ -331,6 +338,12 @@ async def run(
             await conn.execute(PER_SECOND, {"ids": ids, "since": since, "t0": t0})
         ).fetchall()
         out.notes.extend(timeline(t0, storm.t1, samples, list(rec.arrived.values()), got_rows))
+        if sampler:
+            out.notes.append(
+                f"backends (mean per sample), quiet: {waits.summary(sampler, quiet.t0, quiet.t1)};"
+                f" outage: {waits.summary(sampler, storm.t0, storm.t1)}"
+            )
+            out.notes.extend(sampler.lines(t0, min(storm.t1, t0 + 12)))
         nginx.fail("mass", False)
 
 
