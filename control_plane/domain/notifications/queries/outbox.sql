@@ -57,21 +57,28 @@ WHERE n.incident_id = i.id AND n.state = 'pending' AND i.in_maintenance
 -- anything for a disabled channel. Each part walks an index of what it can skip (the pending
 -- rows of disabled channels, the pending reminders), not every pending row: a mass outage's
 -- 10,000 queued opens were joined to their incidents every run (80-210 ms).
-UPDATE notifications n SET state = 'skipped', lease_until = NULL, last_error = s.why
-FROM (
-    SELECT p.id, 'channel disabled' AS why
+-- The ids are gathered first and the rows updated by them: joined to ``notifications n``, the
+-- plan prepared while the table was nearly empty (one row estimated everywhere) scanned every
+-- pending row of ``n`` and, for each, the pending rows again (a nested loop): 0.5-1 s a run
+-- with a mass outage's 10,000 opens pending, 9.8 s with 20,000.
+WITH doomed AS MATERIALIZED (
+    SELECT p.id
     FROM channels c
     JOIN notifications p ON p.channel_id = c.id AND p.state = 'pending' AND p.kind <> 'event'
     WHERE NOT c.enabled
     UNION ALL
-    SELECT p.id, 'incident acknowledged or ended'
+    SELECT p.id
     FROM notifications p
     JOIN incidents i ON i.id = p.incident_id
     JOIN channels c ON c.id = p.channel_id AND c.enabled
     WHERE p.state = 'pending' AND p.kind = 'reminder'
       AND (i.state <> 'open' OR i.ended_at IS NOT NULL)
-) s
-WHERE n.id = s.id AND n.state = 'pending'
+)
+UPDATE notifications n SET state = 'skipped', lease_until = NULL,
+       last_error = CASE WHEN EXISTS (SELECT 1 FROM channels c
+                                      WHERE c.id = n.channel_id AND NOT c.enabled)
+                         THEN 'channel disabled' ELSE 'incident acknowledged or ended' END
+WHERE n.id = ANY (ARRAY(SELECT id FROM doomed)) AND n.state = 'pending'
   AND (n.lease_until IS NULL OR n.lease_until < now());
 
 -- name: enqueue_reminders
