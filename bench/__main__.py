@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import shutil
 import signal
 import sys
@@ -160,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench: report {md.relative_to(ROOT)} and {js.name}")
         print(md.read_text())
     failed = interrupted or any(o.error for o in outcomes)
-    if failed:
+    # BENCH_PG_EXPLAIN_MS: the slow statements' plans are in the server's log; kept.
+    if failed or os.environ.get("BENCH_PG_EXPLAIN_MS"):
         print(f"bench: logs kept in {folder}", file=sys.stderr)
     else:
         shutil.rmtree(folder, ignore_errors=True)

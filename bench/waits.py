@@ -71,8 +71,8 @@ class WaitSampler:
             for rows in snaps:
                 whats.update(w for w, _ in rows)
                 queries.update(f"{w} {q}" for w, q in rows if w != "Client:ClientRead")
-            tk = ticks.get(sec, [])
-            busy = cores_busy(tk[0], tk[-1]) if len(tk) > 1 else float("nan")
+            got = ticks.get(sec, [])
+            busy = cores_busy(got[0], got[-1]) if len(got) > 1 else float("nan")
             n = len(snaps)
             active = sum(len(r) for r in snaps) / n
             top = ", ".join(f"{w} {c / n:.1f}" for w, c in whats.most_common(4))
