@@ -100,12 +100,13 @@ def list_query(sort: str | None, status: str | None = None, *, json: bool = Fals
     return page + "\n" + tail.replace("{page_order}", outer)
 
 
-def count_query(status: str | None, params: dict[str, Any] | None = None) -> str:
-    """The list's total: the org's maintained totals (``count_targets_kept``) when nothing but
-    the status filters the list (``params``: the list's parameters), else ``count_targets``
-    with the maintained status joined for a status filter."""
-    if params is not None and all(params[k] is None for k in _COUNTED_FILTERS):
+def count_query(params: dict[str, Any]) -> str:
+    """The list's total for the list's parameters: the org's maintained totals
+    (``count_targets_kept``) when nothing but the status filters the list, else
+    ``count_targets`` with the maintained status joined for a status filter."""
+    if all(params[k] is None for k in _COUNTED_FILTERS):
         return Q.count_targets_kept
+    status = params["status"]
     return Q.count_targets.replace("{status_join}", _STATE_JOIN if status else "").replace(
         "{status_filter}", _STATUS_FILTER if status else ""
     )
@@ -320,7 +321,7 @@ class TargetService(TenantService):
         # planned per run, about 1 s generic; the list branch's 00a9e2b). Planning costs ~2 ms.
         query = list_query(sort, status, json=True)
         page = await (await conn.execute(query, params, prepare=False)).fetchone()
-        total_row = await (await conn.execute(count_query(status, params), params)).fetchone()
+        total_row = await (await conn.execute(count_query(params), params)).fetchone()
         assert page is not None
         targets = targets_from_json(page["items"])
         await show_endpoints(conn, self.sealer, self.org.org_id, targets, self.public_url)
