@@ -40,10 +40,6 @@ def _minute_rollup_retention_days(e: dict[str, str]) -> int:
     return days
 
 
-# The worker's database turns (DatabaseSettings.worker_turns).
-DEFAULT_WORKER_TURNS = 1
-
-
 @dataclass(frozen=True, slots=True)
 class DatabaseSettings:
     url: str
@@ -60,9 +56,6 @@ class DatabaseSettings:
     # their hours are in the hourly rollups, which stay). 0 keeps them forever; otherwise at
     # least MIN_MINUTE_ROLLUP_RETENTION_DAYS.
     minute_rollup_retention_days: int = 0
-    # The worker's heavy statements (engine chunks, delivery claims and recordings) running at
-    # once (``VIGIL_WORKER_DB_TURNS``; core/db_turns.py); 0: no bound.
-    worker_turns: int = DEFAULT_WORKER_TURNS
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,17 +250,6 @@ def _base_urls(raw: str) -> dict[str, str]:
             raise SettingsError(f"VIGIL_NOTIFY_BASE_URLS: expected kind=https://host, got {part!r}")
         out[kind.strip()] = url.strip().rstrip("/")
     return out
-
-
-def _turns(raw: str | None) -> int:
-    raw = (raw or "").strip()
-    if not raw:
-        return DEFAULT_WORKER_TURNS
-    if not raw.isdigit():
-        raise SettingsError(
-            f"VIGIL_WORKER_DB_TURNS: expected a whole number (0 = no bound), got {raw!r}"
-        )
-    return int(raw)
 
 
 def _positive(e: dict[str, str], name: str, default: int) -> int:
@@ -495,7 +477,6 @@ def settings_from_env(env: dict[str, str] | None = None) -> Settings:
             acquire_timeout_secs=float(e.get("VIGIL_DB_ACQUIRE_TIMEOUT_SECS", "3")),
             raw_retention_days=int(e.get("VIGIL_RAW_RETENTION_DAYS", "0")),
             minute_rollup_retention_days=_minute_rollup_retention_days(e),
-            worker_turns=_turns(e.get("VIGIL_WORKER_DB_TURNS")),
         ),
         redis=RedisSettings(
             url=need("VIGIL_REDIS_URL"), prefix=e.get("VIGIL_REDIS_PREFIX", "vigil:")

@@ -11,7 +11,6 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
 
-from control_plane.core.db_turns import UNBOUNDED, DbTurns
 from control_plane.core.draining import Draining
 from control_plane.core.keycache import KeyCache
 from control_plane.security.sealing import Sealer
@@ -49,5 +48,3 @@ class Resources:
     key_cache: KeyCache = field(default_factory=KeyCache)
     # The rate limiter (core/ratelimit.py), built on first use by the auth check.
     limiter: Limiter | None = None
-    # Turns of the worker's heavy statements (core/db_turns.py); unbounded elsewhere.
-    db_turns: DbTurns = UNBOUNDED

@@ -24,7 +24,6 @@ from prometheus_client import Counter
 from redis.asyncio import Redis
 
 from control_plane.core import idempotency
-from control_plane.core.db_turns import DbTurns
 from control_plane.core.queue import EVALUATE_TARGETS, cron_name, job_resources, queue_name
 from control_plane.core.state import Resources
 from control_plane.db.pool import make_pool
@@ -82,7 +81,6 @@ def open_resources(settings: Settings) -> Resources:
         db=make_pool(settings.database, acquire_timeout=WORKER_ACQUIRE_TIMEOUT_S),
         redis=Redis.from_url(settings.redis.url),
         sealer=Sealer(settings.security.sealing_keys, settings.security.primary_key_id),
-        db_turns=DbTurns(settings.database.worker_turns),
     )
 
 

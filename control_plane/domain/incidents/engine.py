@@ -20,7 +20,6 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
-from control_plane.core.db_turns import UNBOUNDED, DbTurns
 from control_plane.core.ids import new_id
 from control_plane.db.sql import Queries
 from control_plane.domain.incidents.policy import (
@@ -110,21 +109,16 @@ async def evaluate_target(conn: AsyncConnection[Any], target_id: uuid.UUID) -> O
 
 
 async def evaluate_batch(
-    conn: AsyncConnection[Any],
-    target_ids: Sequence[uuid.UUID],
-    chunk: int = CHUNK,
-    turns: DbTurns = UNBOUNDED,
+    conn: AsyncConnection[Any], target_ids: Sequence[uuid.UUID], chunk: int = CHUNK
 ) -> dict[uuid.UUID, Outcome]:
     """Evaluate many targets, ``chunk`` of them per transaction, with set-based reads and writes.
 
     Each chunk takes the locks it can get in one statement; a target another worker holds comes
-    back ``evaluated=False`` and keeps its mark (the sweep returns to it). Each chunk's
-    transaction is one of the worker's database turns (``core/db_turns.py``)."""
+    back ``evaluated=False`` and keeps its mark (the sweep returns to it)."""
     ids = list(dict.fromkeys(target_ids))
     outcomes: dict[uuid.UUID, Outcome] = {}
     for start in range(0, len(ids), max(1, chunk)):
-        async with turns.turn():
-            outcomes.update(await _evaluate_chunk(conn, ids[start : start + max(1, chunk)]))
+        outcomes.update(await _evaluate_chunk(conn, ids[start : start + max(1, chunk)]))
     return outcomes
 
 

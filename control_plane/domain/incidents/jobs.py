@@ -49,9 +49,7 @@ async def _evaluate(ctx: dict[str, Any], target_ids: list[str]) -> int:
     changes = 0
     res = job_resources(ctx)
     async with res.db.connection() as conn:
-        outcomes = await evaluate_batch(
-            conn, [uuid.UUID(tid) for tid in target_ids], turns=res.db_turns
-        )
+        outcomes = await evaluate_batch(conn, [uuid.UUID(tid) for tid in target_ids])
         await _publish_changes(conn, res, outcomes.items())
     for tid, outcome in outcomes.items():
         if outcome.opened:

@@ -150,7 +150,7 @@ class Deliverer:
             return 0  # a run is still going: it picks up what is due
         async with self._running:
             events = await event_delivery.run_once(self)
-            async with self.res.db_turns.turn(), self.res.db.connection() as conn:
+            async with self.res.db.connection() as conn:
                 async with conn.transaction():
                     await conn.execute(Q.skip_closed_in_maintenance)
                     await conn.execute(Q.skip_stale)
@@ -176,9 +176,7 @@ class Deliverer:
     async def run_batch(self) -> int:
         """Claim one batch (one statement), send it, record it (one statement)."""
         s = self.settings
-        # The claim and the recording are each one of the worker's database turns
-        # (core/db_turns.py); the sends between them take none.
-        async with self.res.db_turns.turn(), self.res.db.connection() as conn:
+        async with self.res.db.connection() as conn:
             rows = await (
                 await conn.execute(
                     Q.claim,
@@ -379,7 +377,7 @@ class Deliverer:
             if d["outcome"] != "delivered" and last[d["channel_id"]] != "delivered":
                 failures[d["channel_id"]] += 1
         ok = [cid for cid, outcome in last.items() if outcome == "delivered"]
-        async with self.res.db_turns.turn(), self.res.db.connection() as conn, conn.transaction():
+        async with self.res.db.connection() as conn, conn.transaction():
             await conn.execute(
                 Q.record_outcomes,
                 {
