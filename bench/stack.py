@@ -78,7 +78,10 @@ class Servers:
                     *(s for s in settings if s not in preload),
                     "shared_preload_libraries=" + ",".join(libs),
                     f"auto_explain.log_min_duration={int(slow_ms)}",
-                    "auto_explain.log_analyze=off",
+                    # BENCH_PG_EXPLAIN_ANALYZE=1: with each node's actual rows and times
+                    # (every statement is instrumented then: slower, a diagnostic only).
+                    "auto_explain.log_analyze="
+                    + ("on" if os.environ.get("BENCH_PG_EXPLAIN_ANALYZE") == "1" else "off"),
                     "auto_explain.log_nested_statements=on",
                 )
             self.pg = EmbeddedPostgres(self.root / "pg", fast=self.fast, settings=settings)

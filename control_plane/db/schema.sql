@@ -468,7 +468,12 @@ SELECT t.id, t.org_id,
            ELSE (ARRAY['down', 'error', 'degraded', 'up'])[w.worst]
        END
 FROM targets t
-LEFT JOIN incidents i ON i.target_id = t.id AND i.ended_at IS NULL
+LEFT JOIN LATERAL (
+    -- At most one: incidents_one_open_idx is unique on the open ones.
+    SELECT o.id, o.status FROM incidents o
+    WHERE o.target_id = t.id AND o.ended_at IS NULL
+    LIMIT 1
+) i ON true
 LEFT JOIN LATERAL (
     SELECT min(array_position(ARRAY['down', 'error', 'degraded', 'up'], x.st)) AS worst
     FROM (
