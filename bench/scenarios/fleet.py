@@ -112,7 +112,6 @@ async def _seed(vigil: Vigil, org_id: uuid.UUID, n: int) -> None:
         )
         for table in (
             "targets",
-            "target_docs",
             "target_last_24h",
             "target_regions",
             "schedules",

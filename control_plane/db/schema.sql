@@ -379,74 +379,6 @@ BEGIN
     RETURN made;
 END $$;
 
-CREATE FUNCTION public.vigil_target_docs_build(ids uuid[]) RETURNS TABLE(target_id uuid, doc text)
-    LANGUAGE sql STABLE
-    AS $$
-SELECT t.id, row_to_json(x)::text
-FROM targets t
-CROSS JOIN LATERAL (SELECT
-    t.id AS id,
-    t.name AS name,
-    CASE WHEN t.secrets = '{}'::jsonb THEN t.spec
-         ELSE t.spec || (SELECT coalesce(jsonb_object_agg(k, '***'::text), '{}')
-                         FROM jsonb_object_keys(t.secrets) AS k
-                         WHERE NOT starts_with(k, 'headers.')) END AS "check",
-    t.interval_secs AS "interval",
-    t.enabled AS enabled,
-    t.tags AS tags,
-    (SELECT coalesce(json_agg(json_build_object('channel_id', a.channel_id)
-                              ORDER BY a.position), '[]')
-     FROM target_alerts a WHERE a.target_id = t.id) AS alerts,
-    t.alert_confirmations AS alert_confirmations,
-    t.notify_recovery AS notify_recovery,
-    t.renotify_interval_secs AS renotify_interval_secs,
-    t.region_policy AS region_policy,
-    ARRAY(SELECT r.region_id FROM target_regions r WHERE r.target_id = t.id
-          ORDER BY r.region_id) AS regions,
-    t.created_at AS created_at,
-    t.updated_at AS updated_at,
-    t.write_source AS write_source
-) x
-WHERE t.id = ANY(ids)
-$$;
-
-CREATE FUNCTION public.vigil_target_docs_children() RETURNS trigger
-    LANGUAGE plpgsql
-    AS $$
-DECLARE
-    ids uuid[];
-BEGIN
-    IF TG_OP = 'INSERT' THEN
-        ids := ARRAY(SELECT DISTINCT target_id FROM new_rows);
-    ELSIF TG_OP = 'DELETE' THEN
-        ids := ARRAY(SELECT DISTINCT target_id FROM old_rows);
-    ELSE
-        ids := ARRAY(SELECT target_id FROM new_rows UNION SELECT target_id FROM old_rows);
-    END IF;
-    -- A target deleted in this statement (the cascade to its children) has no row to build:
-    -- the build reads ``targets`` and finds none; its doc went with it.
-    PERFORM vigil_target_docs_refresh(ids);
-    RETURN NULL;
-END $$;
-
-CREATE FUNCTION public.vigil_target_docs_refresh(ids uuid[]) RETURNS void
-    LANGUAGE plpgsql
-    AS $$
-BEGIN
-    PERFORM 1 FROM target_docs WHERE target_id = ANY(ids) ORDER BY target_id FOR UPDATE;
-    INSERT INTO target_docs (target_id, doc)
-    SELECT b.target_id, b.doc FROM vigil_target_docs_build(ids) b
-    ON CONFLICT (target_id) DO UPDATE SET doc = EXCLUDED.doc;
-END $$;
-
-CREATE FUNCTION public.vigil_target_docs_targets() RETURNS trigger
-    LANGUAGE plpgsql
-    AS $$
-BEGIN
-    PERFORM vigil_target_docs_refresh(ARRAY(SELECT id FROM new_rows));
-    RETURN NULL;
-END $$;
-
 CREATE FUNCTION public.vigil_target_last_24h_org() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
@@ -1396,11 +1328,6 @@ CREATE VIEW public.target_details AS
           ORDER BY a."position") AS alert_ids
    FROM public.targets t;
 
-CREATE TABLE public.target_docs (
-    target_id uuid NOT NULL,
-    doc text NOT NULL
-);
-
 CREATE TABLE public.target_last_24h_org (
     org_id uuid NOT NULL,
     checks bigint NOT NULL,
@@ -1610,9 +1537,6 @@ ALTER TABLE ONLY public.status_pages
 ALTER TABLE ONLY public.target_alerts
     ADD CONSTRAINT target_alerts_pkey PRIMARY KEY (target_id, channel_id);
 
-ALTER TABLE ONLY public.target_docs
-    ADD CONSTRAINT target_docs_pkey PRIMARY KEY (target_id);
-
 ALTER TABLE ONLY public.target_last_24h
     ADD CONSTRAINT target_last_24h_pkey PRIMARY KEY (target_id);
 
@@ -1799,23 +1723,11 @@ CREATE TRIGGER schedules_state_insert AFTER INSERT ON public.schedules FOR EACH 
 
 CREATE TRIGGER schedules_state_update AFTER UPDATE ON public.schedules REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.vigil_schedules_state();
 
-CREATE TRIGGER target_alerts_docs_delete AFTER DELETE ON public.target_alerts REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION public.vigil_target_docs_children();
-
-CREATE TRIGGER target_alerts_docs_insert AFTER INSERT ON public.target_alerts REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.vigil_target_docs_children();
-
-CREATE TRIGGER target_alerts_docs_update AFTER UPDATE ON public.target_alerts REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.vigil_target_docs_children();
-
 CREATE TRIGGER target_last_24h_org_delete AFTER DELETE ON public.target_last_24h FOR EACH ROW WHEN (((old.checks <> 0) OR (old.up <> 0))) EXECUTE FUNCTION public.vigil_target_last_24h_org_gone();
 
 CREATE TRIGGER target_last_24h_org_insert AFTER INSERT ON public.target_last_24h REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.vigil_target_last_24h_org();
 
 CREATE TRIGGER target_last_24h_org_update AFTER UPDATE ON public.target_last_24h REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.vigil_target_last_24h_org();
-
-CREATE TRIGGER target_regions_docs_delete AFTER DELETE ON public.target_regions REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION public.vigil_target_docs_children();
-
-CREATE TRIGGER target_regions_docs_insert AFTER INSERT ON public.target_regions REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.vigil_target_docs_children();
-
-CREATE TRIGGER target_regions_docs_update AFTER UPDATE ON public.target_regions REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.vigil_target_docs_children();
 
 CREATE TRIGGER target_regions_schedule AFTER INSERT OR DELETE ON public.target_regions FOR EACH ROW EXECUTE FUNCTION public.vigil_schedule_region();
 
@@ -1824,10 +1736,6 @@ CREATE TRIGGER target_state_counts_delete AFTER DELETE ON public.target_state RE
 CREATE TRIGGER target_state_counts_insert AFTER INSERT ON public.target_state REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.vigil_target_state_counts();
 
 CREATE TRIGGER target_state_counts_update AFTER UPDATE ON public.target_state REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.vigil_target_state_counts();
-
-CREATE TRIGGER targets_docs_insert AFTER INSERT ON public.targets REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.vigil_target_docs_targets();
-
-CREATE TRIGGER targets_docs_update AFTER UPDATE ON public.targets REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.vigil_target_docs_targets();
 
 CREATE TRIGGER targets_heartbeat_rearm AFTER UPDATE OF enabled, interval_secs, spec ON public.targets FOR EACH ROW WHEN (((new.kind = 'heartbeat'::text) AND new.enabled AND ((NOT old.enabled) OR (new.interval_secs <> old.interval_secs) OR (new.spec IS DISTINCT FROM old.spec)))) EXECUTE FUNCTION public.vigil_heartbeat_rearm();
 
@@ -1991,9 +1899,6 @@ ALTER TABLE ONLY public.target_alerts
 
 ALTER TABLE ONLY public.target_alerts
     ADD CONSTRAINT target_alerts_target_id_fkey FOREIGN KEY (target_id) REFERENCES public.targets(id) ON DELETE CASCADE;
-
-ALTER TABLE ONLY public.target_docs
-    ADD CONSTRAINT target_docs_target_id_fkey FOREIGN KEY (target_id) REFERENCES public.targets(id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.target_last_24h_org
     ADD CONSTRAINT target_last_24h_org_org_id_fkey FOREIGN KEY (org_id) REFERENCES public.orgs(id) ON DELETE CASCADE;

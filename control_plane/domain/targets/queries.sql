@@ -79,19 +79,39 @@ ORDER BY {page_order};
 -- name: list_targets_json
 -- The page as one JSON array of the read's objects, keys named as ``Target``'s fields, decoded
 -- straight into ``Target`` (targets/service.py): no row dicts, no per-row conversion. Each
--- object is the target's maintained doc (``target_docs``, migration 0250: every field that only
--- a write to the target changes, as JSON text) with the live part appended: a row (``x``, its
--- columns named as the fields) written by ``row_to_json`` from its row type, with no per-row
--- call taking every key and value as variadic arguments and no spaces around the colons. The
--- API still redacts secret header values, rounds the latency and computes the uptime
--- percentage, as ``rows._current`` does.
-SELECT '[' || coalesce(string_agg(left(d.doc, -1) || ',' || substr(row_to_json(x)::text, 2),
-                                  ',' ORDER BY {page_order}), '') || ']' AS items
+-- object is a row (``x``, its columns named as the fields) aggregated by ``json_agg``: PostgreSQL
+-- writes a row's JSON from its row type, with no per-row call taking every key and value as
+-- variadic arguments (``json_build_object``: about 3 ms more for 1,000 targets) and no spaces
+-- around the colons (about 6 per cent less JSON to send and decode). The check is the stored public
+-- spec with every sealed non-header field set to the redaction sentinel
+-- (codec.redacted_check; header values are redacted after decoding). The API still rounds the
+-- latency and computes the uptime percentage, as ``rows._current`` does.
+SELECT coalesce(json_agg(x ORDER BY {page_order}), '[]')::text AS items
 FROM page p
 JOIN targets t ON t.id = p.id
-JOIN target_docs d ON d.target_id = p.id
 CROSS JOIN LATERAL (SELECT * FROM target_current c WHERE c.target_id = p.id OFFSET 0) c
 CROSS JOIN LATERAL (SELECT
+    t.id AS id,
+    t.name AS name,
+    CASE WHEN t.secrets = '{}'::jsonb THEN t.spec
+         ELSE t.spec || (SELECT coalesce(jsonb_object_agg(k, %(redacted)s::text), '{}')
+                         FROM jsonb_object_keys(t.secrets) AS k
+                         WHERE NOT starts_with(k, %(header_prefix)s::text)) END AS "check",
+    t.interval_secs AS "interval",
+    t.enabled AS enabled,
+    t.tags AS tags,
+    (SELECT coalesce(json_agg(json_build_object('channel_id', a.channel_id)
+                              ORDER BY a.position), '[]')
+     FROM target_alerts a WHERE a.target_id = t.id) AS alerts,
+    t.alert_confirmations AS alert_confirmations,
+    t.notify_recovery AS notify_recovery,
+    t.renotify_interval_secs AS renotify_interval_secs,
+    t.region_policy AS region_policy,
+    ARRAY(SELECT r.region_id FROM target_regions r WHERE r.target_id = t.id
+          ORDER BY r.region_id) AS regions,
+    t.created_at AS created_at,
+    t.updated_at AS updated_at,
+    t.write_source AS write_source,
     c.current_status AS status,
     CASE WHEN c.last_checked_at IS NOT NULL THEN json_build_object(
         'at', c.last_checked_at, 'status', c.last_result_status, 'region', c.last_region,

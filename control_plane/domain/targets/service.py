@@ -30,6 +30,8 @@ from control_plane.domain.regions.service import (
 from control_plane.domain.webhooks import events as webhook_events
 from shared.checks import (
     KIND_DEFAULT_INTERVAL,
+    REDACTED,
+    SECRET_HEADER_PREFIX,
     CheckSpec,
     check_kind,
 )
@@ -311,7 +313,9 @@ class TargetService(TenantService):
         params = self._list_params(
             tag=tag, enabled=enabled, q=q, kind=kind, status=status, region=region
         )
-        params.update(limit=limit, offset=offset)
+        params.update(
+            limit=limit, offset=offset, redacted=REDACTED, header_prefix=SECRET_HEADER_PREFIX
+        )
         # Never a prepared statement: after five runs PostgreSQL may switch it to its generic
         # plan, which does not know the page is 1,000 rows of 60,000 (sort=status: about 35 ms
         # planned per run, about 1 s generic; the list branch's 00a9e2b). Planning costs ~2 ms.

@@ -205,10 +205,11 @@ async def _list_equals_singles(persona: Persona) -> dict[str, dict[str, Any]]:
 async def test_every_write_path_keeps_the_list_item_its_single_read(
     owner: Persona, db_url: str
 ) -> None:
-    """The list's items are the targets' maintained docs (``target_docs``) with the live part
-    appended: after each kind of write (create, bulk create, PATCH, bulk actions, regions,
-    pause and resume, a channel's delete removing its bindings, a write outside the API) every
-    item still equals its single read, and shows the write."""
+    """After each kind of write (create, bulk create, PATCH, bulk actions, regions, pause and
+    resume, a channel's delete removing its bindings, a write outside the API) every item of
+    the list still equals its single read, and shows the write: the guard for any part of the
+    list's read kept apart from the tables it comes from (a precomputed doc left stale by a
+    write path fails it)."""
     await add_region(db_url, "r2")
     ch1 = await add_channel(db_url, owner.org_id, "ch1")
     ch2 = await add_channel(db_url, owner.org_id, "ch2")
