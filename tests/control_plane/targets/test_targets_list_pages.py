@@ -13,7 +13,7 @@ import pytest
 
 from control_plane.domain.targets.service import SORTS
 from tests.conftest import Persona
-from tests.control_plane.targets.test_targets_crud import add_channel
+from tests.control_plane.targets.test_targets_crud import add_channel, add_region
 from tests.control_plane.targets.test_targets_fleet_reads import API, http, make, report
 from tests.control_plane.targets.test_targets_status_sort import SEVERITY, _fleet, _sql
 
@@ -186,3 +186,97 @@ async def test_total_follows_creates_and_deletes(
     assert await total() == 0
     got = (await outsider.get(API, params=params)).json()
     assert got["total"] == {None: 2, "up": 0, "paused": 0}[status] == len(got["items"])
+
+
+async def _list_equals_singles(persona: Persona) -> dict[str, dict[str, Any]]:
+    """Every item of the org's list (by id and by status) is exactly its single read; the items
+    by id."""
+    items: dict[str, dict[str, Any]] = {}
+    for sort in (None, "status"):
+        params: dict[str, Any] = {"limit": 1000, **({"sort": sort} if sort else {})}
+        page = (await persona.get(API, params=params)).json()
+        for item in page["items"]:
+            single = (await persona.get(f"{API}/{item['id']}")).json()
+            assert item == single, f"sort={sort}: {item['name']}"
+            items[item["id"]] = item
+    return items
+
+
+async def test_every_write_path_keeps_the_list_item_its_single_read(
+    owner: Persona, db_url: str
+) -> None:
+    """After each kind of write (create, bulk create, PATCH, bulk actions, regions, pause and
+    resume, a channel's delete removing its bindings, a write outside the API) every item of
+    the list still equals its single read, and shows the write: the guard for any part of the
+    list's read kept apart from the tables it comes from (a precomputed doc left stale by a
+    write path fails it)."""
+    await add_region(db_url, "r2")
+    ch1 = await add_channel(db_url, owner.org_id, "ch1")
+    ch2 = await add_channel(db_url, owner.org_id, "ch2")
+    secret = http(
+        "secret",
+        alerts=[{"channel_id": ch2}, {"channel_id": ch1}],
+        tags=["s"],
+    )
+    secret["check"].update(
+        bearer_token="tok", headers={"X-Api-Key": "k", "X-Plain": "p"}, secret_headers=["x-api-key"]
+    )
+    resp = await owner.post(API, json=secret)
+    assert resp.status_code == 201, resp.text
+    a = resp.json()["id"]
+    b1, b2, b3 = await make(
+        owner, [http("b1"), http("b2", tags=["x"]), http("b3", alerts=[{"channel_id": ch1}])]
+    )
+    await report(db_url, b1, "up", at=datetime.now(UTC) - timedelta(minutes=1))
+    items = await _list_equals_singles(owner)
+    assert items[a]["check"]["bearer_token"] == "***"
+    assert items[a]["check"]["headers"] == {"X-Api-Key": "***", "X-Plain": "p"}
+    assert [x["channel_id"] for x in items[a]["alerts"]] == [ch2, ch1]
+
+    body = {"name": "secret-2", "tags": ["t"], "alerts": [{"channel_id": ch1}]}
+    assert (await owner.patch(f"{API}/{a}", json=body)).status_code == 200
+    check = {"type": "http", "url": "https://moved.example.com/", "basic_auth": ["u", "p"]}
+    assert (await owner.patch(f"{API}/{b1}", json={"check": check})).status_code == 200
+    items = await _list_equals_singles(owner)
+    assert items[a]["name"] == "secret-2" and items[a]["tags"] == ["t"]
+    assert items[b1]["check"]["url"] == "https://moved.example.com/"
+    assert items[b1]["check"]["basic_auth"] == "***"
+
+    ids = [a, b1, b2, b3]
+    actions: list[dict[str, Any]] = [
+        {"type": "tag_add", "tags": ["bulk"]},
+        {"type": "tag_remove", "tags": ["x"]},
+        {"type": "disable"},
+        {"type": "enable"},
+        {"type": "update", "interval": 120, "notify_recovery": False},
+    ]
+    for action in actions:
+        resp = await owner.post(f"{API}/bulk-action", json={"action": action, "ids": ids})
+        assert resp.status_code == 200, resp.text
+        items = await _list_equals_singles(owner)
+        assert all("bulk" in items[i]["tags"] for i in ids), action
+    assert all("x" not in items[i]["tags"] and items[i]["enabled"] for i in ids)
+    assert all(items[i]["interval"] == 120 and not items[i]["notify_recovery"] for i in ids)
+
+    resp = await owner.put(f"{API}/{b2}/regions", json={"regions": ["default", "r2"]})
+    assert resp.status_code == 200, resp.text
+    assert (await _list_equals_singles(owner))[b2]["regions"] == ["default", "r2"]
+    assert (await owner.post(f"{API}/{b3}/pause")).status_code == 200
+    assert not (await _list_equals_singles(owner))[b3]["enabled"]
+    assert (await owner.post(f"{API}/{b3}/resume")).status_code == 200
+    assert (await _list_equals_singles(owner))[b3]["enabled"]
+
+    resp = await owner.delete(f"/api/v1/notification-channels/{ch1}")
+    assert resp.status_code == 204, resp.text
+    items = await _list_equals_singles(owner)
+    assert items[a]["alerts"] == [] and items[b3]["alerts"] == []
+
+    # A write no service path makes (a migration, an operator's fix): the triggers keep the doc.
+    await _sql(db_url, "UPDATE targets SET name = 'by-sql' WHERE id = %s", (b2,))
+    await _sql(
+        db_url, "DELETE FROM target_regions WHERE target_id = %s AND region_id = 'r2'", (b2,)
+    )
+    items = await _list_equals_singles(owner)
+    assert items[b2]["name"] == "by-sql" and items[b2]["regions"] == ["default"]
+    assert (await owner.delete(f"{API}/{a}")).status_code == 204
+    assert a not in await _list_equals_singles(owner)
