@@ -185,8 +185,8 @@ async def _evaluate_chunk(
         # Marks of evaluated targets, and of deleted ones (nothing is left to evaluate).
         cleared = [(tid, markers[tid]) for tid in locked if tid in markers]
         if cleared:
-            # Planned for each chunk (never prepared): a plan made while the queue was nearly
-            # empty expects it so whatever its size (queries/engine.sql, clear_markers).
+            # Planned for each chunk (never prepared): a plan prepared while the queue was
+            # nearly empty keeps assuming it is, however large it grows (engine.sql).
             await conn.execute(
                 Q.clear_markers,
                 {"ids": [c[0] for c in cleared], "dirty_at": [c[1] for c in cleared]},

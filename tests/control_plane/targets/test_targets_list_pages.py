@@ -208,8 +208,8 @@ async def test_every_write_path_keeps_the_list_item_its_single_read(
     """After each kind of write (create, bulk create, PATCH, bulk actions, regions, pause and
     resume, a channel's delete removing its bindings, a write outside the API) every item of
     the list still equals its single read, and shows the write: the guard for any part of the
-    list's read kept apart from the tables it comes from (a precomputed doc left stale by a
-    write path fails it)."""
+    list's read kept apart from the tables it comes from (a copy that some write path left
+    stale fails it)."""
     await add_region(db_url, "r2")
     ch1 = await add_channel(db_url, owner.org_id, "ch1")
     ch2 = await add_channel(db_url, owner.org_id, "ch2")
@@ -271,7 +271,7 @@ async def test_every_write_path_keeps_the_list_item_its_single_read(
     items = await _list_equals_singles(owner)
     assert items[a]["alerts"] == [] and items[b3]["alerts"] == []
 
-    # A write no service path makes (a migration, an operator's fix): the triggers keep the doc.
+    # A write no service path makes (a migration, an operator's fix) shows in the list too.
     await _sql(db_url, "UPDATE targets SET name = 'by-sql' WHERE id = %s", (b2,))
     await _sql(
         db_url, "DELETE FROM target_regions WHERE target_id = %s AND region_id = 'r2'", (b2,)
