@@ -125,7 +125,7 @@ async def _seed(vigil: Vigil, org_id: uuid.UUID, n: int) -> None:
 
 async def _explain(db_url: str, org_id: uuid.UUID) -> list[str]:
     """The list statement's own time in PostgreSQL (EXPLAIN ANALYZE), apart from the API's: the
-    statement the API runs (the page's JSON objects, ``json=True``), not the row form."""
+    statement the API runs (the page as one JSON array, ``json=True``), not the row form."""
     from control_plane.domain.targets.service import list_query
     from shared.checks import REDACTED, SECRET_HEADER_PREFIX
 

@@ -107,10 +107,9 @@ _TARGETS = msgspec.json.Decoder(list[Target])
 
 
 def targets_from_json(items: str | bytes) -> list[Target]:
-    """The list's page from ``list_targets_json`` (its rows' objects joined into one JSON array,
-    keys named as the fields): decoded straight into ``Target``, then what ``row_to_target``
-    does in Python on top of the row: secret header values redacted, the latency rounded, the
-    uptime percentage."""
+    """The list's page from ``list_targets_json`` (one JSON array, keys named as the fields):
+    decoded straight into ``Target``, then what ``row_to_target`` does in Python on top of the
+    row: secret header values redacted, the latency rounded, the uptime percentage."""
     targets = _TARGETS.decode(items)
     for target in targets:
         redact_headers(target.check)
