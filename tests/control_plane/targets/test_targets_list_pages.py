@@ -280,3 +280,41 @@ async def test_every_write_path_keeps_the_list_item_its_single_read(
     assert items[b2]["name"] == "by-sql" and items[b2]["regions"] == ["default"]
     assert (await owner.delete(f"{API}/{a}")).status_code == 204
     assert a not in await _list_equals_singles(owner)
+
+
+async def test_list_items_of_every_kind_and_stored_form_are_their_single_reads(
+    owner: Persona, db_url: str
+) -> None:
+    """The list's items (one JSON object per row, joined and decoded by the API) equal the
+    single reads for the rows the common http target does not exercise: a heartbeat target (its
+    endpoint filled in), a spec stored by older code (fields it did not know read as their
+    defaults, a secret header it kept in the clear read as ``***``), a paused target and one
+    with an open incident."""
+    resp = await owner.post(API, json={"name": "hb", "check": {"type": "heartbeat", "grace": 30}})
+    assert resp.status_code == 201, resp.text
+    hb = resp.json()["id"]
+    old, paused, failing = await make(
+        owner, [http("old"), http("paused", enabled=False), http("failing")]
+    )
+    await _sql(
+        db_url,
+        "UPDATE targets SET spec = (spec - 'assertions' - 'secret_headers')"
+        " || jsonb_build_object('headers', jsonb_build_object('Authorization', 'Bearer x',"
+        " 'X-Plain', 'p')) WHERE id = %s",
+        (old,),
+    )
+    at = datetime.now(UTC) - timedelta(minutes=2)
+    await report(db_url, failing, "down", at=at, latency=12.3456789, error="refused")
+    await _sql(
+        db_url,
+        "INSERT INTO incidents (id, org_id, target_id, started_at, status)"
+        " SELECT %s, org_id, id, now(), 'down' FROM targets WHERE id = %s",
+        (uuid.uuid4(), failing),
+    )
+    items = await _list_equals_singles(owner)
+    assert items[hb]["heartbeat"]["url"]
+    assert items[old]["check"]["headers"] == {"Authorization": "***", "X-Plain": "p"}
+    assert items[old]["check"]["assertions"] == [] and items[old]["check"]["secret_headers"] == []
+    assert items[paused]["status"] == "paused"
+    assert items[failing]["incident"] is not None and items[failing]["status"] == "down"
+    assert items[failing]["last_result"]["latency_ms"] == 12.346
