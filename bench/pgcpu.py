@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -36,7 +37,11 @@ def _ticks(pid: int) -> int | None:
 def sample(db_url: str) -> dict[int, tuple[str, int]]:
     """pid -> (who, CPU ticks so far) of every backend of the server."""
     with psycopg.connect(db_url, autocommit=True, application_name="bench") as conn:
-        rows = conn.execute(BACKENDS).fetchall()
+        return sample_on(conn)
+
+
+def sample_on(conn: psycopg.Connection[Any]) -> dict[int, tuple[str, int]]:
+    rows = conn.execute(BACKENDS).fetchall()
     out: dict[int, tuple[str, int]] = {}
     for pid, who in rows:
         ticks = _ticks(pid)

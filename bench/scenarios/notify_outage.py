@@ -135,26 +135,43 @@ class Window:
 
 
 class CpuTicker:
-    """CPU cores used by each process in each second since ``start`` (api, worker, postgres…),
-    for the outage's timeline: which process was busy in the probe's slow seconds."""
+    """CPU cores used in each second since ``start``: each process (api, worker, agent, nginx,
+    the bench = the receiver), PostgreSQL's backends by whom they serve (``pg:api``,
+    ``pg:worker``), the machine's busy cores (``busy``) and the share of the second some
+    runnable task waited for a core (``psi``, /proc/pressure/cpu): which process was busy in
+    the probe's slow seconds, and whether the cores were the bottleneck."""
 
-    def __init__(self, pids: dict[str, int]) -> None:
+    def __init__(self, pids: dict[str, int], db_url: str) -> None:
         self.pids = pids
+        self.db_url = db_url
         self.per: dict[int, dict[str, float]] = {}
         self._task: asyncio.Task[None] | None = None
 
-    def _read(self) -> dict[str, float]:
+    def _read(self, conn: psycopg.Connection[Any]) -> tuple[dict[str, float], dict[int, Any]]:
         kids = _children_map()
-        return {name: tree_cpu_s(pid, kids) for name, pid in self.pids.items()}
+        out = {name: tree_cpu_s(pid, kids) for name, pid in self.pids.items()}
+        out["bench"] = own_cpu_s()
+        out["psi"] = _psi_s()
+        ticks = machine_ticks()
+        out["_busy"], out["_all"] = float(ticks[0]), float(ticks[1])
+        return out, pgcpu.sample_on(conn)
 
     async def _run(self, t0: float) -> None:
-        last = self._read()
-        second = 0
-        while True:
-            await asyncio.sleep(max(0.0, t0 + second + 1 - time.time()))
-            now = self._read()
-            self.per[second] = {n: now[n] - last.get(n, now[n]) for n in now}
-            last, second = now, second + 1
+        with psycopg.connect(self.db_url, autocommit=True, application_name="bench") as conn:
+            last, last_pg = self._read(conn)
+            second = 0
+            while True:
+                await asyncio.sleep(max(0.0, t0 + second + 1 - time.time()))
+                now, now_pg = self._read(conn)
+                d = {n: now[n] - last[n] for n in now if not n.startswith("_")}
+                d["busy"] = cores_busy(
+                    (int(last["_busy"]), int(last["_all"])), (int(now["_busy"]), int(now["_all"]))
+                )
+                for who, cpu_s in pgcpu.between(last_pg, now_pg).items():
+                    if who in ("api", "worker"):
+                        d[f"pg:{who}"] = cpu_s
+                self.per[second] = d
+                last, last_pg, second = now, now_pg, second + 1
 
     def start(self, t0: float) -> None:
         self._task = asyncio.create_task(self._run(t0))
@@ -164,6 +181,18 @@ class CpuTicker:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+
+
+def _psi_s() -> float:
+    """Seconds so far that some runnable task waited for a CPU (0 where PSI is absent)."""
+    try:
+        text = open("/proc/pressure/cpu").read()
+    except OSError:
+        return 0.0
+    for part in text.split("\n")[0].split():
+        if part.startswith("total="):
+            return int(part[6:]) / 1e6
+    return 0.0
 
 
 async def _until(cond: Callable[[], Awaitable[bool]], within: float, every: float = 0.5) -> bool:
@@ -263,7 +292,7 @@ async def run(
         t0 = storm.t0
         if cfg.pg_statements:
             await statements.reset(vigil.db_url)
-        ticker = CpuTicker({k: v for k, v in pids.items() if k in ("api", "worker", "postgres")})
+        ticker = CpuTicker({**pids, "nginx": nginx.procs.pid("nginx")}, vigil.db_url)
         ticker.start(t0)
         await conn.execute(GO_DOWN, {"ids": ids})
 
