@@ -455,7 +455,8 @@ def timeline(
             sec = per.setdefault(int(at - t0), {})
             sec["webhooks"] = sec.get("webhooks", 0) + 1
     for what, second, n in db_rows:
-        per.setdefault(int(second), {})[what] = n
+        if second < t1 - t0:  # the steady results after the window are not the outage's
+            per.setdefault(int(second), {})[what] = n
     lines = []
     for second in sorted(per):
         d = per[second]
