@@ -34,8 +34,8 @@ from itertools import islice
 
 from .surge import InflowMeter, SurgePolicy
 
-# A surge's passes are this long (its rate's targets for this share of a second): the end of
-# the surge is seen within it.
+# Paced passes (a rate's, a surge's) are this long: that rate's targets for this share of a
+# second; the end of a surge is seen within it.
 SURGE_STEP_SECS = 0.25
 
 
@@ -96,6 +96,10 @@ class EvaluationSlots:
             while self._pending:
                 surging = self.surging()
                 take = self._take
+                if self._rate > 0:
+                    # Paced passes of a quarter second each: the same rate, evenly spread,
+                    # rather than a full pass flat out and then a pause.
+                    take = min(take, max(1, round(self._rate * SURGE_STEP_SECS)))
                 if surging:
                     take = round(self._surge.rate * SURGE_STEP_SECS)
                     if take < 1:  # a surge rate of 0 (or nearly): evaluate none meanwhile

@@ -326,6 +326,21 @@ def test_the_surge_is_a_deployment_setting() -> None:
         SurgePolicy(inflow=100, rate=-1)
 
 
+async def test_a_paced_backlog_goes_in_passes_of_a_quarter_second() -> None:
+    """At 100/s a backlog of 60 is evaluated 25 at a time, each pass held its quarter second
+    (not 60 at once and then a pause of 0.6 s)."""
+    now, sleep = _fake_time()
+    sizes: list[int] = []
+
+    async def evaluate(batch: list[str]) -> int:
+        sizes.append(len(batch))
+        return len(batch)
+
+    slots = EvaluationSlots(1, take=1000, rate=100.0, clock=lambda: now[0], sleep=sleep)
+    assert await slots.run([f"t{i}" for i in range(60)], evaluate) == 60
+    assert sizes == [25, 25, 10] and now[0] == pytest.approx(0.6)
+
+
 async def test_the_sweeps_targets_do_not_make_a_surge() -> None:
     """The sweep asks for marks left behind (some just evaluated, read before their marks were
     cleared): 2,000 of them at once are evaluated at once, not deferred."""
