@@ -192,9 +192,11 @@ class Processes:
             raise RuntimeError(f"{name} is already running")
         self.log_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_dir / f"{name}.log", "ab") as log:
+            # PostgreSQL's backends then say whom they serve (``bench/pgcpu.py``).
+            env = {**(os.environ if env is None else env), "PGAPPNAME": name}
             proc = subprocess.Popen(
                 list(argv),
-                env=dict(env) if env is not None else None,
+                env=dict(env),
                 cwd=cwd,
                 stdin=subprocess.DEVNULL,
                 stdout=log,

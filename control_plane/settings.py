@@ -169,6 +169,14 @@ class EngineSettings:
     concurrency: int = 1
     # Targets evaluated per second per worker, at most (``VIGIL_ENGINE_RATE``; 0: unpaced).
     rate: float = 0.0
+    # While more targets than ``surge_inflow`` per second are asked for (a mass outage's ingest
+    # burst), evaluate ``surge_rate`` per second (0: none) and deliver no notification; defer
+    # the rest, none longer than ``surge_max_secs`` (``incidents/surge.py``;
+    # ``VIGIL_ENGINE_SURGE_INFLOW``, 0: off;
+    # ``VIGIL_ENGINE_SURGE_RATE``; ``VIGIL_ENGINE_SURGE_MAX_SECS``).
+    surge_inflow: float = 1000.0
+    surge_rate: float = 0.0
+    surge_max_secs: float = 8.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -502,6 +510,13 @@ def settings_from_env(env: dict[str, str] | None = None) -> Settings:
         engine=EngineSettings(
             concurrency=_positive(e, "VIGIL_ENGINE_CONCURRENCY", 1),
             rate=_rate(e.get("VIGIL_ENGINE_RATE"), "VIGIL_ENGINE_RATE", 0.0),
+            surge_inflow=_rate(
+                e.get("VIGIL_ENGINE_SURGE_INFLOW"), "VIGIL_ENGINE_SURGE_INFLOW", 1000.0
+            ),
+            surge_rate=_rate(e.get("VIGIL_ENGINE_SURGE_RATE"), "VIGIL_ENGINE_SURGE_RATE", 0.0),
+            surge_max_secs=_rate(
+                e.get("VIGIL_ENGINE_SURGE_MAX_SECS"), "VIGIL_ENGINE_SURGE_MAX_SECS", 8.0
+            ),
         ),
         status_pages=_status_pages(e),
         accounts=_accounts(e),

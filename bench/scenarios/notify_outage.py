@@ -20,6 +20,7 @@ both windows, so that the agents' latency can be put down to whichever is busy.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 import time
@@ -30,10 +31,18 @@ from typing import Any
 
 import psycopg
 
-from bench import latency_probe, statements, waits
+from bench import latency_probe, pgcpu, statements, waits
 from bench.config import BenchConfig
 from bench.peers import Nginx
-from bench.proc import cores_busy, cpu_between, machine_ticks, own_cpu_s, sample
+from bench.proc import (
+    _children_map,
+    cores_busy,
+    cpu_between,
+    machine_ticks,
+    own_cpu_s,
+    sample,
+    tree_cpu_s,
+)
 from bench.report import Outcome
 from bench.stack import Vigil
 from shared.checks import HttpCheck
@@ -86,24 +95,29 @@ SELECT max(first_in) FROM (
 
 
 p99 = latency_probe.p99
+# The timeline counts the probe's round trips slower than this per second (the goal's p99).
+SLOW_S = 0.028
 
 
 class Window:
     """CPU of each process, the bench's own (the receiver) and the machine's busy cores between
     ``start`` and ``stop``."""
 
-    def __init__(self, pids: dict[str, int]) -> None:
+    def __init__(self, pids: dict[str, int], db_url: str) -> None:
         self.pids = pids
+        self.db_url = db_url
 
     def start(self) -> None:
         self.t0 = time.time()
         self.a, self.own_a, self.ticks_a = sample(self.pids), own_cpu_s(), machine_ticks()
+        self.pg_a = pgcpu.sample(self.db_url)
 
     def stop(self) -> None:
         self.t1 = time.time()
         self.cpu = cpu_between(self.a, sample(self.pids))
         self.cpu["bench (receiver)"] = round(own_cpu_s() - self.own_a, 3)
         self.busy = cores_busy(self.ticks_a, machine_ticks())
+        self.pg = pgcpu.between(self.pg_a, pgcpu.sample(self.db_url))
 
     def report(self, out: Outcome, name: str) -> None:
         secs = self.t1 - self.t0
@@ -114,6 +128,71 @@ class Window:
             f"{name}: {secs:.1f} s; CPU s "
             + ", ".join(f"{p} {c:.1f}" for p, c in sorted(self.cpu.items(), key=lambda x: -x[1]))
         )
+        out.notes.append(
+            f"{name}: postgres backends' CPU s by whom they serve: "
+            + ", ".join(f"{p} {c:.1f}" for p, c in sorted(self.pg.items(), key=lambda x: -x[1]))
+        )
+
+
+class CpuTicker:
+    """CPU cores used in each second since ``start``: each process (api, worker, agent, nginx,
+    the bench = the receiver), PostgreSQL's backends by whom they serve (``pg:api``,
+    ``pg:worker``), the machine's busy cores (``busy``) and the share of the second some
+    runnable task waited for a core (``psi``, /proc/pressure/cpu): which process was busy in
+    the probe's slow seconds, and whether the cores were the bottleneck."""
+
+    def __init__(self, pids: dict[str, int], db_url: str) -> None:
+        self.pids = pids
+        self.db_url = db_url
+        self.per: dict[int, dict[str, float]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def _read(self, conn: psycopg.Connection[Any]) -> tuple[dict[str, float], dict[int, Any]]:
+        kids = _children_map()
+        out = {name: tree_cpu_s(pid, kids) for name, pid in self.pids.items()}
+        out["bench"] = own_cpu_s()
+        out["psi"] = _psi_s()
+        ticks = machine_ticks()
+        out["_busy"], out["_all"] = float(ticks[0]), float(ticks[1])
+        return out, pgcpu.sample_on(conn)
+
+    async def _run(self, t0: float) -> None:
+        with psycopg.connect(self.db_url, autocommit=True, application_name="bench") as conn:
+            last, last_pg = self._read(conn)
+            second = 0
+            while True:
+                await asyncio.sleep(max(0.0, t0 + second + 1 - time.time()))
+                now, now_pg = self._read(conn)
+                d = {n: now[n] - last[n] for n in now if not n.startswith("_")}
+                d["busy"] = cores_busy(
+                    (int(last["_busy"]), int(last["_all"])), (int(now["_busy"]), int(now["_all"]))
+                )
+                for who, cpu_s in pgcpu.between(last_pg, now_pg).items():
+                    if who in ("api", "worker"):
+                        d[f"pg:{who}"] = cpu_s
+                self.per[second] = d
+                last, last_pg, second = now, now_pg, second + 1
+
+    def start(self, t0: float) -> None:
+        self._task = asyncio.create_task(self._run(t0))
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
+def _psi_s() -> float:
+    """Seconds so far that some runnable task waited for a CPU (0 where PSI is absent)."""
+    try:
+        text = open("/proc/pressure/cpu").read()
+    except OSError:
+        return 0.0
+    for part in text.split("\n")[0].split():
+        if part.startswith("total="):
+            return int(part[6:]) / 1e6
+    return 0.0
 
 
 async def _until(cond: Callable[[], Awaitable[bool]], within: float, every: float = 0.5) -> bool:
@@ -199,7 +278,7 @@ async def run(
             raise RuntimeError("the latency probe took no sample within 60 s")
         await asyncio.sleep(PROBE_WARMUP_S)
         pids = vigil.pids("api", "worker", "agent", "probe")
-        quiet, storm = Window(pids), Window(pids)
+        quiet, storm = Window(pids, vigil.db_url), Window(pids, vigil.db_url)
         sampler = waits.WaitSampler(vigil.db_url) if WAITS else None
         if sampler:
             sampler.start()
@@ -213,6 +292,8 @@ async def run(
         t0 = storm.t0
         if cfg.pg_statements:
             await statements.reset(vigil.db_url)
+        ticker = CpuTicker({**pids, "nginx": nginx.procs.pid("nginx")}, vigil.db_url)
+        ticker.start(t0)
         await conn.execute(GO_DOWN, {"ids": ids})
 
         async def all_delivered() -> bool:
@@ -223,6 +304,7 @@ async def run(
 
         await _until(all_delivered, WAIT_SENT_S, every=0.5)
         storm.stop()
+        await ticker.stop()
         if sampler:
             await sampler.stop()
         top = await statements.top(vigil.db_url) if cfg.pg_statements else []
@@ -337,7 +419,9 @@ async def run(
         got_rows = await (
             await conn.execute(PER_SECOND, {"ids": ids, "since": since, "t0": t0})
         ).fetchall()
-        out.notes.extend(timeline(t0, storm.t1, samples, list(rec.arrived.values()), got_rows))
+        out.notes.extend(
+            timeline(t0, storm.t1, samples, list(rec.arrived.values()), got_rows, ticker.per)
+        )
         if sampler:
             out.notes.append(
                 f"backends (mean per sample), quiet: {waits.summary(sampler, quiet.t0, quiet.t1)};"
@@ -353,6 +437,7 @@ def timeline(
     samples: list[latency_probe.ProbeSample],
     webhooks_at: list[float],
     db_rows: list[tuple[str, int, int]],
+    cpu: dict[int, dict[str, float]] | None = None,
 ) -> list[str]:
     """One line per second of the outage: the probe's slowest lease and ingest of that second,
     and how many failing results came in, incidents opened and webhooks arrived in it; so that
@@ -362,18 +447,25 @@ def timeline(
         if t0 <= s.at < t1:
             sec = per.setdefault(int(s.at - t0), {})
             sec[s.kind] = max(sec.get(s.kind, 0.0), s.seconds)
+            sec["n"] = sec.get("n", 0) + 1
+            if s.seconds > SLOW_S:
+                sec["slow"] = sec.get("slow", 0) + 1
     for at in webhooks_at:
         if t0 <= at < t1:
             sec = per.setdefault(int(at - t0), {})
             sec["webhooks"] = sec.get("webhooks", 0) + 1
     for what, second, n in db_rows:
-        per.setdefault(int(second), {})[what] = n
+        if second < t1 - t0:  # the steady results after the window are not the outage's
+            per.setdefault(int(second), {})[what] = n
     lines = []
     for second in sorted(per):
         d = per[second]
         lines.append(
             f"outage t+{second:>2}s: lease max {1000 * d.get('lease', 0):.0f} ms,"
-            f" ingest max {1000 * d.get('ingest', 0):.0f} ms; results {d.get('results', 0):.0f},"
+            f" ingest max {1000 * d.get('ingest', 0):.0f} ms,"
+            f" {d.get('slow', 0):.0f}/{d.get('n', 0):.0f} > {1000 * SLOW_S:.0f} ms;"
+            f" results {d.get('results', 0):.0f},"
             f" opened {d.get('opened', 0):.0f}, webhooks {d.get('webhooks', 0):.0f}"
+            + "".join(f"; {n} {c:.2f}" for n, c in (cpu or {}).get(second, {}).items())
         )
     return lines

@@ -35,6 +35,7 @@ from control_plane.domain.heartbeats.jobs import sweep_overdue
 from control_plane.domain.incidents import engine
 from control_plane.domain.incidents import jobs as incidents
 from control_plane.domain.incidents.slots import EvaluationSlots
+from control_plane.domain.incidents.surge import SurgePolicy
 from control_plane.domain.notifications import jobs as notifications
 from control_plane.domain.notifications import telegram_link
 from control_plane.domain.results import jobs as results
@@ -104,8 +105,12 @@ def build_worker(
         # The notification jobs' state across runs (arq copies ctx per job; this dict is shared).
         ctx[notifications.SHARED] = {}
         # Evaluations in flight at once, the waiting ones merged (incidents/slots.py).
+        eng = settings.engine
         ctx[incidents.SLOTS] = EvaluationSlots(
-            settings.engine.concurrency, 4 * engine.CHUNK, settings.engine.rate
+            eng.concurrency,
+            4 * engine.CHUNK,
+            eng.rate,
+            surge=SurgePolicy(eng.surge_inflow, eng.surge_rate, eng.surge_max_secs),
         )
         # The delivery metrics exist from the start (0 dead letters is a value, not a gap).
         notifications.metrics()

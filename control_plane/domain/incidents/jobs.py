@@ -35,14 +35,17 @@ STALE_MARK_SECS = 2
 SLOTS = "evaluation_slots"
 
 
-async def evaluate_targets(ctx: dict[str, Any], target_ids: list[str]) -> int:
+async def evaluate_targets(
+    ctx: dict[str, Any], target_ids: list[str], *, inflow: bool = True
+) -> int:
     """Evaluate each target once, a chunk of targets per transaction; returns how many incidents
     opened or closed. Within the worker's evaluation slots (``slots.py``): when they are all
-    taken, the targets wait and are evaluated with the others waiting."""
+    taken, the targets wait and are evaluated with the others waiting. ``inflow``: they count
+    toward a surge (``surge.py``; the sweep's do not)."""
     slots: EvaluationSlots | None = ctx.get(SLOTS)
     if slots is None:
         return await _evaluate(ctx, target_ids)
-    return await slots.run(target_ids, lambda batch: _evaluate(ctx, batch))
+    return await slots.run(target_ids, lambda batch: _evaluate(ctx, batch), inflow=inflow)
 
 
 async def _evaluate(ctx: dict[str, Any], target_ids: list[str]) -> int:
@@ -105,7 +108,7 @@ async def sweep_marks(ctx: dict[str, Any]) -> None:
             )
         ).fetchall()
     if rows:
-        await evaluate_targets(ctx, [str(r["target_id"]) for r in rows])
+        await evaluate_targets(ctx, [str(r["target_id"]) for r in rows], inflow=False)
 
 
 QM = Queries.beside(__file__, "maintenance")

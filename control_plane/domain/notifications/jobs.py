@@ -26,6 +26,7 @@ import random
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,6 +36,8 @@ from prometheus_client.registry import CollectorRegistry
 
 from control_plane.core.state import Resources
 from control_plane.db.sql import Queries
+from control_plane.domain.incidents.jobs import SLOTS
+from control_plane.domain.incidents.slots import EvaluationSlots
 from control_plane.domain.webhooks import delivery as event_delivery
 from control_plane.security.sealing import SecretUnavailable
 from control_plane.settings import NotifySettings
@@ -128,8 +131,12 @@ class Deliverer:
     SSRF guard), its settings, and the channels' opened configs (unsealed once per channel and
     sealed value, not per row)."""
 
-    def __init__(self, res: Resources) -> None:
+    def __init__(self, res: Resources, surging: Callable[[], bool] | None = None) -> None:
         self.res = res
+        # The worker's evaluation surge (``incidents/surge.py``): while the agents' ingest of a
+        # mass outage is at its peak, no run starts and a running one claims no further batch
+        # (the surge ends within its max_defer_secs).
+        self.surging = surging or (lambda: False)
         self.settings = res.settings.notify
         self.sender = Sender(self.settings, allow_private(res.settings))
         self.ctx = context(res.settings)
@@ -148,6 +155,8 @@ class Deliverer:
         ``webhooks/delivery.py``)."""
         if self._running.locked():
             return 0  # a run is still going: it picks up what is due
+        if self.surging():
+            return 0  # the next run after the surge sends what is due
         async with self._running:
             events = await event_delivery.run_once(self)
             async with self.res.db.connection() as conn:
@@ -168,6 +177,8 @@ class Deliverer:
     async def _lane(self, deadline: float) -> int:
         total = 0
         while True:
+            if self.surging():
+                return total
             n = await self.run_batch()
             total += n
             if n < self.settings.batch or time.monotonic() >= deadline:
@@ -423,7 +434,10 @@ async def deliver(ctx: dict[str, Any]) -> int:
     held = state(ctx)
     deliverer: Deliverer | None = held.get("deliverer")
     if deliverer is None:
-        deliverer = held["deliverer"] = Deliverer(ctx["resources"])
+        slots: EvaluationSlots | None = ctx.get(SLOTS)
+        deliverer = held["deliverer"] = Deliverer(
+            ctx["resources"], slots.surging if slots is not None else None
+        )
     return await deliverer.run_once()
 
 
