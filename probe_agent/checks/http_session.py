@@ -23,6 +23,7 @@ from aiohttp.client_reqrep import ClientRequest
 from aiohttp.connector import Connection
 from aiohttp.tracing import Trace
 
+from probe_agent.checks.base import to_ms
 from probe_agent.dnscache import CachedResolver
 from probe_agent.netguard import SECURE_DEFAULT, GuardedConnector, GuardedResolver, Policy
 from shared.protocol import Timings
@@ -67,7 +68,7 @@ def _plus(total: float | None, start: float | None, end: float | None) -> float 
 
 
 def _ms(seconds: float | None) -> float | None:
-    return None if seconds is None else round(seconds * 1000, 3)
+    return None if seconds is None else to_ms(seconds)
 
 
 class Phases:
