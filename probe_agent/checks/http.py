@@ -21,6 +21,7 @@ from probe_agent.checks import assertions
 from probe_agent.checks.base import Attempt, GuardedRunner
 from probe_agent.checks.http_session import Phases, SessionSlot, checked, checking, ssl_context
 from probe_agent.checks.http_verdict import (
+    RATE_LIMIT_STATUSES,
     Outcome,
     apply_assertions,
     classify_error,
@@ -75,6 +76,12 @@ def request_headers(check: HttpCheck, user_agent: str = USER_AGENT) -> dict[str,
     return headers
 
 
+def only_user_agent(check: HttpCheck) -> bool:
+    """Whether the User-Agent is all ``request_headers`` would send (no header of the spec's
+    own, no credential): the usual check, whose User-Agent the session sends by default."""
+    return not check.headers and check.basic_auth is None and check.bearer_token is None
+
+
 class HttpRunner(GuardedRunner):
     """Runs HTTP(S) checks through one long-lived ``ClientSession`` (per event loop).
 
@@ -102,7 +109,15 @@ class HttpRunner(GuardedRunner):
         self._body_limit = body_limit
         self._user_agent = user_agent
         self._slot = SessionSlot()
+        # The default User-Agent per region (an agent probes for one region, or a few).
+        self._region_agents: dict[str, str] = {}
         weakref.finalize(self, self._slot.forget)
+
+    def _region_agent(self, region: str) -> str:
+        user_agent = f"{self._user_agent} (region={region})"
+        if len(self._region_agents) < 64:
+            self._region_agents[region] = user_agent
+        return user_agent
 
     async def __aenter__(self) -> HttpRunner:
         return self
@@ -115,11 +130,19 @@ class HttpRunner(GuardedRunner):
 
     async def run(self, check: HttpCheck, lease: Lease) -> CheckResult:
         attempt = Attempt(lease)
-        try:
-            headers = request_headers(check, f"{self._user_agent} (region={lease.region})")
-        except UnsupportedSpec as exc:
-            return attempt.probe_error(str(exc))
-        session = self._slot.get()
+        user_agent = self._region_agents.get(lease.region)
+        if user_agent is None:
+            user_agent = self._region_agent(lease.region)
+        session = self._slot.get(user_agent)
+        headers: dict[str, str] | None = None
+        # A check whose only header is the default User-Agent leaves it to the session, which
+        # sends it by default: building and merging a header dict per request costs aiohttp
+        # about as much CPU as the rest of the runner's own per-check work.
+        if not only_user_agent(check) or self._slot.user_agent != user_agent:
+            try:
+                headers = request_headers(check, user_agent)
+            except UnsupportedSpec as exc:
+                return attempt.probe_error(str(exc))
         tls_context = ssl_context(check.verify_tls)  # built once per process, not timed
         phases = Phases(self.policy(lease))
         outcome: Outcome | None = None
@@ -160,12 +183,15 @@ class HttpRunner(GuardedRunner):
     ) -> Outcome:
         body, truncated = await read_body(resp, self._body_limit)
         # The response time assertions see: up to the response (its body) being read.
-        elapsed_ms = attempt.elapsed_ms()
+        elapsed_ms = attempt.elapsed_ms() if check.assertions else 0.0
         reads_body = check.expected_body_contains is not None or assertions.needs_body(
             check.assertions
         )
         charset = resp.charset if reads_body else None
-        outcome = judge(check, resp.status, resp.headers.get("Retry-After"), body, charset)
+        code = resp.status
+        # Only a rate-limit verdict reads Retry-After (``judge``): no header lookup otherwise.
+        retry_after = resp.headers.get("Retry-After") if code in RATE_LIMIT_STATUSES else None
+        outcome = judge(check, code, retry_after, body, charset)
         if resp.history:
             outcome.details["redirects"] = len(resp.history)
             outcome.details["final_url"] = str(resp.url)

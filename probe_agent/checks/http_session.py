@@ -23,6 +23,7 @@ from aiohttp.client_reqrep import ClientRequest
 from aiohttp.connector import Connection
 from aiohttp.tracing import Trace
 
+from probe_agent.checks.base import to_ms
 from probe_agent.dnscache import CachedResolver
 from probe_agent.netguard import SECURE_DEFAULT, GuardedConnector, GuardedResolver, Policy
 from shared.protocol import Timings
@@ -67,7 +68,7 @@ def _plus(total: float | None, start: float | None, end: float | None) -> float 
 
 
 def _ms(seconds: float | None) -> float | None:
-    return None if seconds is None else round(seconds * 1000, 3)
+    return None if seconds is None else to_ms(seconds)
 
 
 class Phases:
@@ -208,8 +209,10 @@ class _TimedResponse(aiohttp.ClientResponse):
         return response
 
 
-def _open_session() -> aiohttp.ClientSession:
+def _open_session(user_agent: str | None = None) -> aiohttp.ClientSession:
     session = aiohttp.ClientSession(
+        # Sent unless a request's own headers name another (``request_headers``).
+        headers=None if user_agent is None else {"User-Agent": user_agent},
         connector=_TimedConnector(
             GuardedResolver(_current_policy, lookup=_TimedResolver()),
             force_close=True,
@@ -233,22 +236,26 @@ def _open_session() -> aiohttp.ClientSession:
 
 
 class SessionSlot:
-    """The runner's session and the loop it belongs to (kept apart so a finalizer can reach it)."""
+    """The runner's session and the loop it belongs to (kept apart so a finalizer can reach it),
+    and the User-Agent the session sends by default."""
 
-    __slots__ = ("loop", "session")
+    __slots__ = ("loop", "session", "user_agent")
 
     def __init__(self) -> None:
         self.session: aiohttp.ClientSession | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.user_agent: str | None = None
 
-    def get(self) -> aiohttp.ClientSession:
-        """The session of the running loop, opened on first use."""
+    def get(self, user_agent: str | None = None) -> aiohttp.ClientSession:
+        """The session of the running loop, opened on first use (sending ``user_agent`` by
+        default; a session already open keeps the one it was opened with)."""
         loop = asyncio.get_running_loop()
         if self.session is None or self.loop is not loop or self.session.closed:
             # First use, or the runner moved to another event loop (as in tests): a session
             # belongs to the loop it was opened on.
             self.forget()
-            self.session, self.loop = _open_session(), loop
+            self.session, self.loop = _open_session(user_agent), loop
+            self.user_agent = user_agent
         return self.session
 
     def forget(self) -> None:
@@ -256,9 +263,11 @@ class SessionSlot:
         if self.session is not None and not self.session.closed:
             self.session.detach()
         self.session = self.loop = None
+        self.user_agent = None
 
     async def close(self) -> None:
         session = self.session
         self.session = self.loop = None
+        self.user_agent = None
         if session is not None and not session.closed:
             await session.close()

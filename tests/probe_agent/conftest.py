@@ -25,6 +25,8 @@ class Received:
     headers: dict[str, str]
     body: bytes
     peer: tuple[str, int]
+    # Every User-Agent header the request carried (``headers`` keeps one per name).
+    user_agents: tuple[str, ...] = ()
 
 
 class Target:
@@ -63,6 +65,7 @@ class Target:
                 headers=dict(request.headers),
                 body=await request.read(),
                 peer=(peer[0], peer[1]) if peer else ("", 0),
+                user_agents=tuple(request.headers.getall("User-Agent", ())),
             )
         )
         return await handler(request)

@@ -7,6 +7,7 @@ import base64
 from datetime import UTC
 from typing import Any
 
+import msgspec
 import pytest
 
 from probe_agent import USER_AGENT
@@ -144,10 +145,27 @@ async def test_method_headers_and_body_reach_the_server(target: Target) -> None:
     assert sent.body == b'{"ping": true}'
 
 
+async def test_a_check_without_headers_sends_the_region_user_agent(target: Target) -> None:
+    # The session sends it by default (no header dict per request): it must still name the
+    # lease's region, for every lease a runner runs, whatever region it opened its session for.
+    http = HttpCheck(url=target.url("/echo"))
+    async with HttpRunner() as runner:
+        for region in ("test-region", "other-region", "test-region"):
+            lease = msgspec.structs.replace(make_lease(http), region=region)
+            assert (await runner.run(http, lease)).status == "up"
+            sent = target.received[-1]
+            assert sent.user_agents == (f"{USER_AGENT} (region={region})",)
+
+
+async def test_spec_headers_keep_the_region_user_agent_once(target: Target) -> None:
+    await check(target.url("/echo"), headers={"X-Probe": "vigil"})
+    assert target.received[-1].user_agents == (f"{USER_AGENT} (region=test-region)",)
+
+
 async def test_spec_user_agent_replaces_the_default(target: Target) -> None:
     await check(target.url("/echo"), headers={"user-agent": "custom/1.0"})
     sent = target.received[-1]
-    assert sent.headers["User-Agent"] == "custom/1.0"
+    assert sent.user_agents == ("custom/1.0",)
 
 
 async def test_basic_auth_reaches_the_server(target: Target) -> None:
