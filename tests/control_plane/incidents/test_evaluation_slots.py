@@ -174,16 +174,23 @@ def _fake_time() -> tuple[list[float], Callable[[float], Awaitable[None]]]:
     return now, sleep
 
 
-async def test_a_surge_evaluates_a_trickle_until_the_inflow_drops() -> None:
-    """500 targets asked for at once (over the surge's 100/s): passes of a quarter second of
-    its rate (10 targets at 40/s) while they count in the inflow (the last half second); then
-    the rest in one pass."""
-    now, sleep = _fake_time()
+def _recording() -> tuple[list[list[str]], Callable[[list[str]], Awaitable[int]]]:
+    """An evaluation that records each call's batch and evaluates all of it at once."""
     calls: list[list[str]] = []
 
     async def evaluate(batch: list[str]) -> int:
         calls.append(batch)
         return len(batch)
+
+    return calls, evaluate
+
+
+async def test_a_surge_evaluates_a_trickle_until_the_inflow_drops() -> None:
+    """500 targets asked for at once (over the surge's 100/s): passes of a quarter second of
+    its rate (10 targets at 40/s) while they count in the inflow (the last half second); then
+    the rest in one pass."""
+    now, sleep = _fake_time()
+    calls, evaluate = _recording()
 
     slots = EvaluationSlots(
         1,
@@ -201,11 +208,7 @@ async def test_a_surge_evaluates_a_trickle_until_the_inflow_drops() -> None:
 
 async def test_a_surge_defers_no_target_longer_than_its_max() -> None:
     now, sleep = _fake_time()
-    sizes: list[int] = []
-
-    async def evaluate(batch: list[str]) -> int:
-        sizes.append(len(batch))
-        return len(batch)
+    calls, evaluate = _recording()
 
     slots = EvaluationSlots(
         1,
@@ -216,7 +219,7 @@ async def test_a_surge_defers_no_target_longer_than_its_max() -> None:
     )
     assert await slots.run([f"t{i}" for i in range(500)], evaluate) == 500
     # At 0.25 s the oldest pending target has waited the max: the rest at once, surge or not.
-    assert sizes == [10, 490]
+    assert [len(c) for c in calls] == [10, 490]
 
 
 async def test_a_surge_rate_of_zero_defers_every_target_then_all_go_together() -> None:
@@ -251,22 +254,18 @@ async def test_a_surge_rate_of_zero_defers_every_target_then_all_go_together() -
 
 async def test_below_the_surge_inflow_nothing_is_deferred() -> None:
     now, sleep = _fake_time()
-    sizes: list[int] = []
-
-    async def evaluate(batch: list[str]) -> int:
-        sizes.append(len(batch))
-        return len(batch)
+    calls, evaluate = _recording()
 
     slots = EvaluationSlots(
         1, take=1000, clock=lambda: now[0], sleep=sleep, surge=SurgePolicy(inflow=1000, rate=40)
     )
     # 499 in the last half second: 998/s.
     assert await slots.run([f"t{i}" for i in range(499)], evaluate) == 499
-    assert sizes == [499] and now[0] == 0.0
+    assert [len(c) for c in calls] == [499] and now[0] == 0.0
     # Off (inflow 0, the class's default): no surge whatever the inflow.
     off = EvaluationSlots(1, take=1000, clock=lambda: now[0], sleep=sleep)
     assert await off.run([f"u{i}" for i in range(5000)], evaluate) == 5000
-    assert sizes[1:] == [1000] * 5
+    assert [len(c) for c in calls[1:]] == [1000] * 5
 
 
 async def test_jobs_that_come_during_a_surge_return_at_once_and_are_evaluated() -> None:
@@ -330,30 +329,22 @@ async def test_a_paced_backlog_goes_in_passes_of_a_quarter_second() -> None:
     """At 100/s a backlog of 60 is evaluated 25 at a time, each pass held its quarter second
     (not 60 at once and then a pause of 0.6 s)."""
     now, sleep = _fake_time()
-    sizes: list[int] = []
-
-    async def evaluate(batch: list[str]) -> int:
-        sizes.append(len(batch))
-        return len(batch)
+    calls, evaluate = _recording()
 
     slots = EvaluationSlots(1, take=1000, rate=100.0, clock=lambda: now[0], sleep=sleep)
     assert await slots.run([f"t{i}" for i in range(60)], evaluate) == 60
-    assert sizes == [25, 25, 10] and now[0] == pytest.approx(0.6)
+    assert [len(c) for c in calls] == [25, 25, 10] and now[0] == pytest.approx(0.6)
 
 
 async def test_the_sweeps_targets_do_not_make_a_surge() -> None:
     """The sweep asks for marks left behind (some just evaluated, read before their marks were
     cleared): 2,000 of them at once are evaluated at once, not deferred."""
     now, sleep = _fake_time()
-    sizes: list[int] = []
-
-    async def evaluate(batch: list[str]) -> int:
-        sizes.append(len(batch))
-        return len(batch)
+    calls, evaluate = _recording()
 
     slots = EvaluationSlots(
         1, take=5000, clock=lambda: now[0], sleep=sleep, surge=SurgePolicy(inflow=100)
     )
     ids = [f"t{i}" for i in range(2000)]
     assert await slots.run(ids, evaluate, inflow=False) == 2000
-    assert sizes == [2000] and not slots.surging()
+    assert [len(c) for c in calls] == [2000] and not slots.surging()
