@@ -51,7 +51,7 @@ def sample_on(conn: psycopg.Connection[Any]) -> dict[int, tuple[str, int]]:
 
 
 def between(a: dict[int, tuple[str, int]], b: dict[int, tuple[str, int]]) -> dict[str, float]:
-    """CPU seconds per ``who`` from sample ``a`` to ``b`` (and how many backends each had)."""
+    """CPU seconds per ``who`` from sample ``a`` to ``b``."""
     cpu: dict[str, float] = defaultdict(float)
     for pid, (who, ticks) in b.items():
         cpu[who] += (ticks - a[pid][1] if pid in a else ticks) / CLK_TCK
