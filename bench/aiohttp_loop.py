@@ -1,7 +1,7 @@
 """The ceiling of our stack: a bare asyncio/aiohttp loop doing the agent's checks, a fresh
 connection each, with nothing else (no leases, no results, no timings).
 
-    python -m bench.aiohttp_loop http|https|tcp|names TARGET CONCURRENCY SECONDS [NAMES]
+    python -m bench.aiohttp_loop [--rate R] http|https|tcp|names TARGET CONCURRENCY SECONDS [NAMES]
 
 TARGET is a URL (http, https) or host:port (tcp); for ``names`` (the slow-dns variant) a URL
 with ``{i}`` in its host, filled with 0 … NAMES-1 in turn, each request resolving its name
@@ -11,6 +11,12 @@ and the process's own CPU seconds over the measured window (after a short warm-u
 event loop it ran on. It runs as the agent does (issue 18: a ceiling that runs differently
 flatters or belittles the agent): the same event loop (uvloop where installed) and the same GC
 settings (``gc.freeze()`` and the larger first generation).
+
+``--rate R`` offers at most R checks per second (0, the default: flat out). The agent runs at
+the rate the control plane feeds it, a fraction of what the bare loop does flat out, and a
+process's CPU per check moves with its rate (fewer checks per event-loop wake-up, the kernel's
+connect costs at another connection rate), so the scenario also runs the loop at the agent's
+own rate: per core against that is the like-for-like figure.
 """
 
 from __future__ import annotations
@@ -59,8 +65,25 @@ def url_for(target: str, names: int, n: int) -> str:
     return target.format(i=n % names) if names else target
 
 
+class Pacer:
+    """Starts at most ``rate`` checks per second, evenly spaced from ``start`` (0: no pacing)."""
+
+    def __init__(self, rate: float, start: float) -> None:
+        self.rate = rate
+        self.start = start
+        self.issued = 0
+
+    def delay(self, now: float) -> float:
+        """How long the next check waits before it starts (its slot taken)."""
+        if self.rate <= 0:
+            return 0.0
+        at = self.start + self.issued / self.rate
+        self.issued += 1
+        return max(0.0, at - now)
+
+
 async def main(
-    kind: str, target: str, concurrency: int, seconds: float, names: int = 0
+    kind: str, target: str, concurrency: int, seconds: float, names: int = 0, rate: float = 0.0
 ) -> dict[str, float | str]:
     tls: ssl.SSLContext | bool = False
     if kind == "https":
@@ -77,11 +100,17 @@ async def main(
     measure_from = start + WARMUP_S
     stop_at = measure_from + seconds
     marks: dict[str, float] = {}
+    pacer = Pacer(rate, start)
 
     async with aiohttp.ClientSession(connector=connector) as session:
 
         async def worker() -> None:
             while (now := time.monotonic()) < stop_at:
+                wait = pacer.delay(now)
+                if wait:
+                    await asyncio.sleep(wait)
+                    if (now := time.monotonic()) >= stop_at:
+                        break
                 if now >= measure_from and "cpu0" not in marks:
                     marks["cpu0"], marks["t0"] = time.process_time(), now
                 try:
@@ -104,12 +133,17 @@ async def main(
         "failed": counts["failed"],
         "seconds": round(t1 - marks["t0"], 3),
         "cpu_s": round(cpu1 - marks["cpu0"], 3),
+        "rate": rate,
     }
 
 
 if __name__ == "__main__":
-    kind_arg, target_arg, conc_arg, secs_arg = sys.argv[1:5]
-    names_arg = int(sys.argv[5]) if len(sys.argv) > 5 else 0
+    argv = sys.argv[1:]
+    rate_arg = 0.0
+    if argv[:1] == ["--rate"]:
+        rate_arg, argv = float(argv[1]), argv[2:]
+    kind_arg, target_arg, conc_arg, secs_arg = argv[:4]
+    names_arg = int(argv[4]) if len(argv) > 4 else 0
     tune_gc()
-    out = run_loop(main(kind_arg, target_arg, int(conc_arg), float(secs_arg), names_arg))
+    out = run_loop(main(kind_arg, target_arg, int(conc_arg), float(secs_arg), names_arg, rate_arg))
     print(json.dumps(out))

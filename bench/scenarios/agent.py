@@ -152,8 +152,9 @@ async def _agent_run(
 
 
 async def _aiohttp_run(
-    variant: str, nginx: Nginx, cfg: BenchConfig, slowdns: SlowDns | None
+    variant: str, nginx: Nginx, cfg: BenchConfig, slowdns: SlowDns | None, rate: float = 0.0
 ) -> dict[str, float]:
+    """The bare loop flat out, or (``rate``) offered the agent's own checks per second."""
     kind, target, names = aiohttp_args(variant, nginx, slowdns, cfg.agent_targets)
     wrap = slowdns.wrap() if variant == SLOW_DNS and slowdns is not None else []
     proc = await asyncio.create_subprocess_exec(
@@ -161,6 +162,7 @@ async def _aiohttp_run(
         sys.executable,
         "-m",
         "bench.aiohttp_loop",
+        *(["--rate", f"{rate:.0f}"] if rate > 0 else []),
         kind,
         target,
         str(cfg.concurrency),
@@ -261,7 +263,8 @@ async def run(
         print(f"bench: {msg}", flush=True)
         out.notes.append(msg)
     runs: dict[str, dict[str, list[dict[str, float]]]] = {
-        v: {"agent": [], "aiohttp": [], "blackbox": []} for v in cfg.agent_variants
+        v: {"agent": [], "aiohttp": [], "aiohttp_at_rate": [], "blackbox": []}
+        for v in cfg.agent_variants
     }
     peer_runs: dict[str, dict[str, list[dict[str, float]]]] = {
         v: {bb.label: [] for bb in peers_of(v, blackboxes)} for v in cfg.agent_variants
@@ -272,6 +275,10 @@ async def run(
             r = runs[variant]
             r["agent"].append(await _agent_run(vigil, variant, tokens[variant], cfg, slowdns))
             r["aiohttp"].append(await _aiohttp_run(variant, nginx, cfg, slowdns))
+            agent_rate = r["agent"][-1]["checks_per_s"]
+            r["aiohttp_at_rate"].append(
+                await _aiohttp_run(variant, nginx, cfg, slowdns, rate=agent_rate)
+            )
             this_round: dict[str, dict[str, float]] = {}
             for bb in peers_of(variant, blackboxes):
                 this_round[bb.label] = await _blackbox_run(variant, nginx, bb, cfg)
@@ -329,6 +336,7 @@ def _col(rows: list[dict[str, float]], key: str) -> list[float]:
 
 def _figures(out: Outcome, v: str, r: dict[str, list[dict[str, float]]], cfg: BenchConfig) -> None:
     agent, ceiling, peer = r["agent"], r["aiohttp"], r["blackbox"]
+    at_rate = r.get("aiohttp_at_rate", [])
     offered = cfg.agent_targets / INTERVAL
     out.add(
         f"{v}: agent checks/s (offered ≥ {offered:.0f}/s)", _col(agent, "checks_per_s"), "checks/s"
@@ -375,6 +383,31 @@ def _figures(out: Outcome, v: str, r: dict[str, list[dict[str, float]]], cfg: Be
         target=f"≥ {ceiling_goal}x" if ceiling_goal else None,
         meets=(lambda x: x >= ceiling_goal) if ceiling_goal else None,
     )
+    # The same ceiling offered the agent's own rate (``aiohttp_loop --rate``): a process's CPU
+    # per check moves with its rate, so flat out against fed-by-the-control-plane can flatter
+    # either side; this is the like-for-like figure, held to the same goal.
+    if at_rate:
+        out.add(
+            f"{v}: aiohttp loop at the agent's rate, checks/s",
+            _col(at_rate, "checks_per_s"),
+            "checks/s",
+        )
+        out.add(
+            f"{v}: aiohttp loop at the agent's rate, checks per CPU-second",
+            _col(at_rate, "per_cpu_s"),
+            "checks/cpu-s",
+        )
+        out.add(
+            f"{v}: agent / aiohttp per core at the agent's rate",
+            [
+                a["per_cpu_s"] / c["per_cpu_s"]
+                for a, c in zip(agent, at_rate, strict=True)
+                if c["per_cpu_s"]
+            ],
+            "x",
+            target=f"≥ {ceiling_goal}x" if ceiling_goal else None,
+            meets=(lambda x: x >= ceiling_goal) if ceiling_goal else None,
+        )
     peer_goal = PEER_GOALS.get(v)
     if peer:
         out.add(
@@ -384,7 +417,7 @@ def _figures(out: Outcome, v: str, r: dict[str, list[dict[str, float]]], cfg: Be
             target=f"≥ {peer_goal}x" if peer_goal else None,
             meets=(lambda x: x >= peer_goal) if peer_goal else None,
         )
-    failures = sum(a["not_up"] for a in agent) + sum(c["not_up"] for c in ceiling)
+    failures = sum(a["not_up"] for a in agent) + sum(c["not_up"] for c in ceiling + at_rate)
     failures += sum(p["not_up"] for p in peer)
     if failures:
         out.notes.append(f"{v}: {failures:.0f} checks did not come back up/2xx over all runs")

@@ -43,3 +43,20 @@ async def test_a_refused_connect_raises() -> None:
     sock.close()
     with pytest.raises(ConnectionRefusedError):
         await aiohttp_loop._tcp_check("127.0.0.1", port)
+
+
+def test_the_pacer_spaces_checks_evenly_from_the_start() -> None:
+    pacer = aiohttp_loop.Pacer(100.0, start=10.0)
+    # Slots at 10.00, 10.01, 10.02 …: asked at 10.0, each waits for its own.
+    assert [round(pacer.delay(10.0), 6) for _ in range(3)] == [0.0, 0.01, 0.02]
+    # Asked late, its slot is past: it starts at once (the slots are fixed, as an agent's are).
+    assert pacer.delay(11.0) == 0.0
+    assert aiohttp_loop.Pacer(0.0, start=0.0).delay(5.0) == 0.0
+
+
+async def test_at_a_rate_the_loop_offers_that_rate_not_more(listener: int) -> None:
+    """The like-for-like ceiling of the agent scenario: offered 200/s with 50 workers, the loop
+    completes about 200 checks a second, where flat out it does many times that."""
+    out = await aiohttp_loop.main("tcp", f"127.0.0.1:{listener}", 50, 1.0, rate=200.0)
+    assert out["rate"] == 200.0 and out["failed"] == 0
+    assert 150 <= int(out["done"]) / float(out["seconds"]) <= 260
