@@ -14,9 +14,9 @@ settings (``gc.freeze()`` and the larger first generation).
 
 ``--rate R`` offers at most R checks per second (0, the default: flat out). The agent runs at
 the rate the control plane feeds it, a fraction of what the bare loop does flat out, and a
-process's CPU per check moves with its rate (fewer checks per event-loop wake-up, the kernel's
-connect costs at another connection rate), so the scenario also runs the loop at the agent's
-own rate: per core against that is the like-for-like figure.
+process's CPU per check moves with its rate (measured: TCP connects at 13.8k per CPU-second flat
+out and 25k at 3,400/s; HTTP the other way, 7.5k and 6.3k), so the scenario also runs the loop
+at the agent's own rate: per core against that is the like-for-like figure.
 """
 
 from __future__ import annotations
