@@ -285,7 +285,7 @@ async def test_every_write_path_keeps_the_list_item_its_single_read(
 async def test_list_items_of_every_kind_and_stored_form_are_their_single_reads(
     owner: Persona, db_url: str
 ) -> None:
-    """The list's items (one JSON object per row, joined and decoded by the API) equal the
+    """The list's items (built by the list statement, decoded by the API) equal the
     single reads for the rows the common http target does not exercise: a heartbeat target (its
     endpoint filled in), a spec stored by older code (fields it did not know read as their
     defaults, a secret header it kept in the clear read as ``***``), a paused target and one
