@@ -34,7 +34,7 @@ def _stat(pid: int) -> list[str] | None:
     return raw.rpartition(")")[2].split()
 
 
-def _children_map() -> dict[int, list[int]]:
+def children_map() -> dict[int, list[int]]:
     kids: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -55,7 +55,7 @@ def _tree(pid: int, kids: Mapping[int, list[int]]) -> list[int]:
 
 def tree_cpu_s(pid: int, kids: Mapping[int, list[int]] | None = None) -> float:
     """CPU seconds used so far by ``pid`` and its descendants (reaped ones included)."""
-    kids = _children_map() if kids is None else kids
+    kids = children_map() if kids is None else kids
     ticks = 0
     for p in _tree(pid, kids):
         fields = _stat(p)
@@ -83,14 +83,14 @@ def _pss_kib(pid: int) -> int:
 
 
 def tree_mem_mib(pid: int, kids: Mapping[int, list[int]] | None = None) -> float:
-    kids = _children_map() if kids is None else kids
+    kids = children_map() if kids is None else kids
     return sum(_pss_kib(p) for p in _tree(pid, kids)) / 1024
 
 
 def tree_private_mib(pid: int, kids: Mapping[int, list[int]] | None = None) -> tuple[float, float]:
     """(PSS without shared memory, shared-memory PSS) of a process tree, MiB. PostgreSQL's
     shared buffers are the second: a cache it fills as pages are touched, not memory per target."""
-    kids = _children_map() if kids is None else kids
+    kids = children_map() if kids is None else kids
     private = shmem = 0
     for p in _tree(pid, kids):
         fields = _smaps(p)
@@ -112,7 +112,7 @@ class Sample:
 
 
 def sample(pids: Mapping[str, int]) -> Sample:
-    kids = _children_map()
+    kids = children_map()
     split = {name: tree_private_mib(pid, kids) for name, pid in pids.items()}
     return Sample(
         at=time.monotonic(),

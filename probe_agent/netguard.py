@@ -33,6 +33,7 @@ from aiohttp.resolver import DefaultResolver
 from aiohttp.tracing import Trace
 
 from probe_agent import dnscache
+from probe_agent.millis import to_ms
 from shared.netguard import blocked_range, ip_literal
 from shared.protocol import Lease
 
@@ -148,8 +149,7 @@ async def resolve_stream(
         return [(socket.AF_INET, (text, port))], None
     started = time.perf_counter()
     found = await dnscache.resolve(host, port)
-    # As ``checks.base.to_ms`` (which this module cannot import: checks import it).
-    dns_ms = round(max(0.0, time.perf_counter() - started) * 1_000_000) / 1000
+    dns_ms = to_ms(max(0.0, time.perf_counter() - started))
     addresses: list[Address] = [
         (family, (ip, port, 0, 0) if family == socket.AF_INET6 else (ip, port))
         for family, ip in found

@@ -35,7 +35,7 @@ from bench import latency_probe, pgcpu, statements, waits
 from bench.config import BenchConfig
 from bench.peers import Nginx
 from bench.proc import (
-    _children_map,
+    children_map,
     cores_busy,
     cpu_between,
     machine_ticks,
@@ -148,7 +148,7 @@ class CpuTicker:
         self._task: asyncio.Task[None] | None = None
 
     def _read(self, conn: psycopg.Connection[Any]) -> tuple[dict[str, float], dict[int, Any]]:
-        kids = _children_map()
+        kids = children_map()
         out = {name: tree_cpu_s(pid, kids) for name, pid in self.pids.items()}
         out["bench"] = own_cpu_s()
         out["psi"] = _psi_s()

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
+from probe_agent.millis import to_ms
 from probe_agent.netguard import Policy, SsrfBlocked
 from shared.codes import PROBE_ERROR, SSRF_BLOCKED
 from shared.protocol import AgentStatus, CheckResult, Lease, Timings
@@ -49,14 +50,6 @@ def is_refused(err: OSError) -> bool:
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def to_ms(seconds: float) -> float:
-    """``seconds`` in milliseconds, to the microsecond: ``round(seconds * 1000, 3)`` but for a
-    tie rounded the other way. ``round`` to a number of digits goes through a decimal string
-    (about 2,000 instructions, and a check rounds six timings); rounding the microseconds to an
-    integer does not."""
-    return round(seconds * 1_000_000) / 1000
 
 
 def ms_between(start: float | None, end: float | None) -> float | None:

@@ -23,8 +23,8 @@ from aiohttp.client_reqrep import ClientRequest
 from aiohttp.connector import Connection
 from aiohttp.tracing import Trace
 
-from probe_agent.checks.base import to_ms
 from probe_agent.dnscache import CachedResolver
+from probe_agent.millis import to_ms
 from probe_agent.netguard import SECURE_DEFAULT, GuardedConnector, GuardedResolver, Policy
 from shared.protocol import Timings
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import random
 
-from probe_agent.checks.base import ms_between, to_ms
+from probe_agent.checks.base import ms_between
+from probe_agent.millis import to_ms
 
 
 def test_to_ms_is_milliseconds_to_the_microsecond() -> None:
